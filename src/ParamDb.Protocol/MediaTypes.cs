@@ -1,0 +1,36 @@
+namespace ParamDb.Protocol;
+
+/// <summary>Media types, encodings and header names of the v1 HTTP contract (DESIGN.md §4–§6).</summary>
+public static class MediaTypes
+{
+    /// <summary>The binary KV block of §4.</summary>
+    public const string KvBlock = "application/x-paramdb-kv";
+
+    /// <summary>JSON bodies.</summary>
+    public const string Json = "application/json";
+
+    /// <summary>RFC 7807 problem details.</summary>
+    public const string Problem = "application/problem+json";
+
+    /// <summary>The <c>Content-Encoding</c> / <c>Accept-Encoding</c> token for the LZ4 frame format.</summary>
+    public const string Lz4Encoding = "lz4";
+}
+
+/// <summary>ParamDb's own HTTP headers.</summary>
+public static class ParamDbHeaders
+{
+    /// <summary>The registered worker id a push or pull is made for.</summary>
+    public const string Worker = "ParamDb-Worker";
+
+    /// <summary>The worker's clock.</summary>
+    public const string Clock = "ParamDb-Clock";
+
+    /// <summary><c>eventual</c> | <c>sequential</c> | <c>bounded:τ</c>.</summary>
+    public const string Consistency = "ParamDb-Consistency";
+
+    /// <summary>How long a pull may wait for clocks, in milliseconds.</summary>
+    public const string TimeoutMs = "ParamDb-Timeout-Ms";
+
+    /// <summary>On a pull reply: the minimum clock of the ranges read.</summary>
+    public const string ClockMin = "ParamDb-Clock-Min";
+}

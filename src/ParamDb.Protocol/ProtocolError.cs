@@ -1,0 +1,65 @@
+namespace ParamDb.Protocol;
+
+/// <summary>
+/// A rejected request: the HTTP status, the stable machine-readable <see cref="Code"/> from
+/// <see cref="ProblemCodes"/>, and a <see cref="Detail"/> a person can act on.
+/// </summary>
+/// <param name="Status">HTTP status (400, 404, 409, 413, 415…).</param>
+/// <param name="Code">Stable code, e.g. <c>unsorted_keys</c>.</param>
+/// <param name="Detail">What was wrong, with the offending values.</param>
+public readonly record struct ProtocolError(int Status, string Code, string Detail)
+{
+    /// <summary>True for the default value, which carries no error.</summary>
+    public bool IsNone => Code is null;
+}
+
+/// <summary>The stable problem codes clients switch on. Codes are only ever added, never renamed.</summary>
+public static class ProblemCodes
+{
+    /// <summary>404: no table of that name.</summary>
+    public const string TableNotFound = "table_not_found";
+    /// <summary>409: a table of that name exists with another schema.</summary>
+    public const string TableExists = "table_exists";
+    /// <summary>400: the table name is not <c>[A-Za-z0-9_.-]{1,128}</c>.</summary>
+    public const string InvalidTableName = "invalid_table_name";
+    /// <summary>400: the schema is not valid (dim, initializer, updater).</summary>
+    public const string InvalidSchema = "invalid_schema";
+    /// <summary>400: the block's or JSON's row width is not the table's dim.</summary>
+    public const string DimMismatch = "dim_mismatch";
+    /// <summary>400: keys are not strictly ascending.</summary>
+    public const string UnsortedKeys = "unsorted_keys";
+    /// <summary>400: the same key appears twice.</summary>
+    public const string DuplicateKeys = "duplicate_keys";
+    /// <summary>400: a key is at or above the table's <c>maxKey</c>, or a range overflows 2^64.</summary>
+    public const string KeyOutOfRange = "key_out_of_range";
+    /// <summary>400: the block does not start with "PDB1".</summary>
+    public const string BadMagic = "bad_magic";
+    /// <summary>400: a block version this server does not speak.</summary>
+    public const string UnsupportedVersion = "unsupported_version";
+    /// <summary>400: unknown flag bits, a non-zero reserved field, or VALUES where none belong (or missing).</summary>
+    public const string BadFlags = "bad_flags";
+    /// <summary>400: the body is shorter than the header says.</summary>
+    public const string Truncated = "truncated";
+    /// <summary>400: the body is longer than the header says.</summary>
+    public const string LengthMismatch = "length_mismatch";
+    /// <summary>413: more rows than the configured key limit, or a count whose size overflows.</summary>
+    public const string TooManyKeys = "too_many_keys";
+    /// <summary>400: a malformed JSON body or stream frame.</summary>
+    public const string BadFrame = "bad_frame";
+    /// <summary>413: the body, or its decompressed size, exceeds the configured limit.</summary>
+    public const string BodyTooLarge = "body_too_large";
+    /// <summary>400: the body claims LZ4 but is not a valid LZ4 frame.</summary>
+    public const string BadCompression = "bad_compression";
+    /// <summary>415: a media type or content encoding the server does not accept.</summary>
+    public const string UnsupportedMediaType = "unsupported_media_type";
+    /// <summary>406: an <c>Accept</c> the server cannot produce.</summary>
+    public const string NotAcceptable = "not_acceptable";
+    /// <summary>400: a header carries a value that does not parse.</summary>
+    public const string BadHeader = "bad_header";
+    /// <summary>408: a consistent pull waited past its timeout.</summary>
+    public const string ClockWaitTimeout = "clock_wait_timeout";
+    /// <summary>503: the server is starting or stopping.</summary>
+    public const string Unavailable = "unavailable";
+    /// <summary>500: a fault inside the server; the detail says what.</summary>
+    public const string Internal = "internal_error";
+}
