@@ -1,0 +1,31 @@
+using Microsoft.Extensions.Logging;
+
+namespace ParamDb.Storage;
+
+/// <summary>Every log line of the storage layer, source-generated so a disabled level costs one check.</summary>
+internal static partial class LogMessages
+{
+    [LoggerMessage(1, LogLevel.Information, "Opened store in {DataDirectory}: {Tables} tables, {Rows} rows, log memory {MemoryMiB} MiB, recovered from {Token} in {ElapsedMs} ms")]
+    public static partial void StoreOpened(this ILogger logger, string dataDirectory, int tables, long rows, long memoryMiB, Guid? token, long elapsedMs);
+
+    [LoggerMessage(2, LogLevel.Warning, "Could not recover checkpoint {Token}; trying the previous one")]
+    public static partial void RecoveryFailed(this ILogger logger, Guid token, Exception exception);
+
+    [LoggerMessage(3, LogLevel.Information, "Checkpoint {Token} completed in {ElapsedMs} ms")]
+    public static partial void CheckpointCompleted(this ILogger logger, Guid token, long elapsedMs);
+
+    [LoggerMessage(4, LogLevel.Information, "Deleted {Count} old checkpoints (only the newest kept: {AfterCompaction})")]
+    public static partial void CheckpointsPurged(this ILogger logger, int count, bool afterCompaction);
+
+    [LoggerMessage(5, LogLevel.Information, "Compacted the log from {BeforeMiB} MiB to {AfterMiB} MiB ({LiveMiB} MiB live) in {ElapsedMs} ms")]
+    public static partial void Compacted(this ILogger logger, long beforeMiB, long afterMiB, long liveMiB, long elapsedMs);
+
+    [LoggerMessage(6, LogLevel.Information, "Created table {Name} (id {Id}, dim {Dim})")]
+    public static partial void TableCreated(this ILogger logger, string name, uint id, int dim);
+
+    [LoggerMessage(7, LogLevel.Information, "Deleted table {Name} (id {Id}); its rows go at the next compaction")]
+    public static partial void TableDeleted(this ILogger logger, string name, uint id);
+
+    [LoggerMessage(8, LogLevel.Information, "{Rows} recovered rows belong to deleted tables; compaction will drop them")]
+    public static partial void OrphanRows(this ILogger logger, long rows);
+}

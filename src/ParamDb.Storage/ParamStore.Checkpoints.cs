@@ -1,0 +1,94 @@
+using System.Diagnostics;
+using FASTER.core;
+
+namespace ParamDb.Storage;
+
+/// <summary>Checkpoints: consistent, recoverable images of every table and the catalog.</summary>
+public sealed partial class ParamStore
+{
+    /// <summary>Serializes checkpoints and compactions: both move the log's begin address.</summary>
+    private readonly SemaphoreSlim maintenance = new(1, 1);
+
+    /// <summary>Set by a compaction, cleared by the checkpoint after it (see <see cref="PurgeCheckpoints"/>).</summary>
+    private bool compactedSinceCheckpoint;
+
+    private long lastCheckpointTicks;   // UTC ticks; 0 = none. A long so readers need no lock.
+
+    /// <summary>
+    /// Checkpoints known to be whole, newest first: the one recovered on <see cref="Open"/> and those taken since.
+    /// Purging keeps the first of these, so a broken newer checkpoint that recovery skipped is the first to go.
+    /// </summary>
+    private readonly List<Guid> wholeCheckpoints = [];
+
+    /// <summary>
+    /// When the newest checkpoint became durable: taken by this process, or the one recovered on <see cref="Open"/>.
+    /// Null when there is none.
+    /// </summary>
+    public DateTimeOffset? LastCheckpoint
+    {
+        get
+        {
+            long ticks = Interlocked.Read(ref lastCheckpointTicks);
+            return ticks == 0 ? null : new DateTimeOffset(ticks, TimeSpan.Zero);
+        }
+    }
+
+    /// <summary>
+    /// Compacts the log if the rule in <see cref="CompactLog"/> says so, then takes a full snapshot checkpoint
+    /// (index and log) of every table and the catalog, and deletes old checkpoints. Pushes and pulls keep flowing:
+    /// FASTER splits operations into the versions before and after the checkpoint (CPR), and only the former are
+    /// in it.
+    /// </summary>
+    /// <param name="cancellationToken">Stops waiting; the checkpoint itself still completes in the background.</param>
+    /// <remarks>
+    /// <see cref="CheckpointType.Snapshot"/> writes the in-memory part of the log to a separate file. FoldOver would
+    /// make every later update of those records copy them to the tail first (6× slower, log doubles; DESIGN.md §10).
+    /// </remarks>
+    public async Task<CheckpointResult> CheckpointAsync(CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
+        await maintenance.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            // A checkpoint whose caller gave up waiting may still be running; FASTER runs one at a time.
+            await store.CompleteCheckpointAsync(cancellationToken).ConfigureAwait(false);
+            CompactIfWorthIt(force: false);   // synchronous, on this thread: see CompactLog for the rule
+            (bool started, Guid token) = await store.TakeFullCheckpointAsync(CheckpointType.Snapshot, cancellationToken).ConfigureAwait(false);
+            if (!started) throw new InvalidOperationException("FASTER did not start the checkpoint: another state machine (checkpoint or index resize) is running.");
+            DateTimeOffset completedAt = DateTimeOffset.UtcNow;
+            SetLastCheckpoint(completedAt.UtcDateTime);
+            PurgeCheckpoints(token, onlyNewest: compactedSinceCheckpoint);
+            compactedSinceCheckpoint = false;
+            logger.CheckpointCompleted(token, clock.ElapsedMilliseconds);
+            return new CheckpointResult(token, clock.Elapsed, completedAt);
+        }
+        finally
+        {
+            maintenance.Release();
+        }
+    }
+
+    /// <summary>
+    /// Keeps the newest <see cref="StoreOptions.CheckpointsToKeep"/> checkpoints; after a compaction only the
+    /// newest. Why: a checkpoint truncates the log files below its begin address, and a compaction since the
+    /// previous checkpoint moved that address past records the older checkpoints still need.
+    /// </summary>
+    private void PurgeCheckpoints(Guid newest, bool onlyNewest)
+    {
+        int keep = onlyNewest ? 1 : options.CheckpointsToKeep;
+        wholeCheckpoints.Insert(0, newest);
+        wholeCheckpoints.RemoveRange(Math.Min(keep, wholeCheckpoints.Count), Math.Max(0, wholeCheckpoints.Count - keep));
+        var kept = new HashSet<Guid>(wholeCheckpoints);
+        int purged = 0;
+        foreach (Guid token in checkpointManager.GetLogCheckpointTokens().Concat(checkpointManager.GetIndexCheckpointTokens()).Distinct().ToList())
+        {
+            if (kept.Contains(token)) continue;
+            checkpointManager.Purge(token);   // deletes the token's log and index checkpoint folders
+            purged++;
+        }
+        if (purged > 0) logger.CheckpointsPurged(purged, onlyNewest);
+    }
+
+    private void SetLastCheckpoint(DateTime utc) => Interlocked.Exchange(ref lastCheckpointTicks, utc.Ticks);
+}

@@ -1,0 +1,81 @@
+using System.Diagnostics;
+using FASTER.core;
+
+namespace ParamDb.Storage;
+
+/// <summary>Log compaction: keeps the disk log within about twice the live data.</summary>
+public sealed partial class ParamStore
+{
+    /// <summary>Garbage below which compaction is not worth a pass: 8 MiB, four log pages.</summary>
+    private const long MinGarbageBytes = 8L << 20;
+
+    /// <summary>Log addresses and the live bytes the compaction rule compares them with.</summary>
+    public LogStats GetLogStats()
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
+        Catalog current = catalog;
+        long live = current.Serialize().Length + 64L;   // the catalog record, with its header
+        foreach (TableHandle table in current.Sorted) live += table.Rows * table.Layout.RecordBytes;
+        return new LogStats(store.Log.BeginAddress, store.Log.HeadAddress, store.Log.TailAddress, live);
+    }
+
+    /// <summary>
+    /// Compacts the log when it is worth it, or always with <paramref name="force"/>. Runs on its own from every
+    /// <see cref="CheckpointAsync"/> (the host checkpoints every 60 s), so a host needs no other loop.
+    /// </summary>
+    /// <remarks>
+    /// <para>Rule: compact when garbage (log bytes − live bytes) exceeds both the live bytes (the log is over 2× the
+    /// live data) and 8 MiB. Garbage comes from updates of rows no longer in the mutable 90 % of memory: each copies
+    /// its row to the tail and leaves the old copy behind; rows of deleted tables are garbage too.</para>
+    /// <para>It compacts everything below the mutable region (<c>SafeReadOnlyAddress</c>): live rows there are
+    /// copied to the tail, rows of deleted tables are dropped, and the begin address moves up. The files below it
+    /// are deleted by the next checkpoint. <see cref="CompactionType.Lookup"/>, not Scan: Scan first copies every
+    /// live record of the range into a temporary in-memory store, which for a table larger than the memory budget
+    /// would need the whole table in RAM; Lookup checks each record against the index instead.</para>
+    /// </remarks>
+    /// <returns>Whether a compaction ran.</returns>
+    public bool CompactLog(bool force = false)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
+        maintenance.Wait();
+        try
+        {
+            return CompactIfWorthIt(force);
+        }
+        finally
+        {
+            maintenance.Release();
+        }
+    }
+
+    /// <summary>The compaction itself; the caller holds <see cref="maintenance"/>.</summary>
+    private bool CompactIfWorthIt(bool force)
+    {
+        LogStats before = GetLogStats();
+        long garbage = before.LogBytes - before.LiveBytes;
+        if (!force && (garbage <= before.LiveBytes || garbage <= MinGarbageBytes)) return false;
+        long until = store.Log.SafeReadOnlyAddress;
+        if (until <= before.BeginAddress) return false;
+
+        var clock = Stopwatch.StartNew();
+        RowSession session = sessions.Rent();
+        try
+        {
+            session.Compact(until, CompactionType.Lookup, new DeletedTableFilter(catalog));
+        }
+        finally
+        {
+            sessions.Return(session);
+        }
+        compactedSinceCheckpoint = true;
+        LogStats after = GetLogStats();
+        logger.Compacted(before.LogBytes >> 20, after.LogBytes >> 20, after.LiveBytes >> 20, clock.ElapsedMilliseconds);
+        return true;
+    }
+
+    /// <summary>Tells compaction which records to drop: rows whose table id is not in the catalog.</summary>
+    private readonly struct DeletedTableFilter(Catalog catalog) : ICompactionFunctions<RowKey, SpanByte>
+    {
+        public bool IsDeleted(ref RowKey key, ref SpanByte value) => !catalog.IsLive(key.Table);
+    }
+}

@@ -1,0 +1,74 @@
+using FASTER.core;
+
+namespace ParamDb.Storage;
+
+/// <summary>Rebuilding the catalog and the row counts from a recovered log.</summary>
+public sealed partial class ParamStore
+{
+    /// <summary>
+    /// One pass over the live records of the recovered log: the catalog record gives the tables, the others are
+    /// counted per table id.
+    /// </summary>
+    /// <remarks>
+    /// Why recount instead of persisting counts: a checkpoint contains exactly the operations of FASTER versions up
+    /// to v, while pushes of version v+1 keep running during it, so an in-memory counter read at any moment
+    /// matches no checkpoint. A recount of the recovered records is exact by construction. It reads the log once,
+    /// sequentially: the log is at most ~2× the live data (see <see cref="CompactLog"/>), e.g. ~0.6 GB and well
+    /// under a second from page cache for 1 M rows of dim 64.
+    /// </remarks>
+    private void LoadRecoveredState()
+    {
+        var scan = new RecoveryScan(new Dictionary<uint, long>());
+        RowSession session = sessions.Rent();
+        try
+        {
+            session.Iterate(ref scan);
+        }
+        finally
+        {
+            sessions.Return(session);
+        }
+
+        Catalog recovered = scan.CatalogRecord is { } bytes ? Catalog.Deserialize(bytes) : Catalog.Empty;
+        // A push may land in the checkpoint while the create of its table did not (CPR orders each session,
+        // not sessions against each other): never hand out an id that rows already use.
+        uint maxSeen = 0;
+        long orphans = 0;
+        foreach ((uint id, long rows) in scan.RowsByTable)
+        {
+            maxSeen = Math.Max(maxSeen, id);
+            if (recovered.TryGet(id, out TableHandle? table)) table!.SetRows(rows);
+            else orphans += rows;
+        }
+        catalog = recovered.WithNextId(maxSeen + 1);
+        if (orphans > 0) logger.OrphanRows(orphans);
+    }
+
+    /// <summary>Push iterator over the distinct live records (FASTER skips older versions and tombstones).</summary>
+    private struct RecoveryScan(Dictionary<uint, long> rowsByTable) : IScanIteratorFunctions<RowKey, SpanByte>
+    {
+        public Dictionary<uint, long> RowsByTable { get; } = rowsByTable;
+
+        public byte[]? CatalogRecord { get; private set; }
+
+        public readonly bool OnStart(long beginAddress, long endAddress) => true;
+
+        public bool SingleReader(ref RowKey key, ref SpanByte value, RecordMetadata recordMetadata, long numberOfRecords)
+        {
+            if (key.Table == 0) CatalogRecord = value.ToByteArray();
+            else RowsByTable[key.Table] = RowsByTable.GetValueOrDefault(key.Table) + 1;
+            return true;
+        }
+
+        public bool ConcurrentReader(ref RowKey key, ref SpanByte value, RecordMetadata recordMetadata, long numberOfRecords) =>
+            SingleReader(ref key, ref value, recordMetadata, numberOfRecords);
+
+        public readonly void OnStop(bool completed, long numberOfRecords)
+        {
+        }
+
+        public readonly void OnException(Exception exception, long numberOfRecords)
+        {
+        }
+    }
+}

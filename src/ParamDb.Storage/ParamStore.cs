@@ -1,0 +1,159 @@
+using System.Diagnostics;
+using System.Numerics;
+using FASTER.core;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace ParamDb.Storage;
+
+/// <summary>
+/// The parameter store of one node: every table's rows in one FASTER <c>FasterKV</c>, keyed by
+/// (table id, uint64 key), valued by the row and its optimizer state (DESIGN.md §7).
+/// </summary>
+/// <remarks>
+/// <para>Batch calls (<see cref="Push"/>, <see cref="Pull"/>…) are thread-safe: each rents a FASTER session for
+/// the whole batch. Table changes serialize on a lock; checkpoints and compactions on a semaphore.</para>
+/// <para>Split by concern: tables in ParamStore.Tables.cs, push/pull in ParamStore.Rows.cs, checkpoints in
+/// ParamStore.Checkpoints.cs, compaction in ParamStore.Compaction.cs, recovery in ParamStore.Recovery.cs.</para>
+/// </remarks>
+public sealed partial class ParamStore : IDisposable
+{
+    /// <summary>Log page, in bits: 2 MiB holds the largest row (dim 65,536 with adam: 768 KiB + 4 B); a record never spans pages.</summary>
+    private const int PageSizeBits = 21;
+
+    /// <summary>Log file (segment), in bits: 128 MiB, the unit in which the disk log is truncated behind a checkpoint.</summary>
+    private const int SegmentSizeBits = 27;
+
+    /// <summary>Smallest log memory, in bits: 8 MiB = 4 pages, so the mutable 90 % still spans 3 pages.</summary>
+    private const int MinMemorySizeBits = 23;
+
+    private readonly StoreOptions options;
+    private readonly ILogger logger;
+    private readonly IDevice logDevice;
+    private readonly DeviceLogCommitCheckpointManager checkpointManager;
+    private readonly FasterKV<RowKey, SpanByte> store;
+    private readonly SessionPool sessions;
+    private int disposed;
+
+    private ParamStore(StoreOptions options, ILogger logger, IDevice logDevice, DeviceLogCommitCheckpointManager checkpointManager, FasterKV<RowKey, SpanByte> store)
+    {
+        this.options = options;
+        this.logger = logger;
+        this.logDevice = logDevice;
+        this.checkpointManager = checkpointManager;
+        this.store = store;
+        sessions = new SessionPool(store);
+    }
+
+    /// <summary>
+    /// Opens the store in <see cref="StoreOptions.DataDirectory"/>: recovers the newest checkpoint that can be
+    /// recovered (falling back to older ones), or starts empty when there is none.
+    /// </summary>
+    /// <param name="options">Where and how to keep the data.</param>
+    /// <param name="logger">Receives start-up, checkpoint and compaction events.</param>
+    /// <exception cref="InvalidDataException">Checkpoints exist but none can be recovered: the store refuses to start empty over them.</exception>
+    public static ParamStore Open(StoreOptions options, ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentException.ThrowIfNullOrWhiteSpace(options.DataDirectory);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MemoryBytes, 1L << MinMemorySizeBits);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.CheckpointsToKeep, 1);
+        logger ??= NullLogger.Instance;
+        var clock = Stopwatch.StartNew();
+
+        string root = Path.GetFullPath(options.DataDirectory);
+        string logDirectory = Path.Combine(root, "log");
+        string checkpointDirectory = Path.Combine(root, "checkpoints");
+        Directory.CreateDirectory(checkpointDirectory);
+        var checkpointManager = new DeviceLogCommitCheckpointManager(
+            new LocalStorageNamedDeviceFactory(), new DefaultCheckpointNamingScheme(checkpointDirectory), removeOutdated: false);
+        List<Guid> tokens = checkpointManager.GetLogCheckpointTokens().ToList();   // newest first
+        if (tokens.Count == 0 && Directory.Exists(logDirectory))
+            Directory.Delete(logDirectory, recursive: true);   // a log no checkpoint describes cannot be recovered
+        Directory.CreateDirectory(logDirectory);
+        IDevice logDevice = Devices.CreateLogDevice(Path.Combine(logDirectory, "hlog.log"), recoverDevice: true);
+
+        FasterKV<RowKey, SpanByte>? store = null;
+        Guid? recovered = null;
+        foreach (Guid token in tokens)
+        {
+            store = CreateKv(options, logDevice, checkpointManager);
+            try
+            {
+                store.Recover(token);
+                recovered = token;
+                break;
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // Whatever a torn or half-deleted checkpoint makes FASTER throw, the previous checkpoint may still be whole.
+                logger.RecoveryFailed(token, e);
+                store.Dispose();
+                store = null;
+            }
+        }
+        if (store is null)
+        {
+            if (tokens.Count > 0)
+            {
+                logDevice.Dispose();
+                checkpointManager.Dispose();
+                throw new InvalidDataException($"None of the {tokens.Count} checkpoints in {checkpointDirectory} could be recovered; refusing to start empty over them.");
+            }
+            store = CreateKv(options, logDevice, checkpointManager);
+        }
+
+        var paramStore = new ParamStore(options, logger, logDevice, checkpointManager, store);
+        if (recovered is { } recoveredToken)
+        {
+            paramStore.LoadRecoveredState();
+            paramStore.wholeCheckpoints.Add(recoveredToken);
+            paramStore.SetLastCheckpoint(Directory.GetLastWriteTimeUtc(Path.Combine(checkpointDirectory, "cpr-checkpoints", recoveredToken.ToString())));
+        }
+        long rows = 0;
+        foreach (TableHandle table in paramStore.catalog.Sorted) rows += table.Rows;
+        logger.StoreOpened(root, paramStore.catalog.Sorted.Count, rows, (1L << MemorySizeBits(options)) >> 20, recovered, clock.ElapsedMilliseconds);
+        return paramStore;
+    }
+
+    /// <summary>Log memory in bits: <see cref="StoreOptions.MemoryBytes"/> rounded down to a power of two.</summary>
+    private static int MemorySizeBits(StoreOptions options) => Math.Max(MinMemorySizeBits, BitOperations.Log2((ulong)options.MemoryBytes));
+
+    private static FasterKV<RowKey, SpanByte> CreateKv(StoreOptions options, IDevice logDevice, ICheckpointManager checkpointManager)
+    {
+        int memoryBits = MemorySizeBits(options);
+        // Hash index: one 64-byte bucket (7 entries) per KiB of log memory, i.e. 1/16 of the budget on top of it.
+        // A KiB holds ~3.5 rows of dim 64 (288 B each), so buckets stay about half full while rows fit in memory;
+        // beyond that FASTER chains overflow buckets. 1 GiB → 1 Mi buckets (64 MiB); never below 16 Ki buckets.
+        long indexBuckets = 1L << Math.Max(14, memoryBits - 10);
+        return new FasterKV<RowKey, SpanByte>(
+            indexBuckets,
+            new LogSettings
+            {
+                LogDevice = logDevice,
+                PageSizeBits = PageSizeBits,
+                MemorySizeBits = memoryBits,
+                SegmentSizeBits = SegmentSizeBits,
+                MutableFraction = 0.9,   // the newest 90 % of memory is updated in place; older pages are copied to the tail on update
+            },
+            new CheckpointSettings { CheckpointManager = checkpointManager },
+            comparer: RowKeyComparer.Instance,
+            // LockTable: FASTER latches the key's hash bucket around every in-place update (exclusive) and read
+            // (shared), so N threads adding to one row never lose an update and a pull never sees a torn row.
+            concurrencyControlMode: ConcurrencyControlMode.LockTable);
+    }
+
+    /// <summary>
+    /// Closes FASTER and the log files. Does not checkpoint: the host calls <see cref="CheckpointAsync"/> first
+    /// on a clean shutdown. No call may be in progress.
+    /// </summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref disposed, 1) != 0) return;
+        sessions.Dispose();
+        store.Dispose();
+        logDevice.Dispose();
+        checkpointManager.Dispose();
+        maintenance.Dispose();
+    }
+}

@@ -1,0 +1,63 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using FASTER.core;
+
+namespace ParamDb.Storage;
+
+/// <summary>Push = RMW: new rows start at the initializer's value, then every row gets the updater.</summary>
+internal readonly partial struct RowFunctions
+{
+    public bool NeedInitialUpdate(ref RowKey key, ref RowInput input, ref RowOutput output, ref RMWInfo rmwInfo) => true;
+
+    /// <summary>A key with no record: w = init(k), optimizer state initial, then apply g.</summary>
+    public unsafe bool InitialUpdater(ref RowKey key, ref RowInput input, ref SpanByte value, ref RowOutput output, ref RMWInfo rmwInfo)
+    {
+        TableHandle table = input.Table;
+        Span<byte> payload = value.AsSpan();
+        Debug.Assert(payload.Length == table.Layout.PayloadBytes, "RowLength sizes every record of a table alike.");
+        table.Initializer.Fill(key.Key, MemoryMarshal.Cast<byte, float>(payload).Slice(0, table.Dim));
+        table.Updater.InitState(payload, table.Dim);
+        table.Updater.Apply(payload, new ReadOnlySpan<float>(input.Values, table.Dim));
+        return true;
+    }
+
+    /// <summary>Called once per key after its first record is in the log (not on CAS retries): the row count.</summary>
+    public void PostInitialUpdater(ref RowKey key, ref RowInput input, ref SpanByte value, ref RowOutput output, ref RMWInfo rmwInfo) =>
+        input.Table.CountNewRow();
+
+    /// <summary>The hot path: the record is in the mutable part of memory.</summary>
+    public unsafe bool InPlaceUpdater(ref RowKey key, ref RowInput input, ref SpanByte value, ref RowOutput output, ref RMWInfo rmwInfo)
+    {
+        input.Table.Updater.Apply(value.AsSpan(), new ReadOnlySpan<float>(input.Values, input.Table.Dim));
+        return true;
+    }
+
+    public bool NeedCopyUpdate(ref RowKey key, ref RowInput input, ref SpanByte oldValue, ref RowOutput output, ref RMWInfo rmwInfo) => true;
+
+    /// <summary>The record is read-only (older memory, or read from disk): copy it to the tail, then update.</summary>
+    public unsafe bool CopyUpdater(ref RowKey key, ref RowInput input, ref SpanByte oldValue, ref SpanByte newValue, ref RowOutput output, ref RMWInfo rmwInfo)
+    {
+        Span<byte> payload = newValue.AsSpan();
+        oldValue.AsReadOnlySpan().CopyTo(payload);
+        input.Table.Updater.Apply(payload, new ReadOnlySpan<float>(input.Values, input.Table.Dim));
+        return true;
+    }
+
+    public void PostCopyUpdater(ref RowKey key, ref RowInput input, ref SpanByte oldValue, ref SpanByte newValue, ref RowOutput output, ref RMWInfo rmwInfo)
+    {
+    }
+
+    public void DisposeCopyUpdater(ref RowKey key, ref RowInput input, ref SpanByte oldValue, ref SpanByte newValue, ref RowOutput output, ref RMWInfo rmwInfo)
+    {
+    }
+
+    public void DisposeInitialUpdater(ref RowKey key, ref RowInput input, ref SpanByte value, ref RowOutput output, ref RMWInfo rmwInfo)
+    {
+    }
+
+    /// <summary>A pending RMW finished inside <c>CompletePending</c>; the update itself already ran.</summary>
+    public void RMWCompletionCallback(ref RowKey key, ref RowInput input, ref RowOutput output, Empty ctx, Status status, RecordMetadata recordMetadata)
+    {
+        if (status.IsFaulted) throw new IOException($"Push of row {key} failed reading the on-disk log.");
+    }
+}

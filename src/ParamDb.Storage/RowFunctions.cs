@@ -1,0 +1,59 @@
+using FASTER.core;
+
+namespace ParamDb.Storage;
+
+/// <summary>
+/// Per-operation input of the FASTER callbacks. For pending operations FASTER copies this struct to the heap, so
+/// <see cref="Values"/> must stay pinned until <c>CompletePending(wait: true)</c> returns.
+/// </summary>
+internal unsafe struct RowInput
+{
+    /// <summary>The table the row belongs to: dim, layout, initializer, updater, row counter.</summary>
+    public TableHandle Table;
+
+    /// <summary>Push: the pushed row g, <c>Table.Dim</c> floats, pinned. Pull: unused.</summary>
+    public float* Values;
+
+    public RowInput(TableHandle table) => Table = table;
+}
+
+/// <summary>Per-operation output: where a pull writes the row's <c>dim</c> floats (pinned by the caller).</summary>
+internal unsafe struct RowOutput
+{
+    public float* Destination;
+}
+
+/// <summary>
+/// Value lengths for RMW. Without it FASTER sizes a new record from <see cref="SpanByteVarLenStruct"/>, and
+/// <c>InitialUpdater</c> receives a 0-byte value (DESIGN.md §10). Rows of a table never change size, so both
+/// lengths are the header plus <see cref="RowLayout.PayloadBytes"/>.
+/// </summary>
+internal sealed class RowLength : IVariableLengthStruct<SpanByte, RowInput>
+{
+    public static readonly RowLength Instance = new();
+
+    public int GetInitialLength(ref RowInput input) => sizeof(int) + input.Table.Layout.PayloadBytes;
+
+    public int GetLength(ref SpanByte t, ref RowInput input) => sizeof(int) + input.Table.Layout.PayloadBytes;
+}
+
+/// <summary>
+/// The FASTER callbacks for rows, a struct passed generically so calls are not virtual. Split by operation:
+/// RMW (push) in RowFunctions.Rmw.cs, Read (pull) in RowFunctions.Read.cs, Upsert/Delete (catalog record,
+/// compaction copies) in RowFunctions.Write.cs.
+/// </summary>
+/// <remarks>
+/// Concurrency: the store runs with <see cref="ConcurrencyControlMode.LockTable"/>, so FASTER holds an exclusive
+/// transient lock on the key's hash bucket around <c>InPlaceUpdater</c> and a shared one around
+/// <c>ConcurrentReader</c>: concurrent pushes to one row never lose an update and a pull never sees half a row.
+/// </remarks>
+internal readonly partial struct RowFunctions : IFunctions<RowKey, SpanByte, RowInput, RowOutput, Empty>
+{
+    public void CheckpointCompletionCallback(int sessionID, string sessionName, CommitPoint commitPoint)
+    {
+    }
+
+    public void DisposeDeserializedFromDisk(ref RowKey key, ref SpanByte value)
+    {
+    }
+}

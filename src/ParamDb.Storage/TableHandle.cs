@@ -1,0 +1,50 @@
+using ParamDb.Protocol;
+
+namespace ParamDb.Storage;
+
+/// <summary>
+/// One live table: its name, id and schema, plus the compiled initializer, updater and row layout the hot paths
+/// use. Handles are immutable; a deleted and re-created table gets a new handle with a new <see cref="Id"/>.
+/// </summary>
+public sealed class TableHandle
+{
+    private long rows;
+
+    internal TableHandle(string name, uint id, TableSchema schema)
+    {
+        Name = name;
+        Id = id;
+        Schema = schema;
+        Dim = schema.Dim;
+        Initializer = RowInitializer.From(schema.Init ?? new InitializerSpec());
+        Updater = RowUpdater.From(schema.Updater ?? new UpdaterSpec());
+        Layout = Updater.LayoutFor(schema.Dim);
+    }
+
+    /// <summary>Table name, <c>[A-Za-z0-9_.-]{1,128}</c>.</summary>
+    public string Name { get; }
+
+    /// <summary>Store-wide table id (≥ 1), never reused after a delete.</summary>
+    public uint Id { get; }
+
+    /// <summary>The normalized schema the table was created with.</summary>
+    public TableSchema Schema { get; }
+
+    /// <summary>Floats per row.</summary>
+    public int Dim { get; }
+
+    // Fields, not properties: the RMW callbacks call into these per row, and a struct property returns a copy.
+    internal readonly RowInitializer Initializer;
+    internal readonly RowUpdater Updater;
+    internal readonly RowLayout Layout;
+
+    /// <summary>Distinct stored rows, counted when FASTER inserts a new record for a key (PostInitialUpdater).</summary>
+    internal long Rows => Volatile.Read(ref rows);
+
+    internal void CountNewRow() => Interlocked.Increment(ref rows);
+
+    internal void SetRows(long count) => Volatile.Write(ref rows, count);
+
+    /// <inheritdoc/>
+    public override string ToString() => $"{Name} (id {Id}, dim {Dim})";
+}
