@@ -60,6 +60,12 @@ public static class ProblemCodes
     public const string ClockWaitTimeout = "clock_wait_timeout";
     /// <summary>503: the server is starting or stopping.</summary>
     public const string Unavailable = "unavailable";
+    /// <summary>404: no such route or resource.</summary>
+    public const string NotFound = "not_found";
+    /// <summary>405: the route exists but not for that method.</summary>
+    public const string MethodNotAllowed = "method_not_allowed";
+    /// <summary>400: a request the server could not read, for a reason no other code names.</summary>
+    public const string BadRequest = "bad_request";
     /// <summary>500: a fault inside the server; the detail says what.</summary>
     public const string Internal = "internal_error";
 }

@@ -1,0 +1,45 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using ParamDb.Protocol;
+
+namespace ParamDb.Server.Http;
+
+/// <summary>Builds RFC 7807 replies that carry ParamDb's stable <c>code</c>.</summary>
+public static class Problems
+{
+    /// <summary>A problem reply for <paramref name="error"/>.</summary>
+    public static ProblemHttpResult From(ProtocolError error) =>
+        TypedResults.Problem(detail: error.Detail, statusCode: error.Status, title: TitleOf(error.Code),
+            extensions: new Dictionary<string, object?> { ["code"] = error.Code });
+
+    /// <summary>A problem reply with the given status, code and detail.</summary>
+    public static ProblemHttpResult Of(int status, string code, string detail) => From(new ProtocolError(status, code, detail));
+
+    /// <summary>404 <c>table_not_found</c>.</summary>
+    public static ProblemHttpResult TableNotFound(string name) =>
+        Of(404, ProblemCodes.TableNotFound, $"There is no table named '{name}'. Create it with PUT /v1/tables/{name}.");
+
+    /// <summary>400 <c>invalid_table_name</c>.</summary>
+    public static ProblemHttpResult InvalidName(string name) =>
+        Of(400, ProblemCodes.InvalidTableName, $"'{name}' is not a valid table name: use 1 to {TableNames.MaxLength} characters of A-Z a-z 0-9 _ . -");
+
+    /// <summary>503 <c>unavailable</c>, for a request that arrives while the store is closed.</summary>
+    public static ProblemHttpResult Unavailable() =>
+        Of(503, ProblemCodes.Unavailable, "The store is not open: the node is starting or stopping. Retry shortly.");
+
+    /// <summary>The code for a status that reached the generic problem writer without one.</summary>
+    public static string CodeForStatus(int status) => status switch
+    {
+        404 => ProblemCodes.NotFound,
+        405 => ProblemCodes.MethodNotAllowed,
+        413 => ProblemCodes.BodyTooLarge,
+        415 => ProblemCodes.UnsupportedMediaType,
+        503 => ProblemCodes.Unavailable,
+        >= 500 => ProblemCodes.Internal,
+        _ => ProblemCodes.BadRequest,
+    };
+
+    private static string TitleOf(string code) => code.Replace('_', ' ') switch
+    {
+        var t => char.ToUpperInvariant(t[0]) + t[1..],
+    };
+}

@@ -1,0 +1,27 @@
+using Microsoft.OpenApi;
+using ParamDb.Protocol;
+using Swashbuckle.AspNetCore.SwaggerGen;
+
+namespace ParamDb.Server.OpenApi;
+
+/// <summary>
+/// Describes KV block bodies as what they are, binary (<c>type: string, format: binary</c>), instead of
+/// the JSON schema of <see cref="KvJson"/> that <c>Accepts/Produces</c> attach to every media type.
+/// </summary>
+public sealed class KvBlockBodyFilter : IOperationFilter
+{
+    /// <inheritdoc />
+    public void Apply(OpenApiOperation operation, OperationFilterContext context)
+    {
+        if (operation.RequestBody?.Content is { } request) MakeBinary(request);
+        if (operation.Responses is null) return;
+        foreach (var response in operation.Responses.Values)
+            if (response.Content is { } content) MakeBinary(content);
+    }
+
+    private static void MakeBinary(IDictionary<string, IOpenApiMediaType> content)
+    {
+        if (content.TryGetValue(MediaTypes.KvBlock, out var media) && media is OpenApiMediaType concrete)
+            concrete.Schema = new OpenApiSchema { Type = JsonSchemaType.String, Format = "binary", Description = "A KV block (DESIGN.md §4): 24-byte header \"PDB1\", keys, float32 values." };
+    }
+}

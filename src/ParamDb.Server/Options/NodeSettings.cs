@@ -1,0 +1,55 @@
+namespace ParamDb.Server.Options;
+
+/// <summary>
+/// <see cref="ServerOptions"/> checked and converted to typed values once at start-up, so a bad option
+/// stops the process with a message instead of failing on the first request.
+/// </summary>
+public sealed record NodeSettings
+{
+    /// <summary>Absolute data directory.</summary>
+    public required string DataDirectory { get; init; }
+    /// <summary>HTTP/1.1 endpoint.</summary>
+    public required ListenAddress Http1 { get; init; }
+    /// <summary>HTTP/2 cleartext endpoint.</summary>
+    public required ListenAddress Http2 { get; init; }
+    /// <summary>Hybrid-log memory budget, in bytes.</summary>
+    public required long MemoryBytes { get; init; }
+    /// <summary>Periodic checkpoint interval; zero when off.</summary>
+    public required TimeSpan CheckpointInterval { get; init; }
+    /// <summary>Largest request body before and after decompression, in bytes.</summary>
+    public required long MaxBodyBytes { get; init; }
+    /// <summary>Most rows per request.</summary>
+    public required int MaxKeys { get; init; }
+    /// <summary>Checkpoints kept on disk.</summary>
+    public required int CheckpointsToKeep { get; init; }
+
+    /// <summary>Converts <paramref name="o"/>, throwing <see cref="OptionsException"/> naming the bad option.</summary>
+    public static NodeSettings From(ServerOptions o)
+    {
+        if (string.IsNullOrWhiteSpace(o.Data)) throw new OptionsException("--data must name a directory.");
+        if (!ListenAddress.TryParse(o.Listen, out var http1, out var e1)) throw new OptionsException($"--listen: {e1}");
+        if (!ListenAddress.TryParse(o.ListenH2, out var http2, out var e2)) throw new OptionsException($"--listen-h2: {e2}");
+        if (!Units.TryParseSize(o.Memory, out long memory) || memory < (16L << 20))
+            throw new OptionsException($"--memory: '{o.Memory}' is not a size of at least 16m (e.g. 64m, 4g).");
+        if (!Units.TryParseDuration(o.CheckpointInterval, out var interval))
+            throw new OptionsException($"--checkpoint-interval: '{o.CheckpointInterval}' is not a duration (e.g. 60s, 5m, 0 for off).");
+        if (!Units.TryParseSize(o.MaxBodySize, out long maxBody) || maxBody < 1024 || maxBody > int.MaxValue)
+            throw new OptionsException($"--max-body-size: '{o.MaxBodySize}' must be a size from 1k to 2g (one body is held in one buffer).");
+        if (o.MaxKeys < 1) throw new OptionsException($"--max-keys must be at least 1; got {o.MaxKeys}.");
+        if (o.CheckpointsToKeep < 1) throw new OptionsException($"--checkpoints-to-keep must be at least 1; got {o.CheckpointsToKeep}.");
+        return new NodeSettings
+        {
+            DataDirectory = Path.GetFullPath(o.Data),
+            Http1 = http1,
+            Http2 = http2,
+            MemoryBytes = memory,
+            CheckpointInterval = interval,
+            MaxBodyBytes = maxBody,
+            MaxKeys = o.MaxKeys,
+            CheckpointsToKeep = o.CheckpointsToKeep,
+        };
+    }
+}
+
+/// <summary>An option that cannot be used; the message names it and says what is expected.</summary>
+public sealed class OptionsException(string message) : Exception(message);

@@ -1,0 +1,37 @@
+namespace ParamDb.Server.Options;
+
+/// <summary>
+/// Node options, bound from the configuration section <c>ParamDb</c>: command-line switches
+/// (<c>--data</c>, <c>--listen</c>…, see <see cref="CommandLine"/>), environment variables
+/// (<c>ParamDb__Data=/data</c>) or appsettings.json. Defaults live here.
+/// </summary>
+public sealed class ServerOptions
+{
+    /// <summary>Configuration section name.</summary>
+    public const string Section = "ParamDb";
+
+    /// <summary>Data directory: the FASTER log and checkpoints.</summary>
+    public string Data { get; set; } = "./paramdb-data";
+
+    /// <summary>HTTP/1.1 endpoint (REST, Swagger UI, browsers), HOST:PORT.</summary>
+    public string Listen { get; set; } = "127.0.0.1:7420";
+
+    /// <summary>HTTP/2 cleartext endpoint (prior knowledge): the stream and REST for h2 clients, HOST:PORT.
+    /// Kestrel cannot serve HTTP/1.1 and h2c on one cleartext port (dotnet/aspnetcore#56984), hence two.</summary>
+    public string ListenH2 { get; set; } = "127.0.0.1:7421";
+
+    /// <summary>Memory budget of the hybrid log, e.g. <c>64m</c>, <c>4g</c>; rows beyond it spill to disk.</summary>
+    public string Memory { get; set; } = "1g";
+
+    /// <summary>Time between periodic checkpoints, e.g. <c>60s</c>, <c>5m</c>; <c>0</c> turns them off.</summary>
+    public string CheckpointInterval { get; set; } = "60s";
+
+    /// <summary>Largest request body, before and after decompression, e.g. <c>256m</c>.</summary>
+    public string MaxBodySize { get; set; } = "256m";
+
+    /// <summary>Most rows in one request.</summary>
+    public int MaxKeys { get; set; } = 16 * 1024 * 1024;
+
+    /// <summary>Checkpoints kept on disk; older ones are deleted.</summary>
+    public int CheckpointsToKeep { get; set; } = 2;
+}

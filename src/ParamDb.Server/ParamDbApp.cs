@@ -1,0 +1,93 @@
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using ParamDb.Protocol;
+using ParamDb.Server.Endpoints;
+using ParamDb.Server.Hosting;
+using ParamDb.Server.Http;
+using ParamDb.Server.OpenApi;
+using ParamDb.Server.Options;
+
+namespace ParamDb.Server;
+
+/// <summary>Builds the ParamDb web application; the table of contents of the server.</summary>
+public static partial class ParamDbApp
+{
+    /// <summary>Builds (but does not start) a node from command-line <paramref name="args"/>.</summary>
+    /// <exception cref="OptionsException">An option is unusable; the message names it.</exception>
+    public static WebApplication Build(string[] args)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            Args = args,
+            ApplicationName = typeof(ParamDbApp).Assembly.GetName().Name,
+            // appsettings.json ships beside the binary; the working directory only anchors a relative --data.
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+        builder.Configuration.AddCommandLine(args, new Dictionary<string, string>(CommandLine.SwitchMappings));
+
+        var options = builder.Configuration.GetSection(ServerOptions.Section).Get<ServerOptions>() ?? new ServerOptions();
+        var settings = NodeSettings.From(options);
+        var endpoints = new ListenEndpoints();
+
+        builder.Services.AddSingleton(settings);
+        builder.Services.AddSingleton(endpoints);
+        builder.Services.AddSingleton<StoreHost>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<StoreHost>());
+        builder.Services.AddHostedService<CheckpointLoop>();
+        builder.Services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.TypeInfoResolverChain.Insert(0, ProtocolJson.Default);
+            o.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull;
+        });
+        builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = context =>
+        {
+            // Every problem carries a stable code, including the ones ASP.NET writes itself (404 route, 405, 500).
+            context.ProblemDetails.Extensions.TryAdd("code", Problems.CodeForStatus(context.ProblemDetails.Status ?? context.HttpContext.Response.StatusCode));
+        });
+        builder.Services.AddParamDbOpenApi();
+
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = settings.MaxBodyBytes;
+            // Bulk pushes and pulls are MiB-sized: windows of 64 KiB (the HTTP/2 default) would stall the
+            // sender every 64 KiB for a round trip. 16 MiB per connection, 8 MiB per stream.
+            kestrel.Limits.Http2.InitialConnectionWindowSize = 16 * 1024 * 1024;
+            kestrel.Limits.Http2.InitialStreamWindowSize = 8 * 1024 * 1024;
+            kestrel.Limits.Http2.MaxFrameSize = 1024 * 1024;
+            endpoints.Http1 = Listen(kestrel, settings.Http1, HttpProtocols.Http1);
+            endpoints.Http2 = Listen(kestrel, settings.Http2, HttpProtocols.Http2);
+        });
+
+        var app = builder.Build();
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.UseParamDbOpenApi();
+        app.MapTables();
+        app.MapData();
+        app.MapAdmin();
+
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ParamDb");
+        app.Lifetime.ApplicationStarted.Register(() =>
+            Log.Listening(logger, AdminEndpoints.Version, endpoints.Http1Url, endpoints.Http2Url, settings.DataDirectory));
+        return app;
+    }
+
+    private static ListenOptions Listen(KestrelServerOptions kestrel, ListenAddress address, HttpProtocols protocols)
+    {
+        ListenOptions? captured = null;
+        void Configure(ListenOptions o)
+        {
+            o.Protocols = protocols;
+            captured = o;
+        }
+        if (address.Address is null) kestrel.ListenLocalhost(address.Port, Configure);
+        else kestrel.Listen(address.Address, address.Port, Configure);
+        return captured!;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(20, LogLevel.Information, "ParamDb {Version} listening on {Http1} (HTTP/1.1: REST, Swagger UI at /swagger) and {Http2} (HTTP/2 cleartext); data in {Directory}")]
+        public static partial void Listening(ILogger logger, string version, string? http1, string? http2, string directory);
+    }
+}
