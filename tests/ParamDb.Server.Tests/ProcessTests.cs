@@ -1,0 +1,108 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text.RegularExpressions;
+using ParamDb.Testing;
+
+namespace ParamDb.Server.Tests;
+
+/// <summary>The real <c>paramdb</c> executable as a child process: command line, signals, restart.</summary>
+public sealed partial class ProcessTests
+{
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int kill(int pid, int signal);
+
+    private const int SIGTERM = 15;
+
+    private static ProcessStartInfo Paramdb(params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "paramdb.dll"));
+        foreach (var a in args) info.ArgumentList.Add(a);
+        info.Environment["DOTNET_NOLOGO"] = "1";
+        return info;
+    }
+
+    [Fact]
+    public async Task HelpListsTheOptionsAndExitsZero()
+    {
+        using var p = Process.Start(Paramdb("--help"))!;
+        var output = await p.StandardOutput.ReadToEndAsync();
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(0, p.ExitCode);
+        foreach (var option in new[] { "--data", "--listen", "--listen-h2", "--memory", "--checkpoint-interval" })
+            Assert.Contains(option, output);
+    }
+
+    [Fact]
+    public async Task ABadOptionExitsTwoNamingIt()
+    {
+        using var p = Process.Start(Paramdb("--memory", "lots", "--data", RunningServer.NewTempDirectory()))!;
+        var error = await p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(2, p.ExitCode);
+        Assert.Contains("--memory", error);
+    }
+
+    [Fact]
+    public async Task SigtermTakesACheckpointSoARestartKeepsThePushes()
+    {
+        var data = RunningServer.NewTempDirectory();
+        try
+        {
+            using (var node = await NodeProcess.StartAsync(data))
+            {
+                using var http = new HttpClient { BaseAddress = node.Http1 };
+                await Wire.CreateTableAsync(http, "w", """{"dim":2}""");
+                for (int i = 0; i < 5; i++) await Wire.PushAsync(http, "w", [10, 20], [1f, 2f, 3f, 4f], 2);
+                Assert.Equal(0, kill(node.Process.Id, SIGTERM));
+                await node.Process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+                Assert.Equal(0, node.Process.ExitCode);
+            }
+            using (var node = await NodeProcess.StartAsync(data))
+            {
+                using var http = new HttpClient { BaseAddress = node.Http1 };
+                Assert.Equal((float[])[5f, 10f, 15f, 20f], await Wire.PullAsync(http, "w", [10, 20]));
+            }
+        }
+        finally
+        {
+            if (Directory.Exists(data)) Directory.Delete(data, recursive: true);
+        }
+    }
+
+    /// <summary>A node process on OS-chosen ports; its address is read from the log line it prints.</summary>
+    private sealed partial class NodeProcess : IDisposable
+    {
+        public required Process Process { get; init; }
+        public required Uri Http1 { get; init; }
+
+        public static async Task<NodeProcess> StartAsync(string data)
+        {
+            var p = Process.Start(Paramdb("--data", data, "--listen", "127.0.0.1:0", "--listen-h2", "127.0.0.1:0", "--memory", "64m"))!;
+            using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            while (await p.StandardOutput.ReadLineAsync(deadline.Token) is { } line)
+            {
+                var match = ListeningLine().Match(line);
+                if (match.Success)
+                {
+                    // Keep draining stdout so the child never blocks on a full pipe.
+                    _ = p.StandardOutput.BaseStream.CopyToAsync(Stream.Null);
+                    _ = p.StandardError.BaseStream.CopyToAsync(Stream.Null);
+                    return new NodeProcess { Process = p, Http1 = new Uri(match.Groups[1].Value) };
+                }
+            }
+            p.Kill();
+            throw new InvalidOperationException("paramdb exited before it said where it listens: " + await p.StandardError.ReadToEndAsync());
+        }
+
+        [GeneratedRegex(@"listening on (http://\S+) \(HTTP/1\.1")]
+        private static partial Regex ListeningLine();
+
+        public void Dispose()
+        {
+            if (!Process.HasExited) Process.Kill(entireProcessTree: true);
+            Process.WaitForExit();
+            Process.Dispose();
+        }
+    }
+}

@@ -1,0 +1,27 @@
+using ParamDb.Testing;
+
+namespace ParamDb.Server.Tests;
+
+/// <summary>One real node shared by the tests of a class; each test uses its own table names.</summary>
+public sealed class ServerFixture : IAsyncLifetime
+{
+    public RunningServer Server { get; private set; } = null!;
+    public HttpClient Http { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        Server = await RunningServer.StartAsync();
+        Http = Server.CreateClient();
+    }
+
+    public async Task DisposeAsync()
+    {
+        Http.Dispose();
+        await Server.DisposeAsync();
+    }
+
+    private static int _next;
+
+    /// <summary>A table name unique within the test run.</summary>
+    public static string NewTable(string prefix = "t") => $"{prefix}-{Interlocked.Increment(ref _next)}";
+}
