@@ -1,0 +1,221 @@
+using System.Buffers;
+using System.Globalization;
+using K4os.Compression.LZ4;
+using K4os.Compression.LZ4.Streams;
+using ParamDb.Client.Internal;
+using ParamDb.Protocol;
+
+namespace ParamDb.Client;
+
+// Push and pull: a batch is parallel arrays, as in ps-lite's KVWorker. Keys are strictly ascending u64;
+// values are row-major, keys.Length × dim floats, so row i is values[i*dim .. (i+1)*dim).
+public sealed partial class ParamDbClient
+{
+    // The fast level only: it passes incompressible floats at ~17 GB/s, where HC would stall the push path.
+    // (K4os 1.3.8 cannot write the frame's optional content size, so the frame does not carry it.)
+    private static readonly LZ4EncoderSettings Lz4Settings = new() { CompressionLevel = LZ4Level.L00_FAST };
+
+    /// <summary>
+    /// Pushes one row per key; the table's updater folds each into the stored row (<c>add</c>: w += g).
+    /// The request body is the KV block, built in a pooled buffer.
+    /// </summary>
+    /// <param name="table">Table name.</param>
+    /// <param name="keys">Strictly ascending keys.</param>
+    /// <param name="values">keys.Length × dim floats, row-major; dim is values.Length / keys.Length and must be the table's.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>Rows received and rows applied.</returns>
+    /// <exception cref="ArgumentException">Keys not strictly ascending, or values not a whole number of rows.</exception>
+    /// <exception cref="ParamDbException"><c>table_not_found</c>, <c>dim_mismatch</c>, <c>key_out_of_range</c>…</exception>
+    public async Task<PushResult> PushAsync(string table, ReadOnlyMemory<ulong> keys, ReadOnlyMemory<float> values, CancellationToken cancellationToken = default)
+    {
+        string path = DataPath(table, "push");
+        CheckAscending(keys.Span);
+        int dim = RowWidth(keys.Length, values.Length, nameof(values));
+        int size = BlockSize(range: false, keys.Length, dim, values: true);
+        byte[] raw = ArrayPool<byte>.Shared.Rent(size);
+        KvBlockWriter.Write(raw.AsSpan(0, size), keys.Span, values.Span, dim, withValues: true);
+        return await PushCoreAsync(path, raw, size, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Pushes the dense range of rows <paramref name="first"/> … first + values.Length / dim - 1.</summary>
+    /// <param name="table">Table name.</param>
+    /// <param name="first">Key of the first row.</param>
+    /// <param name="values">A whole number of rows of <paramref name="dim"/> floats, row-major.</param>
+    /// <param name="dim">Floats per row, the table's dim.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <exception cref="ArgumentException">Values not a whole number of rows, or the range runs past 2^64 - 1.</exception>
+    /// <exception cref="ParamDbException"><c>table_not_found</c>, <c>dim_mismatch</c>, <c>key_out_of_range</c>…</exception>
+    public async Task<PushResult> PushRangeAsync(string table, ulong first, ReadOnlyMemory<float> values, int dim, CancellationToken cancellationToken = default)
+    {
+        string path = DataPath(table, "push");
+        ArgumentOutOfRangeException.ThrowIfLessThan(dim, 1);
+        if (values.Length % dim != 0)
+            throw new ArgumentException($"{values.Length} values are not a whole number of rows of {dim}.", nameof(values));
+        int count = values.Length / dim;
+        CheckRange(first, count);
+        int size = BlockSize(range: true, count, dim, values: true);
+        byte[] raw = ArrayPool<byte>.Shared.Rent(size);
+        KvBlockWriter.WriteRange(raw.AsSpan(0, size), first, count, values.Span, dim, withValues: true);
+        return await PushCoreAsync(path, raw, size, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Pulls the rows of <paramref name="keys"/> into <paramref name="destination"/>, in place: the reply's
+    /// values are read from the connection straight into it. Missing rows read as the table's initial value.
+    /// </summary>
+    /// <param name="table">Table name.</param>
+    /// <param name="keys">Strictly ascending keys.</param>
+    /// <param name="destination">keys.Length × dim floats; dim is destination.Length / keys.Length and must be the table's.
+    /// The caller owns it; after a failed call its contents are unspecified.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <exception cref="ArgumentException">Keys not strictly ascending, or the destination not a whole number of rows.</exception>
+    /// <exception cref="ParamDbException"><c>table_not_found</c>, <c>dim_mismatch</c>…</exception>
+    public async Task PullAsync(string table, ReadOnlyMemory<ulong> keys, Memory<float> destination, CancellationToken cancellationToken = default)
+    {
+        string path = DataPath(table, "pull");
+        CheckAscending(keys.Span);
+        int dim = RowWidth(keys.Length, destination.Length, nameof(destination));
+        await PullCoreAsync(path, range: false, keys, 0, keys.Length, dim, destination, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Pulls the rows of <paramref name="keys"/> into a new array of keys.Length × dim floats, row-major, at the table's dim.</summary>
+    /// <param name="table">Table name.</param>
+    /// <param name="keys">Strictly ascending keys.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <exception cref="ArgumentException">Keys not strictly ascending.</exception>
+    /// <exception cref="ParamDbException"><c>table_not_found</c>…</exception>
+    public async Task<float[]> PullAsync(string table, ReadOnlyMemory<ulong> keys, CancellationToken cancellationToken = default)
+    {
+        string path = DataPath(table, "pull");
+        CheckAscending(keys.Span);
+        return (await PullCoreAsync(path, range: false, keys, 0, keys.Length, dim: 0, default, cancellationToken).ConfigureAwait(false))!;
+    }
+
+    /// <summary>Pulls the dense range of rows <paramref name="first"/> … first + count - 1 into <paramref name="destination"/>, in place.</summary>
+    /// <param name="table">Table name.</param>
+    /// <param name="first">Key of the first row.</param>
+    /// <param name="count">Rows.</param>
+    /// <param name="destination">count × dim floats; dim must be the table's. After a failed call its contents are unspecified.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <exception cref="ArgumentException">The destination is not a whole number of rows, or the range runs past 2^64 - 1.</exception>
+    /// <exception cref="ParamDbException"><c>table_not_found</c>, <c>dim_mismatch</c>…</exception>
+    public async Task PullRangeAsync(string table, ulong first, int count, Memory<float> destination, CancellationToken cancellationToken = default)
+    {
+        string path = DataPath(table, "pull");
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        CheckRange(first, count);
+        int dim = RowWidth(count, destination.Length, nameof(destination));
+        await PullCoreAsync(path, range: true, default, first, count, dim, destination, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Pulls the dense range of rows <paramref name="first"/> … first + count - 1 into a new array, at the table's dim.</summary>
+    /// <param name="table">Table name.</param>
+    /// <param name="first">Key of the first row.</param>
+    /// <param name="count">Rows.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <exception cref="ArgumentException">The range runs past 2^64 - 1.</exception>
+    /// <exception cref="ParamDbException"><c>table_not_found</c>…</exception>
+    public async Task<float[]> PullRangeAsync(string table, ulong first, int count, CancellationToken cancellationToken = default)
+    {
+        string path = DataPath(table, "pull");
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        CheckRange(first, count);
+        return (await PullCoreAsync(path, range: true, default, first, count, dim: 0, default, cancellationToken).ConfigureAwait(false))!;
+    }
+
+    /// <summary>One row (<c>GET /v1/tables/{table}/rows/{key}</c>): its dim values, or the initial value if never pushed.</summary>
+    /// <exception cref="ParamDbException"><c>table_not_found</c>, <c>key_out_of_range</c>.</exception>
+    public async Task<float[]> GetRowAsync(string table, ulong key, CancellationToken cancellationToken = default)
+    {
+        using var request = NewRequest(HttpMethod.Get, DataPath(table, "rows/" + key.ToString(CultureInfo.InvariantCulture)));
+        var row = await SendForJsonAsync(request, ProtocolJson.Default.RowReply, cancellationToken).ConfigureAwait(false);
+        return row.Values;
+    }
+
+    private async Task<PushResult> PushCoreAsync(string path, byte[] raw, int size, CancellationToken cancellationToken)
+    {
+        using var request = NewRequest(HttpMethod.Post, path);
+        request.Content = Body(raw, size);
+        return await SendForJsonAsync(request, ProtocolJson.Default.PushResult, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Sends a pull request block; dim 0 asks for the table's dim and returns a new array, otherwise fills <paramref name="destination"/>.</summary>
+    private async Task<float[]?> PullCoreAsync(string path, bool range, ReadOnlyMemory<ulong> keys, ulong first, int count, int dim, Memory<float> destination, CancellationToken cancellationToken)
+    {
+        int size = BlockSize(range, count, dim, values: false);
+        byte[] raw = ArrayPool<byte>.Shared.Rent(size);
+        if (range) KvBlockWriter.WriteRange(raw.AsSpan(0, size), first, count, default, dim, withValues: false);
+        else KvBlockWriter.Write(raw.AsSpan(0, size), keys.Span, default, dim, withValues: false);
+
+        using var request = NewRequest(HttpMethod.Post, path);
+        request.Content = Body(raw, size);
+        request.Headers.TryAddWithoutValidation("Accept", MediaTypes.KvBlock);
+        if (_lz4) request.Headers.TryAddWithoutValidation("Accept-Encoding", MediaTypes.Lz4Encoding);
+        using var response = await SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        string? mediaType = response.Content.Headers.ContentType?.MediaType;
+        if (mediaType != MediaTypes.KvBlock)
+            throw new InvalidDataException($"The server answered a pull with {mediaType ?? "no media type"}, not {MediaTypes.KvBlock}.");
+        return await KvReply.ReadPullAsync(response.Content, range, keys, first, count, dim, destination, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Wraps the block in <paramref name="raw"/> (rented; ownership passes here) as the request body,
+    /// LZ4-framing it first when compression is on.
+    /// </summary>
+    private PooledBlockContent Body(byte[] raw, int length)
+    {
+        if (!_lz4) return new PooledBlockContent(raw, length, lz4: false);
+        try
+        {
+            // Incompressible 64 KiB blocks are stored as-is behind a 4-byte size; the frame adds ≤ 19 bytes
+            // of header, a 4-byte end mark and a 4-byte checksum. So this bound never makes the writer grow.
+            using var writer = new PooledBufferWriter(length + (length / 65_536 + 1) * 8 + 64);
+            LZ4Frame.Encode(raw.AsSpan(0, length), writer, Lz4Settings);
+            byte[] packed = writer.Detach(out int packedLength);
+            return new PooledBlockContent(packed, packedLength, lz4: true);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(raw);
+        }
+    }
+
+    private static string DataPath(string table, string action)
+    {
+        CheckName(table);
+        return "v1/tables/" + table + "/" + action;
+    }
+
+    private static void CheckAscending(ReadOnlySpan<ulong> keys)
+    {
+        if (!KvBlock.CheckAscending(keys, out var error))
+            throw new ArgumentException($"{error.Detail} ({error.Code})", "keys");
+    }
+
+    private static void CheckRange(ulong first, int count)
+    {
+        if (count > 0 && first > ulong.MaxValue - (ulong)(count - 1))
+            throw new ArgumentOutOfRangeException(nameof(first), $"The range {first} + {count} rows runs past 2^64 - 1.");
+    }
+
+    /// <summary>Floats per row of <paramref name="floats"/> spread over <paramref name="rows"/>; 0 when there are no rows.</summary>
+    private static int RowWidth(int rows, int floats, string parameter)
+    {
+        if (rows == 0)
+        {
+            if (floats != 0) throw new ArgumentException($"No keys, but {floats} values.", parameter);
+            return 0;
+        }
+        if (floats == 0 || floats % rows != 0)
+            throw new ArgumentException($"{floats} floats are not a whole number of rows for {rows} keys (it must be keys × dim).", parameter);
+        return floats / rows;
+    }
+
+    private static int BlockSize(bool range, int count, int dim, bool values)
+    {
+        long size = KvBlockWriter.SizeOf(range, count, dim, values);
+        if (size > Array.MaxLength)
+            throw new ArgumentException($"{count} rows of dim {dim} make a {size}-byte block, too large for one request; split it.");
+        return (int)size;
+    }
+}
