@@ -1,0 +1,95 @@
+using System.Globalization;
+
+namespace ParamDb.Bench;
+
+/// <summary>The command line of <c>paramdb-bench</c>; every option has a default.</summary>
+internal sealed record BenchOptions
+{
+    public const string Usage = """
+        paramdb-bench: load generator for a running ParamDb node.
+
+          --url URL            server address (default http://127.0.0.1:7420; the h2c port with --http2)
+          --workload W         dense | sparse | small | all (default all); a comma list works too
+          --keys K             dense layout: range | explicit | both (default both)
+          --connections N      concurrent request loops, one connection each (default 1)
+          --iterations N       measured requests per loop and phase (default: dense 40, sparse 100, small 2000)
+          --duration S         measure each phase for S seconds instead of a request count
+          --warmup N           unmeasured requests per loop before each phase (default: dense 5, sparse 10, small 200)
+          --repeat R           repeat every measurement R times and report the median (default 1)
+          --lz4                Content-Encoding: lz4 on requests, Accept-Encoding: lz4 on pulls
+          --zeros F            fraction of pushed values that are 0, to give LZ4 something to do (default 0)
+          --http2              speak HTTP/2 with prior knowledge (point --url at the h2c port, 7421)
+          --client             go through ParamDbClient instead of prebuilt raw request bodies
+          --json FILE          also write the results as JSON
+          --help               this text
+        """;
+
+    public Uri Url { get; init; } = new("http://127.0.0.1:7420");
+    public IReadOnlyList<string> Workloads { get; init; } = ["dense", "sparse", "small"];
+    public bool DenseRange { get; init; } = true;
+    public bool DenseExplicit { get; init; } = true;
+    public int Connections { get; init; } = 1;
+    public int? Iterations { get; init; }
+    public TimeSpan? Duration { get; init; }
+    public int? Warmup { get; init; }
+    public int Repeat { get; init; } = 1;
+    public bool Lz4 { get; init; }
+    public double Zeros { get; init; }
+    public bool Http2 { get; init; }
+    public bool ViaClient { get; init; }
+    public string? JsonPath { get; init; }
+    public bool Help { get; init; }
+
+    public static BenchOptions Parse(string[] args)
+    {
+        var o = new BenchOptions();
+        for (int i = 0; i < args.Length; i++)
+        {
+            string arg = args[i];
+            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{arg} needs a value.");
+            o = arg switch
+            {
+                "--url" => o with { Url = new Uri(Next()) },
+                "--workload" => o with { Workloads = ParseWorkloads(Next()) },
+                "--keys" => Next() switch
+                {
+                    "range" => o with { DenseRange = true, DenseExplicit = false },
+                    "explicit" => o with { DenseRange = false, DenseExplicit = true },
+                    "both" => o with { DenseRange = true, DenseExplicit = true },
+                    var k => throw new ArgumentException($"--keys takes range, explicit or both, not {k}."),
+                },
+                "--connections" => o with { Connections = Positive(arg, Next()) },
+                "--iterations" => o with { Iterations = Positive(arg, Next()) },
+                "--duration" => o with { Duration = TimeSpan.FromSeconds(double.Parse(Next().TrimEnd('s'), CultureInfo.InvariantCulture)) },
+                "--warmup" => o with { Warmup = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--repeat" => o with { Repeat = Positive(arg, Next()) },
+                "--lz4" => o with { Lz4 = true },
+                "--zeros" => o with { Zeros = Math.Clamp(double.Parse(Next(), CultureInfo.InvariantCulture), 0, 1) },
+                "--http2" => o with { Http2 = true },
+                "--client" => o with { ViaClient = true },
+                "--json" => o with { JsonPath = Next() },
+                "--help" or "-h" => o with { Help = true },
+                _ => throw new ArgumentException($"Unknown option {arg}; see --help."),
+            };
+        }
+        return o;
+    }
+
+    private static string[] ParseWorkloads(string value)
+    {
+        if (value == "all") return ["dense", "sparse", "small"];
+        string[] names = value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        foreach (string name in names)
+        {
+            if (name is not ("dense" or "sparse" or "small"))
+                throw new ArgumentException($"--workload takes dense, sparse, small or all, not {name}.");
+        }
+        return names;
+    }
+
+    private static int Positive(string option, string value)
+    {
+        int n = int.Parse(value, CultureInfo.InvariantCulture);
+        return n > 0 ? n : throw new ArgumentException($"{option} must be at least 1.");
+    }
+}

@@ -1,0 +1,139 @@
+using System.Globalization;
+using System.Net;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using ParamDb.Bench;
+using ParamDb.Client;
+
+// paramdb-bench: runs the dense / sparse / small workloads against a running node and reports MB/s,
+// keys/s, p50/p99 latency and request counts per direction. See ../README.md for the commands.
+BenchOptions options;
+try
+{
+    options = BenchOptions.Parse(args);
+}
+catch (Exception e) when (e is ArgumentException or FormatException or UriFormatException)
+{
+    Console.Error.WriteLine(e.Message);
+    return 2;
+}
+if (options.Help)
+{
+    Console.WriteLine(BenchOptions.Usage);
+    return 0;
+}
+
+var version = options.Http2 ? HttpVersion.Version20 : HttpVersion.Version11;
+using var http = new HttpClient(new SocketsHttpHandler
+{
+    // One connection per loop (HTTP/1.1), plus one for table management.
+    MaxConnectionsPerServer = options.Connections + 1,
+    EnableMultipleHttp2Connections = true,
+    InitialHttp2StreamWindowSize = 16 * 1024 * 1024,
+    AutomaticDecompression = DecompressionMethods.None,
+    UseCookies = false,
+    UseProxy = false,
+    PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5),
+})
+{
+    BaseAddress = options.Url,
+    Timeout = TimeSpan.FromMinutes(5),
+    DefaultRequestVersion = version,
+    DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
+};
+using var db = new ParamDbClient(http, new ParamDbClientOptions { Compression = options.Lz4 ? ParamDbCompression.Lz4 : ParamDbCompression.None });
+var raw = new RawTransport(http, version, options.Lz4);
+
+using var cancel = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
+
+var health = await db.HealthAsync(cancel.Token);
+string commandLine = "paramdb-bench " + string.Join(' ', args);
+Console.WriteLine($"{commandLine}");
+Console.WriteLine($"server {options.Url} (paramdb {health.Version}), {(options.Http2 ? "HTTP/2" : "HTTP/1.1")}, " +
+    $"{options.Connections} connection(s), {(options.Lz4 ? "lz4" : "no compression")}, {(options.ViaClient ? "via ParamDbClient" : "raw prebuilt bodies")}, " +
+    $"{Environment.ProcessorCount} cores, {RuntimeInformation.FrameworkDescription}");
+Console.WriteLine();
+
+var created = new List<string>();
+var workloads = new Workloads(options, db, raw, created);
+var results = new List<(PhaseResult Median, List<PhaseResult> Repeats)>();
+int exitCode = 0;
+try
+{
+    Console.WriteLine($"{"workload",-15} {"op",-5} {"requests",9} {"MB/s",9} {"keys/s",12} {"req/s",9} {"p50 ms",8} {"p99 ms",8}");
+    foreach (var (name, setup) in workloads.Selected())
+    {
+        Phase[] phases = await setup();
+        var repeats = new List<PhaseResult>[phases.Length];
+        for (int p = 0; p < phases.Length; p++) repeats[p] = [];
+        // Repeat the whole workload (push, then pull) so each repeat sees the same order of operations.
+        for (int r = 0; r < options.Repeat; r++)
+        {
+            for (int p = 0; p < phases.Length; p++)
+            {
+                var phase = phases[p];
+                repeats[p].Add(await Measurement.RunAsync(phase.Workload, phase.Op, phase.Loops, phase.Warmup, phase.Iterations,
+                    options.Duration, phase.PayloadBytes, phase.Keys, cancel.Token));
+            }
+        }
+        for (int p = 0; p < phases.Length; p++)
+        {
+            var median = Measurement.Median(repeats[p]);
+            results.Add((median, repeats[p]));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{median.Workload,-15} {median.Op,-5} {median.Requests,9} {median.MBPerSecond,9:F1} {median.KeysPerSecond,12:N0} {median.RequestsPerSecond,9:F0} {median.P50Ms,8:F3} {median.P99Ms,8:F3}"));
+        }
+    }
+}
+catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+{
+    Console.Error.WriteLine("Cancelled.");
+    exitCode = 130;
+}
+finally
+{
+    foreach (string table in created)
+    {
+        try { await db.DeleteTableAsync(table); }
+        catch (Exception e) when (e is ParamDbException or HttpRequestException) { Console.Error.WriteLine($"Could not delete {table}: {e.Message}"); }
+    }
+}
+
+if (options.Repeat > 1) Console.WriteLine($"\nmedian of {options.Repeat} repeats per metric; MB = 10^6 bytes of values");
+else Console.WriteLine("\nMB = 10^6 bytes of values");
+
+if (options.JsonPath is { } path)
+{
+    var report = new
+    {
+        commandLine,
+        date = DateTimeOffset.UtcNow,
+        server = new { url = options.Url.ToString(), version = health.Version },
+        machine = new { cores = Environment.ProcessorCount, os = RuntimeInformation.OSDescription, runtime = RuntimeInformation.FrameworkDescription },
+        settings = new
+        {
+            connections = options.Connections, http2 = options.Http2, lz4 = options.Lz4, zeros = options.Zeros, viaClient = options.ViaClient,
+            repeat = options.Repeat, iterations = options.Iterations, durationSeconds = options.Duration?.TotalSeconds, warmup = options.Warmup,
+        },
+        results = results.ConvertAll(r => new
+        {
+            workload = r.Median.Workload,
+            op = r.Median.Op,
+            mbPerSecond = r.Median.MBPerSecond,
+            keysPerSecond = r.Median.KeysPerSecond,
+            requestsPerSecond = r.Median.RequestsPerSecond,
+            p50Ms = r.Median.P50Ms,
+            p99Ms = r.Median.P99Ms,
+            requests = r.Median.Requests,
+            repeats = r.Repeats.ConvertAll(x => new
+            {
+                requests = x.Requests, seconds = x.Seconds, mbPerSecond = x.MBPerSecond, keysPerSecond = x.KeysPerSecond,
+                p50Ms = x.P50Ms, p99Ms = x.P99Ms, maxMs = x.MaxMs,
+            }),
+        }),
+    };
+    await File.WriteAllTextAsync(path, JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
+    Console.WriteLine($"wrote {path}");
+}
+return exitCode;
