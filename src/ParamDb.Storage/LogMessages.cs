@@ -28,4 +28,7 @@ internal static partial class LogMessages
 
     [LoggerMessage(8, LogLevel.Information, "{Rows} recovered rows belong to deleted tables; compaction will drop them")]
     public static partial void OrphanRows(this ILogger logger, long rows);
+
+    [LoggerMessage(9, LogLevel.Warning, "Closing the log files did not finish within 5 s (a lost wake-up in FASTER's device); continuing without waiting")]
+    public static partial void LogDeviceCloseTimedOut(this ILogger logger);
 }
