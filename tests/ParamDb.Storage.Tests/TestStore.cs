@@ -1,0 +1,44 @@
+namespace ParamDb.Storage.Tests;
+
+/// <summary>A fresh data directory per test, deleted afterwards, and the stores opened on it.</summary>
+public sealed class TestStore : IDisposable
+{
+    /// <summary>32 MiB of log memory: enough for every in-memory test, small enough for parallel tests on 2 cores.</summary>
+    public const long DefaultMemory = 32L << 20;
+
+    public string Directory { get; } = Path.Combine(Path.GetTempPath(), "paramdb-storage-tests", Guid.NewGuid().ToString("N"));
+
+    public ParamStore Open(long memoryBytes = DefaultMemory, int checkpointsToKeep = 2) =>
+        ParamStore.Open(new StoreOptions { DataDirectory = Directory, MemoryBytes = memoryBytes, CheckpointsToKeep = checkpointsToKeep });
+
+    public void Dispose()
+    {
+        if (System.IO.Directory.Exists(Directory)) System.IO.Directory.Delete(Directory, recursive: true);
+    }
+
+    public static TableSchema Schema(int dim, InitializerSpec? init = null, UpdaterSpec? updater = null)
+    {
+        Assert.True(new TableSchema { Dim = dim, Init = init, Updater = updater }.TryNormalize(out TableSchema normalized, out ProtocolError error), error.Detail);
+        return normalized;
+    }
+
+    public static TableHandle Create(ParamStore store, string name, TableSchema schema)
+    {
+        Assert.Equal(CreateTableOutcome.Created, store.CreateTable(name, schema, out TableHandle table));
+        return table;
+    }
+
+    public static float[] Pull(ParamStore store, TableHandle table, params ulong[] keys)
+    {
+        var values = new float[keys.Length * table.Dim];
+        store.Pull(table, keys, values);
+        return values;
+    }
+
+    public static ulong[] Keys(ulong first, int count)
+    {
+        var keys = new ulong[count];
+        for (int i = 0; i < count; i++) keys[i] = first + (ulong)i;
+        return keys;
+    }
+}
