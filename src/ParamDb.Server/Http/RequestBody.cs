@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.IO.Pipelines;
 using K4os.Compression.LZ4.Streams;
 using Microsoft.AspNetCore.Http.Features;
 using ParamDb.Protocol;
@@ -58,7 +60,7 @@ public static class RequestBody
             }
             else
             {
-                error = await FillAsync(request.Body, buffer, maxBytes, "", ct);
+                error = await FillAsync(request.BodyReader, buffer, maxBytes, ct);
             }
             if (!error.IsNone)
             {
@@ -101,6 +103,30 @@ public static class RequestBody
             int read = await source.ReadAsync(buffer.Array.AsMemory(buffer.Length, end - buffer.Length), ct);
             if (read == 0) return default;
             buffer.Length += read;
+        }
+    }
+
+    /// <summary>
+    /// Copies the body from Kestrel's pipe straight into the pooled buffer: one copy, no stream adapter, and
+    /// every segment Kestrel already holds is taken in one read.
+    /// </summary>
+    private static async ValueTask<ProtocolError> FillAsync(PipeReader reader, PooledBuffer buffer, long maxBytes, CancellationToken ct)
+    {
+        while (true)
+        {
+            var result = await reader.ReadAsync(ct);
+            var data = result.Buffer;
+            long total = buffer.Length + data.Length;
+            if (total > maxBytes)
+            {
+                reader.AdvanceTo(data.End);
+                return TooLarge($"The body exceeds {maxBytes} bytes (--max-body-size).");
+            }
+            if (total > buffer.Capacity) buffer.EnsureCapacity((int)Math.Min(maxBytes, Math.Max(total, (long)buffer.Capacity * 2)));
+            data.CopyTo(buffer.Array.AsSpan(buffer.Length));
+            buffer.Length = (int)total;
+            reader.AdvanceTo(data.End);
+            if (result.IsCompleted) return default;
         }
     }
 
