@@ -53,85 +53,127 @@ public sealed partial class ParamStore
     }
 
     /// <summary>
-    /// Applies one validated push batch: one RMW per row, in one rented session. The single place every push
-    /// goes through, so the write-ahead log (a later issue) appends the batch here, before the first RMW.
+    /// Applies one validated push batch: one RMW per row. The single place every push goes through, so the
+    /// write-ahead log (a later issue) appends the batch here, before the first RMW.
     /// </summary>
     internal unsafe void ApplyPush(TableHandle table, BatchKeys keys, ReadOnlySpan<float> values)
     {
         if (keys.Count == 0) return;
-        int dim = table.Dim;
-        RowSession session = sessions.Rent();
-        // The session goes back to the pool only after CompletePending(wait: true) returned: pending RMWs hold
-        // pointers into `values`, which is pinned exactly that long.
-        bool reusable = false;
+        fixed (ulong* k = keys.Explicit)
         fixed (float* v = values)
         {
-            try
-            {
-                var input = new RowInput(table);
-                RowOutput output = default;
-                int pending = 0;
-                for (int i = 0; i < keys.Count; i++)
-                {
-                    var key = new RowKey(table.Id, keys[i]);
-                    input.Values = v + (long)i * dim;
-                    if (session.RMW(ref key, ref input, ref output).IsPending && ++pending == MaxPendingPerBatch)
-                    {
-                        session.CompletePending(wait: true);
-                        pending = 0;
-                    }
-                }
-                session.CompletePending(wait: true);
-                reusable = true;
-            }
-            finally
-            {
-                if (reusable) sessions.Return(session);
-                else DiscardSession(session);
-            }
+            RunChunks(new PinnedBatch(table, keys.IsRange, keys.First, k, v, keys.Count), PushChunk);
         }
     }
 
     private unsafe void ReadRows(TableHandle table, BatchKeys keys, Span<float> destination)
     {
         if (keys.Count == 0) return;
+        fixed (ulong* k = keys.Explicit)
+        fixed (float* d = destination)
+        {
+            RunChunks(new PinnedBatch(table, keys.IsRange, keys.First, k, d, keys.Count), ReadChunk);
+        }
+    }
+
+    /// <summary>
+    /// Runs a batch in one piece, or, when it is large, in one chunk per core, each with its own session.
+    /// A FASTER session does ~1 M operations/s, so a 4,096-row push on one thread is bound by it; chunks of at
+    /// least <see cref="MinRowsPerChunk"/> rows keep the fork cost (~10 µs) under 1 % of the work.
+    /// The caller keeps the batch's buffers pinned until this returns.
+    /// </summary>
+    private void RunChunks(PinnedBatch batch, Action<PinnedBatch, int, int> chunk)
+    {
+        int parts = Math.Min(Environment.ProcessorCount, batch.Count / MinRowsPerChunk);
+        if (parts <= 1)
+        {
+            chunk(batch, 0, batch.Count);
+            return;
+        }
+        try
+        {
+            Parallel.For(0, parts, part => chunk(batch, (int)((long)batch.Count * part / parts), (int)((long)batch.Count * (part + 1) / parts)));
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
+        {
+            // Surface the first failure as the sequential path would.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);
+        }
+    }
+
+    /// <summary>Rows below which a batch is not split across cores.</summary>
+    private const int MinRowsPerChunk = 1024;
+
+    private unsafe void PushChunk(PinnedBatch batch, int from, int to)
+    {
+        TableHandle table = batch.Table;
+        int dim = table.Dim;
+        RowSession session = sessions.Rent();
+        // The session goes back to the pool only after CompletePending(wait: true) returned: pending RMWs hold
+        // pointers into the pinned values.
+        bool reusable = false;
+        try
+        {
+            var input = new RowInput(table);
+            RowOutput output = default;
+            int pending = 0;
+            for (int i = from; i < to; i++)
+            {
+                var key = new RowKey(table.Id, batch.KeyAt(i));
+                input.Values = batch.Floats + (long)i * dim;
+                if (session.RMW(ref key, ref input, ref output).IsPending && ++pending == MaxPendingPerBatch)
+                {
+                    session.CompletePending(wait: true);
+                    pending = 0;
+                }
+            }
+            session.CompletePending(wait: true);
+            reusable = true;
+        }
+        finally
+        {
+            if (reusable) sessions.Return(session);
+            else DiscardSession(session);
+        }
+    }
+
+    private unsafe void ReadChunk(PinnedBatch batch, int from, int to)
+    {
+        TableHandle table = batch.Table;
         int dim = table.Dim;
         RowSession session = sessions.Rent();
         bool reusable = false;
-        fixed (float* d = destination)
+        try
         {
-            try
+            var input = new RowInput(table);
+            RowOutput output = default;
+            int pending = 0;
+            for (int i = from; i < to; i++)
             {
-                var input = new RowInput(table);
-                RowOutput output = default;
-                int pending = 0;
-                for (int i = 0; i < keys.Count; i++)
+                var key = new RowKey(table.Id, batch.KeyAt(i));
+                output.Destination = batch.Floats + (long)i * dim;
+                Status status = session.Read(ref key, ref input, ref output);
+                if (status.IsPending)
                 {
-                    var key = new RowKey(table.Id, keys[i]);
-                    output.Destination = d + (long)i * dim;
-                    Status status = session.Read(ref key, ref input, ref output);
-                    if (status.IsPending)
+                    // Found or not, RowFunctions.ReadCompletionCallback finishes the row inside CompletePending.
+                    if (++pending == MaxPendingPerBatch)
                     {
-                        // Found or not, RowFunctions.ReadCompletionCallback finishes the row inside CompletePending.
-                        if (++pending == MaxPendingPerBatch)
-                        {
-                            session.CompletePending(wait: true);
-                            pending = 0;
-                        }
-                    }
-                    else if (!status.Found)
-                    {
-                        table.Initializer.Fill(key.Key, new Span<float>(output.Destination, dim));
+                        session.CompletePending(wait: true);
+                        pending = 0;
                     }
                 }
-                session.CompletePending(wait: true);
-                reusable = true;
+                else if (!status.Found)
+                {
+                    table.Initializer.Fill(key.Key, new Span<float>(output.Destination, dim));
+                }
             }
-            finally
-            {
-                if (reusable) sessions.Return(session);
-                else DiscardSession(session);
-            }
+            session.CompletePending(wait: true);
+            reusable = true;
+        }
+        finally
+        {
+            if (reusable) sessions.Return(session);
+            else DiscardSession(session);
         }
     }
 
@@ -191,9 +233,29 @@ internal readonly ref struct BatchKeys
 
     public bool IsRange { get; }
 
+    /// <summary>The explicit keys; empty for a range.</summary>
+    public ReadOnlySpan<ulong> Explicit => keys;
+
+    /// <summary>The first key of a range.</summary>
+    public ulong First => first;
+
     public ulong this[int i]
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         get => IsRange ? first + (ulong)i : keys[i];
     }
+}
+
+/// <summary>
+/// A batch whose key and float buffers the caller has pinned, as raw pointers so it can cross to the worker
+/// threads of <see cref="ParamStore"/>'s chunked batches. Floats are the pushed values or the pull destination.
+/// </summary>
+internal readonly unsafe struct PinnedBatch(TableHandle table, bool isRange, ulong first, ulong* keys, float* floats, int count)
+{
+    public TableHandle Table { get; } = table;
+    public float* Floats { get; } = floats;
+    public int Count { get; } = count;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ulong KeyAt(int i) => isRange ? first + (ulong)i : keys[i];
 }
