@@ -44,6 +44,7 @@ public static partial class ParamDbApp
             context.ProblemDetails.Extensions.TryAdd("code", Problems.CodeForStatus(context.ProblemDetails.Status ?? context.HttpContext.Response.StatusCode));
         });
         builder.Services.AddParamDbOpenApi();
+        builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>, LargeBlockMemoryPoolFactory>();
 
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
