@@ -5,8 +5,8 @@ namespace ParamDb.Storage;
 /// <summary>Every log line of the storage layer, source-generated so a disabled level costs one check.</summary>
 internal static partial class LogMessages
 {
-    [LoggerMessage(1, LogLevel.Information, "Opened store in {DataDirectory}: {Tables} tables, {Rows} rows, log memory {MemoryMiB} MiB, recovered from {Token} in {ElapsedMs} ms")]
-    public static partial void StoreOpened(this ILogger logger, string dataDirectory, int tables, long rows, long memoryMiB, Guid? token, long elapsedMs);
+    [LoggerMessage(1, LogLevel.Information, "Opened store in {DataDirectory}: {Tables} tables, {Rows} rows, log memory {MemoryMiB} MiB, recovered from {Checkpoint} in {ElapsedMs} ms")]
+    public static partial void StoreOpened(this ILogger logger, string dataDirectory, int tables, long rows, long memoryMiB, string checkpoint, long elapsedMs);
 
     [LoggerMessage(2, LogLevel.Warning, "Could not recover checkpoint {Token}; trying the previous one")]
     public static partial void RecoveryFailed(this ILogger logger, Guid token, Exception exception);

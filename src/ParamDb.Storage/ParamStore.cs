@@ -112,7 +112,7 @@ public sealed partial class ParamStore : IDisposable
         }
         long rows = 0;
         foreach (TableHandle table in paramStore.catalog.Sorted) rows += table.Rows;
-        logger.StoreOpened(root, paramStore.catalog.Sorted.Count, rows, (1L << MemorySizeBits(options)) >> 20, recovered, clock.ElapsedMilliseconds);
+        logger.StoreOpened(root, paramStore.catalog.Sorted.Count, rows, (1L << MemorySizeBits(options)) >> 20, recovered?.ToString() ?? "no checkpoint (a new store)", clock.ElapsedMilliseconds);
         return paramStore;
     }
 
