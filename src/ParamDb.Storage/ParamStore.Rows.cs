@@ -62,7 +62,7 @@ public sealed partial class ParamStore
         fixed (ulong* k = keys.Explicit)
         fixed (float* v = values)
         {
-            RunChunks(new PinnedBatch(table, keys.IsRange, keys.First, k, v, keys.Count), PushChunk);
+            RunChunks(new PinnedBatch(table, keys.IsRange, keys.First, k, v, keys.Count), push: true);
         }
     }
 
@@ -72,7 +72,7 @@ public sealed partial class ParamStore
         fixed (ulong* k = keys.Explicit)
         fixed (float* d = destination)
         {
-            RunChunks(new PinnedBatch(table, keys.IsRange, keys.First, k, d, keys.Count), ReadChunk);
+            RunChunks(new PinnedBatch(table, keys.IsRange, keys.First, k, d, keys.Count), push: false);
         }
     }
 
@@ -82,17 +82,17 @@ public sealed partial class ParamStore
     /// least <see cref="MinRowsPerChunk"/> rows keep the fork cost (~10 µs) under 1 % of the work.
     /// The caller keeps the batch's buffers pinned until this returns.
     /// </summary>
-    private void RunChunks(PinnedBatch batch, Action<PinnedBatch, int, int> chunk)
+    private void RunChunks(PinnedBatch batch, bool push)
     {
         int parts = Math.Min(Environment.ProcessorCount, batch.Count / MinRowsPerChunk);
         if (parts <= 1)
         {
-            chunk(batch, 0, batch.Count);
+            RunChunk(batch, 0, batch.Count, push);
             return;
         }
         try
         {
-            Parallel.For(0, parts, part => chunk(batch, (int)((long)batch.Count * part / parts), (int)((long)batch.Count * (part + 1) / parts)));
+            Parallel.For(0, parts, part => RunChunk(batch, (int)((long)batch.Count * part / parts), (int)((long)batch.Count * (part + 1) / parts), push));
         }
         catch (AggregateException e) when (e.InnerExceptions.Count > 0)
         {
@@ -104,13 +104,17 @@ public sealed partial class ParamStore
     /// <summary>Rows below which a batch is not split across cores.</summary>
     private const int MinRowsPerChunk = 1024;
 
-    private unsafe void PushChunk(PinnedBatch batch, int from, int to)
+    /// <summary>
+    /// Rows <paramref name="from"/> … <paramref name="to"/>-1 of a batch in one rented session: an RMW per row for a
+    /// push, a Read per row for a pull (a row never pushed reads as its initial value). The session goes back to
+    /// the pool only after CompletePending(wait: true) returned: pending operations hold pointers into the pinned
+    /// batch.
+    /// </summary>
+    private unsafe void RunChunk(PinnedBatch batch, int from, int to, bool push)
     {
         TableHandle table = batch.Table;
         int dim = table.Dim;
         RowSession session = sessions.Rent();
-        // The session goes back to the pool only after CompletePending(wait: true) returned: pending RMWs hold
-        // pointers into the pinned values.
         bool reusable = false;
         try
         {
@@ -120,51 +124,24 @@ public sealed partial class ParamStore
             for (int i = from; i < to; i++)
             {
                 var key = new RowKey(table.Id, batch.KeyAt(i));
-                input.Values = batch.Floats + (long)i * dim;
-                if (session.RMW(ref key, ref input, ref output).IsPending && ++pending == MaxPendingPerBatch)
+                float* row = batch.Floats + (long)i * dim;
+                Status status;
+                if (push)
+                {
+                    input.Values = row;
+                    status = session.RMW(ref key, ref input, ref output);
+                }
+                else
+                {
+                    output.Destination = row;
+                    status = session.Read(ref key, ref input, ref output);
+                    // A pending read is finished, found or not, by RowFunctions.ReadCompletionCallback.
+                    if (!status.IsPending && !status.Found) table.Initializer.Fill(key.Key, new Span<float>(row, dim));
+                }
+                if (status.IsPending && ++pending == MaxPendingPerBatch)
                 {
                     session.CompletePending(wait: true);
                     pending = 0;
-                }
-            }
-            session.CompletePending(wait: true);
-            reusable = true;
-        }
-        finally
-        {
-            if (reusable) sessions.Return(session);
-            else DiscardSession(session);
-        }
-    }
-
-    private unsafe void ReadChunk(PinnedBatch batch, int from, int to)
-    {
-        TableHandle table = batch.Table;
-        int dim = table.Dim;
-        RowSession session = sessions.Rent();
-        bool reusable = false;
-        try
-        {
-            var input = new RowInput(table);
-            RowOutput output = default;
-            int pending = 0;
-            for (int i = from; i < to; i++)
-            {
-                var key = new RowKey(table.Id, batch.KeyAt(i));
-                output.Destination = batch.Floats + (long)i * dim;
-                Status status = session.Read(ref key, ref input, ref output);
-                if (status.IsPending)
-                {
-                    // Found or not, RowFunctions.ReadCompletionCallback finishes the row inside CompletePending.
-                    if (++pending == MaxPendingPerBatch)
-                    {
-                        session.CompletePending(wait: true);
-                        pending = 0;
-                    }
-                }
-                else if (!status.Found)
-                {
-                    table.Initializer.Fill(key.Key, new Span<float>(output.Destination, dim));
                 }
             }
             session.CompletePending(wait: true);
