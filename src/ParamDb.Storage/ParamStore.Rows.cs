@@ -62,7 +62,7 @@ public sealed partial class ParamStore
         fixed (ulong* k = keys.Explicit)
         fixed (float* v = values)
         {
-            RunChunks(new PinnedBatch(table, keys.IsRange, keys.First, k, v, keys.Count), push: true);
+            RunChunks<PushRow>(new PinnedBatch(table, keys.IsRange, keys.First, k, v, keys.Count));
         }
     }
 
@@ -72,7 +72,7 @@ public sealed partial class ParamStore
         fixed (ulong* k = keys.Explicit)
         fixed (float* d = destination)
         {
-            RunChunks(new PinnedBatch(table, keys.IsRange, keys.First, k, d, keys.Count), push: false);
+            RunChunks<PullRow>(new PinnedBatch(table, keys.IsRange, keys.First, k, d, keys.Count));
         }
     }
 
@@ -82,17 +82,17 @@ public sealed partial class ParamStore
     /// least <see cref="MinRowsPerChunk"/> rows keep the fork cost (~10 µs) under 1 % of the work.
     /// The caller keeps the batch's buffers pinned until this returns.
     /// </summary>
-    private void RunChunks(PinnedBatch batch, bool push)
+    private void RunChunks<TOp>(PinnedBatch batch) where TOp : struct, IRowOperation
     {
         int parts = Math.Min(Environment.ProcessorCount, batch.Count / MinRowsPerChunk);
         if (parts <= 1)
         {
-            RunChunk(batch, 0, batch.Count, push);
+            RunChunk<TOp>(batch, 0, batch.Count);
             return;
         }
         try
         {
-            Parallel.For(0, parts, part => RunChunk(batch, (int)((long)batch.Count * part / parts), (int)((long)batch.Count * (part + 1) / parts), push));
+            Parallel.For(0, parts, part => RunChunk<TOp>(batch, (int)((long)batch.Count * part / parts), (int)((long)batch.Count * (part + 1) / parts)));
         }
         catch (AggregateException e) when (e.InnerExceptions.Count > 0)
         {
@@ -105,12 +105,13 @@ public sealed partial class ParamStore
     private const int MinRowsPerChunk = 1024;
 
     /// <summary>
-    /// Rows <paramref name="from"/> … <paramref name="to"/>-1 of a batch in one rented session: an RMW per row for a
-    /// push, a Read per row for a pull (a row never pushed reads as its initial value). The session goes back to
-    /// the pool only after CompletePending(wait: true) returned: pending operations hold pointers into the pinned
-    /// batch.
+    /// Rows <paramref name="from"/> … <paramref name="to"/>-1 of a batch in one rented session, one
+    /// <typeparamref name="TOp"/> per row. <typeparamref name="TOp"/> is a struct, so the JIT compiles one loop per
+    /// operation with no branch on it (a shared loop with a push/pull flag measured ~20 % slower pulls). The
+    /// session goes back to the pool only after CompletePending(wait: true) returned: pending operations hold
+    /// pointers into the pinned batch.
     /// </summary>
-    private unsafe void RunChunk(PinnedBatch batch, int from, int to, bool push)
+    private unsafe void RunChunk<TOp>(PinnedBatch batch, int from, int to) where TOp : struct, IRowOperation
     {
         TableHandle table = batch.Table;
         int dim = table.Dim;
@@ -124,21 +125,7 @@ public sealed partial class ParamStore
             for (int i = from; i < to; i++)
             {
                 var key = new RowKey(table.Id, batch.KeyAt(i));
-                float* row = batch.Floats + (long)i * dim;
-                Status status;
-                if (push)
-                {
-                    input.Values = row;
-                    status = session.RMW(ref key, ref input, ref output);
-                }
-                else
-                {
-                    output.Destination = row;
-                    status = session.Read(ref key, ref input, ref output);
-                    // A pending read is finished, found or not, by RowFunctions.ReadCompletionCallback.
-                    if (!status.IsPending && !status.Found) table.Initializer.Fill(key.Key, new Span<float>(row, dim));
-                }
-                if (status.IsPending && ++pending == MaxPendingPerBatch)
+                if (TOp.Run(session, ref key, ref input, ref output, batch.Floats + (long)i * dim).IsPending && ++pending == MaxPendingPerBatch)
                 {
                     session.CompletePending(wait: true);
                     pending = 0;
@@ -235,4 +222,34 @@ internal readonly unsafe struct PinnedBatch(TableHandle table, bool isRange, ulo
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong KeyAt(int i) => isRange ? first + (ulong)i : keys[i];
+}
+
+/// <summary>What a batch does to one row; implemented by structs so each batch loop is specialised.</summary>
+internal unsafe interface IRowOperation
+{
+    /// <summary>Starts the operation on <paramref name="row"/> (the pushed values, or where the pulled row goes).</summary>
+    static abstract Status Run(RowSession session, ref RowKey key, ref RowInput input, ref RowOutput output, float* row);
+}
+
+/// <summary>A push: RMW with the table's updater.</summary>
+internal readonly unsafe struct PushRow : IRowOperation
+{
+    public static Status Run(RowSession session, ref RowKey key, ref RowInput input, ref RowOutput output, float* row)
+    {
+        input.Values = row;
+        return session.RMW(ref key, ref input, ref output);
+    }
+}
+
+/// <summary>A pull: Read into the destination; a row never pushed reads as its initial value and is not stored.</summary>
+internal readonly unsafe struct PullRow : IRowOperation
+{
+    public static Status Run(RowSession session, ref RowKey key, ref RowInput input, ref RowOutput output, float* row)
+    {
+        output.Destination = row;
+        Status status = session.Read(ref key, ref input, ref output);
+        // A pending read is finished, found or not, by RowFunctions.ReadCompletionCallback.
+        if (!status.IsPending && !status.Found) input.Table.Initializer.Fill(key.Key, new Span<float>(row, input.Table.Dim));
+        return status;
+    }
 }
