@@ -44,6 +44,19 @@ public sealed partial class ProcessTests
     }
 
     [Fact]
+    public async Task OptionsAreReadFromEnvironmentVariables()
+    {
+        // A bad value that only the environment supplies proves the variable is read.
+        var info = Paramdb("--data", RunningServer.NewTempDirectory());
+        info.Environment["ParamDb__Memory"] = "lots";
+        using var p = Process.Start(info)!;
+        var error = await p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(2, p.ExitCode);
+        Assert.Contains("'lots'", error);
+    }
+
+    [Fact]
     public async Task SigtermTakesACheckpointSoARestartKeepsThePushes()
     {
         var data = RunningServer.NewTempDirectory();
