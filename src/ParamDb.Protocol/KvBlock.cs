@@ -113,26 +113,12 @@ public readonly struct KvBlock
     public static bool TryParse(ReadOnlySpan<byte> block, KvExpect expect, int maxKeys, out KvBlock result, out ProtocolError error)
     {
         result = default;
-        if (block.Length < HeaderSize)
-            return Fail(out error, 400, ProblemCodes.Truncated, $"A KV block needs at least {HeaderSize} header bytes; the body has {block.Length}.");
-        if (BinaryPrimitives.ReadUInt32LittleEndian(block) != Magic)
-            return Fail(out error, 400, ProblemCodes.BadMagic, "The body does not start with the magic \"PDB1\"; is it a KV block?");
-        ushort version = BinaryPrimitives.ReadUInt16LittleEndian(block[4..]);
-        if (version != CurrentVersion)
-            return Fail(out error, 400, ProblemCodes.UnsupportedVersion, $"KV block version {version} is not supported; this server speaks version {CurrentVersion}.");
-        ushort rawFlags = BinaryPrimitives.ReadUInt16LittleEndian(block[6..]);
-        if ((rawFlags & ~(ushort)(KvFlags.Range | KvFlags.Values)) != 0)
-            return Fail(out error, 400, ProblemCodes.BadFlags, $"Unknown flag bits 0x{rawFlags & ~3:x4}; only bit0 RANGE and bit1 VALUES are defined.");
-        var flags = (KvFlags)rawFlags;
-        uint dim = BinaryPrimitives.ReadUInt32LittleEndian(block[8..]);
-        if (BinaryPrimitives.ReadUInt32LittleEndian(block[12..]) != 0)
-            return Fail(out error, 400, ProblemCodes.BadFlags, "The reserved header field (offset 12) must be 0.");
+        if (!TryReadHeader(block, out var flags, out uint dim, out ulong count, out error)) return false;
         bool hasValues = (flags & KvFlags.Values) != 0;
         if (expect == KvExpect.Values && !hasValues)
             return Fail(out error, 400, ProblemCodes.BadFlags, "A push block needs the VALUES flag (bit1) and a values section.");
         if (expect == KvExpect.NoValues && hasValues)
             return Fail(out error, 400, ProblemCodes.BadFlags, "A pull request block must not carry VALUES (bit1).");
-        ulong count = BinaryPrimitives.ReadUInt64LittleEndian(block[16..]);
         if (count > (ulong)maxKeys)
             return Fail(out error, 413, ProblemCodes.TooManyKeys, $"The block has {count} rows; this server accepts at most {maxKeys} per request.");
         bool isRange = (flags & KvFlags.Range) != 0;
@@ -158,6 +144,40 @@ public readonly struct KvBlock
             return false;
         }
         result = new KvBlock(flags, (int)Math.Min(dim, int.MaxValue), n, first, (long)expected);
+        error = default;
+        return true;
+    }
+
+    /// <summary>
+    /// Reads and checks the 24-byte header alone: length, magic, version, known flag bits, reserved field. The
+    /// one place these rules live; <see cref="TryParse"/> adds the body checks, and a reader that streams the
+    /// body (the .NET client) adds its own expectations.
+    /// </summary>
+    /// <param name="block">At least the header.</param>
+    /// <param name="flags">The flags when true.</param>
+    /// <param name="dim">Floats per row as written.</param>
+    /// <param name="count">Rows as written (not yet checked against any limit).</param>
+    /// <param name="error">The rejection when false.</param>
+    public static bool TryReadHeader(ReadOnlySpan<byte> block, out KvFlags flags, out uint dim, out ulong count, out ProtocolError error)
+    {
+        flags = default;
+        dim = 0;
+        count = 0;
+        if (block.Length < HeaderSize)
+            return Fail(out error, 400, ProblemCodes.Truncated, $"A KV block needs at least {HeaderSize} header bytes; the body has {block.Length}.");
+        if (BinaryPrimitives.ReadUInt32LittleEndian(block) != Magic)
+            return Fail(out error, 400, ProblemCodes.BadMagic, "The body does not start with the magic \"PDB1\"; is it a KV block?");
+        ushort version = BinaryPrimitives.ReadUInt16LittleEndian(block[4..]);
+        if (version != CurrentVersion)
+            return Fail(out error, 400, ProblemCodes.UnsupportedVersion, $"KV block version {version} is not supported; this server speaks version {CurrentVersion}.");
+        ushort rawFlags = BinaryPrimitives.ReadUInt16LittleEndian(block[6..]);
+        if ((rawFlags & ~(ushort)(KvFlags.Range | KvFlags.Values)) != 0)
+            return Fail(out error, 400, ProblemCodes.BadFlags, $"Unknown flag bits 0x{rawFlags & ~3:x4}; only bit0 RANGE and bit1 VALUES are defined.");
+        if (BinaryPrimitives.ReadUInt32LittleEndian(block[12..]) != 0)
+            return Fail(out error, 400, ProblemCodes.BadFlags, "The reserved header field (offset 12) must be 0.");
+        flags = (KvFlags)rawFlags;
+        dim = BinaryPrimitives.ReadUInt32LittleEndian(block[8..]);
+        count = BinaryPrimitives.ReadUInt64LittleEndian(block[16..]);
         error = default;
         return true;
     }

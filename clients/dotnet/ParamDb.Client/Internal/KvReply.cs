@@ -86,21 +86,13 @@ internal static class KvReply
     /// <summary>Checks the 24-byte header against the request and returns the reply's dim.</summary>
     private static int CheckHeader(ReadOnlySpan<byte> header, bool range, int count, int dim)
     {
-        if (BinaryPrimitives.ReadUInt32LittleEndian(header) != KvBlock.Magic)
-            throw BadReply("it does not start with the magic \"PDB1\"");
-        ushort version = BinaryPrimitives.ReadUInt16LittleEndian(header[4..]);
-        if (version != KvBlock.CurrentVersion)
-            throw BadReply($"it is KV block version {version}; this client speaks {KvBlock.CurrentVersion}");
-        var flags = (KvFlags)BinaryPrimitives.ReadUInt16LittleEndian(header[6..]);
+        if (!KvBlock.TryReadHeader(header, out KvFlags flags, out uint replyDim, out ulong replyCount, out ProtocolError error))
+            throw BadReply(error.Detail.TrimEnd('.'));
         var expectedFlags = KvFlags.Values | (range ? KvFlags.Range : KvFlags.None);
         if (flags != expectedFlags)
             throw BadReply($"its flags are {flags}; a reply to this pull has {expectedFlags}");
-        if (BinaryPrimitives.ReadUInt32LittleEndian(header[12..]) != 0)
-            throw BadReply("its reserved header field is not 0");
-        ulong replyCount = BinaryPrimitives.ReadUInt64LittleEndian(header[16..]);
         if (replyCount != (ulong)count)
             throw BadReply($"it has {replyCount} rows; {count} were asked for");
-        uint replyDim = BinaryPrimitives.ReadUInt32LittleEndian(header[8..]);
         if (dim > 0 && replyDim != (uint)dim)
             throw BadReply($"its rows have dim {replyDim}; the destination holds rows of {dim}");
         if (replyDim > TableSchema.MaxDim || (long)replyDim * count > Array.MaxLength)
