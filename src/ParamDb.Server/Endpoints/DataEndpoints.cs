@@ -113,11 +113,8 @@ public static class DataEndpoints
         {
             var reply = new PooledBuffer((int)size) { Length = (int)size };
             var span = reply.Span;
-            int written = range
-                ? KvBlockWriter.WriteRange(span, first, count, default, dim, withValues: false)
-                : KvBlockWriter.Write(span, keys, default, dim, withValues: false);
-            KvBlockWriter.WriteHeader(span, (range ? KvFlags.Range : KvFlags.None) | KvFlags.Values, dim, count);
-            var values = MemoryMarshal.Cast<byte, float>(span[written..]);
+            int valuesOffset = KvBlockWriter.WriteForValues(span, range, first, keys, count, dim);
+            var values = MemoryMarshal.Cast<byte, float>(span[valuesOffset..]);
             if (range) store.PullRange(table, first, count, values);
             else store.Pull(table, keys, values);
             return reply;
