@@ -90,6 +90,10 @@ public sealed record ProblemReply
     public string? Detail { get; init; }
     /// <summary>Stable code from <see cref="ProblemCodes"/>.</summary>
     public string? Code { get; init; }
+    /// <summary>For <c>clock_wait_timeout</c>: the live workers that had not reached <see cref="Target"/>.</summary>
+    public IReadOnlyList<WorkerClock>? Behind { get; init; }
+    /// <summary>For <c>clock_wait_timeout</c>: the clock every live worker had to reach.</summary>
+    public ulong? Target { get; init; }
 }
 
 /// <summary>Source-generated JSON metadata for every wire type: camelCase, nulls omitted.</summary>
@@ -103,4 +107,8 @@ public sealed record ProblemReply
 [JsonSerializable(typeof(HealthReply))]
 [JsonSerializable(typeof(CheckpointReply))]
 [JsonSerializable(typeof(ProblemReply))]
+[JsonSerializable(typeof(WorkerRegistration))]
+[JsonSerializable(typeof(WorkerInfo))]
+[JsonSerializable(typeof(WorkerList))]
+[JsonSerializable(typeof(WorkerClock))]
 public sealed partial class ProtocolJson : JsonSerializerContext;

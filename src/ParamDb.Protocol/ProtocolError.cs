@@ -58,6 +58,10 @@ public static class ProblemCodes
     public const string BadHeader = "bad_header";
     /// <summary>408: a consistent pull waited past its timeout.</summary>
     public const string ClockWaitTimeout = "clock_wait_timeout";
+    /// <summary>404: no registered worker has that id (it never registered, or it left).</summary>
+    public const string WorkerNotFound = "worker_not_found";
+    /// <summary>400: the worker registration is not valid (name, tables, lease).</summary>
+    public const string InvalidWorker = "invalid_worker";
     /// <summary>503: the server is starting or stopping.</summary>
     public const string Unavailable = "unavailable";
     /// <summary>404: no such route or resource.</summary>

@@ -17,18 +17,20 @@ public sealed partial class ParamStore
     /// <param name="table">The table.</param>
     /// <param name="keys">Row keys, strictly ascending (validated by the caller).</param>
     /// <param name="values">Row-major, <c>keys.Length × Dim</c> floats.</param>
-    public void Push(TableHandle table, ReadOnlySpan<ulong> keys, ReadOnlySpan<float> values)
+    /// <param name="stamp">The pushing worker and its clock: with both, the push is exactly-once per range and
+    /// advances the worker's clock on every range of the table (DESIGN.md §6).</param>
+    public PushOutcome Push(TableHandle table, ReadOnlySpan<ulong> keys, ReadOnlySpan<float> values, WorkerStamp stamp = default)
     {
         CheckBatch(table, keys.Length, values.Length, nameof(values));
-        ApplyPush(table, new BatchKeys(keys), values);
+        return ApplyPush(table, new BatchKeys(keys), values, stamp);
     }
 
     /// <summary>Like <see cref="Push"/> for the keys <c>first … first+count-1</c>.</summary>
-    public void PushRange(TableHandle table, ulong first, int count, ReadOnlySpan<float> values)
+    public PushOutcome PushRange(TableHandle table, ulong first, int count, ReadOnlySpan<float> values, WorkerStamp stamp = default)
     {
         CheckBatch(table, count, values.Length, nameof(values));
         CheckRange(first, count);
-        ApplyPush(table, new BatchKeys(first, count), values);
+        return ApplyPush(table, new BatchKeys(first, count), values, stamp);
     }
 
     /// <summary>
@@ -56,14 +58,15 @@ public sealed partial class ParamStore
     /// Applies one validated push batch: one RMW per row. The single place every push goes through, so the
     /// write-ahead log (a later issue) appends the batch here, before the first RMW.
     /// </summary>
-    internal unsafe void ApplyPush(TableHandle table, BatchKeys keys, ReadOnlySpan<float> values)
+    internal unsafe PushOutcome ApplyPush(TableHandle table, BatchKeys keys, ReadOnlySpan<float> values, WorkerStamp stamp)
     {
-        if (keys.Count == 0) return;
+        if (keys.Count == 0) return new PushOutcome(PushStatus.Ok, 0);
         fixed (ulong* k = keys.Explicit)
         fixed (float* v = values)
         {
             RunChunks<PushRow>(new PinnedBatch(table, keys.IsRange, keys.First, k, v, keys.Count));
         }
+        return new PushOutcome(PushStatus.Ok, keys.Count);
     }
 
     private unsafe void ReadRows(TableHandle table, BatchKeys keys, Span<float> destination)

@@ -38,7 +38,8 @@ public static class Problems
         _ => ProblemCodes.BadRequest,
     };
 
-    private static string TitleOf(string code) => code.Replace('_', ' ') switch
+    /// <summary>The problem's title: its code in words ("table_not_found" → "Table not found").</summary>
+    internal static string TitleOf(string code) => code.Replace('_', ' ') switch
     {
         var t => char.ToUpperInvariant(t[0]) + t[1..],
     };

@@ -1,0 +1,48 @@
+namespace ParamDb.Storage;
+
+/// <summary>Who pushes, at which clock (DESIGN.md §6). <see cref="None"/> for an anonymous push, which is never deduplicated.</summary>
+/// <param name="Worker">Registered worker id; 0 for none.</param>
+/// <param name="Clock">The worker's clock; 0 for none (the push is applied and advances nothing).</param>
+public readonly record struct WorkerStamp(uint Worker, ulong Clock)
+{
+    /// <summary>No worker: the push is applied as is.</summary>
+    public static WorkerStamp None => default;
+
+    /// <summary>True when the push carries a worker and a clock, so it is exactly-once and advances the clock.</summary>
+    public bool IsClocked => Worker != 0 && Clock != 0;
+}
+
+/// <summary>Why a push was or was not applied.</summary>
+public enum PushStatus
+{
+    /// <summary>Checked and applied (<see cref="PushOutcome.Applied"/> rows; fewer when ranges had seen the clock).</summary>
+    Ok,
+    /// <summary>The stamp names a worker that is not registered; nothing was applied.</summary>
+    WorkerNotFound,
+}
+
+/// <summary>The outcome of a push or tick.</summary>
+/// <param name="Status">Whether it was accepted.</param>
+/// <param name="Applied">Rows applied; the rest fell in ranges that had already seen this worker's clock.</param>
+public readonly record struct PushOutcome(PushStatus Status, long Applied);
+
+/// <summary>A worker as the store knows it: its registration and its lease.</summary>
+/// <param name="Id">Worker id, ≥ 1, never reused.</param>
+/// <param name="Name">Registered name.</param>
+/// <param name="Tables">Tables it counts for; empty for every table.</param>
+/// <param name="LeaseMs">Lease length in milliseconds.</param>
+/// <param name="Live">False once the lease expired.</param>
+/// <param name="ExpiresIn">Time left on the lease (zero when expired).</param>
+public readonly record struct WorkerState(uint Id, string Name, IReadOnlyList<string> Tables, int LeaseMs, bool Live, TimeSpan ExpiresIn);
+
+/// <summary>A live worker that had not reached a consistent pull's target clock.</summary>
+/// <param name="Worker">Worker id.</param>
+/// <param name="Name">Registered name.</param>
+/// <param name="Clock">Its clock on the table (the minimum over the table's ranges on this node).</param>
+public readonly record struct LaggingWorker(uint Worker, string Name, ulong Clock);
+
+/// <summary>The outcome of waiting for clocks.</summary>
+/// <param name="Reached">True when every live worker of the table reached the target.</param>
+/// <param name="ClockMin">The table's minimum clock over live workers when the wait ended (0 with no live worker).</param>
+/// <param name="Behind">When not reached: the live workers still below the target.</param>
+public readonly record struct ClockWaitResult(bool Reached, ulong ClockMin, IReadOnlyList<LaggingWorker> Behind);
