@@ -44,13 +44,14 @@ internal sealed class TableClocks(int ranges)
         }
     }
 
-    /// <summary>Completes every waiter whose target is at most <paramref name="clockMin"/>.</summary>
-    public void Release(ulong clockMin)
+    /// <summary>Completes every waiter whose target is at most <paramref name="floor"/> (<see cref="ulong.MaxValue"/>: no worker counts).</summary>
+    public void Release(ulong floor)
     {
+        ulong clockMin = floor == ulong.MaxValue ? 0 : floor;
         if (!HasWaiters) return;
         lock (waitLock)
         {
-            while (waiters.TryPeek(out ClockWaiter? waiter, out ulong target) && target <= clockMin)
+            while (waiters.TryPeek(out ClockWaiter? waiter, out ulong target) && target <= floor)
             {
                 waiters.Dequeue();
                 if (waiter.TryComplete(new ClockWaitResult(ClockWaitStatus.Reached, clockMin, []))) Interlocked.Decrement(ref pendingWaiters);
