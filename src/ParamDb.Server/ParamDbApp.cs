@@ -67,6 +67,7 @@ public static partial class ParamDbApp
         app.MapData();
         app.MapWorkers();
         app.MapAdmin();
+        app.MapStream();
 
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ParamDb");
         app.Lifetime.ApplicationStarted.Register(() =>
