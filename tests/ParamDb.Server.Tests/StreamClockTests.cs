@@ -11,7 +11,6 @@ namespace ParamDb.Server.Tests;
 /// </summary>
 public sealed class StreamClockTests(ServerFixture fixture) : IClassFixture<ServerFixture>
 {
-    private const string NeedsClocks = "needs vector clocks from main (ParamStore.Tick/WaitForClockAsync are stubs on this branch)";
     private const int Sequential = 0;
 
     private static async Task<uint> RegisterAsync(HttpClient http, string table)
@@ -21,7 +20,7 @@ public sealed class StreamClockTests(ServerFixture fixture) : IClassFixture<Serv
         return (await reply.Content.ReadFromJsonAsync(ProtocolJson.Default.WorkerInfo))!.Worker;
     }
 
-    [Fact(Skip = NeedsClocks)]
+    [Fact]
     public async Task SequentialPullWaitsForTheTickThatReachesItsClockAndOthersOvertakeIt()
     {
         var table = ServerFixture.NewTable("clk");
@@ -50,7 +49,7 @@ public sealed class StreamClockTests(ServerFixture fixture) : IClassFixture<Serv
         Assert.Equal(0, counters[StreamMetrics.Names.WaitingPulls]);
     }
 
-    [Fact(Skip = NeedsClocks)]
+    [Fact]
     public async Task FiveThousandWaitingPullsAreAllReleasedByOneTick()
     {
         const int pulls = 5000;
@@ -74,7 +73,7 @@ public sealed class StreamClockTests(ServerFixture fixture) : IClassFixture<Serv
         Assert.Equal(0, counters[StreamMetrics.Names.WaitingPulls]);
     }
 
-    [Fact(Skip = NeedsClocks)]
+    [Fact]
     public async Task WaitPastTheStreamTimeoutIsAnswered408NamingTheWorkerBehind()
     {
         var table = ServerFixture.NewTable("clk");
@@ -89,7 +88,7 @@ public sealed class StreamClockTests(ServerFixture fixture) : IClassFixture<Serv
         Assert.Contains($"worker {worker}", reply.AssertProblem(408, ProblemCodes.ClockWaitTimeout));
     }
 
-    [Fact(Skip = NeedsClocks)]
+    [Fact]
     public async Task PullsBeyondTheWaitingLimitAreRefused429AndTheOthersStillServed()
     {
         await using var server = await RunningServer.StartAsync(null, "--stream-max-waiting", "2");
@@ -112,7 +111,7 @@ public sealed class StreamClockTests(ServerFixture fixture) : IClassFixture<Serv
         Assert.Equal([1UL, 2UL, 4UL], ids);
     }
 
-    [Fact(Skip = NeedsClocks)]
+    [Fact]
     public async Task ShutdownAnswersWaitingPullsWith503BeforeTheLastId0Reply()
     {
         var server = await RunningServer.StartAsync();
