@@ -220,6 +220,30 @@ public sealed class RejectionTests(SmallLimitServer fixture) : IClassFixture<Sma
     }
 
     [Fact]
+    public async Task Lz4FrameWithDamagedBlocksIs400BadCompression()
+    {
+        var name = await TableWithOneRowAsync();
+        int damaged = 0;
+        // Flip one byte at a time through the compressed body: every variant is refused with a 4xx (bad_compression,
+        // or the block check when a flip lands in literal bytes), none is a 500.
+        byte[] frame = Wire.Lz4(Valid());
+        for (int at = 4; at < frame.Length; at += Math.Max(1, frame.Length / 40))
+        {
+            byte[] copy = (byte[])frame.Clone();
+            copy[at] ^= 0x5A;
+            var content = new ByteArrayContent(copy);
+            content.Headers.ContentType = new MediaTypeHeaderValue(MediaTypes.KvBlock);
+            content.Headers.ContentEncoding.Add(MediaTypes.Lz4Encoding);
+            using var reply = await Http.PostAsync($"/v1/tables/{name}/push", content);
+            string body = await reply.Content.ReadAsStringAsync();
+            Assert.True((int)reply.StatusCode is >= 400 and < 500 or 200, $"byte {at}: {(int)reply.StatusCode} {body}");
+            if ((int)reply.StatusCode == 200) break;   // a flip that still decodes to a valid block was applied
+            if (body.Contains(ProblemCodes.BadCompression)) damaged++;
+        }
+        Assert.True(damaged > 0);
+    }
+
+    [Fact]
     public async Task PullRequestWithValuesOrWrongDimIsRejected()
     {
         var name = await TableWithOneRowAsync();
