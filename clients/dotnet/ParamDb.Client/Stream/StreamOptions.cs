@@ -15,6 +15,7 @@ public sealed record ParamDbStreamOptions
     /// How many times a request is sent again on a new stream after its stream failed in transit (a reset
     /// connection, the server going away), by default 3. Replays keep the request's (worker, clock), so a push
     /// stays exactly-once; after the last one the call fails with <see cref="IOException"/>. 0 disables replay.
+    /// A push without a stamp is never replayed (the server could not tell the replay from a new push).
     /// </summary>
     public int MaxRetries { get; init; } = 3;
 
