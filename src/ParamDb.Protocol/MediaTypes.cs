@@ -6,6 +6,9 @@ public static class MediaTypes
     /// <summary>The binary KV block of §4.</summary>
     public const string KvBlock = "application/x-paramdb-kv";
 
+    /// <summary>The body of <c>POST /v1/stream</c>, both ways: a sequence of frames (DESIGN.md §5.1).</summary>
+    public const string Stream = "application/x-paramdb-stream";
+
     /// <summary>JSON bodies.</summary>
     public const string Json = "application/json";
 

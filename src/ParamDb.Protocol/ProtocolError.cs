@@ -68,6 +68,10 @@ public static class ProblemCodes
     public const string NotFound = "not_found";
     /// <summary>405: the route exists but not for that method.</summary>
     public const string MethodNotAllowed = "method_not_allowed";
+    /// <summary>505: <c>POST /v1/stream</c> over HTTP/1.x; the stream needs HTTP/2 (the h2c port, 7421 by default).</summary>
+    public const string Http2Required = "http2_required";
+    /// <summary>429: a stream already holds its limit of pulls waiting for clocks (<c>--stream-max-waiting</c>).</summary>
+    public const string TooManyWaitingPulls = "too_many_waiting_pulls";
     /// <summary>400: a request the server could not read, for a reason no other code names.</summary>
     public const string BadRequest = "bad_request";
     /// <summary>500: a fault inside the server; the detail says what.</summary>

@@ -66,6 +66,7 @@ public static partial class ParamDbApp
         app.MapTables();
         app.MapData();
         app.MapAdmin();
+        app.MapStream();
 
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ParamDb");
         app.Lifetime.ApplicationStarted.Register(() =>

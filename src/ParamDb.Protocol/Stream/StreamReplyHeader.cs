@@ -7,7 +7,9 @@ namespace ParamDb.Protocol.Stream;
 /// <code>
 /// offset  size  field
 /// 0       4     u32 length of the rest of the frame
-/// 4       8     u64 request id (0: a stream-level error; the server ends the stream after it)
+/// 4       8     u64 request id; 0 answers what had no usable id: a frame sent with id 0 (the stream goes on),
+///                 or a stream-level error (the frame could not be delimited, the node is stopping), after
+///                 which the server ends the stream
 /// 12      2     u16 status (HTTP meaning: 200, 400, 404, 408, 409, 413…)
 /// 14      2     u16 flags: bit0 the payload is one LZ4 frame
 /// 16      8     u64 clock: the minimum clock of the ranges read (pull), else 0

@@ -85,7 +85,8 @@ public readonly record struct StreamRequestHeader
     /// </summary>
     /// <param name="frame">The frame from its length prefix on.</param>
     /// <param name="header">The header when true; when false and the frame is at least <see cref="IdEnd"/> bytes
-    /// long, its <see cref="RequestId"/> is still set so the error can be answered.</param>
+    /// long with a length that covers the id (≥ 8), its <see cref="RequestId"/> is still set so the error can be
+    /// answered; otherwise it is 0.</param>
     /// <param name="tableName">The table name's UTF-8 bytes, a slice of <paramref name="frame"/>.</param>
     /// <param name="error">Why the frame is malformed.</param>
     public static bool TryParse(ReadOnlySpan<byte> frame, out StreamRequestHeader header, out ReadOnlySpan<byte> tableName, out ProtocolError error)
@@ -98,6 +99,13 @@ public readonly record struct StreamRequestHeader
             return false;
         }
         uint length = BinaryPrimitives.ReadUInt32LittleEndian(frame);
+        if (length < IdEnd - LengthPrefix)
+        {
+            // The id's 8 bytes would lie past the frame's end (in the next frame), so there is no id to answer.
+            header = new StreamRequestHeader { Length = length };
+            error = Bad($"Frame length {length} is too short to hold a request id ({IdEnd - LengthPrefix} bytes).");
+            return false;
+        }
         ulong id = ReadRequestId(frame);
         header = new StreamRequestHeader { Length = length, RequestId = id };
         if (LengthPrefix + (long)length < Size)

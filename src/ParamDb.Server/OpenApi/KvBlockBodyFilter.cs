@@ -5,8 +5,9 @@ using Swashbuckle.AspNetCore.SwaggerGen;
 namespace ParamDb.Server.OpenApi;
 
 /// <summary>
-/// Describes KV block bodies as what they are, binary (<c>type: string, format: binary</c>), instead of
-/// the JSON schema of <see cref="KvJson"/> that <c>Accepts/Produces</c> attach to every media type.
+/// Describes KV block and stream bodies as what they are, binary (<c>type: string, format: binary</c>), instead
+/// of the JSON schema of <see cref="KvJson"/> that <c>Accepts/Produces</c> attach to every media type (or the
+/// base64 string Swashbuckle makes of <c>byte[]</c>).
 /// </summary>
 public sealed class KvBlockBodyFilter : IOperationFilter
 {
@@ -23,5 +24,7 @@ public sealed class KvBlockBodyFilter : IOperationFilter
     {
         if (content.TryGetValue(MediaTypes.KvBlock, out var media) && media is OpenApiMediaType concrete)
             concrete.Schema = new OpenApiSchema { Type = JsonSchemaType.String, Format = "binary", Description = "A KV block (DESIGN.md §4): 24-byte header \"PDB1\", keys, float32 values." };
+        if (content.TryGetValue(MediaTypes.Stream, out media) && media is OpenApiMediaType stream)
+            stream.Schema = new OpenApiSchema { Type = JsonSchemaType.String, Format = "binary", Description = "A sequence of stream frames, each a u32 length then the frame (docs/streaming.md)." };
     }
 }

@@ -14,6 +14,8 @@ public static class CommandLine
         ["--max-body-size"] = "ParamDb:MaxBodySize",
         ["--max-keys"] = "ParamDb:MaxKeys",
         ["--checkpoints-to-keep"] = "ParamDb:CheckpointsToKeep",
+        ["--stream-buffer"] = "ParamDb:StreamBuffer",
+        ["--stream-max-waiting"] = "ParamDb:StreamMaxWaiting",
     };
 
     /// <summary>Usage text for <c>--help</c>.</summary>
@@ -30,6 +32,8 @@ public static class CommandLine
           --max-body-size SIZE       largest request body, compressed or not (default 256m)
           --max-keys N               most rows per request (default 16777216)
           --checkpoints-to-keep N    checkpoints kept on disk (default 2)
+          --stream-buffer SIZE       per stream: queued replies, and blocks of waiting pulls (default 64m)
+          --stream-max-waiting N     per stream: pulls waiting for clocks at once (default 65536)
 
         Every option can also be set as configuration (section ParamDb in appsettings.json)
         or as an environment variable: ParamDb__Data, ParamDb__Listen, ParamDb__Memory, …

@@ -22,6 +22,10 @@ public sealed record NodeSettings
     public required int MaxKeys { get; init; }
     /// <summary>Checkpoints kept on disk.</summary>
     public required int CheckpointsToKeep { get; init; }
+    /// <summary>Per stream: bytes of queued replies, and separately bytes of request blocks held by waiting pulls.</summary>
+    public long StreamBufferBytes { get; init; } = 64L << 20;
+    /// <summary>Per stream: pulls waiting for clocks at once.</summary>
+    public int StreamMaxWaiting { get; init; } = 65536;
 
     /// <summary>Converts <paramref name="o"/>, throwing <see cref="OptionsException"/> naming the bad option.</summary>
     public static NodeSettings From(ServerOptions o)
@@ -37,6 +41,9 @@ public sealed record NodeSettings
             throw new OptionsException($"--max-body-size: '{o.MaxBodySize}' must be a size from 1k to 2g (one body is held in one buffer).");
         if (o.MaxKeys < 1) throw new OptionsException($"--max-keys must be at least 1; got {o.MaxKeys}.");
         if (o.CheckpointsToKeep < 1) throw new OptionsException($"--checkpoints-to-keep must be at least 1; got {o.CheckpointsToKeep}.");
+        if (!Units.TryParseSize(o.StreamBuffer, out long streamBuffer) || streamBuffer < 64 * 1024)
+            throw new OptionsException($"--stream-buffer: '{o.StreamBuffer}' is not a size of at least 64k (e.g. 64m).");
+        if (o.StreamMaxWaiting < 0) throw new OptionsException($"--stream-max-waiting must be 0 or more; got {o.StreamMaxWaiting}.");
         return new NodeSettings
         {
             DataDirectory = Path.GetFullPath(o.Data),
@@ -47,6 +54,8 @@ public sealed record NodeSettings
             MaxBodyBytes = maxBody,
             MaxKeys = o.MaxKeys,
             CheckpointsToKeep = o.CheckpointsToKeep,
+            StreamBufferBytes = streamBuffer,
+            StreamMaxWaiting = o.StreamMaxWaiting,
         };
     }
 }

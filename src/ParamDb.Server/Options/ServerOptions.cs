@@ -32,6 +32,16 @@ public sealed class ServerOptions
     /// <summary>Most rows in one request.</summary>
     public int MaxKeys { get; set; } = 16 * 1024 * 1024;
 
+    /// <summary>
+    /// Per <c>POST /v1/stream</c>: the most bytes of replies queued for a client that reads slower than it
+    /// sends (past it the server stops reading the stream), and separately the most bytes of request blocks
+    /// held by pulls waiting for clocks, e.g. <c>64m</c>.
+    /// </summary>
+    public string StreamBuffer { get; set; } = "64m";
+
+    /// <summary>Per stream, the most pulls waiting for clocks at once; more are answered 429.</summary>
+    public int StreamMaxWaiting { get; set; } = 65536;
+
     /// <summary>Checkpoints kept on disk; older ones are deleted.</summary>
     public int CheckpointsToKeep { get; set; } = 2;
 }

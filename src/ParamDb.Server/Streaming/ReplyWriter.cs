@@ -1,0 +1,120 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Threading.Channels;
+using ParamDb.Server.Http;
+
+namespace ParamDb.Server.Streaming;
+
+/// <summary>
+/// The one loop that writes a stream's reply frames to <c>Response.BodyWriter</c>. Replies come from the reader
+/// loop and from released waiting pulls, in any order; each is a complete frame in a pooled buffer whose bytes
+/// were reserved in the <see cref="ReplyBudget"/>. A burst of small replies costs one flush: the loop flushes
+/// when the queue is empty, or after <see cref="FlushEvery"/> bytes so a queue of large replies is not all
+/// copied into Kestrel's pipe before the first flush applies HTTP/2 backpressure.
+/// </summary>
+internal sealed class ReplyWriter
+{
+    /// <summary>
+    /// Bytes copied into the response pipe between flushes: 1 MiB, the HTTP/2 frame size we advertise; Kestrel
+    /// pauses a writer past 64 KiB unflushed (MaxResponseBufferSize), so larger chunks only add memory.
+    /// </summary>
+    public const int FlushEvery = 1 << 20;
+
+    private readonly Channel<Reply> _queue = Channel.CreateUnbounded<Reply>(new UnboundedChannelOptions
+    {
+        SingleReader = true,
+        // Enqueuers must not run the writer loop inline: the reader loop would end up writing to the socket.
+        AllowSynchronousContinuations = false,
+    });
+    private readonly ReplyBudget _budget;
+    private readonly StreamMetrics _metrics;
+
+    public ReplyWriter(ReplyBudget budget, StreamMetrics metrics)
+    {
+        _budget = budget;
+        _metrics = metrics;
+    }
+
+    /// <summary>Queues a complete reply frame; the writer owns <paramref name="frame"/> from here on.</summary>
+    /// <param name="frame">The frame, length prefix included.</param>
+    /// <param name="charge">What was reserved for it in the budget; given back once it is flushed.</param>
+    public void Enqueue(PooledBuffer frame, long charge)
+    {
+        if (_queue.Writer.TryWrite(new Reply(frame, charge))) return;
+        // The stream is over (client gone): drop the reply.
+        frame.Dispose();
+        _budget.Release(charge);
+    }
+
+    /// <summary>No more replies will be queued; the loop ends once it has written those it has.</summary>
+    public void Complete() => _queue.Writer.TryComplete();
+
+    /// <summary>Writes replies until <see cref="Complete"/> and the queue is empty, or the client is gone.</summary>
+    public async Task RunAsync(PipeWriter output, CancellationToken aborted)
+    {
+        long unflushed = 0, charged = 0;
+        int written = 0;
+
+        // Replies fully written before a flush are out of the queue's memory once it completes.
+        void Flushed()
+        {
+            unflushed = 0;
+            _budget.Release(charged);
+            _metrics.RepliesWritten(written);
+            charged = 0;
+            written = 0;
+        }
+
+        try
+        {
+            while (await _queue.Reader.WaitToReadAsync(aborted).ConfigureAwait(false))
+            {
+                while (_queue.Reader.TryRead(out var reply))
+                {
+                    // Charged from here, so a failed write still gives its bytes back in finally.
+                    charged += reply.Charge;
+                    written++;
+                    using (reply.Frame)
+                    {
+                        ReadOnlyMemory<byte> bytes = reply.Frame.Memory;
+                        while (!bytes.IsEmpty)
+                        {
+                            int n = (int)Math.Min(bytes.Length, FlushEvery - unflushed);
+                            output.Write(bytes.Span[..n]);
+                            bytes = bytes[n..];
+                            unflushed += n;
+                            if (unflushed < FlushEvery) continue;
+                            if (!await FlushAsync(output, aborted).ConfigureAwait(false)) return;
+                            Flushed();
+                        }
+                    }
+                }
+                if (!await FlushAsync(output, aborted).ConfigureAwait(false)) return;
+                Flushed();
+            }
+        }
+        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+        {
+            // The client went away; what is left is dropped below.
+        }
+        finally
+        {
+            _queue.Writer.TryComplete();
+            _budget.Release(charged);
+            while (_queue.Reader.TryRead(out var left))
+            {
+                left.Frame.Dispose();
+                _budget.Release(left.Charge);
+            }
+        }
+    }
+
+    /// <summary>Flushes; false when the client can no longer be written to.</summary>
+    private static async ValueTask<bool> FlushAsync(PipeWriter output, CancellationToken aborted)
+    {
+        FlushResult result = await output.FlushAsync(aborted).ConfigureAwait(false);
+        return !result.IsCompleted && !result.IsCanceled;
+    }
+
+    private readonly record struct Reply(PooledBuffer Frame, long Charge);
+}

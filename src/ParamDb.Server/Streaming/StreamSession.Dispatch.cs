@@ -1,0 +1,193 @@
+using ParamDb.Protocol;
+using ParamDb.Protocol.Stream;
+using ParamDb.Server.Data;
+using ParamDb.Server.Http;
+using ParamDb.Storage;
+
+namespace ParamDb.Server.Streaming;
+
+/// <summary>Push, tick and pull frames, through <see cref="DataOps"/> like the REST endpoints.</summary>
+internal sealed partial class StreamSession
+{
+    /// <summary>Answers one well-formed frame; owns and returns its payload unless a parked pull takes it.</summary>
+    private async ValueTask DispatchAsync(IncomingFrame frame)
+    {
+        StreamRequestHeader h = frame.Header;
+        PooledBuffer? payload = frame.Payload;
+        try
+        {
+            if (!DataOps.TryResolve(_host, frame.Table!, out var store, out var table, out var error))
+            {
+                await ReplyErrorAsync(h.RequestId, error, isReader: true);
+                return;
+            }
+            if (h.Op == StreamOp.Pull)
+            {
+                if (await PullAsync(h, store, table, payload!)) payload = null; // parked: the wait owns it now
+                return;
+            }
+            if (!DataOps.TryCheckStamp(h.Worker, h.Clock, out error))
+            {
+                await ReplyErrorAsync(h.RequestId, error, isReader: true);
+                return;
+            }
+            var stamp = new WorkerStamp(h.Worker, h.Clock);
+            bool applied = h.Op == StreamOp.Tick
+                ? DataOps.TryTick(store, table, stamp, out var result, out error)
+                : DataOps.TryPush(store, table, payload!.Span, stamp, _settings.MaxKeys, out result, out error);
+            if (applied) await ReplyPushAsync(h.RequestId, result);
+            else await ReplyErrorAsync(h.RequestId, error, isReader: true);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // A fault in the store or a bug: this frame fails, the stream and the other frames go on.
+            Log.FrameFailed(_logger, h.RequestId, e);
+            await ReplyErrorAsync(h.RequestId, new ProtocolError(500, ProblemCodes.Internal, $"The server failed on this request: {e.GetType().Name}: {e.Message}"), isReader: true);
+        }
+        finally
+        {
+            payload?.Dispose();
+        }
+    }
+
+    /// <summary>Serves a pull now, or parks it on its clock wait; true when parked (the wait owns the payload).</summary>
+    private async ValueTask<bool> PullAsync(StreamRequestHeader h, ParamStore store, TableHandle table, PooledBuffer payload)
+    {
+        if (!DataOps.TryPlanPull(table, payload.Span, _settings.MaxKeys, _settings.MaxBodyBytes, out var plan, out var error))
+        {
+            await ReplyErrorAsync(h.RequestId, error, isReader: true);
+            return false;
+        }
+        // The header parser already refused staleness below -1, so this cannot fail.
+        Consistency.TryFromStaleness(h.Staleness, out var consistency);
+
+        // At the limit a pull may still be served if its clocks are already there: ask with no time to wait.
+        bool full = Volatile.Read(ref _waiting) >= _settings.StreamMaxWaiting
+            || Interlocked.Read(ref _waitingBytes) + payload.Length > _settings.StreamBufferBytes;
+        ValueTask<ClockWait> wait = DataOps.WaitAsync(store, table, consistency, h.Clock, full ? TimeSpan.Zero : _waitTimeout, _stop.Token);
+        if (wait.IsCompleted || full)
+        {
+            await ServePullAsync(h, store, table, payload, plan, await wait, full, isReader: true);
+            return false;
+        }
+
+        Interlocked.Increment(ref _pending);
+        Interlocked.Increment(ref _waiting);
+        Interlocked.Add(ref _waitingBytes, payload.Length);
+        _metrics.Waiting(+1);
+        _ = ParkAsync(wait, h, store, table, payload, plan);
+        return true;
+    }
+
+    /// <summary>A pull waiting for clocks: answered when they are reached, on timeout (408) or when the stream ends (503).</summary>
+    private async Task ParkAsync(ValueTask<ClockWait> wait, StreamRequestHeader h, ParamStore store, TableHandle table, PooledBuffer payload, KvBlock plan)
+    {
+        try
+        {
+            ClockWait reached;
+            try
+            {
+                reached = await wait;
+            }
+            catch (OperationCanceledException) when (!_aborted.IsCancellationRequested)
+            {
+                await ReplyErrorAsync(h.RequestId, new ProtocolError(503, ProblemCodes.Unavailable,
+                    $"This pull was waiting for clocks when {_endReason}; it was not served. Send it again."), isReader: false);
+                return;
+            }
+            await ServePullAsync(h, store, table, payload, plan, reached, full: false, isReader: false);
+        }
+        catch (OperationCanceledException) when (_aborted.IsCancellationRequested)
+        {
+            // The client is gone: nobody to answer.
+        }
+        catch (Exception e)
+        {
+            Log.FrameFailed(_logger, h.RequestId, e);
+            if (!_aborted.IsCancellationRequested)
+                await ReplyErrorAsync(h.RequestId, new ProtocolError(500, ProblemCodes.Internal, $"The server failed on this request: {e.GetType().Name}: {e.Message}"), isReader: false);
+        }
+        finally
+        {
+            Interlocked.Add(ref _waitingBytes, -payload.Length);
+            Interlocked.Decrement(ref _waiting);
+            _metrics.Waiting(-1);
+            payload.Dispose();
+            Leave();
+        }
+    }
+
+    /// <summary>
+    /// Answers a pull whose wait ended: the reply header and the KV block go into one pooled buffer (the rows
+    /// are read straight into its values section), reserved in the reply budget before the rows are read.
+    /// </summary>
+    private async ValueTask ServePullAsync(StreamRequestHeader h, ParamStore store, TableHandle table, PooledBuffer payload, KvBlock plan, ClockWait wait, bool full, bool isReader)
+    {
+        if (!wait.Error.IsNone)
+        {
+            if (full)
+            {
+                var refused = new ProtocolError(429, ProblemCodes.TooManyWaitingPulls,
+                    $"This stream already has {Volatile.Read(ref _waiting)} pulls waiting for clocks, holding {Interlocked.Read(ref _waitingBytes)} bytes of keys (limits: --stream-max-waiting {_settings.StreamMaxWaiting}, --stream-buffer {_settings.StreamBufferBytes}), and this one would have to wait too. Read replies before sending more consistent pulls, or spread them over more streams.");
+                await ReplyErrorAsync(h.RequestId, refused, isReader);
+            }
+            else
+            {
+                await ReplyErrorAsync(h.RequestId, wait.Error, isReader, wait.Behind, wait.Target, wait.ClockMin);
+            }
+            return;
+        }
+
+        long size = StreamReplyHeader.Size + KvBlockWriter.SizeOf(plan.IsRange, plan.Count, table.Dim, values: true);
+        long charge = ReplyBudget.ChargeFor(size);
+        await _budget.ReserveAsync(charge, isReader, isReader ? _stop.Token : _aborted);
+        PooledBuffer? frame = null;
+        try
+        {
+            frame = DataOps.PullKv(store, table, payload.Span, plan, StreamReplyHeader.Size);
+            var flags = StreamFrameFlags.None;
+            if ((h.Flags & StreamFrameFlags.Lz4) != 0)
+            {
+                var packed = FrameLz4.Deflate(frame.Span[StreamReplyHeader.Size..], StreamReplyHeader.Size);
+                frame.Dispose();
+                frame = packed;
+                flags = StreamFrameFlags.Lz4;
+            }
+            StreamReplyHeader.Write(frame.Span, h.RequestId, 200, flags, wait.ClockMin, frame.Length - StreamReplyHeader.Size);
+            _writer.Enqueue(frame, charge);
+            frame = null;
+        }
+        catch
+        {
+            frame?.Dispose();
+            _budget.Release(charge);
+            throw;
+        }
+    }
+
+    /// <summary>A push or tick reply: u64 rows, u64 applied.</summary>
+    private async ValueTask ReplyPushAsync(ulong requestId, PushResult result)
+    {
+        const int size = StreamReplyHeader.Size + StreamReplyHeader.PushPayloadSize;
+        long charge = ReplyBudget.ChargeFor(size);
+        await _budget.ReserveAsync(charge, isReader: true, _stop.Token);
+        var frame = new PooledBuffer(size) { Length = size };
+        StreamReplyHeader.Write(frame.Span, requestId, 200, StreamFrameFlags.None, 0, StreamReplyHeader.PushPayloadSize);
+        StreamReplyHeader.WritePushPayload(frame.Span[StreamReplyHeader.Size..], result.Rows, result.Applied);
+        _writer.Enqueue(frame, charge);
+    }
+
+    /// <summary>An error reply: the problem details JSON that REST would send, with the HTTP status in the header.</summary>
+    private async ValueTask ReplyErrorAsync(ulong requestId, ProtocolError error, bool isReader, IReadOnlyList<WorkerClock>? behind = null, ulong? target = null, ulong clock = 0)
+    {
+        _metrics.FrameFailed();
+        byte[] json = DataOps.ProblemJson(error, behind, target);
+        int size = StreamReplyHeader.Size + json.Length;
+        long charge = ReplyBudget.ChargeFor(size);
+        await _budget.ReserveAsync(charge, isReader, isReader ? _stop.Token : _aborted);
+        var frame = new PooledBuffer(size) { Length = size };
+        StreamReplyHeader.Write(frame.Span, requestId, (ushort)error.Status, StreamFrameFlags.None, clock, json.Length);
+        json.CopyTo(frame.Array.AsSpan(StreamReplyHeader.Size));
+        _writer.Enqueue(frame, charge);
+    }
+}
