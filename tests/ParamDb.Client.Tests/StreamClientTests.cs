@@ -40,7 +40,7 @@ public sealed class StreamClientTests(ServerFixture fixture)
         return expected;
     }
 
-    [Theory(Skip = Needs.StreamServer)]
+    [Theory]
     [InlineData(ParamDbCompression.None)]
     [InlineData(ParamDbCompression.Lz4)]
     public async Task PushThenPullOfExplicitKeysReadsInitPlusPushed(ParamDbCompression compression)
@@ -62,7 +62,7 @@ public sealed class StreamClientTests(ServerFixture fixture)
         Assert.Equal(InitPlus(delta), await fixture.Client.PullAsync(table, keys));
     }
 
-    [Theory(Skip = Needs.StreamServer)]
+    [Theory]
     [InlineData(ParamDbCompression.None)]
     [InlineData(ParamDbCompression.Lz4)]
     public async Task A4MiBRangeWrittenFromCallerMemoryRoundTrips(ParamDbCompression compression)
@@ -81,7 +81,7 @@ public sealed class StreamClientTests(ServerFixture fixture)
         Assert.Equal(InitPlus(delta), await stream.PullRangeAsync(table, 1000, 4096, options: options));
     }
 
-    [Fact(Skip = Needs.StreamServer)]
+    [Fact]
     public async Task ALargeExplicitKeyPushAndPullMatchKeysChunkByChunk()
     {
         // 20,000 keys: the reply's keys section (160 KB) is longer than the reader's 64 KiB buffer.
@@ -96,7 +96,7 @@ public sealed class StreamClientTests(ServerFixture fixture)
         Assert.Equal(InitPlus(delta), await stream.PullAsync(table, keys));
     }
 
-    [Fact(Skip = Needs.StreamServer)]
+    [Fact]
     public async Task RangeAndExplicitKeyRequestsInTurnEachAddressTheirOwnRows()
     {
         // Each awaited call recycles its pooled request before the next one takes it: nothing of a range request
@@ -116,7 +116,7 @@ public sealed class StreamClientTests(ServerFixture fixture)
         Assert.Equal(new[] { 0.5f, 0.5f, 8.5f, 8.5f, 0.5f, 0.5f }, await fixture.Client.PullAsync(table, new ulong[] { 0, 5, 7 }));
     }
 
-    [Fact(Skip = Needs.StreamServer)]
+    [Fact]
     public async Task OneThousandPipelinedPushesAndPullsAreEachMatchedToTheirOwnReply()
     {
         const int n = 1024, dim = 8;
@@ -138,7 +138,7 @@ public sealed class StreamClientTests(ServerFixture fixture)
         for (int i = 0; i < n; i++) Assert.Equal(InitPlus(rows[(i * dim)..((i + 1) * dim)]), pulled[i]);
     }
 
-    [Fact(Skip = Needs.StreamServer)]
+    [Fact]
     public async Task ARefusedRequestFailsAloneAndTheOthersAroundItSucceed()
     {
         string table = await NewAddTableAsync(dim: 4);
@@ -168,7 +168,7 @@ public sealed class StreamClientTests(ServerFixture fixture)
         Assert.Equal(InitPlus(rows), await stream.PullRangeAsync(table, 0, 64));
     }
 
-    [Fact(Skip = Needs.StreamServer)]
+    [Fact]
     public async Task ArgumentsTheServerWouldRefuseThrowBeforeAnythingIsSent()
     {
         await using var stream = await ParamDbStream.ConnectAsync(fixture.Server.Http2Uri);
@@ -180,7 +180,7 @@ public sealed class StreamClientTests(ServerFixture fixture)
         await Assert.ThrowsAsync<ArgumentOutOfRangeException>(async () => await stream.PullRangeAsync("t", ulong.MaxValue, 2));
     }
 
-    [Fact(Skip = Needs.StreamServer)]
+    [Fact]
     public async Task PushPullSendsBothAtOnceAndThePullSeesThePush()
     {
         string table = await NewAddTableAsync(dim: 4);
@@ -197,7 +197,7 @@ public sealed class StreamClientTests(ServerFixture fixture)
         Assert.Equal(InitPlus(delta, 2), into);
     }
 
-    [Fact(Skip = Needs.StreamServer)]
+    [Fact]
     public async Task AnUnknownTablesPushPullThrowsThePushsRefusal()
     {
         await using var stream = await ParamDbStream.ConnectAsync(fixture.Server.Http2Uri);
@@ -207,7 +207,7 @@ public sealed class StreamClientTests(ServerFixture fixture)
         Assert.Equal(ProblemCodes.TableNotFound, e.Code);
     }
 
-    [Fact(Skip = Needs.StreamServer)]
+    [Fact]
     public async Task DisposeWaitsForRepliesAlreadyDueAndThenRefusesNewCalls()
     {
         string table = await NewAddTableAsync(dim: 2);
@@ -222,7 +222,7 @@ public sealed class StreamClientTests(ServerFixture fixture)
         await stream.DisposeAsync(); // twice is fine
     }
 
-    [Fact(Skip = Needs.StreamServer)]
+    [Fact]
     public async Task ConnectingToTheHttp1PortFailsWithHttp2Required()
     {
         var e = await Assert.ThrowsAnyAsync<Exception>(() => ParamDbStream.ConnectAsync(fixture.Server.Http1Uri,

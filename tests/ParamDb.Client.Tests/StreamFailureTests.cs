@@ -27,7 +27,7 @@ public sealed class StreamFailureTests(ServerFixture fixture)
     private Func<Task<bool>> RowsAre(string table, ulong[] keys, float[] expected) =>
         async () => (await fixture.Client.PullAsync(table, keys)).AsSpan().SequenceEqual(expected);
 
-    [Fact(Skip = Needs.StreamServer)]
+    [Fact]
     public async Task WithoutRetriesALostConnectionFailsEveryRequestOnTheWireAndTheNextCallReconnects()
     {
         string table = await NewAddTableAsync(dim: 2);
@@ -49,7 +49,7 @@ public sealed class StreamFailureTests(ServerFixture fixture)
         Assert.Equal(2, relay.Accepted);
     }
 
-    [Fact(Skip = Needs.StreamServer)]
+    [Fact]
     public async Task AfterALostConnectionPullsAreReplayedButAnAnonymousPushIsNot()
     {
         string table = await NewAddTableAsync(dim: 2);
@@ -95,7 +95,7 @@ public sealed class StreamFailureTests(ServerFixture fixture)
         Assert.True(relay.Accepted >= 2, "the push went out again on a new connection");
     }
 
-    [Fact(Skip = Needs.StreamServer)]
+    [Fact]
     public async Task ACancelledCallEndsAtOnceAndALateReplyIsDropped()
     {
         string table = await NewAddTableAsync(dim: 2);
@@ -113,7 +113,7 @@ public sealed class StreamFailureTests(ServerFixture fixture)
         Assert.Equal(new[] { 0.5f, 0.5f }, await other); // the cancelled request's reply came and was skipped
     }
 
-    [Fact(Skip = Needs.StreamServer)]
+    [Fact]
     public async Task ACallPastItsTimeoutThrowsTimeoutException()
     {
         string table = await NewAddTableAsync(dim: 2);
@@ -127,7 +127,7 @@ public sealed class StreamFailureTests(ServerFixture fixture)
         relay.ReleaseReplies();
     }
 
-    [Fact(Skip = Needs.StreamServer)]
+    [Fact]
     public async Task RequestsBeyondMaxInFlightWaitInTheQueueAndAllComplete()
     {
         string table = await NewAddTableAsync(dim: 2);

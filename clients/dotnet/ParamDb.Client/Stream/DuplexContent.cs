@@ -1,4 +1,6 @@
 using System.Net;
+using System.Net.Http.Headers;
+using ParamDb.Protocol;
 
 namespace ParamDb.Client;
 
@@ -10,6 +12,8 @@ internal sealed class DuplexContent : HttpContent
 {
     private readonly TaskCompletionSource<Stream> _stream = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public DuplexContent() => Headers.ContentType = new MediaTypeHeaderValue(MediaTypes.Stream);
 
     /// <summary>Completes with the request stream once HttpClient starts sending the body.</summary>
     public Task<Stream> RequestStream => _stream.Task;
