@@ -116,6 +116,7 @@ public sealed partial class ParamDbStream : IAsyncDisposable
     /// </summary>
     /// <exception cref="ArgumentException">Keys not strictly ascending, or values not a whole number of rows.</exception>
     /// <exception cref="ParamDbException"><c>table_not_found</c>, <c>dim_mismatch</c>, <c>worker_not_found</c>…</exception>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<PushResult> PushAsync(string table, ReadOnlyMemory<ulong> keys, ReadOnlyMemory<float> values,
         ClockStamp stamp = default, ParamDbCallOptions options = default, CancellationToken cancellationToken = default)
     {
@@ -127,6 +128,7 @@ public sealed partial class ParamDbStream : IAsyncDisposable
     /// <summary>Pushes the dense range of rows first … first + values.Length / dim - 1.</summary>
     /// <exception cref="ArgumentException">Values not a whole number of rows, or the range runs past 2^64 - 1.</exception>
     /// <exception cref="ParamDbException"><c>table_not_found</c>, <c>dim_mismatch</c>, <c>key_out_of_range</c>…</exception>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<PushResult> PushRangeAsync(string table, ulong first, ReadOnlyMemory<float> values, int dim,
         ClockStamp stamp = default, ParamDbCallOptions options = default, CancellationToken cancellationToken = default)
     {
@@ -149,6 +151,7 @@ public sealed partial class ParamDbStream : IAsyncDisposable
     /// the table, so consistent pulls stop waiting for it there.
     /// </summary>
     /// <exception cref="ParamDbException"><c>table_not_found</c>, <c>worker_not_found</c>…</exception>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<PushResult> TickAsync(string table, ClockStamp stamp, ParamDbCallOptions options = default, CancellationToken cancellationToken = default)
     {
         CheckName(table);
@@ -164,6 +167,7 @@ public sealed partial class ParamDbStream : IAsyncDisposable
     /// </summary>
     /// <exception cref="ArgumentException">Keys not strictly ascending, or the destination not a whole number of rows.</exception>
     /// <exception cref="ParamDbException"><c>table_not_found</c>, <c>dim_mismatch</c>, <c>clock_wait_timeout</c>…</exception>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<PullResult> PullAsync(string table, ReadOnlyMemory<ulong> keys, Memory<float> destination,
         ClockStamp stamp = default, ParamDbCallOptions options = default, CancellationToken cancellationToken = default)
     {
@@ -175,6 +179,7 @@ public sealed partial class ParamDbStream : IAsyncDisposable
     /// <summary>Pulls the rows of <paramref name="keys"/> into a new array of keys.Length × dim floats, at the table's dim.</summary>
     /// <exception cref="ArgumentException">Keys not strictly ascending.</exception>
     /// <exception cref="ParamDbException"><c>table_not_found</c>, <c>clock_wait_timeout</c>…</exception>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<float[]> PullAsync(string table, ReadOnlyMemory<ulong> keys,
         ClockStamp stamp = default, ParamDbCallOptions options = default, CancellationToken cancellationToken = default)
     {
@@ -186,6 +191,7 @@ public sealed partial class ParamDbStream : IAsyncDisposable
     /// <summary>Pulls the dense range of rows first … first + count - 1 into <paramref name="destination"/> (count × dim floats).</summary>
     /// <exception cref="ArgumentException">The destination is not a whole number of rows, or the range runs past 2^64 - 1.</exception>
     /// <exception cref="ParamDbException"><c>table_not_found</c>, <c>dim_mismatch</c>, <c>clock_wait_timeout</c>…</exception>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<PullResult> PullRangeAsync(string table, ulong first, int count, Memory<float> destination,
         ClockStamp stamp = default, ParamDbCallOptions options = default, CancellationToken cancellationToken = default)
     {
@@ -198,6 +204,7 @@ public sealed partial class ParamDbStream : IAsyncDisposable
     /// <summary>Pulls the dense range of rows first … first + count - 1 into a new array, at the table's dim.</summary>
     /// <exception cref="ArgumentException">The range runs past 2^64 - 1.</exception>
     /// <exception cref="ParamDbException"><c>table_not_found</c>, <c>clock_wait_timeout</c>…</exception>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<float[]> PullRangeAsync(string table, ulong first, int count,
         ClockStamp stamp = default, ParamDbCallOptions options = default, CancellationToken cancellationToken = default)
     {
@@ -214,6 +221,7 @@ public sealed partial class ParamDbStream : IAsyncDisposable
     /// </summary>
     /// <exception cref="ArgumentException">Keys not ascending, or values/destination not keys.Length × dim.</exception>
     /// <exception cref="ParamDbException">The push's or the pull's refusal.</exception>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<PushPullResult> PushPullAsync(string table, ReadOnlyMemory<ulong> keys, ReadOnlyMemory<float> values, Memory<float> destination,
         ClockStamp stamp = default, ParamDbCallOptions options = default, CancellationToken cancellationToken = default)
     {
@@ -298,93 +306,5 @@ public sealed partial class ParamDbStream : IAsyncDisposable
         _stopping.Cancel();
         FailRemaining();
         if (_ownsHttp) _http.Dispose();
-    }
-
-    private PendingRequest NewRequest(StreamOp op, string table, ClockStamp stamp, in ParamDbCallOptions options)
-    {
-        PendingRequest request = PendingRequest.Rent();
-        request.Op = op;
-        request.Table = table;
-        request.Stamp = stamp;
-        request.Staleness = op == StreamOp.Pull ? (options.Consistency ?? Consistency.Eventual).Staleness : -1;
-        request.Lz4 = (options.Compression ?? _options.Compression) == ParamDbCompression.Lz4;
-        return request;
-    }
-
-    private PendingRequest NewPush(string table, ReadOnlyMemory<ulong> keys, ReadOnlyMemory<float> values, ClockStamp stamp, in ParamDbCallOptions options)
-    {
-        CheckName(table);
-        CheckAscending(keys.Span);
-        int dim = RowWidth(keys.Length, values.Length, nameof(values));
-        BlockSize(range: false, keys.Length, dim, values: true);
-        PendingRequest request = NewRequest(StreamOp.Push, table, stamp, options);
-        request.Keys = keys;
-        request.Count = keys.Length;
-        request.Dim = dim;
-        request.Values = values;
-        return request;
-    }
-
-    /// <summary>A pull of explicit keys; <paramref name="allocate"/>: into a new array at the table's dim (block dim 0).</summary>
-    private PendingRequest NewPull(string table, ReadOnlyMemory<ulong> keys, Memory<float> destination, bool allocate, ClockStamp stamp, in ParamDbCallOptions options)
-    {
-        CheckName(table);
-        CheckAscending(keys.Span);
-        int dim = allocate ? 0 : RowWidth(keys.Length, destination.Length, nameof(destination));
-        BlockSize(range: false, keys.Length, 0, values: false);
-        PendingRequest request = NewRequest(StreamOp.Pull, table, stamp, options);
-        request.Keys = keys;
-        request.Count = keys.Length;
-        request.Dim = dim;
-        request.Destination = destination;
-        return request;
-    }
-
-    private PendingRequest NewPullRange(string table, ulong first, int count, int dim, ClockStamp stamp, in ParamDbCallOptions options)
-    {
-        CheckName(table);
-        CheckRange(first, count);
-        PendingRequest request = NewRequest(StreamOp.Pull, table, stamp, options);
-        request.Range = true;
-        request.First = first;
-        request.Count = count;
-        request.Dim = dim;
-        return request;
-    }
-
-    /// <summary>Queues the request and waits for its reply; a passed <paramref name="timeout"/> throws <see cref="TimeoutException"/>.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<StreamReply> SendAsync(PendingRequest request, TimeSpan? timeout, CancellationToken cancellationToken)
-    {
-        using var deadline = Deadline(timeout, cancellationToken, out CancellationToken token);
-        short version = request.Version;
-        Submit(request, token); // synchronous: call order is send order
-        try
-        {
-            return await new ValueTask<StreamReply>(request, version).ConfigureAwait(false);
-        }
-        catch (Exception e)
-        {
-            throw TimedOut(e, deadline, cancellationToken, timeout);
-        }
-    }
-
-    private static CancellationTokenSource? Deadline(TimeSpan? timeout, CancellationToken cancellationToken, out CancellationToken token)
-    {
-        token = cancellationToken;
-        if (timeout is not { } limit) return null;
-        var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(limit);
-        token = deadline.Token;
-        return deadline;
-    }
-
-    /// <summary>The exception to throw: a cancellation caused by the call's own deadline becomes <see cref="TimeoutException"/>.</summary>
-    private static Exception TimedOut(Exception error, CancellationTokenSource? deadline, CancellationToken caller, TimeSpan? timeout)
-    {
-        if (error is OperationCanceledException && deadline is { IsCancellationRequested: true } && !caller.IsCancellationRequested)
-            return new TimeoutException($"No reply within the call's timeout of {timeout!.Value.TotalMilliseconds:0} ms; if it was a push, it may or may not have been applied.", error);
-        System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(error).Throw();
-        return error; // not reached
     }
 }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using ParamDb.Protocol;
 
 namespace ParamDb.Client;
@@ -19,6 +20,7 @@ public sealed partial class ParamDbWorker
     /// <exception cref="InvalidOperationException">This table was already pushed at this clock.</exception>
     /// <exception cref="ArgumentException">Keys not strictly ascending, or values not a whole number of rows.</exception>
     /// <exception cref="ParamDbException"><c>table_not_found</c>, <c>dim_mismatch</c>, <c>worker_not_found</c>…</exception>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<PushResult> PushAsync(string table, ReadOnlyMemory<ulong> keys, ReadOnlyMemory<float> values,
         ParamDbCallOptions options = default, CancellationToken cancellationToken = default)
     {
@@ -38,6 +40,7 @@ public sealed partial class ParamDbWorker
     /// <exception cref="InvalidOperationException">This table was already pushed at this clock.</exception>
     /// <exception cref="ArgumentException">Values not a whole number of rows, or the range runs past 2^64 - 1.</exception>
     /// <exception cref="ParamDbException"><c>table_not_found</c>, <c>dim_mismatch</c>, <c>key_out_of_range</c>…</exception>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<PushResult> PushRangeAsync(string table, ulong first, ReadOnlyMemory<float> values, int dim,
         ParamDbCallOptions options = default, CancellationToken cancellationToken = default)
     {
@@ -99,6 +102,7 @@ public sealed partial class ParamDbWorker
     /// <exception cref="InvalidOperationException">This table was already pushed at this clock.</exception>
     /// <exception cref="ArgumentException">Keys not ascending, or values/destination not keys.Length × dim.</exception>
     /// <exception cref="ParamDbException">The push's or the pull's refusal.</exception>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<PushPullResult> PushPullAsync(string table, ReadOnlyMemory<ulong> keys, ReadOnlyMemory<float> values, Memory<float> destination,
         ParamDbCallOptions options = default, CancellationToken cancellationToken = default)
     {
