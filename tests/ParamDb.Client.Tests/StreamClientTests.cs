@@ -223,7 +223,7 @@ public sealed class StreamClientTests(ServerFixture fixture)
     }
 
     [Fact]
-    public async Task ConnectingToTheHttp1PortFailsWithHttp2Required()
+    public async Task ConnectingToTheHttp1PortFailsInsteadOfHanging()
     {
         var e = await Assert.ThrowsAnyAsync<Exception>(() => ParamDbStream.ConnectAsync(fixture.Server.Http1Uri,
             new ParamDbStreamOptions { ConnectTimeout = TimeSpan.FromSeconds(5) }));
