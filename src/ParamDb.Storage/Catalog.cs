@@ -67,7 +67,9 @@ internal sealed class Catalog
         new CatalogDocument(Format, NextId, Sorted.Select(t => new CatalogEntry(t.Id, t.Name, t.Schema)).ToList()), Json);
 
     /// <exception cref="InvalidDataException">The record is not a catalog this version understands.</exception>
-    public static Catalog Deserialize(ReadOnlySpan<byte> utf8)
+    /// <param name="utf8">The stored record.</param>
+    /// <param name="ranges">Ranges of the node's ring, for each table's vector clocks.</param>
+    public static Catalog Deserialize(ReadOnlySpan<byte> utf8, int ranges)
     {
         CatalogDocument? doc;
         try
@@ -82,7 +84,7 @@ internal sealed class Catalog
             throw new InvalidDataException($"Stored table catalog has format {doc?.Format}; this build reads format {Format}.");
         var tables = new Dictionary<string, TableHandle>(StringComparer.Ordinal);
         foreach (CatalogEntry entry in doc.Tables)
-            tables.Add(entry.Name, new TableHandle(entry.Name, entry.Id, entry.Schema));
+            tables.Add(entry.Name, new TableHandle(entry.Name, entry.Id, entry.Schema, ranges));
         return new(tables, doc.NextId);
     }
 

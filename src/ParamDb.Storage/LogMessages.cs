@@ -31,4 +31,13 @@ internal static partial class LogMessages
 
     [LoggerMessage(9, LogLevel.Warning, "Closing the log files did not finish within 5 s (a lost wake-up in FASTER's device); continuing without waiting")]
     public static partial void LogDeviceCloseTimedOut(this ILogger logger);
+
+    [LoggerMessage(10, LogLevel.Information, "Registered worker {Id} ({Name}), lease {LeaseMs} ms")]
+    public static partial void WorkerRegistered(this ILogger logger, uint id, string name, int leaseMs);
+
+    [LoggerMessage(11, LogLevel.Information, "Removed worker {Id}")]
+    public static partial void WorkerRemoved(this ILogger logger, uint id);
+
+    [LoggerMessage(12, LogLevel.Information, "Recovered {Workers} workers and {Clocks} vector-clock records")]
+    public static partial void ClocksRecovered(this ILogger logger, int workers, int clocks);
 }

@@ -61,7 +61,7 @@ public sealed partial class ParamStore
         RowSession session = sessions.Rent();
         try
         {
-            session.Compact(until, CompactionType.Lookup, new DeletedTableFilter(catalog));
+            session.Compact(until, CompactionType.Lookup, new DeletedTableFilter(catalog, registry.All));
         }
         finally
         {
@@ -73,9 +73,19 @@ public sealed partial class ParamStore
         return true;
     }
 
-    /// <summary>Tells compaction which records to drop: rows whose table id is not in the catalog.</summary>
-    private readonly struct DeletedTableFilter(Catalog catalog) : ICompactionFunctions<RowKey, SpanByte>
+    /// <summary>
+    /// Tells compaction which records to drop: rows and clocks whose table id is not in the catalog, and clocks of
+    /// workers no longer registered.
+    /// </summary>
+    private readonly struct DeletedTableFilter(Catalog catalog, Worker[] workers) : ICompactionFunctions<RowKey, SpanByte>
     {
-        public bool IsDeleted(ref RowKey key, ref SpanByte value) => !catalog.IsLive(key.Table);
+        public bool IsDeleted(ref RowKey key, ref SpanByte value)
+        {
+            if (!catalog.IsLive(key.Table)) return true;
+            if (key.Kind != RowKind.Clock) return false;
+            foreach (Worker w in workers)
+                if (w.Id == key.Key) return false;
+            return true;
+        }
     }
 }

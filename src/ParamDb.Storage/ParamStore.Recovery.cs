@@ -29,7 +29,7 @@ public sealed partial class ParamStore
             sessions.Return(session);
         }
 
-        Catalog recovered = scan.CatalogRecord is { } bytes ? Catalog.Deserialize(bytes) : Catalog.Empty;
+        Catalog recovered = scan.CatalogRecord is { } bytes ? Catalog.Deserialize(bytes, options.Ring.Count) : Catalog.Empty;
         // A push may land in the checkpoint while the create of its table did not (CPR orders each session,
         // not sessions against each other): never hand out an id that rows already use.
         uint maxSeen = 0;
@@ -42,6 +42,23 @@ public sealed partial class ParamStore
         }
         catalog = recovered.WithNextId(maxSeen + 1);
         if (orphans > 0) logger.OrphanRows(orphans);
+
+        // Workers start fresh leases now; their clocks come back only for live tables and registered workers.
+        long now = NowTicks;
+        if (scan.RegistryRecord is { } registryBytes) registry = WorkerRegistry.Deserialize(registryBytes, now);
+        int clocks = 0;
+        foreach (((uint table, uint worker), byte[] record) in scan.Clocks)
+        {
+            if (!catalog.TryGet(table, out TableHandle? handle) || !registry.TryGet(worker, out _)) continue;
+            WorkerClocks entry = handle!.Clocks.For(worker);
+            ClockRecord.Read(record, options.Ring, entry.Ranges);
+            entry.Recompute();
+            clocks++;
+        }
+        long firstExpiry = long.MaxValue;
+        foreach (Worker w in registry.All) firstExpiry = Math.Min(firstExpiry, w.ExpiresAtTicks);
+        if (firstExpiry != long.MaxValue) ArmLeaseTimer(firstExpiry);
+        if (registry.All.Length > 0 || clocks > 0) logger.ClocksRecovered(registry.All.Length, clocks);
     }
 
     /// <summary>Push iterator over the distinct live records (FASTER skips older versions and tombstones).</summary>
@@ -49,14 +66,20 @@ public sealed partial class ParamStore
     {
         public Dictionary<uint, long> RowsByTable { get; } = rowsByTable;
 
+        public Dictionary<(uint Table, uint Worker), byte[]> Clocks { get; } = [];
+
         public byte[]? CatalogRecord { get; private set; }
+
+        public byte[]? RegistryRecord { get; private set; }
 
         public readonly bool OnStart(long beginAddress, long endAddress) => true;
 
         public bool SingleReader(ref RowKey key, ref SpanByte value, RecordMetadata recordMetadata, long numberOfRecords)
         {
-            if (key.Table == 0) CatalogRecord = value.ToByteArray();
-            else RowsByTable[key.Table] = RowsByTable.GetValueOrDefault(key.Table) + 1;
+            if (key.Kind == RowKind.Clock) Clocks[(key.Table, (uint)key.Key)] = value.ToByteArray();
+            else if (key.Table != 0) RowsByTable[key.Table] = RowsByTable.GetValueOrDefault(key.Table) + 1;
+            else if (key.Key == RowKey.CatalogKey.Key) CatalogRecord = value.ToByteArray();
+            else if (key.Key == RowKey.WorkersKey.Key) RegistryRecord = value.ToByteArray();
             return true;
         }
 

@@ -55,18 +55,30 @@ public sealed partial class ParamStore
     }
 
     /// <summary>
-    /// Applies one validated push batch: one RMW per row. The single place every push goes through, so the
-    /// write-ahead log (a later issue) appends the batch here, before the first RMW.
+    /// Applies one validated push batch: one RMW per row, inside a push-gate section so a checkpoint holds all
+    /// of the batch or none of it. The single place every push goes through, so the write-ahead log (a later
+    /// issue) appends the batch here, before the first RMW. A stamped push renews its worker's lease.
     /// </summary>
     internal unsafe PushOutcome ApplyPush(TableHandle table, BatchKeys keys, ReadOnlySpan<float> values, WorkerStamp stamp)
     {
-        if (keys.Count == 0) return new PushOutcome(PushStatus.Ok, 0);
+        if (stamp.Worker != 0 && !TouchWorker(stamp.Worker)) return new PushOutcome(PushStatus.WorkerNotFound, 0);
         fixed (ulong* k = keys.Explicit)
         fixed (float* v = values)
         {
-            RunChunks<PushRow>(new PinnedBatch(table, keys.IsRange, keys.First, k, v, keys.Count));
+            var batch = new PinnedBatch(table, keys.IsRange, keys.First, k, v, keys.Count);
+            if (stamp.IsClocked) return new PushOutcome(PushStatus.Ok, ApplyClocked(table, batch, stamp));
+            if (keys.Count == 0) return new PushOutcome(PushStatus.Ok, 0);
+            pushGate.EnterReadLock();
+            try
+            {
+                RunChunks<PushRow>(batch);
+            }
+            finally
+            {
+                pushGate.ExitReadLock();
+            }
+            return new PushOutcome(PushStatus.Ok, keys.Count);
         }
-        return new PushOutcome(PushStatus.Ok, keys.Count);
     }
 
     private unsafe void ReadRows(TableHandle table, BatchKeys keys, Span<float> destination)

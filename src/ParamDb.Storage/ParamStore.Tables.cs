@@ -39,7 +39,7 @@ public sealed partial class ParamStore
                 table = existing!;
                 return existing!.Schema == schema ? CreateTableOutcome.AlreadyExists : CreateTableOutcome.Conflict;
             }
-            created = new TableHandle(name, current.NextId, schema);
+            created = new TableHandle(name, current.NextId, schema, options.Ring.Count);
             Catalog next = current.WithTable(created);
             WriteCatalog(next);
             catalog = next;
@@ -72,7 +72,8 @@ public sealed partial class ParamStore
             WriteCatalog(next);
             catalog = next;
         }
-        logger.TableDeleted(name, deleted!.Id);
+        deleted!.Clocks.EndAll(ClockWaitStatus.TableDeleted);
+        logger.TableDeleted(name, deleted.Id);
         return true;
     }
 
@@ -87,25 +88,20 @@ public sealed partial class ParamStore
         return new TableStats(rows, rows * table.Layout.PayloadBytes);
     }
 
-    /// <summary>Upserts the catalog record (table id 0). Upsert never goes pending: it is a blind append.</summary>
-    private unsafe void WriteCatalog(Catalog next)
+    /// <summary>Upserts the catalog record (table id 0) inside a push-gate section, so a checkpoint orders it with the pushes.</summary>
+    private void WriteCatalog(Catalog next)
     {
         byte[] bytes = next.Serialize();
         if (bytes.Length > MaxCatalogBytes)
             throw new InvalidOperationException($"The table catalog would take {bytes.Length} bytes; at most {MaxCatalogBytes} fit in one log record. Delete tables first.");
-        RowSession session = sessions.Rent();
+        pushGate.EnterReadLock();
         try
         {
-            fixed (byte* p = bytes)
-            {
-                RowKey key = RowKey.CatalogKey;
-                SpanByte value = SpanByte.FromPointer(p, bytes.Length);
-                session.Upsert(ref key, ref value);
-            }
+            UpsertRecord(RowKey.CatalogKey, bytes);
         }
         finally
         {
-            sessions.Return(session);
+            pushGate.ExitReadLock();
         }
     }
 }

@@ -1,15 +1,311 @@
+using System.Buffers;
+using FASTER.core;
+using ParamDb.Protocol;
+
 namespace ParamDb.Storage;
 
-/// <summary>Clocked pushes, ticks, clock waits and workers (DESIGN.md §6). STUB: filled in next.</summary>
+/// <summary>
+/// Vector clocks and workers (DESIGN.md §6): clocked pushes are exactly-once per (worker, clock) per range,
+/// clocks persist in the same store as the rows, and consistent pulls wait without a thread.
+/// </summary>
 public sealed partial class ParamStore
 {
-    /// <summary>An empty push: advances the worker's clock on every range of the table.</summary>
-    public PushOutcome Tick(TableHandle table, WorkerStamp stamp) => new(PushStatus.Ok, 0);
+    /// <summary>Largest worker-registry record: like the catalog, half a log page (thousands of workers).</summary>
+    private const int MaxRegistryBytes = 1 << 20;
 
-    /// <summary>The table's minimum clock over live workers.</summary>
-    public ulong ClockMin(TableHandle table) => 0;
+    private readonly Lock registryLock = new();
+    private WorkerRegistry registry = new();
+    private ITimer? leaseTimer;
+    private long leaseTimerDueTicks = long.MaxValue;
 
-    /// <summary>Waits until every live worker of the table reached <paramref name="target"/>.</summary>
-    public ValueTask<ClockWaitResult> WaitForClockAsync(TableHandle table, ulong target, TimeSpan timeout, CancellationToken cancellationToken) =>
-        ValueTask.FromResult(new ClockWaitResult(true, 0, []));
+    private long NowTicks => options.TimeProvider.GetUtcNow().UtcTicks;
+
+    /// <summary>
+    /// An empty push: advances <paramref name="stamp"/>'s clock on every range of the table, so pulls waiting for
+    /// this worker move on although it had no rows for this node (DESIGN.md §6).
+    /// </summary>
+    public PushOutcome Tick(TableHandle table, WorkerStamp stamp)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
+        return ApplyPush(table, new BatchKeys(ReadOnlySpan<ulong>.Empty), ReadOnlySpan<float>.Empty, stamp);
+    }
+
+    /// <summary>
+    /// The table's clock as pull replies report it (<c>ParamDb-Clock-Min</c>): the lowest clock of any live
+    /// worker that counts for the table, over the table's ranges on this node; 0 when no worker counts.
+    /// </summary>
+    public ulong ClockMin(TableHandle table)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        ulong floor = Floor(table);
+        return floor == ulong.MaxValue ? 0 : floor;
+    }
+
+    /// <summary>
+    /// Waits until every live worker that counts for the table has reached <paramref name="target"/> on all
+    /// its ranges, or the timeout passes. No thread waits: the push, lease expiry or worker removal that lifts
+    /// the minimum completes the wait.
+    /// </summary>
+    public async ValueTask<ClockWaitResult> WaitForClockAsync(TableHandle table, ulong target, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
+        ulong floor = Floor(table);
+        if (floor >= target) return new ClockWaitResult(ClockWaitStatus.Reached, ClockMin(table), []);
+        var waiter = new ClockWaiter(target);
+        table.Clocks.Add(waiter);
+        // A push may have advanced the clock between the check and the queueing: check again.
+        table.Clocks.Release(Floor(table));
+        try
+        {
+            return await waiter.Task.WaitAsync(timeout, options.TimeProvider, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            table.Clocks.Abandon(waiter);
+            if (waiter.Task.IsCompletedSuccessfully) return waiter.Task.Result;   // released as the timer fired
+            return new ClockWaitResult(ClockWaitStatus.TimedOut, ClockMin(table), Behind(table, target));
+        }
+        catch (OperationCanceledException)
+        {
+            table.Clocks.Abandon(waiter);
+            throw;
+        }
+    }
+
+    /// <summary>Registers a worker; its id is never reused. Durable from the next checkpoint, with the clocks.</summary>
+    /// <param name="name">A name for people, 1…128 characters.</param>
+    /// <param name="tables">Tables the worker counts for (validated names); empty for every table.</param>
+    /// <param name="leaseMs">Lease, <see cref="WorkerLimits.MinLeaseMs"/>…<see cref="WorkerLimits.MaxLeaseMs"/>.</param>
+    public WorkerState RegisterWorker(string name, IReadOnlyList<string> tables, int leaseMs)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ArgumentNullException.ThrowIfNull(tables);
+        ArgumentOutOfRangeException.ThrowIfLessThan(leaseMs, WorkerLimits.MinLeaseMs);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(leaseMs, WorkerLimits.MaxLeaseMs);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
+        Worker worker;
+        long now = NowTicks;
+        lock (registryLock)
+        {
+            worker = registry.Add(name, [.. tables], leaseMs, now);
+            WriteRegistry();
+        }
+        ArmLeaseTimer(worker.ExpiresAtTicks);
+        logger.WorkerRegistered(worker.Id, name, leaseMs);
+        return worker.ToState(now);
+    }
+
+    /// <summary>Renews a worker's lease (a heartbeat); false when no worker has that id.</summary>
+    public bool TryHeartbeat(uint worker, out WorkerState state)
+    {
+        long now = NowTicks;
+        if (!registry.TryTouch(worker, now, out Worker w, out _))
+        {
+            state = default;
+            return false;
+        }
+        ArmLeaseTimer(w.ExpiresAtTicks);
+        state = w.ToState(now);
+        return true;
+    }
+
+    /// <summary>Renews a worker's lease on any request it makes; false when no worker has that id.</summary>
+    public bool TouchWorker(uint worker) => TryHeartbeat(worker, out _);
+
+    /// <summary>The worker with that id, if registered.</summary>
+    public bool TryGetWorker(uint worker, out WorkerState state)
+    {
+        bool found = registry.TryGet(worker, out Worker w);
+        state = found ? w.ToState(NowTicks) : default;
+        return found;
+    }
+
+    /// <summary>Every registered worker, by id.</summary>
+    public IReadOnlyList<WorkerState> ListWorkers()
+    {
+        long now = NowTicks;
+        Worker[] all = registry.All;
+        var states = new WorkerState[all.Length];
+        for (int i = 0; i < all.Length; i++) states[i] = all[i].ToState(now);
+        return states;
+    }
+
+    /// <summary>
+    /// Removes a worker: it stops counting at once (waiting pulls re-check), and its clocks are forgotten, so a
+    /// push stamped with its id is refused from now on.
+    /// </summary>
+    public bool RemoveWorker(uint worker)
+    {
+        lock (registryLock)
+        {
+            if (!registry.Remove(worker)) return false;
+            WriteRegistry();
+        }
+        foreach (TableHandle table in catalog.Sorted) table.Clocks.Forget(worker);
+        logger.WorkerRemoved(worker);
+        ReleaseAllTables();
+        return true;
+    }
+
+    /// <summary>
+    /// The lowest clock over live workers counting for the table; <see cref="ulong.MaxValue"/> when none does,
+    /// so every target is reached (there is nobody to wait for).
+    /// </summary>
+    private ulong Floor(TableHandle table)
+    {
+        ulong floor = ulong.MaxValue;
+        foreach (Worker w in registry.All)
+            if (w.Live && w.CountsFor(table.Name)) floor = Math.Min(floor, table.Clocks.MinOf(w.Id));
+        return floor;
+    }
+
+    private List<LaggingWorker> Behind(TableHandle table, ulong target)
+    {
+        var behind = new List<LaggingWorker>();
+        foreach (Worker w in registry.All)
+        {
+            if (!w.Live || !w.CountsFor(table.Name)) continue;
+            ulong clock = table.Clocks.MinOf(w.Id);
+            if (clock < target) behind.Add(new LaggingWorker(w.Id, w.Name, clock));
+        }
+        return behind;
+    }
+
+    private void ReleaseAllTables()
+    {
+        foreach (TableHandle table in catalog.Sorted)
+            if (table.Clocks.HasWaiters) table.Clocks.Release(Floor(table));
+    }
+
+    /// <summary>Makes sure the lease timer fires no later than <paramref name="expiresAtTicks"/>.</summary>
+    private void ArmLeaseTimer(long expiresAtTicks)
+    {
+        lock (registryLock)
+        {
+            if (expiresAtTicks >= leaseTimerDueTicks || Volatile.Read(ref disposed) != 0) return;
+            leaseTimerDueTicks = expiresAtTicks;
+            TimeSpan due = TimeSpan.FromTicks(Math.Max(0, expiresAtTicks - NowTicks));
+            leaseTimer ??= options.TimeProvider.CreateTimer(static s => ((ParamStore)s!).SweepLeases(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            leaseTimer.Change(due, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    /// <summary>Expires the leases that ended; waiting pulls re-check, since fewer workers count.</summary>
+    private void SweepLeases()
+    {
+        if (Volatile.Read(ref disposed) != 0) return;
+        bool changed = registry.Sweep(NowTicks, out long next);
+        lock (registryLock) leaseTimerDueTicks = long.MaxValue;
+        if (next != long.MaxValue) ArmLeaseTimer(next);
+        if (changed) ReleaseAllTables();
+    }
+
+    /// <summary>
+    /// Applies a clocked push under the worker's lock: skipped where the ranges have seen the clock, then every
+    /// range of the table advanced and the clock record written, all inside one push-gate section so a checkpoint
+    /// holds both or neither.
+    /// </summary>
+    private unsafe long ApplyClocked(TableHandle table, in PinnedBatch batch, WorkerStamp stamp)
+    {
+        WorkerClocks clocks = table.Clocks.For(stamp.Worker);
+        long applied;
+        lock (clocks)
+        {
+            if (stamp.Clock <= clocks.Min) return 0;   // a retry of a push every range already has
+            pushGate.EnterReadLock();
+            try
+            {
+                if (stamp.Clock > clocks.Max)
+                {
+                    if (batch.Count > 0) RunChunks<PushRow>(batch);
+                    applied = batch.Count;
+                }
+                else applied = ApplyToNewerRanges(table, batch, clocks, stamp.Clock);
+                clocks.AdvanceAll(stamp.Clock);
+                WriteClockRecord(table, stamp.Worker, clocks);
+            }
+            finally
+            {
+                pushGate.ExitReadLock();
+            }
+        }
+        if (table.Clocks.HasWaiters) table.Clocks.Release(Floor(table));
+        return applied;
+    }
+
+    /// <summary>
+    /// The rare mixed case (a range moved in at another clock): each row's range decides, and runs of rows with
+    /// the same decision are applied as one chunk.
+    /// </summary>
+    private long ApplyToNewerRanges(TableHandle table, in PinnedBatch batch, WorkerClocks clocks, ulong clock)
+    {
+        Ring ring = options.Ring;
+        long applied = 0;
+        int runStart = -1;
+        for (int i = 0; i <= batch.Count; i++)
+        {
+            bool apply = i < batch.Count && clock > clocks.Ranges[ring.RangeOf(table.RingHash, batch.KeyAt(i))];
+            if (apply && runStart < 0) runStart = i;
+            else if (!apply && runStart >= 0)
+            {
+                RunChunk<PushRow>(batch, runStart, i);
+                applied += i - runStart;
+                runStart = -1;
+            }
+        }
+        return applied;
+    }
+
+    private unsafe void WriteClockRecord(TableHandle table, uint worker, WorkerClocks clocks)
+    {
+        int size = ClockRecord.SizeOf(clocks.Ranges.Length);
+        byte[]? rented = size > 4096 ? ArrayPool<byte>.Shared.Rent(size) : null;
+        Span<byte> bytes = rented is null ? stackalloc byte[size] : rented.AsSpan(0, size);
+        try
+        {
+            ClockRecord.Write(bytes, options.Ring, clocks.Ranges);
+            UpsertRecord(RowKey.ClockKey(table.Id, worker), bytes);
+        }
+        finally
+        {
+            if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>Writes the registry record; the caller holds <see cref="registryLock"/>.</summary>
+    private void WriteRegistry()
+    {
+        byte[] bytes = registry.Serialize();
+        if (bytes.Length > MaxRegistryBytes)
+            throw new InvalidOperationException($"The worker registry would take {bytes.Length} bytes; at most {MaxRegistryBytes} fit in one log record. Remove workers first.");
+        pushGate.EnterReadLock();
+        try
+        {
+            UpsertRecord(RowKey.WorkersKey, bytes);
+        }
+        finally
+        {
+            pushGate.ExitReadLock();
+        }
+    }
+
+    /// <summary>Upserts one record. Upsert never goes pending: it is a blind append (or an in-place write).</summary>
+    private unsafe void UpsertRecord(RowKey key, ReadOnlySpan<byte> bytes)
+    {
+        RowSession session = sessions.Rent();
+        try
+        {
+            fixed (byte* p = bytes)
+            {
+                SpanByte value = SpanByte.FromPointer(p, bytes.Length);
+                session.Upsert(ref key, ref value);
+            }
+        }
+        finally
+        {
+            sessions.Return(session);
+        }
+    }
 }

@@ -150,11 +150,23 @@ public sealed partial class ParamStore : IDisposable
     public void Dispose()
     {
         if (Interlocked.Exchange(ref disposed, 1) != 0) return;
+        EndClockWaits();
+        leaseTimer?.Dispose();
         sessions.Dispose();
         store.Dispose();
         CloseLogDevice();
         checkpointManager.Dispose();
         maintenance.Dispose();
+        pushGate.Dispose();
+    }
+
+    /// <summary>
+    /// Ends every waiting pull with <see cref="ClockWaitStatus.Closing"/>: the host calls it when shutdown starts,
+    /// so waiting pulls answer at once instead of holding the shutdown until their timeouts.
+    /// </summary>
+    public void EndClockWaits()
+    {
+        foreach (TableHandle table in catalog.Sorted) table.Clocks.EndAll(ClockWaitStatus.Closing);
     }
 
     /// <summary>

@@ -9,8 +9,8 @@ namespace ParamDb.Storage;
 /// <code>
 /// offset  size  field
 /// 0       8     Key    the row's uint64 key
-/// 8       4     Table  table id; 0 is reserved for the catalog record (see <see cref="Catalog"/>)
-/// 12      4     reserved, 0
+/// 8       4     Table  table id; 0 holds the system records (key 0 the catalog, key 1 the worker registry)
+/// 12      4     Kind   0 a row (or system record), 1 a vector-clock record: Key is the worker id
 /// </code>
 /// </summary>
 [StructLayout(LayoutKind.Explicit, Size = 16)]
@@ -20,19 +20,26 @@ internal readonly struct RowKey : IEquatable<RowKey>
     [FieldOffset(0)] public readonly ulong Key;
     /// <summary>Table id, never reused; 0 is the catalog.</summary>
     [FieldOffset(8)] public readonly uint Table;
-    [FieldOffset(12)] private readonly uint reserved;
+    /// <summary>What the record holds: <see cref="RowKind"/>.</summary>
+    [FieldOffset(12)] public readonly RowKind Kind;
 
-    public RowKey(uint table, ulong key)
+    public RowKey(uint table, ulong key, RowKind kind = RowKind.Row)
     {
         Key = key;
         Table = table;
-        reserved = 0;
+        Kind = kind;
     }
 
     /// <summary>The key of the single record that holds the table catalog.</summary>
     public static RowKey CatalogKey => new(0, 0);
 
-    public bool Equals(RowKey other) => Key == other.Key && Table == other.Table;
+    /// <summary>The key of the single record that holds the worker registry.</summary>
+    public static RowKey WorkersKey => new(0, 1);
+
+    /// <summary>The key of a worker's vector clock on one table.</summary>
+    public static RowKey ClockKey(uint table, uint worker) => new(table, worker, RowKind.Clock);
+
+    public bool Equals(RowKey other) => Key == other.Key && Table == other.Table && Kind == other.Kind;
     public override bool Equals(object? obj) => obj is RowKey other && Equals(other);
     public override int GetHashCode() => (int)RowKeyComparer.Hash(this);
     public override string ToString() => $"{Table}:{Key}";
@@ -49,9 +56,19 @@ internal sealed class RowKeyComparer : IFasterEqualityComparer<RowKey>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static long Hash(in RowKey key) =>
-        (long)Hashing.Mix64(key.Key ^ Hashing.Mix64(key.Table + Hashing.Golden));
+        // Kind 0 hashes as before kinds existed, so stores written then are still found.
+        (long)Hashing.Mix64(key.Key ^ Hashing.Mix64(key.Table + Hashing.Golden + ((ulong)key.Kind << 32)));
 
     public long GetHashCode64(ref RowKey k) => Hash(k);
 
-    public bool Equals(ref RowKey k1, ref RowKey k2) => k1.Key == k2.Key && k1.Table == k2.Table;
+    public bool Equals(ref RowKey k1, ref RowKey k2) => k1.Key == k2.Key && k1.Table == k2.Table && k1.Kind == k2.Kind;
+}
+
+/// <summary>What a FASTER record holds.</summary>
+internal enum RowKind : uint
+{
+    /// <summary>A table row, or (table 0) a system record.</summary>
+    Row = 0,
+    /// <summary>One worker's vector clock over the ranges of one table (see <see cref="ClockRecord"/>).</summary>
+    Clock = 1,
 }

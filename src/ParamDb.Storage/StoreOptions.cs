@@ -21,4 +21,16 @@ public sealed class StoreOptions
     /// kept, because the checkpoint that follows a compaction truncates the log the older ones still need.
     /// </summary>
     public int CheckpointsToKeep { get; init; } = 2;
+
+    /// <summary>
+    /// The ring whose arcs are this node's ranges, the unit of vector clocks (DESIGN.md §6, §8). A single node
+    /// owns every arc of its own ring; the default is the 64 tokens of a node named "paramdb". Recovered clock
+    /// records name their ranges by token, so a different ring recovers only the clocks of the tokens it keeps.
+    /// </summary>
+    public ParamDb.Protocol.Ring Ring { get; init; } = DefaultRing;
+
+    /// <summary>The clock that worker leases and clock-wait timeouts follow (tests may substitute one).</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    private static readonly ParamDb.Protocol.Ring DefaultRing = ParamDb.Protocol.Ring.ForNode("paramdb");
 }

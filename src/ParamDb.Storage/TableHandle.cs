@@ -10,9 +10,11 @@ public sealed class TableHandle
 {
     private long rows;
 
-    internal TableHandle(string name, uint id, TableSchema schema)
+    internal TableHandle(string name, uint id, TableSchema schema, int ranges)
     {
         Name = name;
+        RingHash = ParamDb.Protocol.Ring.NameHash(name);
+        Clocks = new TableClocks(ranges);
         Id = id;
         Schema = schema;
         Dim = schema.Dim;
@@ -37,6 +39,12 @@ public sealed class TableHandle
     internal readonly RowInitializer Initializer;
     internal readonly RowUpdater Updater;
     internal readonly RowLayout Layout;
+
+    /// <summary>The table name's hash, from which <see cref="ParamDb.Protocol.Ring.Position"/> places its blocks.</summary>
+    internal readonly ulong RingHash;
+
+    /// <summary>The table's vector clocks on this node and the pulls waiting on them.</summary>
+    internal readonly TableClocks Clocks;
 
     /// <summary>Distinct stored rows, counted when FASTER inserts a new record for a key (PostInitialUpdater).</summary>
     internal long Rows => Volatile.Read(ref rows);

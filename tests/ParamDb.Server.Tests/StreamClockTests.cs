@@ -51,6 +51,30 @@ public sealed class StreamClockTests(ServerFixture fixture) : IClassFixture<Serv
     }
 
     [Fact(Skip = NeedsClocks)]
+    public async Task FiveThousandWaitingPullsAreAllReleasedByOneTick()
+    {
+        const int pulls = 5000;
+        var table = ServerFixture.NewTable("clk");
+        await Wire.CreateTableAsync(fixture.Http, table, """{"dim":1}""");
+        uint worker = await RegisterAsync(fixture.Http, table);
+        using var counters = new StreamCounters(fixture.Server);
+        await using var stream = await StreamClient.OpenAsync(fixture.Server);
+
+        await stream.SendAsync(Enumerable.Range(1, pulls).Select(id => StreamFrames.Pull((ulong)id, table, [1], Sequential, clock: 2, worker)).ToArray());
+        await counters.WaitUntilAsync(c => c[StreamMetrics.Names.WaitingPulls] == pulls, $"{pulls} pulls are parked");
+        await stream.SendAsync(StreamFrames.Tick(pulls + 1, table, worker, 1));
+
+        var seen = new HashSet<ulong>();
+        while (seen.Count < pulls + 1)
+        {
+            var reply = await stream.ReadOneAsync();
+            Assert.True(seen.Add(reply.Id), $"request {reply.Id} answered twice");
+            Assert.Equal(200, reply.Status);
+        }
+        Assert.Equal(0, counters[StreamMetrics.Names.WaitingPulls]);
+    }
+
+    [Fact(Skip = NeedsClocks)]
     public async Task WaitPastTheStreamTimeoutIsAnswered408NamingTheWorkerBehind()
     {
         var table = ServerFixture.NewTable("clk");

@@ -46,7 +46,7 @@ public static class DataOps
         return true;
     }
 
-    /// <summary>A clock needs a worker: the clock is that worker's.</summary>
+    /// <summary>A push's clock needs a worker: the clock is that worker's.</summary>
     public static bool TryCheckStamp(uint worker, ulong clock, out ProtocolError error)
     {
         if (clock != 0 && worker == 0)
@@ -56,6 +56,15 @@ public static class DataOps
         }
         error = default;
         return true;
+    }
+
+    /// <summary>A pull made for a worker renews its lease; an unknown worker is refused.</summary>
+    public static bool TryTouchWorker(ParamStore store, uint worker, out ProtocolError error)
+    {
+        error = default;
+        if (worker == 0 || store.TouchWorker(worker)) return true;
+        error = WorkerNotFound(worker);
+        return false;
     }
 
     /// <summary>Validates and applies a push block (already inflated).</summary>
@@ -120,7 +129,15 @@ public static class DataOps
         ulong target = consistency.Target(clock);
         if (target == 0) return new ClockWait(store.ClockMin(table), default, null, 0);
         ClockWaitResult result = await store.WaitForClockAsync(table, target, timeout, cancellationToken).ConfigureAwait(false);
-        if (result.Reached) return new ClockWait(result.ClockMin, default, null, target);
+        switch (result.Status)
+        {
+            case ClockWaitStatus.Reached:
+                return new ClockWait(result.ClockMin, default, null, target);
+            case ClockWaitStatus.TableDeleted:
+                return new ClockWait(0, new ProtocolError(404, ProblemCodes.TableNotFound, $"Table '{table.Name}' was deleted while the pull waited for clock {target}."), null, target);
+            case ClockWaitStatus.Closing:
+                return new ClockWait(0, new ProtocolError(503, ProblemCodes.Unavailable, "The node is shutting down; the pull stopped waiting. Retry on the restarted node."), null, target);
+        }
         var behind = new WorkerClock[result.Behind.Count];
         var names = new System.Text.StringBuilder();
         for (int i = 0; i < behind.Length; i++)

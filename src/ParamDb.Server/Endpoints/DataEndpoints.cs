@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using Microsoft.AspNetCore.Http.HttpResults;
 using ParamDb.Protocol;
+using ParamDb.Server.Data;
 using ParamDb.Server.Hosting;
 using ParamDb.Server.Http;
 using ParamDb.Server.Options;
@@ -35,83 +36,85 @@ public static class DataEndpoints
 
     private static async Task<Results<Ok<PushResult>, ProblemHttpResult>> PushAsync(string table, HttpRequest request, StoreHost host, NodeSettings settings)
     {
-        if (!TryOpen(host, table, out var store, out var handle, out var problem)) return problem;
-        if (!Negotiation.TryRequestFormat(request, out var format, out var error)) return Problems.From(error);
+        if (!DataOps.TryResolve(host, table, out var store, out var handle, out var error)) return Problems.From(error);
+        if (!ClockHeaders.TryRead(request, out var clock, out error)) return Problems.From(error);
+        if (!DataOps.TryCheckStamp(clock.Worker, clock.Clock, out error)) return Problems.From(error);
+        if (!Negotiation.TryRequestFormat(request, out var format, out error)) return Problems.From(error);
         var (body, readError) = await RequestBody.ReadAsync(request, settings.MaxBodyBytes, request.HttpContext.RequestAborted);
         if (body is null) return Problems.From(readError);
         using (body)
         {
-            return ApplyPush(store, handle, body, format, settings.MaxKeys, out long rows, out error)
-                ? TypedResults.Ok(new PushResult(rows, rows))
+            return ApplyPush(store, handle, body, format, clock.Stamp, settings.MaxKeys, out var result, out error)
+                ? TypedResults.Ok(result)
                 : Problems.From(error);
         }
     }
 
-    private static bool ApplyPush(ParamStore store, TableHandle table, PooledBuffer body, BodyFormat format, int maxKeys, out long rows, out ProtocolError error)
+    private static bool ApplyPush(ParamStore store, TableHandle table, PooledBuffer body, BodyFormat format, WorkerStamp stamp, int maxKeys, out PushResult result, out ProtocolError error)
     {
-        rows = 0;
-        if (format == BodyFormat.Kv)
-        {
-            ReadOnlySpan<byte> bytes = body.Span;
-            if (!KvBlock.TryParse(bytes, KvExpect.Values, maxKeys, out var block, out error)) return false;
-            if (!RowRules.Check(table, block.Dim, isPull: false, block.Count, block.LastKey(bytes), out error)) return false;
-            if (block.IsRange) store.PushRange(table, block.First, block.Count, block.Values(bytes));
-            else store.Push(table, block.Keys(bytes), block.Values(bytes));
-            rows = block.Count;
-            return true;
-        }
+        if (format == BodyFormat.Kv) return DataOps.TryPush(store, table, body.Span, stamp, maxKeys, out result, out error);
+        result = null!;
         if (!JsonRows.TryParse(body.Span, push: true, maxKeys, out var json, out error)) return false;
         using (json)
         {
-            if (json.Count == 0) return true;
-            if (!RowRules.Check(table, json.Dim, isPull: false, json.Count, json.LastKey, out error)) return false;
-            if (json.IsRange) store.PushRange(table, json.First, json.Count, json.Values);
-            else store.Push(table, json.Keys, json.Values);
-            rows = json.Count;
-            return true;
+            // An empty JSON push has no rows to give a width: it is a tick.
+            if (json.Count > 0 && !RowRules.Check(table, json.Dim, isPull: false, json.Count, json.LastKey, out error)) return false;
+            return DataOps.TryPushRows(store, table, json.IsRange, json.First, json.Keys, json.Count, json.Values, stamp, out result, out error);
         }
     }
 
     private static async Task<IResult> PullAsync(string table, HttpRequest request, StoreHost host, NodeSettings settings)
     {
-        if (!TryOpen(host, table, out var store, out var handle, out var problem)) return problem;
-        if (!Negotiation.TryRequestFormat(request, out var format, out var error)) return Problems.From(error);
+        if (!DataOps.TryResolve(host, table, out var store, out var handle, out var error)) return Problems.From(error);
+        if (!ClockHeaders.TryRead(request, out var clock, out error)) return Problems.From(error);
+        if (!DataOps.TryTouchWorker(store, clock.Worker, out error)) return Problems.From(error);
+        if (!Negotiation.TryRequestFormat(request, out var format, out error)) return Problems.From(error);
         if (!Negotiation.TryReplyFormat(request, format, out var replyFormat, out error)) return Problems.From(error);
         var (body, readError) = await RequestBody.ReadAsync(request, settings.MaxBodyBytes, request.HttpContext.RequestAborted);
         if (body is null) return Problems.From(readError);
         using (body)
         {
-            var reply = BuildPull(store, handle, body, format, replyFormat, settings, out error);
-            if (reply is null) return Problems.From(error);
-            return new BufferReply(reply, replyFormat == BodyFormat.Kv ? MediaTypes.KvBlock : MediaTypes.Json, Negotiation.AcceptsLz4(request));
-        }
-    }
-
-    private static PooledBuffer? BuildPull(ParamStore store, TableHandle table, PooledBuffer body, BodyFormat format, BodyFormat replyFormat, NodeSettings settings, out ProtocolError error)
-    {
-        if (format == BodyFormat.Kv)
-        {
-            ReadOnlySpan<byte> bytes = body.Span;
-            if (!KvBlock.TryParse(bytes, KvExpect.NoValues, settings.MaxKeys, out var block, out error)) return null;
-            if (!RowRules.Check(table, block.Dim, isPull: true, block.Count, block.LastKey(bytes), out error)) return null;
-            return Reply(store, table, replyFormat, block.IsRange, block.First, block.Keys(bytes), block.Count, settings, out error);
-        }
-        if (!JsonRows.TryParse(body.Span, push: false, settings.MaxKeys, out var json, out error)) return null;
-        using (json)
-        {
-            if (!RowRules.Check(table, 0, isPull: true, json.Count, json.LastKey, out error)) return null;
-            return Reply(store, table, replyFormat, json.IsRange, json.First, json.Keys, json.Count, settings, out error);
+            // Validate everything before waiting: a bad pull fails at once, not after its clocks arrive.
+            KvBlock plan = default;
+            JsonRows? json = null;
+            if (format == BodyFormat.Kv)
+            {
+                if (!DataOps.TryPlanPull(handle, body.Span, settings.MaxKeys, settings.MaxBodyBytes, out plan, out error)) return Problems.From(error);
+            }
+            else
+            {
+                if (!JsonRows.TryParse(body.Span, push: false, settings.MaxKeys, out json, out error)) return Problems.From(error);
+                if (!RowRules.Check(handle, 0, isPull: true, json.Count, json.LastKey, out error)
+                    || !RowRules.CheckReplySize(handle, json.IsRange, json.Count, settings.MaxBodyBytes, out _, out error))
+                {
+                    json.Dispose();
+                    return Problems.From(error);
+                }
+            }
+            using (json)
+            {
+                var wait = await DataOps.WaitAsync(store, handle, clock.Consistency, clock.Clock, clock.Timeout, request.HttpContext.RequestAborted);
+                if (!wait.Error.IsNone) return Problems.From(wait.Error, wait.Behind, wait.Target);
+                string clockMin = wait.ClockMin.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                bool lz4 = Negotiation.AcceptsLz4(request);
+                if (format == BodyFormat.Kv && replyFormat == BodyFormat.Kv)
+                    return new BufferReply(DataOps.PullKv(store, handle, body.Span, plan, headroom: 0), MediaTypes.KvBlock, lz4, clockMin);
+                PooledBuffer reply = json is not null
+                    ? Reply(store, handle, replyFormat, json.IsRange, json.First, json.Keys, json.Count)
+                    : Reply(store, handle, replyFormat, plan.IsRange, plan.First, plan.IsRange ? default : plan.Keys(body.Span), plan.Count);
+                return new BufferReply(reply, replyFormat == BodyFormat.Kv ? MediaTypes.KvBlock : MediaTypes.Json, lz4, clockMin);
+            }
         }
     }
 
     /// <summary>Builds the reply, pulling straight into its values section (binary) or a pooled scratch array (JSON).</summary>
-    private static PooledBuffer? Reply(ParamStore store, TableHandle table, BodyFormat replyFormat, bool range, ulong first, ReadOnlySpan<ulong> keys, int count, NodeSettings settings, out ProtocolError error)
+    private static PooledBuffer Reply(ParamStore store, TableHandle table, BodyFormat replyFormat, bool range, ulong first, ReadOnlySpan<ulong> keys, int count)
     {
-        if (!RowRules.CheckReplySize(table, range, count, settings.MaxBodyBytes, out long size, out error)) return null;
         int dim = table.Dim;
         if (replyFormat == BodyFormat.Kv)
         {
-            var reply = new PooledBuffer((int)size) { Length = (int)size };
+            int size = checked((int)KvBlockWriter.SizeOf(range, count, dim, values: true));   // checked against the limit before
+            var reply = new PooledBuffer(size) { Length = size };
             var span = reply.Span;
             int valuesOffset = KvBlockWriter.WriteForValues(span, range, first, keys, count, dim);
             var values = MemoryMarshal.Cast<byte, float>(span[valuesOffset..]);
@@ -150,14 +153,8 @@ public static class DataEndpoints
     /// <summary>Resolves the store and the table, or the problem that stops the request.</summary>
     internal static bool TryOpen(StoreHost host, string table, out ParamStore store, out TableHandle handle, out ProblemHttpResult problem)
     {
-        store = null!;
-        handle = null!;
-        problem = null!;
-        if (!TableNames.IsValid(table)) { problem = Problems.InvalidName(table); return false; }
-        if (host.Store is not { } open) { problem = Problems.Unavailable(); return false; }
-        if (!open.TryGetTable(table, out var found)) { problem = Problems.TableNotFound(table); return false; }
-        store = open;
-        handle = found;
-        return true;
+        bool ok = DataOps.TryResolve(host, table, out store, out handle, out var error);
+        problem = ok ? null! : Problems.From(error);
+        return ok;
     }
 }

@@ -10,7 +10,7 @@ namespace ParamDb.Server.Hosting;
 /// ASP.NET starts user hosted services before Kestrel and stops them after it, so no request sees a
 /// closed store.
 /// </summary>
-public sealed partial class StoreHost(NodeSettings settings, ILogger<StoreHost> logger) : IHostedService, IDisposable
+public sealed partial class StoreHost(NodeSettings settings, ILogger<StoreHost> logger, IHostApplicationLifetime lifetime) : IHostedService, IDisposable
 {
     private ParamStore? _store;
     private FileStream? _lock;
@@ -29,6 +29,9 @@ public sealed partial class StoreHost(NodeSettings settings, ILogger<StoreHost> 
             MemoryBytes = settings.MemoryBytes,
             CheckpointsToKeep = settings.CheckpointsToKeep,
         }, logger);
+        // Kestrel waits for running requests before the store stops: end waiting pulls first, or a shutdown would
+        // last as long as the longest clock wait (30 s by default).
+        lifetime.ApplicationStopping.Register(() => _store?.EndClockWaits());
         return Task.CompletedTask;
     }
 

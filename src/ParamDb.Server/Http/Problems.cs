@@ -11,6 +11,18 @@ public static class Problems
         TypedResults.Problem(detail: error.Detail, statusCode: error.Status, title: TitleOf(error.Code),
             extensions: new Dictionary<string, object?> { ["code"] = error.Code });
 
+    /// <summary>A <c>clock_wait_timeout</c> (or other wait) problem that also names the workers behind and the target clock.</summary>
+    public static ProblemHttpResult From(ProtocolError error, IReadOnlyList<WorkerClock>? behind, ulong target)
+    {
+        var extensions = new Dictionary<string, object?> { ["code"] = error.Code };
+        if (behind is not null)
+        {
+            extensions["behind"] = behind;
+            extensions["target"] = target;
+        }
+        return TypedResults.Problem(detail: error.Detail, statusCode: error.Status, title: TitleOf(error.Code), extensions: extensions);
+    }
+
     /// <summary>A problem reply with the given status, code and detail.</summary>
     public static ProblemHttpResult Of(int status, string code, string detail) => From(new ProtocolError(status, code, detail));
 

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Threading.Channels;
+using Microsoft.AspNetCore.Connections;
 using ParamDb.Server.Http;
 
 namespace ParamDb.Server.Streaming;
@@ -15,8 +16,9 @@ namespace ParamDb.Server.Streaming;
 internal sealed class ReplyWriter
 {
     /// <summary>
-    /// Bytes copied into the response pipe between flushes: 1 MiB, the HTTP/2 frame size we advertise; Kestrel
-    /// pauses a writer past 64 KiB unflushed (MaxResponseBufferSize), so larger chunks only add memory.
+    /// Bytes copied into the response pipe between flushes: 1 MiB, so a burst of ~25,000 acknowledgements costs
+    /// one flush, while a queue of large replies is not all copied into Kestrel's pipe (which only pushes back
+    /// on a flush, past 64 KiB unflushed) before the first flush applies HTTP/2 backpressure.
     /// </summary>
     public const int FlushEvery = 1 << 20;
 
@@ -93,7 +95,7 @@ internal sealed class ReplyWriter
                 Flushed();
             }
         }
-        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+        catch (Exception e) when (aborted.IsCancellationRequested && e is OperationCanceledException or IOException or ConnectionAbortedException)
         {
             // The client went away; what is left is dropped below.
         }

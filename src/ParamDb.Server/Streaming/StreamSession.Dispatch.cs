@@ -92,7 +92,7 @@ internal sealed partial class StreamSession
             catch (OperationCanceledException) when (!_aborted.IsCancellationRequested)
             {
                 await ReplyErrorAsync(h.RequestId, new ProtocolError(503, ProblemCodes.Unavailable,
-                    $"This pull was waiting for clocks when {_endReason}; it was not served. Send it again."), isReader: false);
+                    $"This pull was waiting for clocks when {EndReason}; it was not served. Send it again."), isReader: false);
                 return;
             }
             await ServePullAsync(h, store, table, payload, plan, reached, full: false, isReader: false);

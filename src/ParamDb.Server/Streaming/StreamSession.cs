@@ -37,13 +37,14 @@ internal sealed partial class StreamSession : IDisposable
     // the client gone, so replies to cancelled waits can still be written after _stop.
     private readonly CancellationTokenSource _stop;
     private readonly CancellationToken _aborted;
+    private readonly CancellationToken _nodeStopping;
 
     // The reader counts as one; each parked pull adds one. Zero means every reply has been queued.
     private int _pending = 1;
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _waiting;
     private long _waitingBytes;
-    private string _endReason = "the stream is ending";
+    private string _endReason = "the stream ended";
 
     public StreamSession(HttpContext context, StoreHost host, NodeSettings settings, StreamMetrics metrics, ILogger logger, TimeSpan waitTimeout, CancellationToken stopping)
     {
@@ -54,6 +55,7 @@ internal sealed partial class StreamSession : IDisposable
         _logger = logger;
         _waitTimeout = waitTimeout;
         _aborted = context.RequestAborted;
+        _nodeStopping = stopping;
         _stop = CancellationTokenSource.CreateLinkedTokenSource(_aborted, stopping);
         _budget = new ReplyBudget(settings.StreamBufferBytes, metrics);
         _writer = new ReplyWriter(_budget, metrics);
@@ -71,9 +73,19 @@ internal sealed partial class StreamSession : IDisposable
 
         _metrics.StreamOpened();
         Task writing = _writer.RunAsync(response.BodyWriter, _aborted);
+        ProtocolError end = default;
         try
         {
-            ProtocolError end = await ReadFramesAsync(_context.Request.BodyReader);
+            end = await ReadFramesAsync(_context.Request.BodyReader);
+        }
+        catch
+        {
+            // A fault in the reader itself: parked pulls must not outlive the session; Kestrel logs the rest.
+            _stop.Cancel();
+            throw;
+        }
+        finally
+        {
             if (!end.IsNone)
             {
                 _endReason = end.Status == 503 ? "the node is stopping" : "the stream had an unreadable frame";
@@ -81,15 +93,15 @@ internal sealed partial class StreamSession : IDisposable
             }
             Leave();
             await _drained.Task;
-            // Last, after every parked pull has been answered: nothing may follow a stream-level error.
-            if (!end.IsNone && !_aborted.IsCancellationRequested) await ReplyErrorAsync(0, end, isReader: false);
-        }
-        catch (OperationCanceledException) when (_aborted.IsCancellationRequested)
-        {
-            // The client is gone; the writer drops what is queued.
-        }
-        finally
-        {
+            try
+            {
+                // Last, after every parked pull has been answered: nothing may follow a stream-level error.
+                if (!end.IsNone && !_aborted.IsCancellationRequested) await ReplyErrorAsync(0, end, isReader: false);
+            }
+            catch (OperationCanceledException) when (_aborted.IsCancellationRequested)
+            {
+                // The client is gone; the writer drops what is queued.
+            }
             _writer.Complete();
             await writing;
             _metrics.StreamClosed();
@@ -136,6 +148,9 @@ internal sealed partial class StreamSession : IDisposable
             return new ProtocolError(e.StatusCode, ProblemCodes.BadRequest, $"The request body could not be read: {e.Message}");
         }
     }
+
+    /// <summary>Why parked pulls were cancelled, for their 503 replies.</summary>
+    private string EndReason => _nodeStopping.IsCancellationRequested ? "the node is stopping" : _endReason;
 
     /// <summary>One reader or parked pull is done; the last one releases <see cref="RunAsync"/>.</summary>
     private void Leave()

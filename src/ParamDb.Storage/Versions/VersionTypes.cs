@@ -41,8 +41,25 @@ public readonly record struct WorkerState(uint Id, string Name, IReadOnlyList<st
 /// <param name="Clock">Its clock on the table (the minimum over the table's ranges on this node).</param>
 public readonly record struct LaggingWorker(uint Worker, string Name, ulong Clock);
 
+/// <summary>How a clock wait ended.</summary>
+public enum ClockWaitStatus
+{
+    /// <summary>Every live worker of the table reached the target (or none is live).</summary>
+    Reached,
+    /// <summary>The timeout passed first; <see cref="ClockWaitResult.Behind"/> names the workers behind.</summary>
+    TimedOut,
+    /// <summary>The table was deleted while the pull waited.</summary>
+    TableDeleted,
+    /// <summary>The store is closing (server shutdown).</summary>
+    Closing,
+}
+
 /// <summary>The outcome of waiting for clocks.</summary>
-/// <param name="Reached">True when every live worker of the table reached the target.</param>
+/// <param name="Status">How the wait ended.</param>
 /// <param name="ClockMin">The table's minimum clock over live workers when the wait ended (0 with no live worker).</param>
-/// <param name="Behind">When not reached: the live workers still below the target.</param>
-public readonly record struct ClockWaitResult(bool Reached, ulong ClockMin, IReadOnlyList<LaggingWorker> Behind);
+/// <param name="Behind">When timed out: the live workers still below the target.</param>
+public readonly record struct ClockWaitResult(ClockWaitStatus Status, ulong ClockMin, IReadOnlyList<LaggingWorker> Behind)
+{
+    /// <summary>True when the clocks were reached.</summary>
+    public bool Reached => Status == ClockWaitStatus.Reached;
+}

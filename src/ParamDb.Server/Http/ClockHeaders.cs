@@ -1,0 +1,59 @@
+using System.Globalization;
+using ParamDb.Protocol;
+using ParamDb.Server.Data;
+
+namespace ParamDb.Server.Http;
+
+/// <summary>The clock fields of a REST request: <c>ParamDb-Worker</c>, <c>-Clock</c>, <c>-Consistency</c>, <c>-Timeout-Ms</c> (DESIGN.md §5.1, §6).</summary>
+/// <param name="Worker">Registered worker id; 0 for none.</param>
+/// <param name="Clock">The worker's clock; 0 for none.</param>
+/// <param name="Consistency">What a pull waits for; eventual by default.</param>
+/// <param name="Timeout">How long a pull may wait.</param>
+public readonly record struct ClockHeaders(uint Worker, ulong Clock, Consistency Consistency, TimeSpan Timeout)
+{
+    /// <summary>The push stamp.</summary>
+    public ParamDb.Storage.WorkerStamp Stamp => new(Worker, Clock);
+
+    /// <summary>Reads and validates the headers; absent headers take their defaults.</summary>
+    public static bool TryRead(HttpRequest request, out ClockHeaders headers, out ProtocolError error)
+    {
+        headers = default;
+        uint worker = 0;
+        ulong clock = 0;
+        Consistency consistency = Consistency.Eventual;
+        TimeSpan timeout = DataOps.DefaultWaitTimeout;
+        if (request.Headers[ParamDbHeaders.Worker].ToString() is { Length: > 0 } w
+            && !uint.TryParse(w, NumberStyles.None, CultureInfo.InvariantCulture, out worker))
+        {
+            error = Bad(ParamDbHeaders.Worker, w, "a worker id from POST /v1/workers (1 … 4294967295)");
+            return false;
+        }
+        if (request.Headers[ParamDbHeaders.Clock].ToString() is { Length: > 0 } c
+            && !ulong.TryParse(c, NumberStyles.None, CultureInfo.InvariantCulture, out clock))
+        {
+            error = Bad(ParamDbHeaders.Clock, c, "an integer clock 0 … 2^64-1");
+            return false;
+        }
+        if (request.Headers[ParamDbHeaders.Consistency].ToString() is { Length: > 0 } k
+            && !Consistency.TryParse(k, out consistency))
+        {
+            error = Bad(ParamDbHeaders.Consistency, k, "eventual, sequential or bounded:τ with an integer τ ≥ 0");
+            return false;
+        }
+        if (request.Headers[ParamDbHeaders.TimeoutMs].ToString() is { Length: > 0 } t)
+        {
+            if (!long.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out long ms) || ms > (long)DataOps.MaxWaitTimeout.TotalMilliseconds)
+            {
+                error = Bad(ParamDbHeaders.TimeoutMs, t, $"milliseconds, 0 … {(long)DataOps.MaxWaitTimeout.TotalMilliseconds}");
+                return false;
+            }
+            timeout = TimeSpan.FromMilliseconds(ms);
+        }
+        headers = new ClockHeaders(worker, clock, consistency, timeout);
+        error = default;
+        return true;
+    }
+
+    private static ProtocolError Bad(string header, string value, string expected) =>
+        new(400, ProblemCodes.BadHeader, $"{header}: '{value}' is not {expected}.");
+}

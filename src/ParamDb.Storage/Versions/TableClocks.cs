@@ -1,0 +1,102 @@
+using System.Collections.Concurrent;
+
+namespace ParamDb.Storage;
+
+/// <summary>
+/// The vector clocks of one table on this node (per worker, per range) and the pulls waiting for them.
+/// Waiting costs no thread: a waiter is a task completed by whichever push, lease expiry or worker removal
+/// lifts the table's minimum clock to its target.
+/// </summary>
+internal sealed class TableClocks(int ranges)
+{
+    private readonly ConcurrentDictionary<uint, WorkerClocks> byWorker = new();
+    private readonly Lock waitLock = new();
+    private readonly PriorityQueue<ClockWaiter, ulong> waiters = new();
+    private int pendingWaiters;   // waiters not yet completed; read without the lock to skip Release on the hot path
+
+    /// <summary>Ranges per worker entry.</summary>
+    public int Ranges { get; } = ranges;
+
+    /// <summary>The entry of <paramref name="worker"/>, created at clock 0 for every range.</summary>
+    public WorkerClocks For(uint worker) => byWorker.GetOrAdd(worker, static (_, r) => new WorkerClocks(r), Ranges);
+
+    /// <summary>The lowest clock of <paramref name="worker"/> over the ranges; 0 when it never pushed the table.</summary>
+    public ulong MinOf(uint worker) => byWorker.TryGetValue(worker, out var w) ? w.Min : 0;
+
+    /// <summary>Every worker entry (recovery, records).</summary>
+    public IEnumerable<KeyValuePair<uint, WorkerClocks>> Entries => byWorker;
+
+    /// <summary>Drops a removed worker's entry.</summary>
+    public void Forget(uint worker) => byWorker.TryRemove(worker, out _);
+
+    /// <summary>True while some pull waits on this table.</summary>
+    public bool HasWaiters => Volatile.Read(ref pendingWaiters) > 0;
+
+    /// <summary>Queues a waiter for <see cref="ClockWaiter.Target"/>.</summary>
+    public void Add(ClockWaiter waiter)
+    {
+        lock (waitLock)
+        {
+            // Timed-out waiters stay queued until their target is passed; rebuild when they dominate.
+            if (waiters.Count > 1024 && waiters.Count > 2 * Volatile.Read(ref pendingWaiters)) Compact();
+            waiters.Enqueue(waiter, waiter.Target);
+            Interlocked.Increment(ref pendingWaiters);
+        }
+    }
+
+    /// <summary>Completes every waiter whose target is at most <paramref name="floor"/> (<see cref="ulong.MaxValue"/>: no worker counts).</summary>
+    public void Release(ulong floor)
+    {
+        ulong clockMin = floor == ulong.MaxValue ? 0 : floor;
+        if (!HasWaiters) return;
+        lock (waitLock)
+        {
+            while (waiters.TryPeek(out ClockWaiter? waiter, out ulong target) && target <= floor)
+            {
+                waiters.Dequeue();
+                if (waiter.TryComplete(new ClockWaitResult(ClockWaitStatus.Reached, clockMin, []))) Interlocked.Decrement(ref pendingWaiters);
+            }
+        }
+    }
+
+    /// <summary>Marks a waiter that gave up (timeout, cancellation) as no longer pending.</summary>
+    public void Abandon(ClockWaiter waiter)
+    {
+        if (waiter.TryAbandon()) Interlocked.Decrement(ref pendingWaiters);
+    }
+
+    /// <summary>Ends every waiter with <paramref name="status"/>: the table was deleted or the store is closing.</summary>
+    public void EndAll(ClockWaitStatus status)
+    {
+        lock (waitLock)
+        {
+            while (waiters.TryDequeue(out ClockWaiter? waiter, out _))
+                if (waiter.TryComplete(new ClockWaitResult(status, 0, []))) Interlocked.Decrement(ref pendingWaiters);
+        }
+    }
+
+    private void Compact()
+    {
+        var live = new List<(ClockWaiter, ulong)>();
+        while (waiters.TryDequeue(out ClockWaiter? waiter, out ulong target))
+            if (!waiter.IsDone) live.Add((waiter, target));
+        waiters.EnqueueRange(live);
+    }
+}
+
+/// <summary>A pull waiting for a table's minimum clock to reach <see cref="Target"/>.</summary>
+internal sealed class ClockWaiter(ulong target)
+{
+    private readonly TaskCompletionSource<ClockWaitResult> completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int done;
+
+    public ulong Target { get; } = target;
+
+    public Task<ClockWaitResult> Task => completion.Task;
+
+    public bool IsDone => Volatile.Read(ref done) != 0;
+
+    public bool TryComplete(ClockWaitResult result) => Interlocked.Exchange(ref done, 1) == 0 && completion.TrySetResult(result);
+
+    public bool TryAbandon() => Interlocked.Exchange(ref done, 1) == 0;
+}
