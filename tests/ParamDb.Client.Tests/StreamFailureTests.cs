@@ -72,7 +72,7 @@ public sealed class StreamFailureTests(ServerFixture fixture)
         Assert.Equal(InitPlus(delta), await fixture.Client.PullAsync(table, keys)); // applied once, not twice
     }
 
-    [Fact(Skip = Needs.Clocks)]
+    [Fact]
     public async Task AStampedPushLostWithItsConnectionIsReplayedAtTheSameClockAndAppliedOnce()
     {
         string table = await NewAddTableAsync(dim: 4);

@@ -33,7 +33,7 @@ public sealed class WorkerTests(ServerFixture fixture)
         return null;
     }
 
-    [Fact(Skip = Needs.Clocks)]
+    [Fact]
     public async Task ARegisteredWorkerIsListedLiveWithItsTablesAndLeavesOnDispose()
     {
         string table = await NewAddTableAsync(dim: 2);
@@ -52,18 +52,17 @@ public sealed class WorkerTests(ServerFixture fixture)
         Assert.Equal(ProblemCodes.WorkerNotFound, gone.Code);
     }
 
-    [Fact(Skip = Needs.Clocks)]
-    public async Task HeartbeatsKeepTheLeaseLiveForManyLeasePeriodsWhileAnUnrenewedOneExpires()
+    [Fact]
+    public async Task HeartbeatsKeepTheLeaseLiveForMoreThanTwoLeasePeriodsWhileAnUnrenewedOneExpires()
     {
+        // 2 s: this 2-core box has been seen to stall a whole process for ~750 ms, and a heartbeat every third
+        // of the lease rides out the loss of two; a 300 ms lease did not survive such a stall.
         string table = await NewAddTableAsync(dim: 2);
-        var lease = TimeSpan.FromMilliseconds(300);
+        var lease = TimeSpan.FromSeconds(2);
         await using var worker = await RegisterAsync("beating", [table], lease);
-        WorkerInfo silent = await fixture.Client.RegisterWorkerAsync(new WorkerRegistration { Name = "silent", Tables = [table], LeaseMs = 300 });
+        WorkerInfo silent = await fixture.Client.RegisterWorkerAsync(new WorkerRegistration { Name = "silent", Tables = [table], LeaseMs = 2_000 });
         try
         {
-            // The unrenewed registration runs out: the lease is short enough to matter…
-            await Eventually.TrueAsync(async () => (await FindAsync(silent.Worker))?.Live == false, "the silent worker's lease expired");
-            // …while the worker stays live at every look for more than three lease periods.
             var watch = Stopwatch.StartNew();
             int looks = 0;
             await Eventually.TrueAsync(async () =>
@@ -71,10 +70,13 @@ public sealed class WorkerTests(ServerFixture fixture)
                 WorkerInfo? w = await FindAsync(worker.Id);
                 Assert.True(w is { Live: true }, $"worker not live after {watch.ElapsedMilliseconds} ms");
                 looks++;
-                return watch.Elapsed > 3.5 * lease;
-            }, "three and a half lease periods passed");
-            Assert.True(looks > 3);
+                return watch.Elapsed > 2.2 * lease;
+            }, "more than two lease periods passed", TimeSpan.FromSeconds(30));
+
+            Assert.True(looks > 10);
             Assert.False(worker.LeaseLost);
+            // The control: the same lease without heartbeats ran out meanwhile.
+            await Eventually.TrueAsync(async () => (await FindAsync(silent.Worker))?.Live == false, "the silent worker's lease expired");
         }
         finally
         {
@@ -82,7 +84,7 @@ public sealed class WorkerTests(ServerFixture fixture)
         }
     }
 
-    [Fact(Skip = Needs.Clocks)]
+    [Fact]
     public async Task ASecondPushToATableAtTheSameClockIsRefusedAndTheNextIterationMayPushAgain()
     {
         string table = await NewAddTableAsync(dim: 2);
@@ -99,7 +101,7 @@ public sealed class WorkerTests(ServerFixture fixture)
         Assert.Equal(InitPlus([1, 2, 1, 2]), await fixture.Client.PullAsync(table, new ulong[] { 1, 2 }));
     }
 
-    [Fact(Skip = Needs.Clocks)]
+    [Fact]
     public async Task ARefusedPushGivesTheTableBackForTheSameClock()
     {
         string table = await NewAddTableAsync(dim: 2);
@@ -111,7 +113,7 @@ public sealed class WorkerTests(ServerFixture fixture)
         Assert.Equal(new PushResult(1, 1), await worker.PushAsync(table, new ulong[] { 1 }, new float[] { 3, 4 }));
     }
 
-    [Fact(Skip = Needs.Clocks)]
+    [Fact]
     public async Task PushingTheSameBatchAgainAtTheSameClockIsSkippedSoTheRowShowsOneApplication()
     {
         // What makes a retry exactly-once, through the stream with an explicit stamp (the worker itself refuses).
@@ -129,7 +131,7 @@ public sealed class WorkerTests(ServerFixture fixture)
         Assert.Equal(InitPlus(delta), await worker.PullAsync(table, keys));
     }
 
-    [Fact(Skip = Needs.Clocks)]
+    [Fact]
     public async Task EndingAnIterationTicksTheTablesNotPushedSoASequentialPullOfThemDoesNotWait()
     {
         string a = await NewAddTableAsync(dim: 2), b = await NewAddTableAsync(dim: 2);
@@ -153,7 +155,7 @@ public sealed class WorkerTests(ServerFixture fixture)
         Assert.Equal(new[] { 1.5f, 1.5f }, await reader.PullAsync(a, new ulong[] { 1 }, sequential));
     }
 
-    [Fact(Skip = Needs.Clocks)]
+    [Fact]
     public async Task ASequentialPullWaitingOnAWorkerThatNeverTicksTimesOutNamingIt()
     {
         // The control for the test above: without the tick, the same pull waits and times out.
@@ -178,7 +180,7 @@ public sealed class WorkerTests(ServerFixture fixture)
         }
     }
 
-    [Fact(Skip = Needs.Clocks)]
+    [Fact]
     public async Task OneThousandConcurrentPullsFromOneWorkerAreMatchedToTheirKeys()
     {
         const int n = 1000;
@@ -198,7 +200,7 @@ public sealed class WorkerTests(ServerFixture fixture)
         }
     }
 
-    [Fact(Skip = Needs.Clocks)]
+    [Fact]
     public async Task PushPullAtTheCurrentClockReturnsTheRowsWithThePushApplied()
     {
         string table = await NewAddTableAsync(dim: 3);
