@@ -1,8 +1,7 @@
 using System.Buffers;
 using System.Globalization;
-using K4os.Compression.LZ4;
-using K4os.Compression.LZ4.Streams;
 using ParamDb.Client.Internal;
+using static ParamDb.Client.Internal.BatchChecks;
 using ParamDb.Protocol;
 
 namespace ParamDb.Client;
@@ -11,10 +10,6 @@ namespace ParamDb.Client;
 // values are row-major, keys.Length × dim floats, so row i is values[i*dim .. (i+1)*dim).
 public sealed partial class ParamDbClient
 {
-    // The fast level only: it passes incompressible floats at ~17 GB/s, where HC would stall the push path.
-    // (K4os 1.3.8 cannot write the frame's optional content size, so the frame does not carry it.)
-    private static readonly LZ4EncoderSettings Lz4Settings = new() { CompressionLevel = LZ4Level.L00_FAST };
-
     /// <summary>
     /// Pushes one row per key; the table's updater folds each into the stored row (<c>add</c>: w += g).
     /// The request body is the KV block, built in a pooled buffer.
@@ -48,10 +43,7 @@ public sealed partial class ParamDbClient
     public async Task<PushResult> PushRangeAsync(string table, ulong first, ReadOnlyMemory<float> values, int dim, CancellationToken cancellationToken = default)
     {
         string path = DataPath(table, "push");
-        ArgumentOutOfRangeException.ThrowIfLessThan(dim, 1);
-        if (values.Length % dim != 0)
-            throw new ArgumentException($"{values.Length} values are not a whole number of rows of {dim}.", nameof(values));
-        int count = values.Length / dim;
+        int count = RowCount(values.Length, dim, nameof(values));
         CheckRange(first, count);
         int size = BlockSize(range: true, count, dim, values: true);
         byte[] raw = ArrayPool<byte>.Shared.Rent(size);
@@ -102,7 +94,6 @@ public sealed partial class ParamDbClient
     public async Task PullRangeAsync(string table, ulong first, int count, Memory<float> destination, CancellationToken cancellationToken = default)
     {
         string path = DataPath(table, "pull");
-        ArgumentOutOfRangeException.ThrowIfNegative(count);
         CheckRange(first, count);
         int dim = RowWidth(count, destination.Length, nameof(destination));
         await PullCoreAsync(path, range: true, default, first, count, dim, destination, cancellationToken).ConfigureAwait(false);
@@ -118,7 +109,6 @@ public sealed partial class ParamDbClient
     public async Task<float[]> PullRangeAsync(string table, ulong first, int count, CancellationToken cancellationToken = default)
     {
         string path = DataPath(table, "pull");
-        ArgumentOutOfRangeException.ThrowIfNegative(count);
         CheckRange(first, count);
         return (await PullCoreAsync(path, range: true, default, first, count, dim: 0, default, cancellationToken).ConfigureAwait(false))!;
     }
@@ -167,11 +157,7 @@ public sealed partial class ParamDbClient
         if (!_lz4) return new PooledBlockContent(raw, length, lz4: false);
         try
         {
-            // Incompressible 64 KiB blocks are stored as-is behind a 4-byte size; the frame adds ≤ 19 bytes
-            // of header, a 4-byte end mark and a 4-byte checksum. So this bound never makes the writer grow.
-            using var writer = new PooledBufferWriter(length + (length / 65_536 + 1) * 8 + 64);
-            LZ4Frame.Encode(raw.AsSpan(0, length), writer, Lz4Settings);
-            byte[] packed = writer.Detach(out int packedLength);
+            byte[] packed = Lz4Frames.Encode(raw.AsSpan(0, length), headroom: 0, out int packedLength);
             return new PooledBlockContent(packed, packedLength, lz4: true);
         }
         finally
@@ -184,38 +170,5 @@ public sealed partial class ParamDbClient
     {
         CheckName(table);
         return "v1/tables/" + table + "/" + action;
-    }
-
-    private static void CheckAscending(ReadOnlySpan<ulong> keys)
-    {
-        if (!KvBlock.CheckAscending(keys, out var error))
-            throw new ArgumentException($"{error.Detail} ({error.Code})", "keys");
-    }
-
-    private static void CheckRange(ulong first, int count)
-    {
-        if (count > 0 && first > ulong.MaxValue - (ulong)(count - 1))
-            throw new ArgumentOutOfRangeException(nameof(first), $"The range {first} + {count} rows runs past 2^64 - 1.");
-    }
-
-    /// <summary>Floats per row of <paramref name="floats"/> spread over <paramref name="rows"/>; 0 when there are no rows.</summary>
-    private static int RowWidth(int rows, int floats, string parameter)
-    {
-        if (rows == 0)
-        {
-            if (floats != 0) throw new ArgumentException($"No keys, but {floats} values.", parameter);
-            return 0;
-        }
-        if (floats == 0 || floats % rows != 0)
-            throw new ArgumentException($"{floats} floats are not a whole number of rows for {rows} keys (it must be keys × dim).", parameter);
-        return floats / rows;
-    }
-
-    private static int BlockSize(bool range, int count, int dim, bool values)
-    {
-        long size = KvBlockWriter.SizeOf(range, count, dim, values);
-        if (size > Array.MaxLength)
-            throw new ArgumentException($"{count} rows of dim {dim} make a {size}-byte block, too large for one request; split it.");
-        return (int)size;
     }
 }

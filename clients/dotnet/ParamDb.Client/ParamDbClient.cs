@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using ParamDb.Client.Internal;
+using static ParamDb.Client.Internal.BatchChecks;
 using ParamDb.Protocol;
 
 namespace ParamDb.Client;
@@ -145,12 +146,6 @@ public sealed partial class ParamDbClient : IDisposable
         return "v1/tables/" + name;
     }
 
-    private static void CheckName(string name)
-    {
-        ArgumentNullException.ThrowIfNull(name);
-        if (!TableNames.IsValid(name))
-            throw new ArgumentException($"\"{name}\" is not a table name: use 1…{TableNames.MaxLength} of [A-Za-z0-9_.-], not \".\" or \"..\".", nameof(name));
-    }
 
     /// <summary>Sends and returns the reply when it is a success; otherwise throws its problem as <see cref="ParamDbException"/>.</summary>
     private async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, HttpCompletionOption completion, CancellationToken cancellationToken)
@@ -176,24 +171,22 @@ public sealed partial class ParamDbClient : IDisposable
     private static async Task<ParamDbException> ReadProblemAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {
         int status = (int)response.StatusCode;
-        string? code = null, detail = null;
+        ProblemReply? problem = null;
+        string? unreadable = null;
         string? mediaType = response.Content.Headers.ContentType?.MediaType;
         if (mediaType is MediaTypes.Problem or MediaTypes.Json)
         {
             try
             {
                 await using var body = await KvReply.OpenBodyAsync(response.Content, cancellationToken).ConfigureAwait(false);
-                var problem = await JsonSerializer.DeserializeAsync(body, ProtocolJson.Default.ProblemReply, cancellationToken).ConfigureAwait(false);
-                code = problem?.Code;
-                detail = problem?.Detail ?? problem?.Title;
+                problem = await JsonSerializer.DeserializeAsync(body, ProtocolJson.Default.ProblemReply, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is JsonException or InvalidDataException or IOException)
             {
-                detail = $"The error reply's body could not be read: {e.Message}";
+                unreadable = $"The error reply's body could not be read: {e.Message}";
             }
         }
-        detail ??= response.ReasonPhrase;
-        return new ParamDbException(status, code ?? $"http_{status}", detail);
+        return ParamDbException.From(status, problem, unreadable ?? response.ReasonPhrase);
     }
 
     private static Uri WithTrailingSlash(Uri uri)

@@ -65,7 +65,7 @@ internal static class KvReply
             }
             if (!destination.IsEmpty)
             {
-                using var bytes = new FloatBytes(destination);
+                using var bytes = new MemoryBytes<float>(destination);
                 await body.ReadExactlyAsync(bytes.Memory, cancellationToken).ConfigureAwait(false);
             }
             // The block must end exactly here: one more byte is a reply longer than its header says.
