@@ -27,17 +27,17 @@ public static class DataOps
         handle = null!;
         if (!TableNames.IsValid(table))
         {
-            error = new ProtocolError(400, ProblemCodes.InvalidTableName, $"'{table}' is not a valid table name: use 1 to {TableNames.MaxLength} characters of A-Z a-z 0-9 _ . -");
+            error = InvalidName(table);
             return false;
         }
         if (host.Store is not { } open)
         {
-            error = new ProtocolError(503, ProblemCodes.Unavailable, "The store is not open: the node is starting or stopping. Retry shortly.");
+            error = Unavailable;
             return false;
         }
         if (!open.TryGetTable(table, out var found))
         {
-            error = new ProtocolError(404, ProblemCodes.TableNotFound, $"There is no table named '{table}'. Create it with PUT /v1/tables/{table}.");
+            error = TableNotFound(table);
             return false;
         }
         store = open;
@@ -45,6 +45,18 @@ public static class DataOps
         error = default;
         return true;
     }
+
+    /// <summary>400 <c>invalid_table_name</c>.</summary>
+    public static ProtocolError InvalidName(string name) =>
+        new(400, ProblemCodes.InvalidTableName, $"'{name}' is not a valid table name: use 1 to {TableNames.MaxLength} characters of A-Z a-z 0-9 _ . -");
+
+    /// <summary>404 <c>table_not_found</c>.</summary>
+    public static ProtocolError TableNotFound(string name) =>
+        new(404, ProblemCodes.TableNotFound, $"There is no table named '{name}'. Create it with PUT /v1/tables/{name}.");
+
+    /// <summary>503 <c>unavailable</c>: the store is closed.</summary>
+    public static readonly ProtocolError Unavailable =
+        new(503, ProblemCodes.Unavailable, "The store is not open: the node is starting or stopping. Retry shortly.");
 
     /// <summary>A push's clock needs a worker: the clock is that worker's.</summary>
     public static bool TryCheckStamp(uint worker, ulong clock, out ProtocolError error)

@@ -27,16 +27,13 @@ public static class Problems
     public static ProblemHttpResult Of(int status, string code, string detail) => From(new ProtocolError(status, code, detail));
 
     /// <summary>404 <c>table_not_found</c>.</summary>
-    public static ProblemHttpResult TableNotFound(string name) =>
-        Of(404, ProblemCodes.TableNotFound, $"There is no table named '{name}'. Create it with PUT /v1/tables/{name}.");
+    public static ProblemHttpResult TableNotFound(string name) => From(Data.DataOps.TableNotFound(name));
 
     /// <summary>400 <c>invalid_table_name</c>.</summary>
-    public static ProblemHttpResult InvalidName(string name) =>
-        Of(400, ProblemCodes.InvalidTableName, $"'{name}' is not a valid table name: use 1 to {TableNames.MaxLength} characters of A-Z a-z 0-9 _ . -");
+    public static ProblemHttpResult InvalidName(string name) => From(Data.DataOps.InvalidName(name));
 
     /// <summary>503 <c>unavailable</c>, for a request that arrives while the store is closed.</summary>
-    public static ProblemHttpResult Unavailable() =>
-        Of(503, ProblemCodes.Unavailable, "The store is not open: the node is starting or stopping. Retry shortly.");
+    public static ProblemHttpResult Unavailable() => From(Data.DataOps.Unavailable);
 
     /// <summary>The code for a status that reached the generic problem writer without one.</summary>
     public static string CodeForStatus(int status) => status switch
