@@ -114,14 +114,6 @@ public sealed partial class ParamStore
     /// <summary>Renews a worker's lease on any request it makes; false when no worker has that id.</summary>
     public bool TouchWorker(uint worker) => TryHeartbeat(worker, out _);
 
-    /// <summary>The worker with that id, if registered.</summary>
-    public bool TryGetWorker(uint worker, out WorkerState state)
-    {
-        bool found = registry.TryGet(worker, out Worker w);
-        state = found ? w.ToState(NowTicks) : default;
-        return found;
-    }
-
     /// <summary>Every registered worker, by id.</summary>
     public IReadOnlyList<WorkerState> ListWorkers()
     {

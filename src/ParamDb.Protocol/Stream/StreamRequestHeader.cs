@@ -67,15 +67,6 @@ public readonly record struct StreamRequestHeader
     /// <summary><paramref name="n"/> rounded up to a multiple of 8.</summary>
     public static int Pad8(int n) => (n + 7) & ~7;
 
-    /// <summary>Reads the 4-byte length prefix; false when fewer than 4 bytes are given.</summary>
-    public static bool TryReadLength(ReadOnlySpan<byte> frame, out uint length)
-    {
-        length = 0;
-        if (frame.Length < LengthPrefix) return false;
-        length = BinaryPrimitives.ReadUInt32LittleEndian(frame);
-        return true;
-    }
-
     /// <summary>Reads the request id of a frame whose first <see cref="IdEnd"/> bytes are given.</summary>
     public static ulong ReadRequestId(ReadOnlySpan<byte> frame) => BinaryPrimitives.ReadUInt64LittleEndian(frame[4..]);
 

@@ -23,9 +23,6 @@ internal sealed class TableClocks(int ranges)
     /// <summary>The lowest clock of <paramref name="worker"/> over the ranges; 0 when it never pushed the table.</summary>
     public ulong MinOf(uint worker) => byWorker.TryGetValue(worker, out var w) ? w.Min : 0;
 
-    /// <summary>Every worker entry (recovery, records).</summary>
-    public IEnumerable<KeyValuePair<uint, WorkerClocks>> Entries => byWorker;
-
     /// <summary>Drops a removed worker's entry.</summary>
     public void Forget(uint worker) => byWorker.TryRemove(worker, out _);
 

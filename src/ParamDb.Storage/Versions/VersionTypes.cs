@@ -1,13 +1,10 @@
 namespace ParamDb.Storage;
 
-/// <summary>Who pushes, at which clock (DESIGN.md §6). <see cref="None"/> for an anonymous push, which is never deduplicated.</summary>
+/// <summary>Who pushes, at which clock (DESIGN.md §6). The default is an anonymous push, which is never deduplicated.</summary>
 /// <param name="Worker">Registered worker id; 0 for none.</param>
 /// <param name="Clock">The worker's clock; 0 for none (the push is applied and advances nothing).</param>
 public readonly record struct WorkerStamp(uint Worker, ulong Clock)
 {
-    /// <summary>No worker: the push is applied as is.</summary>
-    public static WorkerStamp None => default;
-
     /// <summary>True when the push carries a worker and a clock, so it is exactly-once and advances the clock.</summary>
     public bool IsClocked => Worker != 0 && Clock != 0;
 }

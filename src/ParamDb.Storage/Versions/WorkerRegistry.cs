@@ -26,9 +26,6 @@ internal sealed class WorkerRegistry
     /// <summary>Every registered worker, by ascending id.</summary>
     public Worker[] All => all;
 
-    /// <summary>The id the next registration gets.</summary>
-    public uint NextId => nextId;
-
     public bool TryGet(uint id, out Worker worker)
     {
         foreach (Worker w in all)
