@@ -174,10 +174,13 @@ public sealed partial class ParamStore
     /// <summary>Makes sure the lease timer fires no later than <paramref name="expiresAtTicks"/>.</summary>
     private void ArmLeaseTimer(long expiresAtTicks)
     {
+        // Every stamped push renews a lease and lands here; a renewal only moves an expiry later, so almost always
+        // the timer is already due sooner and the registry lock is not taken.
+        if (expiresAtTicks >= Interlocked.Read(ref leaseTimerDueTicks)) return;
         lock (registryLock)
         {
             if (expiresAtTicks >= leaseTimerDueTicks || Volatile.Read(ref disposed) != 0) return;
-            leaseTimerDueTicks = expiresAtTicks;
+            Interlocked.Exchange(ref leaseTimerDueTicks, expiresAtTicks);
             TimeSpan due = TimeSpan.FromTicks(Math.Max(0, expiresAtTicks - NowTicks));
             leaseTimer ??= options.TimeProvider.CreateTimer(static s => ((ParamStore)s!).SweepLeases(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
             leaseTimer.Change(due, Timeout.InfiniteTimeSpan);
@@ -188,8 +191,10 @@ public sealed partial class ParamStore
     private void SweepLeases()
     {
         if (Volatile.Read(ref disposed) != 0) return;
+        // The timer is spent: forget its due time before the scan, so a worker registered during the scan arms
+        // the timer itself instead of being missed by both.
+        lock (registryLock) Interlocked.Exchange(ref leaseTimerDueTicks, long.MaxValue);
         bool changed = registry.Sweep(NowTicks, out long next);
-        lock (registryLock) leaseTimerDueTicks = long.MaxValue;
         if (next != long.MaxValue) ArmLeaseTimer(next);
         if (changed) ReleaseAllTables();
     }

@@ -26,18 +26,27 @@ internal sealed class WorkerRegistry
     /// <summary>Every registered worker, by ascending id.</summary>
     public Worker[] All => all;
 
+    /// <summary>Finds a worker; every stamped push asks, so it is a binary search (ids only grow, so <see cref="All"/> stays sorted).</summary>
     public bool TryGet(uint id, out Worker worker)
     {
-        foreach (Worker w in all)
+        Worker[] current = all;
+        int i = IndexOf(current, id);
+        worker = i >= 0 ? current[i] : null!;
+        return i >= 0;
+    }
+
+    private static int IndexOf(Worker[] sorted, uint id)
+    {
+        int lo = 0, hi = sorted.Length - 1;
+        while (lo <= hi)
         {
-            if (w.Id == id)
-            {
-                worker = w;
-                return true;
-            }
+            int mid = (lo + hi) >>> 1;
+            uint at = sorted[mid].Id;
+            if (at == id) return mid;
+            if (at < id) lo = mid + 1;
+            else hi = mid - 1;
         }
-        worker = null!;
-        return false;
+        return -1;
     }
 
     /// <summary>Adds a worker (the caller holds the store's registry lock and persists the result).</summary>
@@ -52,7 +61,7 @@ internal sealed class WorkerRegistry
     public bool Remove(uint id)
     {
         Worker[] current = all;
-        int i = Array.FindIndex(current, w => w.Id == id);
+        int i = IndexOf(current, id);
         if (i < 0) return false;
         all = [.. current[..i], .. current[(i + 1)..]];
         return true;
