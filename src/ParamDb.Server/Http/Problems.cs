@@ -7,11 +7,12 @@ namespace ParamDb.Server.Http;
 public static class Problems
 {
     /// <summary>A problem reply for <paramref name="error"/>.</summary>
-    public static ProblemHttpResult From(ProtocolError error) =>
-        TypedResults.Problem(detail: error.Detail, statusCode: error.Status, title: TitleOf(error.Code),
-            extensions: new Dictionary<string, object?> { ["code"] = error.Code });
+    public static ProblemHttpResult From(ProtocolError error) => From(error, null, 0);
 
     /// <summary>A <c>clock_wait_timeout</c> (or other wait) problem that also names the workers behind and the target clock.</summary>
+    /// <param name="error">The rejection.</param>
+    /// <param name="behind">For a clock wait: the workers behind; null otherwise (no <c>behind</c>/<c>target</c> members).</param>
+    /// <param name="target">For a clock wait: the clock they had to reach.</param>
     public static ProblemHttpResult From(ProtocolError error, IReadOnlyList<WorkerClock>? behind, ulong target)
     {
         var extensions = new Dictionary<string, object?> { ["code"] = error.Code };

@@ -43,15 +43,13 @@ public static class RequestBody
                     await using var decoder = LZ4Stream.Decode(wire, leaveOpen: true);
                     error = await FillAsync(decoder, buffer, maxBytes, "decompressed ", ct);
                 }
-                // K4os reports a damaged block as InvalidOperationException (most corruptions in a fuzz run of 3,000),
-                // a bad header as InvalidDataException or ArgumentException.
-                catch (Exception e) when (e is InvalidDataException or InvalidOperationException or ArgumentException)
-                {
-                    error = new ProtocolError(400, ProblemCodes.BadCompression, $"The body is not a valid LZ4 frame: {e.Message}");
-                }
                 catch (EndOfStreamException)
                 {
                     error = new ProtocolError(400, ProblemCodes.BadCompression, "The LZ4 frame ends early: the compressed body is truncated.");
+                }
+                catch (Exception e) when (Lz4Input.IsCorrupt(e))
+                {
+                    error = new ProtocolError(400, ProblemCodes.BadCompression, $"The body is not a valid LZ4 frame: {e.Message}");
                 }
                 if (error.IsNone && wire.Exceeded)
                     error = TooLarge($"The compressed body exceeds {maxBytes} bytes (--max-body-size).");

@@ -48,9 +48,7 @@ internal static class FrameLz4
             error = default;
             return plain;
         }
-        // K4os reports bad input in four ways (a fuzz of 3,000 corrupted frames hit all but ArgumentException):
-        // a wrong magic number, a block that decodes past its bounds, and a frame that ends early.
-        catch (Exception e) when (e is InvalidDataException or InvalidOperationException or EndOfStreamException or ArgumentException)
+        catch (Exception e) when (Lz4Input.IsCorrupt(e))
         {
             plain.Dispose();
             error = new ProtocolError(400, ProblemCodes.BadCompression,
