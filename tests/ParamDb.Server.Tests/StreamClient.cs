@@ -95,6 +95,9 @@ internal sealed class StreamClient : IAsyncDisposable
     /// <summary>Ends the request body: the server answers what it has, then ends the response.</summary>
     public void CompleteRequests() => _content.Complete();
 
+    /// <summary>Whether an id-0 reply ends the request body, as a client should; off to play a client that does not.</summary>
+    public bool EndRequestsOnId0 { get; set; } = true;
+
     /// <summary>The next reply, or null when the server ended the response.</summary>
     public async Task<Reply?> ReadAsync()
     {
@@ -114,6 +117,9 @@ internal sealed class StreamClient : IAsyncDisposable
         prefix.CopyTo(frame, 0);
         await _replies.ReadExactlyAsync(frame.AsMemory(prefix.Length), deadline.Token);
         Assert.True(StreamReplyHeader.TryParse(frame, out var header, out var error), error);
+        // An id-0 reply is the server's last word (§5.1): end the request side as a client should, so the
+        // server can end the response cleanly.
+        if (header.RequestId == 0 && EndRequestsOnId0) _content.Complete();
         byte[] payload = frame[StreamReplyHeader.Size..];
         if ((header.Flags & StreamFrameFlags.Lz4) != 0) payload = Wire.Unlz4(payload);
         return new Reply(header, payload);

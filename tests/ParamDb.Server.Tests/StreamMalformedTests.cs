@@ -129,6 +129,19 @@ public sealed class StreamMalformedTests(StreamLimitServer fixture) : IClassFixt
     }
 
     [Fact]
+    public async Task AClientThatKeepsSendingAfterAnId0ErrorStillSeesTheResponseEnd()
+    {
+        await using var stream = await StreamClient.OpenAsync(fixture.Server);
+        stream.EndRequestsOnId0 = false;
+
+        await stream.SendAsync([4, 0, 0, 0, 1, 2, 3, 4]);
+        Assert.Equal(0UL, (await stream.ReadOneAsync()).Id);
+        // The server discards what follows and, after its grace for the client to end the body, ends the response.
+        await stream.SendAsync(StreamFrames.Pull(2, T, [1]));
+        Assert.Null(await stream.ReadAsync());
+    }
+
+    [Fact]
     public async Task BodyEndingBeforeAFramesIdEndsTheStreamWithAnId0Error()
     {
         await using var stream = await StreamClient.OpenAsync(fixture.Server);

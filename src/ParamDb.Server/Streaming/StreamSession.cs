@@ -104,6 +104,7 @@ internal sealed partial class StreamSession : IDisposable
             }
             _writer.Complete();
             await writing;
+            if (!end.IsNone) await AwaitRequestEndAsync(_context.Request.BodyReader);
             _metrics.StreamClosed();
         }
     }
@@ -146,6 +147,38 @@ internal sealed partial class StreamSession : IDisposable
         catch (BadHttpRequestException e)
         {
             return new ProtocolError(e.StatusCode, ProblemCodes.BadRequest, $"The request body could not be read: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// How long a stream ended by the server waits for the client to end its request body after the id-0 reply:
+    /// long enough for a client to read that reply, short enough not to hold a stopping node.
+    /// </summary>
+    internal static readonly TimeSpan RequestEndGrace = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// After an id-0 reply, discards the rest of the request body until the client ends it (or resets the stream,
+    /// or <see cref="RequestEndGrace"/> passes). Completing the response while the request is still open makes
+    /// Kestrel reset the stream, and a stopping node then closes the connection: the client could lose the id-0
+    /// reply that says why before reading it.
+    /// </summary>
+    private async Task AwaitRequestEndAsync(PipeReader body)
+    {
+        if (_aborted.IsCancellationRequested) return;
+        using var grace = CancellationTokenSource.CreateLinkedTokenSource(_aborted);
+        grace.CancelAfter(RequestEndGrace);
+        try
+        {
+            while (true)
+            {
+                ReadResult result = await body.ReadAsync(grace.Token);
+                body.AdvanceTo(result.Buffer.End);
+                if (result.IsCompleted || result.IsCanceled) return;
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or ConnectionAbortedException or BadHttpRequestException)
+        {
+            // The grace ran out or the client went away: the response ends now either way.
         }
     }
 
