@@ -19,6 +19,9 @@ internal sealed record BenchOptions
           --lz4                Content-Encoding: lz4 on requests, Accept-Encoding: lz4 on pulls
           --zeros F            fraction of pushed values that are 0, to give LZ4 something to do (default 0)
           --http2              speak HTTP/2 with prior knowledge (point --url at the h2c port, 7421)
+          --stream             send the requests as frames on POST /v1/stream, one stream per connection
+                               (implies --http2; point --url at the h2c port, 7421)
+          --in-flight N        with --stream: requests kept in flight on each stream (default 1)
           --client             go through ParamDbClient instead of prebuilt raw request bodies
           --json FILE          also write the results as JSON
           --help               this text
@@ -37,6 +40,8 @@ internal sealed record BenchOptions
     public double Zeros { get; init; }
     public bool Http2 { get; init; }
     public bool ViaClient { get; init; }
+    public bool Stream { get; init; }
+    public int InFlight { get; init; } = 1;
     public string? JsonPath { get; init; }
     public bool Help { get; init; }
 
@@ -66,12 +71,16 @@ internal sealed record BenchOptions
                 "--lz4" => o with { Lz4 = true },
                 "--zeros" => o with { Zeros = Math.Clamp(double.Parse(Next(), CultureInfo.InvariantCulture), 0, 1) },
                 "--http2" => o with { Http2 = true },
+                "--stream" => o with { Stream = true, Http2 = true },
+                "--in-flight" => o with { InFlight = Positive(arg, Next()) },
                 "--client" => o with { ViaClient = true },
                 "--json" => o with { JsonPath = Next() },
                 "--help" or "-h" => o with { Help = true },
                 _ => throw new ArgumentException($"Unknown option {arg}; see --help."),
             };
         }
+        if (o.Stream && o.Lz4) throw new ArgumentException("--lz4 is not available with --stream yet.");
+        if (o.InFlight > 1 && !o.Stream) throw new ArgumentException("--in-flight needs --stream: a REST connection has one request in flight.");
         return o;
     }
 

@@ -47,16 +47,26 @@ var raw = new RawTransport(http, version, options.Lz4);
 using var cancel = new CancellationTokenSource();
 Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
 
-var health = await db.HealthAsync(cancel.Token);
+ParamDb.Protocol.HealthReply health;
+try
+{
+    health = await db.HealthAsync(cancel.Token);
+}
+catch (HttpRequestException e)
+{
+    Console.Error.WriteLine($"No ParamDb node answers at {options.Url}: {e.Message}");
+    return 1;
+}
 string commandLine = "paramdb-bench " + string.Join(' ', args);
 Console.WriteLine($"{commandLine}");
-Console.WriteLine($"server {options.Url} (paramdb {health.Version}), {(options.Http2 ? "HTTP/2" : "HTTP/1.1")}, " +
-    $"{options.Connections} connection(s), {(options.Lz4 ? "lz4" : "no compression")}, {(options.ViaClient ? "via ParamDbClient" : "raw prebuilt bodies")}, " +
+Console.WriteLine($"server {options.Url} (paramdb {health.Version}), {(options.Stream ? "stream" : options.Http2 ? "HTTP/2" : "HTTP/1.1")}, " +
+    $"{options.Connections} connection(s), {(options.Stream ? $"{options.InFlight} in flight per stream, " : "")}{(options.Lz4 ? "lz4" : "no compression")}, {(options.ViaClient ? "via ParamDbClient" : "raw prebuilt bodies")}, " +
     $"{Environment.ProcessorCount} cores, {RuntimeInformation.FrameworkDescription}");
 Console.WriteLine();
 
+await using StreamLoops? streams = options.Stream ? await StreamLoops.OpenAsync(options, cancel.Token) : null;
 var created = new List<string>();
-var workloads = new Workloads(options, db, raw, created);
+var workloads = new Workloads(options, db, raw, streams, created);
 var results = new List<(PhaseResult Median, List<PhaseResult> Repeats)>();
 int exitCode = 0;
 try
@@ -113,7 +123,7 @@ if (options.JsonPath is { } path)
         machine = new { cores = Environment.ProcessorCount, os = RuntimeInformation.OSDescription, runtime = RuntimeInformation.FrameworkDescription },
         settings = new
         {
-            connections = options.Connections, http2 = options.Http2, lz4 = options.Lz4, zeros = options.Zeros, viaClient = options.ViaClient,
+            connections = options.Connections, http2 = options.Http2, stream = options.Stream, inFlight = options.InFlight, lz4 = options.Lz4, zeros = options.Zeros, viaClient = options.ViaClient,
             repeat = options.Repeat, iterations = options.Iterations, durationSeconds = options.Duration?.TotalSeconds, warmup = options.Warmup,
         },
         results = results.ConvertAll(r => new

@@ -9,9 +9,10 @@ internal sealed record Phase(string Workload, string Op, BenchOp[] Loops, int Wa
 /// <summary>
 /// The workloads of the benchmark issue. Each creates its own <c>bench-</c> table (add updater), prepares
 /// every request body before measuring, and yields its phases in order: push before pull, so pulls read rows
-/// that exist.
+/// that exist. With <paramref name="streams"/> the loops are stream loops (<c>--stream</c>), otherwise one
+/// REST loop per connection.
 /// </summary>
-internal sealed class Workloads(BenchOptions options, ParamDbClient db, RawTransport raw, List<string> createdTables)
+internal sealed class Workloads(BenchOptions options, ParamDbClient db, RawTransport raw, StreamLoops? streams, List<string> createdTables)
 {
     public const int DenseKeys = 4096, DenseDim = 256;            // 1,048,576 floats, 4 MiB, per request
     public const int SparseKeys = 10_000, SparseDim = 64;         // out of 10,000,000
@@ -19,7 +20,11 @@ internal sealed class Workloads(BenchOptions options, ParamDbClient db, RawTrans
     public const int SmallDim = 64, SmallRows = 1024;
     private const int SparseSetsPerLoop = 4;                      // distinct key sets a loop rotates through
 
-    private int Connections => options.Connections;
+    /// <summary>Concurrent request loops: one per REST connection, or in-flight × streams.</summary>
+    private int Loops => streams?.Count ?? options.Connections;
+
+    /// <summary>Loops that share key sets: a stream's loops share them, REST loops do not.</summary>
+    private int KeyGroupOf(int loop) => streams?.StreamOf(loop) ?? loop;
 
     /// <summary>The workload's name(s) as reported, with a setup step that returns its phases.</summary>
     public IEnumerable<(string Name, Func<Task<Phase[]>> Setup)> Selected()
@@ -51,12 +56,19 @@ internal sealed class Workloads(BenchOptions options, ParamDbClient db, RawTrans
         float[] values = Values(DenseKeys * DenseDim, seed: 1);
         long payload = 4L * DenseKeys * DenseDim;
 
-        BenchOp[] push = new BenchOp[Connections], pull = new BenchOp[Connections];
-        byte[] pushBody = raw.Encode(Block(range, keys, values, DenseDim, withValues: true));
-        byte[] pullBody = raw.Encode(Block(range, keys, default, DenseDim, withValues: false));
+        BenchOp[] push = new BenchOp[Loops], pull = new BenchOp[Loops];
+        byte[] pushBlock = Block(range, keys, values, DenseDim, withValues: true);
+        byte[] pullBlock = Block(range, keys, default, DenseDim, withValues: false);
+        byte[] pushBody = raw.Encode(pushBlock), pullBody = raw.Encode(pullBlock);
         int replyLength = (int)KvBlockWriter.SizeOf(range, DenseKeys, DenseDim, values: true);
-        for (int l = 0; l < Connections; l++)
+        for (int l = 0; l < Loops; l++)
         {
+            if (streams is not null)
+            {
+                push[l] = streams.Push(l, table, [keys], range ? 0UL : null, values, DenseDim, [pushBlock]);
+                pull[l] = streams.Pull(l, table, [keys], range ? 0UL : null, DenseKeys, DenseDim, [pullBlock], replyLength);
+                continue;
+            }
             push[l] = options.ViaClient
                 ? new ClientPush(db, table, [keys], range ? 0UL : null, values, DenseDim)
                 : new RawPush(raw, Uri(table, "push"), [pushBody]);
@@ -79,19 +91,35 @@ internal sealed class Workloads(BenchOptions options, ParamDbClient db, RawTrans
         float[] values = Values(SparseKeys * SparseDim, seed: 2);
         int replyLength = (int)KvBlockWriter.SizeOf(false, SparseKeys, SparseDim, values: true);
 
-        BenchOp[] push = new BenchOp[Connections], pull = new BenchOp[Connections];
-        for (int l = 0; l < Connections; l++)
+        BenchOp[] push = new BenchOp[Loops], pull = new BenchOp[Loops];
+        ulong[][] keySets = [];
+        byte[][] pushBlocks = [], pullBlocks = [];
+        for (int l = 0; l < Loops; l++)
         {
-            var keySets = new ulong[SparseSetsPerLoop][];
-            var pushBodies = new byte[SparseSetsPerLoop][];
-            var pullBodies = new byte[SparseSetsPerLoop][];
-            for (int s = 0; s < SparseSetsPerLoop; s++)
+            int group = KeyGroupOf(l);
+            if (l == 0 || group != KeyGroupOf(l - 1))
             {
-                keySets[s] = RandomSortedKeys(new Random(1000 + l * SparseSetsPerLoop + s), SparseKeys, SparseKeySpace);
-                if (options.ViaClient) continue;
-                pushBodies[s] = raw.Encode(Block(false, keySets[s], values, SparseDim, withValues: true));
-                pullBodies[s] = raw.Encode(Block(false, keySets[s], default, SparseDim, withValues: false));
+                keySets = new ulong[SparseSetsPerLoop][];
+                pushBlocks = new byte[SparseSetsPerLoop][];
+                pullBlocks = new byte[SparseSetsPerLoop][];
+                for (int s = 0; s < SparseSetsPerLoop; s++)
+                {
+                    keySets[s] = RandomSortedKeys(new Random(1000 + group * SparseSetsPerLoop + s), SparseKeys, SparseKeySpace);
+                    if (options.ViaClient) continue;
+                    pushBlocks[s] = Block(false, keySets[s], values, SparseDim, withValues: true);
+                    pullBlocks[s] = Block(false, keySets[s], default, SparseDim, withValues: false);
+                }
             }
+            if (streams is not null)
+            {
+                // A stream's loops start at different sets, so concurrent requests do not all touch the same keys.
+                int shift = l % SparseSetsPerLoop;
+                push[l] = streams.Push(l, table, Rotate(keySets, shift), null, values, SparseDim, Rotate(pushBlocks, shift));
+                pull[l] = streams.Pull(l, table, Rotate(keySets, shift), null, SparseKeys, SparseDim, Rotate(pullBlocks, shift), replyLength);
+                continue;
+            }
+            byte[][] pushBodies = options.ViaClient ? [] : Array.ConvertAll(pushBlocks, raw.Encode);
+            byte[][] pullBodies = options.ViaClient ? [] : Array.ConvertAll(pullBlocks, raw.Encode);
             push[l] = options.ViaClient
                 ? new ClientPush(db, table, keySets, null, values, SparseDim)
                 : new RawPush(raw, Uri(table, "push"), pushBodies);
@@ -125,9 +153,17 @@ internal sealed class Workloads(BenchOptions options, ParamDbClient db, RawTrans
             bodies[k] = raw.Encode(Block(false, keySets[k], default, SmallDim, withValues: false));
         }
         int replyLength = (int)KvBlockWriter.SizeOf(false, 1, SmallDim, values: true);
-        var pull = new BenchOp[Connections];
-        for (int l = 0; l < Connections; l++)
+        var blocks = new byte[SmallRows][];
+        for (int k = 0; k < SmallRows; k++) blocks[k] = Block(false, keySets[k], default, SmallDim, withValues: false);
+        var pull = new BenchOp[Loops];
+        for (int l = 0; l < Loops; l++)
         {
+            if (streams is not null)
+            {
+                int shift = l * SmallRows / Loops;
+                pull[l] = streams.Pull(l, table, Rotate(keySets, shift), null, 1, SmallDim, Rotate(blocks, shift), replyLength);
+                continue;
+            }
             pull[l] = options.ViaClient
                 ? new ClientPull(db, table, keySets, null, 1, SmallDim)
                 : new RawPull(raw, Uri(table, "pull"), bodies, replyLength);
@@ -152,6 +188,14 @@ internal sealed class Workloads(BenchOptions options, ParamDbClient db, RawTrans
         if (range) KvBlockWriter.WriteRange(block, keys[0], keys.Length, values, dim, withValues);
         else KvBlockWriter.Write(block, keys, values, dim, withValues);
         return block;
+    }
+
+    /// <summary>The same items, starting at <paramref name="shift"/>.</summary>
+    private static T[] Rotate<T>(T[] items, int shift)
+    {
+        var rotated = new T[items.Length];
+        for (int i = 0; i < items.Length; i++) rotated[i] = items[(i + shift) % items.Length];
+        return rotated;
     }
 
     private static ulong[] Sequence(ulong first, int count)

@@ -1,0 +1,298 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Threading.Channels;
+using System.Threading.Tasks.Sources;
+using ParamDb.Protocol;
+using ParamDb.Protocol.Stream;
+
+namespace ParamDb.Bench;
+
+/// <summary>
+/// One <c>POST /v1/stream</c> on its own HTTP/2 connection, carrying prebuilt frames for a fixed number of
+/// slots. Slot <c>s</c> always uses request id <c>s + 1</c> and has at most one request in flight, so a reply is
+/// matched to its slot by id alone and nothing is allocated per request. Ids are the client's choice (§5.1):
+/// the server only echoes them, so reusing one once its reply is in is fine.
+/// </summary>
+internal sealed class StreamTransport : IAsyncDisposable
+{
+    /// <summary>Frames up to this size are copied into the write batch; larger payloads go to the socket as they are.</summary>
+    private const int BatchBytes = 64 * 1024;
+
+    private readonly HttpClient _http;
+    private readonly DuplexContent _content;
+    private readonly HttpResponseMessage _response;
+    private readonly Stream _requests;
+    private readonly Stream _replies;
+    private readonly Slot[] _slots;
+    private readonly Channel<Outgoing> _outgoing = Channel.CreateUnbounded<Outgoing>(new UnboundedChannelOptions
+    {
+        SingleReader = true,
+        AllowSynchronousContinuations = false,
+    });
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _writer;
+    private readonly Task _reader;
+
+    private StreamTransport(HttpClient http, DuplexContent content, HttpResponseMessage response, Stream requests, Stream replies, int slots)
+    {
+        _http = http;
+        _content = content;
+        _response = response;
+        _requests = requests;
+        _replies = replies;
+        _slots = new Slot[slots];
+        for (int i = 0; i < slots; i++) _slots[i] = new Slot();
+        _writer = Task.Run(WriteLoopAsync);
+        _reader = Task.Run(ReadLoopAsync);
+    }
+
+    /// <summary>The number of slots, that is, the most requests this stream has in flight.</summary>
+    public int Slots => _slots.Length;
+
+    /// <summary>Opens the stream on a connection of its own (an HTTP/2 connection's window is shared by its streams).</summary>
+    public static async Task<StreamTransport> OpenAsync(Uri h2cAddress, int slots, CancellationToken cancellationToken)
+    {
+        var http = new HttpClient(new SocketsHttpHandler
+        {
+            // Replies of 4 MiB: with the default 64 KiB receive window every reply would stall on round trips.
+            InitialHttp2StreamWindowSize = 16 * 1024 * 1024,
+            AutomaticDecompression = DecompressionMethods.None,
+            UseCookies = false,
+            UseProxy = false,
+        })
+        { Timeout = Timeout.InfiniteTimeSpan };
+        var content = new DuplexContent();
+        var request = new HttpRequestMessage(HttpMethod.Post, new Uri(h2cAddress, "v1/stream"))
+        {
+            Content = content,
+            Version = HttpVersion.Version20,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        };
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(MediaTypes.Stream));
+        HttpResponseMessage response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        if (response.StatusCode != HttpStatusCode.OK)
+        {
+            string body = await response.Content.ReadAsStringAsync(cancellationToken);
+            throw new InvalidOperationException($"POST /v1/stream answered {(int)response.StatusCode}: {body}");
+        }
+        Stream requests = await content.RequestStream.WaitAsync(cancellationToken);
+        Stream replies = await response.Content.ReadAsStreamAsync(cancellationToken);
+        return new StreamTransport(http, content, response, requests, replies, slots);
+    }
+
+    /// <summary>
+    /// Sends <paramref name="header"/> (a frame's header and table name, with request id <c>slot + 1</c>) followed
+    /// by <paramref name="payload"/>, and completes with the reply's payload length once the reply is read.
+    /// </summary>
+    public ValueTask<long> SendAsync(int slot, byte[] header, ReadOnlyMemory<byte> payload)
+    {
+        Slot s = _slots[slot];
+        ValueTask<long> reply = s.Arm();
+        if (!_outgoing.Writer.TryWrite(new Outgoing(header, payload)))
+            s.Fail(new InvalidOperationException("The stream is closed."));
+        return reply;
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        var batch = new byte[BatchBytes];
+        int used = 0;
+        try
+        {
+            while (await _outgoing.Reader.WaitToReadAsync(_stop.Token))
+            {
+                while (_outgoing.Reader.TryRead(out Outgoing frame))
+                {
+                    int size = frame.Header.Length + frame.Payload.Length;
+                    if (used + size > BatchBytes && used > 0)
+                    {
+                        await _requests.WriteAsync(batch.AsMemory(0, used), _stop.Token);
+                        used = 0;
+                    }
+                    if (size <= BatchBytes)
+                    {
+                        frame.Header.CopyTo(batch, used);
+                        frame.Payload.Span.CopyTo(batch.AsSpan(used + frame.Header.Length));
+                        used += size;
+                        continue;
+                    }
+                    // A large frame: its header alone, then the payload straight from the caller's memory.
+                    await _requests.WriteAsync(frame.Header, _stop.Token);
+                    await _requests.WriteAsync(frame.Payload, _stop.Token);
+                }
+                if (used > 0)
+                {
+                    await _requests.WriteAsync(batch.AsMemory(0, used), _stop.Token);
+                    used = 0;
+                }
+                await _requests.FlushAsync(_stop.Token);
+            }
+        }
+        catch (Exception e)
+        {
+            FailAll(e);
+        }
+    }
+
+    private async Task ReadLoopAsync()
+    {
+        // Big enough for a whole 4 MiB pull reply in a few reads; payload bytes are read and dropped.
+        var buffer = new byte[1 << 20];
+        int start = 0, end = 0;
+        try
+        {
+            while (true)
+            {
+                // The next reply header, whole.
+                while (end - start < StreamReplyHeader.Size)
+                {
+                    if (start > 0)
+                    {
+                        Buffer.BlockCopy(buffer, start, buffer, 0, end - start);
+                        end -= start;
+                        start = 0;
+                    }
+                    int n = await _replies.ReadAsync(buffer.AsMemory(end), _stop.Token);
+                    if (n == 0)
+                    {
+                        FailAll(new InvalidOperationException("The server ended the stream."));
+                        return;
+                    }
+                    end += n;
+                }
+                if (!StreamReplyHeader.TryParse(buffer.AsSpan(start, StreamReplyHeader.Size), out var header, out string? error))
+                    throw new InvalidDataException($"Unreadable reply header: {error}");
+                start += StreamReplyHeader.Size;
+                long payload = header.PayloadLength;
+                string? problem = null;
+                if (header.Status != 200)
+                {
+                    // Problem JSON: small, read it whole for the message.
+                    while (end - start < payload)
+                    {
+                        Buffer.BlockCopy(buffer, start, buffer, 0, end - start);
+                        end -= start;
+                        start = 0;
+                        int n = await _replies.ReadAsync(buffer.AsMemory(end), _stop.Token);
+                        if (n == 0) throw new EndOfStreamException("The stream ended inside a problem reply.");
+                        end += n;
+                    }
+                    problem = System.Text.Encoding.UTF8.GetString(buffer, start, (int)payload);
+                }
+                long left = payload;
+                while (left > 0)
+                {
+                    if (start == end)
+                    {
+                        start = end = 0;
+                        int n = await _replies.ReadAsync(buffer, _stop.Token);
+                        if (n == 0) throw new EndOfStreamException("The stream ended inside a reply.");
+                        end = n;
+                    }
+                    int take = (int)Math.Min(left, end - start);
+                    start += take;
+                    left -= take;
+                }
+                ulong id = header.RequestId;
+                if (id == 0 || id > (ulong)_slots.Length)
+                    throw new InvalidOperationException($"Reply for request id {id}: {problem ?? "unexpected"}");
+                Slot slot = _slots[(int)id - 1];
+                if (problem is not null) slot.Fail(new InvalidOperationException($"Request {id} answered {header.Status}: {problem}"));
+                else slot.Complete(payload);
+            }
+        }
+        catch (Exception e)
+        {
+            FailAll(e);
+        }
+    }
+
+    private void FailAll(Exception e)
+    {
+        _outgoing.Writer.TryComplete();
+        foreach (Slot slot in _slots) slot.Fail(e);
+    }
+
+    /// <summary>Ends the request body, waits for the server to end the response, and closes the connection.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        _outgoing.Writer.TryComplete();
+        await _writer;
+        _content.Complete();
+        // Bounded: a server that does not end the response in time is cut off.
+        _stop.CancelAfter(TimeSpan.FromSeconds(5));
+        await _reader;
+        _stop.Cancel();
+        _response.Dispose();
+        _http.Dispose();
+        _stop.Dispose();
+    }
+
+    private readonly record struct Outgoing(byte[] Header, ReadOnlyMemory<byte> Payload);
+
+    /// <summary>One request id's reusable completion: armed before each send, completed by the reader.</summary>
+    private sealed class Slot : IValueTaskSource<long>
+    {
+        private ManualResetValueTaskSourceCore<long> _core;
+        private int _armed;
+
+        public ValueTask<long> Arm()
+        {
+            if (Interlocked.Exchange(ref _armed, 1) == 1)
+                throw new InvalidOperationException("A slot has one request in flight at a time.");
+            _core.Reset();
+            return new ValueTask<long>(this, _core.Version);
+        }
+
+        public void Complete(long payloadLength)
+        {
+            if (Interlocked.Exchange(ref _armed, 0) == 1) _core.SetResult(payloadLength);
+        }
+
+        public void Fail(Exception e)
+        {
+            if (Interlocked.Exchange(ref _armed, 0) == 1) _core.SetException(e);
+        }
+
+        public long GetResult(short token) => _core.GetResult(token);
+        public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+        public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+            _core.OnCompleted(continuation, state, token, flags);
+    }
+
+    /// <summary>Request content whose body stays open until <see cref="Complete"/>.</summary>
+    private sealed class DuplexContent : HttpContent
+    {
+        private readonly TaskCompletionSource<Stream> _stream = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public DuplexContent() => Headers.ContentType = new MediaTypeHeaderValue(MediaTypes.Stream);
+
+        public Task<Stream> RequestStream => _stream.Task;
+
+        public void Complete() => _done.TrySetResult();
+
+        protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context)
+        {
+            // Flush at once, or the request headers wait for the first frame while the caller waits for the response.
+            await stream.FlushAsync();
+            _stream.TrySetResult(stream);
+            await _done.Task;
+        }
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = -1;
+            return false;
+        }
+    }
+
+    /// <summary>A frame's header and table name for <paramref name="slot"/>'s request id.</summary>
+    public static byte[] Header(int slot, StreamOp op, byte[] tableUtf8, long payloadLength)
+    {
+        var header = new byte[StreamRequestHeader.Size + StreamRequestHeader.Pad8(tableUtf8.Length)];
+        int written = StreamRequestHeader.Write(header, (ulong)slot + 1, op, StreamFrameFlags.None, tableUtf8, worker: 0, staleness: -1, clock: 0, payloadLength);
+        if (written != header.Length) throw new InvalidOperationException("Unexpected stream header size.");
+        return header;
+    }
+}
