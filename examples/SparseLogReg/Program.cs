@@ -34,6 +34,7 @@ try
     Report.PrintSetup(options, health, streamUrl, data, Console.Out);
 
     var runner = new ModeRunner(options, db, streamUrl, data.Shards, data.HeldOut, stragglers);
+    await runner.WarmUpAsync(cancel.Token);
     var results = new List<ModeResult>();
     foreach (var mode in options.Modes)
     {
