@@ -71,4 +71,5 @@ internal sealed class IterationLog
 /// <param name="PullWait">Time spent in pulls: the round trip, plus under sequential or bounded consistency the wait for slower workers.</param>
 /// <param name="Compute">Simulated compute time (see <see cref="StragglerModel"/>).</param>
 /// <param name="MaxStaleness">The most clocks the slowest worker was behind at any of its pulls.</param>
-internal readonly record struct WorkerTotals(int Worker, TimeSpan PullWait, TimeSpan Compute, long MaxStaleness);
+/// <param name="Finished">When it ended its last iteration, from the start of training.</param>
+internal readonly record struct WorkerTotals(int Worker, TimeSpan PullWait, TimeSpan Compute, long MaxStaleness, TimeSpan Finished);

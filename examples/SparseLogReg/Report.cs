@@ -30,11 +30,20 @@ internal static class Report
         output.WriteLine();
     }
 
-    /// <summary>One line when a mode finishes, so a long run shows progress.</summary>
-    public static void PrintRun(ModeResult result, ExampleOptions options, TextWriter output) =>
+    /// <summary>
+    /// Two lines when a mode finishes, so a long run shows progress: the result, then when each worker finished and
+    /// how long it "computed", which shows who set the pace.
+    /// </summary>
+    public static void PrintRun(ModeResult result, ExampleOptions options, TextWriter output)
+    {
         output.WriteLine(string.Create(Invariant,
             $"{result.Mode,-12} {options.Iterations} iterations × {options.Workers} workers in {result.Wall.TotalSeconds:F2} s; " +
             $"held-out loss {result.HeldOutLoss:F4} (table {result.Table})"));
+        output.Write($"{"",12} finished (compute) s:");
+        foreach (var w in result.Workers)
+            output.Write(string.Create(Invariant, $" w{w.Worker} {w.Finished.TotalSeconds:F2} ({w.Compute.TotalSeconds:F2})"));
+        output.WriteLine();
+    }
 
     /// <summary>
     /// Per iteration and mode: the mean minibatch loss, and when the last worker finished the iteration. Loss against

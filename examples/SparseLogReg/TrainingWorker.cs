@@ -49,6 +49,6 @@ internal static class TrainingWorker
             await worker.EndIterationAsync(cancellationToken);
             log.Record(iteration, loss, batch.Size, staleness, wall.Elapsed);
         }
-        return new WorkerTotals(index, pullWait, compute, maxStaleness);
+        return new WorkerTotals(index, pullWait, compute, maxStaleness, wall.Elapsed);
     }
 }
