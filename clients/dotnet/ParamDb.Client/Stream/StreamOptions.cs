@@ -89,8 +89,9 @@ public readonly record struct ClockStamp(uint Worker, ulong Clock)
 
 /// <summary>What a pull into a caller's buffer reports beside the rows.</summary>
 /// <param name="ClockMin">
-/// The minimum clock over the ranges read (the reply's clock field): every live worker's pushes up to this clock
-/// are in the rows. 0 when no worker has pushed with a clock.
+/// The lowest clock of any live worker counting for the table, over the ranges read (the reply's clock field):
+/// every live worker's pushes up to this clock are in the rows. 0 when no live worker counts for the table, or
+/// when one of them has not pushed or ticked yet.
 /// </param>
 public readonly record struct PullResult(ulong ClockMin);
 
