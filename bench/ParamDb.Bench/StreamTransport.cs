@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Threading.Channels;
 using System.Threading.Tasks.Sources;
+using ParamDb.Client;
 using ParamDb.Protocol;
 using ParamDb.Protocol.Stream;
 
@@ -69,15 +70,23 @@ internal sealed class StreamTransport : IAsyncDisposable
             VersionPolicy = HttpVersionPolicy.RequestVersionExact,
         };
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(MediaTypes.Stream));
-        HttpResponseMessage response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
-        if (response.StatusCode != HttpStatusCode.OK)
-        {
-            string body = await response.Content.ReadAsStringAsync(cancellationToken);
-            throw new InvalidOperationException($"POST /v1/stream answered {(int)response.StatusCode}: {body}");
-        }
+        Task<HttpResponseMessage> sending = http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        // A refusal (wrong port, HTTP/1.1) comes before the body is asked for: then only the send completes.
+        if (await Task.WhenAny(content.RequestStream, sending) == sending) await EnsureOkAsync(await sending, cancellationToken);
         Stream requests = await content.RequestStream.WaitAsync(cancellationToken);
+        // Sends the HEADERS frame now: without it the server never starts the response (DESIGN.md §10).
+        await requests.FlushAsync(cancellationToken);
+        HttpResponseMessage response = await sending;
+        await EnsureOkAsync(response, cancellationToken);
         Stream replies = await response.Content.ReadAsStreamAsync(cancellationToken);
         return new StreamTransport(http, content, response, requests, replies, slots);
+    }
+
+    private static async Task EnsureOkAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        if (response.StatusCode == HttpStatusCode.OK) return;
+        string body = await response.Content.ReadAsStringAsync(cancellationToken);
+        throw new InvalidOperationException($"POST /v1/stream answered {(int)response.StatusCode}: {body}");
     }
 
     /// <summary>
@@ -258,33 +267,6 @@ internal sealed class StreamTransport : IAsyncDisposable
         public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
         public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
             _core.OnCompleted(continuation, state, token, flags);
-    }
-
-    /// <summary>Request content whose body stays open until <see cref="Complete"/>.</summary>
-    private sealed class DuplexContent : HttpContent
-    {
-        private readonly TaskCompletionSource<Stream> _stream = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public DuplexContent() => Headers.ContentType = new MediaTypeHeaderValue(MediaTypes.Stream);
-
-        public Task<Stream> RequestStream => _stream.Task;
-
-        public void Complete() => _done.TrySetResult();
-
-        protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context)
-        {
-            // Flush at once, or the request headers wait for the first frame while the caller waits for the response.
-            await stream.FlushAsync();
-            _stream.TrySetResult(stream);
-            await _done.Task;
-        }
-
-        protected override bool TryComputeLength(out long length)
-        {
-            length = -1;
-            return false;
-        }
     }
 
     /// <summary>A frame's header and table name for <paramref name="slot"/>'s request id.</summary>

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using ParamDb.Client;
 using ParamDb.Protocol;
 using ParamDb.Protocol.Stream;
 using ParamDb.Testing;
@@ -53,6 +54,8 @@ internal sealed class StreamClient : IAsyncDisposable
         using var deadline = new CancellationTokenSource(Deadline);
         var sending = http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, deadline.Token);
         var requests = await content.RequestStream.WaitAsync(deadline.Token);
+        // Sends the HEADERS frame now: without it the server never starts the response (DESIGN.md §10).
+        await requests.FlushAsync(deadline.Token);
         var response = await sending;
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(MediaTypes.Stream, response.Content.Headers.ContentType?.MediaType);
@@ -143,33 +146,6 @@ internal sealed class StreamClient : IAsyncDisposable
         if (_ownsHttp) _http.Dispose();
         _sendLock.Dispose();
         await Task.CompletedTask;
-    }
-
-    /// <summary>Request content whose stream stays open until <see cref="Complete"/>.</summary>
-    private sealed class DuplexContent : HttpContent
-    {
-        private readonly TaskCompletionSource<Stream> _stream = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public DuplexContent() => Headers.ContentType = new MediaTypeHeaderValue(MediaTypes.Stream);
-
-        public Task<Stream> RequestStream => _stream.Task;
-
-        public void Complete() => _done.TrySetResult();
-
-        protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context)
-        {
-            // §10: flush right away, or the request headers wait for the first frame and both sides hang.
-            await stream.FlushAsync();
-            _stream.TrySetResult(stream);
-            await _done.Task;
-        }
-
-        protected override bool TryComputeLength(out long length)
-        {
-            length = -1;
-            return false;
-        }
     }
 }
 
