@@ -144,17 +144,16 @@ internal sealed class Workloads(BenchOptions options, ParamDbClient db, RawTrans
         await db.PushRangeAsync(table, 0, Values(SmallRows * SmallDim, seed: 3), SmallDim);
 
         var keySets = new ulong[SmallRows][];
-        var bodies = new byte[SmallRows][];
+        var blocks = new byte[SmallRows][];
         for (int k = 0; k < SmallRows; k++)
         {
             // Spread over the rows in a fixed scattered order (odd stride), not sequentially.
             ulong key = (ulong)(k * 389 % SmallRows);
             keySets[k] = [key];
-            bodies[k] = raw.Encode(Block(false, keySets[k], default, SmallDim, withValues: false));
+            blocks[k] = Block(false, keySets[k], default, SmallDim, withValues: false);
         }
+        byte[][] bodies = Array.ConvertAll(blocks, raw.Encode);
         int replyLength = (int)KvBlockWriter.SizeOf(false, 1, SmallDim, values: true);
-        var blocks = new byte[SmallRows][];
-        for (int k = 0; k < SmallRows; k++) blocks[k] = Block(false, keySets[k], default, SmallDim, withValues: false);
         var pull = new BenchOp[Loops];
         for (int l = 0; l < Loops; l++)
         {
