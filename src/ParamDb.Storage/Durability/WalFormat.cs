@@ -1,0 +1,77 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Numerics;
+using System.Runtime.InteropServices;
+
+namespace ParamDb.Storage.Durability;
+
+/// <summary>
+/// The write-ahead log's on-disk layout. A log is a folder of segment files named <c>wal-{first LSN}.log</c>,
+/// each a run of records with consecutive LSNs:
+/// <code>
+/// u32 payload length | u32 CRC-32C of (length, LSN, payload) | u64 LSN | payload
+/// </code>
+/// All little-endian. The checksum covers the length too, so a torn or overwritten length is caught like a torn
+/// payload. A record that fails its checksum, or that the file ends inside, is where the log ends: a crash can
+/// only tear the tail of the newest segment.
+/// </summary>
+internal static class WalFormat
+{
+    /// <summary>Bytes before a record's payload.</summary>
+    public const int HeaderSize = 16;
+
+    /// <summary>A payload larger than this is corruption, not a record (a push body is at most a few hundred MiB).</summary>
+    public const int MaxPayload = 1 << 30;
+
+    private const string Prefix = "wal-", Suffix = ".log";
+
+    /// <summary>The file name of the segment whose first record has <paramref name="firstLsn"/>.</summary>
+    public static string SegmentName(long firstLsn) => Prefix + firstLsn.ToString("D20", CultureInfo.InvariantCulture) + Suffix;
+
+    /// <summary>The first LSN a segment file name declares, or false for any other file.</summary>
+    public static bool TryParseSegmentName(string fileName, out long firstLsn)
+    {
+        firstLsn = 0;
+        return fileName.StartsWith(Prefix, StringComparison.Ordinal) && fileName.EndsWith(Suffix, StringComparison.Ordinal)
+            && long.TryParse(fileName.AsSpan(Prefix.Length, fileName.Length - Prefix.Length - Suffix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out firstLsn)
+            && firstLsn > 0;
+    }
+
+    /// <summary>The segments in <paramref name="directory"/>, oldest first.</summary>
+    public static List<(long FirstLsn, string Path)> ListSegments(string directory)
+    {
+        var segments = new List<(long, string)>();
+        if (!Directory.Exists(directory)) return segments;
+        foreach (string path in Directory.EnumerateFiles(directory))
+        {
+            if (TryParseSegmentName(Path.GetFileName(path), out long first)) segments.Add((first, path));
+        }
+        segments.Sort((a, b) => a.Item1.CompareTo(b.Item1));
+        return segments;
+    }
+
+    /// <summary>Writes a record's header for <paramref name="payload"/> into <paramref name="destination"/>.</summary>
+    public static void WriteHeader(Span<byte> destination, long lsn, ReadOnlySpan<byte> payload)
+    {
+        BinaryPrimitives.WriteUInt32LittleEndian(destination, (uint)payload.Length);
+        BinaryPrimitives.WriteInt64LittleEndian(destination[8..], lsn);
+        BinaryPrimitives.WriteUInt32LittleEndian(destination[4..], Checksum((uint)payload.Length, lsn, payload));
+    }
+
+    /// <summary>The CRC-32C a record with these fields carries.</summary>
+    public static uint Checksum(uint length, long lsn, ReadOnlySpan<byte> payload)
+    {
+        uint crc = BitOperations.Crc32C(~0u, length);
+        crc = BitOperations.Crc32C(crc, (ulong)lsn);
+        return ~Crc32C(crc, payload);
+    }
+
+    /// <summary>CRC-32C (Castagnoli) over bytes, with the hardware instruction where there is one.</summary>
+    private static uint Crc32C(uint crc, ReadOnlySpan<byte> data)
+    {
+        ReadOnlySpan<ulong> words = MemoryMarshal.Cast<byte, ulong>(data);
+        foreach (ulong word in words) crc = BitOperations.Crc32C(crc, BitConverter.IsLittleEndian ? word : BinaryPrimitives.ReverseEndianness(word));
+        foreach (byte b in data[(words.Length * sizeof(ulong))..]) crc = BitOperations.Crc32C(crc, b);
+        return crc;
+    }
+}

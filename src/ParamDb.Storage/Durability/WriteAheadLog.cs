@@ -1,0 +1,207 @@
+using System.Buffers;
+
+namespace ParamDb.Storage.Durability;
+
+/// <summary>
+/// An append-only log of push records with group commit (DESIGN.md §7). Appenders copy their record into the
+/// open batch and get back a task for it; one writer thread writes whole batches to the newest segment and, when
+/// <see cref="FlushToDisk"/> is set, fsyncs before it completes the batch's task. So a thousand concurrent pushes
+/// cost one write (and one fsync), not a thousand.
+/// </summary>
+/// <remarks>
+/// What "durable" means follows the mode: without <see cref="FlushToDisk"/> a completed record has been handed to
+/// the OS (<c>write</c> returned), which survives the process being killed but not the machine losing power;
+/// with it, the record is on the device.
+/// <para>Opening a log ends the newest segment at its last valid record (a crash tears at most that tail) and
+/// starts a new segment, so appends never follow torn bytes.</para>
+/// </remarks>
+internal sealed class WriteAheadLog : IDisposable
+{
+    private readonly string _directory;
+    private readonly long _segmentBytes;
+    private readonly Thread _writer;
+    private readonly object _lock = new();
+
+    // Guarded by _lock: the batch being filled, its first LSN, and the task its records wait on.
+    private byte[] _open;
+    private int _openLength;
+    private long _openFirstLsn;
+    private TaskCompletionSource _openDone = NewBatchTask();
+    private long _lastLsn;
+    private bool _closing;
+    private Exception? _failure;
+
+    // Owned by the writer thread.
+    private byte[] _spare;
+    private FileStream? _segment;
+    private long _durableLsn;
+
+    private WriteAheadLog(string directory, long segmentBytes, bool flushToDisk, long lastLsn)
+    {
+        _directory = directory;
+        _segmentBytes = segmentBytes;
+        FlushToDisk = flushToDisk;
+        _lastLsn = lastLsn;
+        _durableLsn = lastLsn;
+        _open = ArrayPool<byte>.Shared.Rent(1 << 20);
+        _spare = ArrayPool<byte>.Shared.Rent(1 << 20);
+        _writer = new Thread(WriteLoop) { IsBackground = true, Name = "ParamDb WAL writer" };
+        _writer.Start();
+    }
+
+    /// <summary>Whether a batch is fsynced before its records count as durable.</summary>
+    public bool FlushToDisk { get; }
+
+    /// <summary>The LSN of the newest record appended (0 when there is none).</summary>
+    public long LastLsn
+    {
+        get { lock (_lock) return _lastLsn; }
+    }
+
+    /// <summary>The LSN up to which every record is durable.</summary>
+    public long DurableLsn => Interlocked.Read(ref _durableLsn);
+
+    /// <summary>Batches written since opening: fewer than records when appends were grouped.</summary>
+    public long Batches { get; private set; }
+
+    /// <summary>
+    /// Opens the log in <paramref name="directory"/> (created if missing), ending its newest segment at the last
+    /// valid record. Records before that are not read here: <see cref="WalReader.Replay"/> does that.
+    /// </summary>
+    /// <param name="directory">The log's folder; nothing else should live there.</param>
+    /// <param name="segmentBytes">Size after which a new segment is started, at a batch boundary.</param>
+    /// <param name="flushToDisk">fsync each batch before completing it.</param>
+    /// <exception cref="WalCorruptException">A segment other than the newest is damaged.</exception>
+    public static WriteAheadLog Open(string directory, long segmentBytes, bool flushToDisk)
+    {
+        Directory.CreateDirectory(directory);
+        WalScan scan = WalReader.Scan(directory, fromLsn: long.MaxValue, visit: null);
+        if (scan.TornSegment is { } torn && scan.TornAt == 0)
+        {
+            File.Delete(torn); // no valid record: its name would be the new segment's
+        }
+        else if (scan.TornSegment is { } tail)
+        {
+            using var file = new FileStream(tail, FileMode.Open, FileAccess.Write, FileShare.Read);
+            file.SetLength(scan.TornAt);
+            file.Flush(flushToDisk);
+        }
+        return new WriteAheadLog(directory, segmentBytes, flushToDisk, scan.LastLsn);
+    }
+
+    /// <summary>
+    /// Appends one record and returns its LSN and a task that completes once it is durable (or faults when the
+    /// log cannot be written). The payload is copied; the caller may reuse it at once.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The log is closing.</exception>
+    /// <exception cref="IOException">An earlier batch failed to write; the log takes no more records.</exception>
+    public (long Lsn, Task Durable) Append(ReadOnlySpan<byte> payload)
+    {
+        if (payload.Length > WalFormat.MaxPayload) throw new ArgumentOutOfRangeException(nameof(payload), "A WAL record is at most 1 GiB.");
+        int size = WalFormat.HeaderSize + payload.Length;
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_closing, this);
+            if (_failure is not null) throw new IOException("The write-ahead log failed earlier and takes no more records.", _failure);
+            if (_openLength + size > _open.Length)
+            {
+                byte[] larger = ArrayPool<byte>.Shared.Rent(Math.Max(_open.Length * 2, _openLength + size));
+                _open.AsSpan(0, _openLength).CopyTo(larger);
+                ArrayPool<byte>.Shared.Return(_open);
+                _open = larger;
+            }
+            long lsn = ++_lastLsn;
+            if (_openLength == 0) _openFirstLsn = lsn;
+            Span<byte> record = _open.AsSpan(_openLength, size);
+            WalFormat.WriteHeader(record, lsn, payload);
+            payload.CopyTo(record[WalFormat.HeaderSize..]);
+            _openLength += size;
+            Monitor.Pulse(_lock);
+            return (lsn, _openDone.Task);
+        }
+    }
+
+    /// <summary>
+    /// Deletes the segments that hold only records below <paramref name="lsn"/>: a checkpoint that contains
+    /// every record before it makes them unnecessary. The newest segment is never deleted.
+    /// </summary>
+    /// <returns>How many segments were deleted.</returns>
+    public int TruncateBefore(long lsn)
+    {
+        List<(long FirstLsn, string Path)> segments = WalFormat.ListSegments(_directory);
+        int deleted = 0;
+        // A segment's records end where the next one's begin.
+        for (int i = 0; i + 1 < segments.Count && segments[i + 1].FirstLsn <= lsn; i++)
+        {
+            File.Delete(segments[i].Path);
+            deleted++;
+        }
+        return deleted;
+    }
+
+    private void WriteLoop()
+    {
+        while (true)
+        {
+            byte[] batch;
+            int length;
+            long first, last;
+            TaskCompletionSource done;
+            lock (_lock)
+            {
+                while (_openLength == 0 && !_closing) Monitor.Wait(_lock);
+                if (_openLength == 0) break; // closing, and everything is written
+                batch = _open;
+                length = _openLength;
+                first = _openFirstLsn;
+                last = _lastLsn;
+                done = _openDone;
+                _open = _spare;
+                _openLength = 0;
+                _openDone = NewBatchTask();
+            }
+            try
+            {
+                FileStream segment = SegmentFor(first, length);
+                segment.Write(batch, 0, length);
+                segment.Flush(FlushToDisk);
+                Batches++;
+                Interlocked.Exchange(ref _durableLsn, last);
+                done.SetResult();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                lock (_lock) _failure ??= e;
+                done.SetException(new IOException($"The write-ahead log could not write records {first}…{last} in {_directory}: {e.Message}", e));
+            }
+            _spare = batch;
+        }
+        _segment?.Dispose();
+    }
+
+    /// <summary>The segment the next batch goes to: the current one, or a new one once it is full.</summary>
+    private FileStream SegmentFor(long firstLsn, int batchLength)
+    {
+        if (_segment is not null && (_segment.Length == 0 || _segment.Length + batchLength <= _segmentBytes)) return _segment;
+        _segment?.Dispose();
+        _segment = null;
+        _segment = new FileStream(Path.Combine(_directory, WalFormat.SegmentName(firstLsn)), FileMode.CreateNew, FileAccess.Write, FileShare.Read, bufferSize: 0);
+        return _segment;
+    }
+
+    private static TaskCompletionSource NewBatchTask() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Writes what is appended, then stops the writer; records appended later are refused.</summary>
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            if (_closing) return;
+            _closing = true;
+            Monitor.Pulse(_lock);
+        }
+        _writer.Join();
+        ArrayPool<byte>.Shared.Return(_open);
+        ArrayPool<byte>.Shared.Return(_spare);
+    }
+}
