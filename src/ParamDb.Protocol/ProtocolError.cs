@@ -50,6 +50,12 @@ public static class ProblemCodes
     public const string BodyTooLarge = "body_too_large";
     /// <summary>400: the body claims LZ4 but is not a valid LZ4 frame.</summary>
     public const string BadCompression = "bad_compression";
+    /// <summary>
+    /// 400: an import that is not a table export: a malformed safetensors header, tensors other than
+    /// <c>keys</c> (U64 [n]) and <c>values</c> (F32 [n, dim]), offsets that do not tile the data, or missing
+    /// schema metadata.
+    /// </summary>
+    public const string BadSafetensors = "bad_safetensors";
     /// <summary>415: a media type or content encoding the server does not accept.</summary>
     public const string UnsupportedMediaType = "unsupported_media_type";
     /// <summary>406: an <c>Accept</c> the server cannot produce.</summary>
