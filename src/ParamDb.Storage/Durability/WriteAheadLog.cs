@@ -34,6 +34,7 @@ internal sealed class WriteAheadLog : IDisposable
     // Owned by the writer thread.
     private byte[] _spare;
     private FileStream? _segment;
+    private long _segmentLength;
     private long _durableLsn;
 
     private WriteAheadLog(string directory, long segmentBytes, bool flushToDisk, long lastLsn)
@@ -162,8 +163,13 @@ internal sealed class WriteAheadLog : IDisposable
             }
             try
             {
+                // After a failed batch nothing more is written: later records would follow a gap in the LSNs.
+                Exception? failed;
+                lock (_lock) failed = _failure;
+                if (failed is not null) throw new IOException("An earlier batch failed.", failed);
                 FileStream segment = SegmentFor(first, length);
                 segment.Write(batch, 0, length);
+                _segmentLength += length;
                 segment.Flush(FlushToDisk);
                 Batches++;
                 Interlocked.Exchange(ref _durableLsn, last);
@@ -182,10 +188,11 @@ internal sealed class WriteAheadLog : IDisposable
     /// <summary>The segment the next batch goes to: the current one, or a new one once it is full.</summary>
     private FileStream SegmentFor(long firstLsn, int batchLength)
     {
-        if (_segment is not null && (_segment.Length == 0 || _segment.Length + batchLength <= _segmentBytes)) return _segment;
+        if (_segment is not null && (_segmentLength == 0 || _segmentLength + batchLength <= _segmentBytes)) return _segment;
         _segment?.Dispose();
         _segment = null;
         _segment = new FileStream(Path.Combine(_directory, WalFormat.SegmentName(firstLsn)), FileMode.CreateNew, FileAccess.Write, FileShare.Read, bufferSize: 0);
+        _segmentLength = 0;
         return _segment;
     }
 
