@@ -145,63 +145,28 @@ internal sealed class StreamTransport : IAsyncDisposable
 
     private async Task ReadLoopAsync()
     {
-        // Big enough for a whole 4 MiB pull reply in a few reads; payload bytes are read and dropped.
-        var buffer = new byte[1 << 20];
-        int start = 0, end = 0;
+        var replies = new ReplyBuffer(_replies, _stop.Token);
         try
         {
             while (true)
             {
-                // The next reply header, whole.
-                while (end - start < StreamReplyHeader.Size)
+                if (!await replies.FillAsync(StreamReplyHeader.Size))
                 {
-                    if (start > 0)
-                    {
-                        Buffer.BlockCopy(buffer, start, buffer, 0, end - start);
-                        end -= start;
-                        start = 0;
-                    }
-                    int n = await _replies.ReadAsync(buffer.AsMemory(end), _stop.Token);
-                    if (n == 0)
-                    {
-                        FailAll(new InvalidOperationException("The server ended the stream."));
-                        return;
-                    }
-                    end += n;
+                    FailAll(new InvalidOperationException("The server ended the stream."));
+                    return;
                 }
-                if (!StreamReplyHeader.TryParse(buffer.AsSpan(start, StreamReplyHeader.Size), out var header, out string? error))
+                if (!StreamReplyHeader.TryParse(replies.Buffered(StreamReplyHeader.Size), out var header, out string? error))
                     throw new InvalidDataException($"Unreadable reply header: {error}");
-                start += StreamReplyHeader.Size;
+                replies.Consume(StreamReplyHeader.Size);
                 long payload = header.PayloadLength;
                 string? problem = null;
                 if (header.Status != 200)
                 {
                     // Problem JSON: small, read it whole for the message.
-                    while (end - start < payload)
-                    {
-                        Buffer.BlockCopy(buffer, start, buffer, 0, end - start);
-                        end -= start;
-                        start = 0;
-                        int n = await _replies.ReadAsync(buffer.AsMemory(end), _stop.Token);
-                        if (n == 0) throw new EndOfStreamException("The stream ended inside a problem reply.");
-                        end += n;
-                    }
-                    problem = System.Text.Encoding.UTF8.GetString(buffer, start, (int)payload);
+                    if (!await replies.FillAsync((int)payload)) throw new EndOfStreamException("The stream ended inside a problem reply.");
+                    problem = System.Text.Encoding.UTF8.GetString(replies.Buffered((int)payload));
                 }
-                long left = payload;
-                while (left > 0)
-                {
-                    if (start == end)
-                    {
-                        start = end = 0;
-                        int n = await _replies.ReadAsync(buffer, _stop.Token);
-                        if (n == 0) throw new EndOfStreamException("The stream ended inside a reply.");
-                        end = n;
-                    }
-                    int take = (int)Math.Min(left, end - start);
-                    start += take;
-                    left -= take;
-                }
+                await replies.SkipAsync(payload);
                 ulong id = header.RequestId;
                 if (id == 0 || id > (ulong)_slots.Length)
                     throw new InvalidOperationException($"Reply for request id {id}: {problem ?? "unexpected"}");
@@ -213,6 +178,53 @@ internal sealed class StreamTransport : IAsyncDisposable
         catch (Exception e)
         {
             FailAll(e);
+        }
+    }
+
+    /// <summary>
+    /// The reply side's read buffer: big enough for a 4 MiB pull reply in a few reads. Headers and problems are
+    /// parsed from it; pull payloads are read through it and dropped, as a client decoding them would copy them once.
+    /// </summary>
+    private sealed class ReplyBuffer(Stream source, CancellationToken cancellationToken)
+    {
+        private readonly byte[] _buffer = new byte[1 << 20];
+        private int _start, _end;
+
+        /// <summary>Reads until <paramref name="count"/> bytes are buffered; false when the stream ends first.</summary>
+        public async ValueTask<bool> FillAsync(int count)
+        {
+            if (_end - _start >= count) return true;
+            Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
+            _end -= _start;
+            _start = 0;
+            while (_end < count)
+            {
+                int n = await source.ReadAsync(_buffer.AsMemory(_end), cancellationToken);
+                if (n == 0) return false;
+                _end += n;
+            }
+            return true;
+        }
+
+        public ReadOnlySpan<byte> Buffered(int count) => _buffer.AsSpan(_start, count);
+
+        public void Consume(int count) => _start += count;
+
+        /// <summary>Reads past <paramref name="count"/> bytes.</summary>
+        public async ValueTask SkipAsync(long count)
+        {
+            while (count > 0)
+            {
+                if (_start == _end)
+                {
+                    _start = 0;
+                    _end = await source.ReadAsync(_buffer, cancellationToken);
+                    if (_end == 0) throw new EndOfStreamException("The stream ended inside a reply.");
+                }
+                int take = (int)Math.Min(count, _end - _start);
+                _start += take;
+                count -= take;
+            }
         }
     }
 

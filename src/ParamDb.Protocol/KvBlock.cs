@@ -183,16 +183,28 @@ public readonly struct KvBlock
     }
 
     /// <summary>Checks that <paramref name="keys"/> are strictly ascending, naming the first offender.</summary>
-    public static bool CheckAscending(ReadOnlySpan<ulong> keys, out ProtocolError error)
+    public static bool CheckAscending(ReadOnlySpan<ulong> keys, out ProtocolError error) =>
+        CheckAscending(keys, firstRow: 0, hasPrevious: false, previous: 0, out error);
+
+    /// <summary>
+    /// Checks one chunk of a longer run of keys (as the wire holds them, little-endian): strictly ascending, and
+    /// above <paramref name="previous"/>, the run's last key so far, when <paramref name="hasPrevious"/>. Details
+    /// count rows from the start of the run.
+    /// </summary>
+    internal static bool CheckAscending(ReadOnlySpan<ulong> keys, long firstRow, bool hasPrevious, ulong previous, out ProtocolError error)
     {
-        for (int i = 1; i < keys.Length; i++)
+        for (int i = 0; i < keys.Length; i++)
         {
-            ulong a = BitConverter.IsLittleEndian ? keys[i - 1] : BinaryPrimitives.ReverseEndianness(keys[i - 1]);
-            ulong b = BitConverter.IsLittleEndian ? keys[i] : BinaryPrimitives.ReverseEndianness(keys[i]);
-            if (b > a) continue;
-            return b == a
-                ? Fail(out error, 400, ProblemCodes.DuplicateKeys, $"Key {b} appears twice (rows {i - 1} and {i}); keys must be unique.")
-                : Fail(out error, 400, ProblemCodes.UnsortedKeys, $"Keys must be strictly ascending: row {i} has key {b} after {a}.");
+            ulong key = BitConverter.IsLittleEndian ? keys[i] : BinaryPrimitives.ReverseEndianness(keys[i]);
+            if (hasPrevious && key <= previous)
+            {
+                long row = firstRow + i;
+                return key == previous
+                    ? Fail(out error, 400, ProblemCodes.DuplicateKeys, $"Key {key} appears twice (rows {row - 1} and {row}); keys must be unique.")
+                    : Fail(out error, 400, ProblemCodes.UnsortedKeys, $"Keys must be strictly ascending: row {row} has key {key} after {previous}.");
+            }
+            hasPrevious = true;
+            previous = key;
         }
         error = default;
         return true;

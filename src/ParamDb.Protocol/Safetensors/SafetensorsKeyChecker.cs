@@ -39,21 +39,8 @@ public struct SafetensorsKeyChecker(ulong? maxKey)
             error = default;
             return true;
         }
-        bool started = Count > 0;
-        ulong previous = LastKey;
-        for (int i = 0; i < chunk.Length; i++)
-        {
-            ulong key = Read(chunk[i]);
-            if (started && key <= previous)
-            {
-                long row = Count + i;
-                return key == previous
-                    ? Fail(out error, ProblemCodes.DuplicateKeys, $"Key {key} appears twice (rows {row - 1} and {row}); keys must be unique.")
-                    : Fail(out error, ProblemCodes.UnsortedKeys, $"Keys must be strictly ascending: row {row} has key {key} after {previous}.");
-            }
-            started = true;
-            previous = key;
-        }
+        if (!KvBlock.CheckAscending(chunk, Count, hasPrevious: Count > 0, LastKey, out error)) return false;
+        ulong previous = Read(chunk[^1]);
         // Ascending, so only the chunk's last key can be the first to reach the bound; look for the first
         // offender only when it does.
         if (_bounded && previous >= _limit)
