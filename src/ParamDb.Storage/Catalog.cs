@@ -60,6 +60,18 @@ internal sealed class Catalog
         return new(tables, NextId);
     }
 
+    /// <summary>
+    /// The tables of <paramref name="logged"/> (a catalog replayed from the write-ahead log), keeping this
+    /// catalog's handle, with its row count and clocks, for every table id both hold.
+    /// </summary>
+    public Catalog Adopt(Catalog logged)
+    {
+        var tables = new Dictionary<string, TableHandle>(StringComparer.Ordinal);
+        foreach (TableHandle table in logged.Sorted)
+            tables.Add(table.Name, byId.TryGetValue(table.Id, out TableHandle? kept) && kept.Name == table.Name ? kept : table);
+        return new(tables, Math.Max(NextId, logged.NextId));
+    }
+
     /// <summary>The same tables with <see cref="NextId"/> raised past ids seen in rows (see <see cref="ParamStore"/> recovery).</summary>
     public Catalog WithNextId(uint nextId) => nextId <= NextId ? this : new(byName, nextId);
 

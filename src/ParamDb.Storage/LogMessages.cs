@@ -40,4 +40,13 @@ internal static partial class LogMessages
 
     [LoggerMessage(12, LogLevel.Information, "Recovered {Workers} workers and {Clocks} vector-clock records")]
     public static partial void ClocksRecovered(this ILogger logger, int workers, int clocks);
+
+    [LoggerMessage(13, LogLevel.Information, "Replayed {Records} write-ahead log records after checkpoint cut {Cut} in {ElapsedMs} ms")]
+    public static partial void WalReplayed(this ILogger logger, long records, long cut, long elapsedMs);
+
+    [LoggerMessage(14, LogLevel.Information, "Deleted {Segments} write-ahead log segments below record {Lsn}: every kept checkpoint holds them")]
+    public static partial void WalTruncated(this ILogger logger, int segments, long lsn);
+
+    [LoggerMessage(15, LogLevel.Information, "Durability {Mode}: replayed records are now in checkpoint {Token}; the write-ahead log was removed")]
+    public static partial void WalFoldedIntoCheckpoint(this ILogger logger, DurabilityMode mode, Guid token);
 }

@@ -62,12 +62,16 @@ public sealed partial class ParamStore
             // A checkpoint whose caller gave up waiting may still be running; FASTER runs one at a time.
             await store.CompleteCheckpointAsync(cancellationToken).ConfigureAwait(false);
             CompactIfWorthIt(force: false);   // synchronous, on this thread: see CompactLog for the rule
-            (bool started, Guid token) = await StartCheckpointAtPushBoundary(cancellationToken).ConfigureAwait(false);
+            (ValueTask<(bool, Guid)> checkpoint, long cut) = StartCheckpointAtPushBoundary(cancellationToken);
+            (bool started, Guid token) = await checkpoint.ConfigureAwait(false);
             if (!started) throw new InvalidOperationException("FASTER did not start the checkpoint: another state machine (checkpoint or index resize) is running.");
+            if (options.Durability == DurabilityMode.Fsync) SyncCheckpointFiles(token);
             DateTimeOffset completedAt = DateTimeOffset.UtcNow;
             SetLastCheckpoint(completedAt.UtcDateTime);
+            checkpointCuts[token] = cut;
             PurgeCheckpoints(token, onlyNewest: compactedSinceCheckpoint);
             compactedSinceCheckpoint = false;
+            TruncateLog();
             logger.CheckpointCompleted(token, clock.ElapsedMilliseconds);
             return new CheckpointResult(token, clock.Elapsed, completedAt);
         }
@@ -79,7 +83,8 @@ public sealed partial class ParamStore
 
     /// <summary>
     /// Starts a snapshot checkpoint with no push in flight and returns once FASTER is in the new version, so every
-    /// later operation falls after the cut; the returned task completes when the checkpoint is durable. Pushes
+    /// later operation falls after the cut; the returned task completes when the checkpoint is durable. The cut
+    /// record written first names the newest write-ahead log record the checkpoint holds. Pushes
     /// wait meanwhile, pulls do not: the shift took ~7 ms under four pushing threads on 2 cores.
     /// </summary>
     /// <remarks>
@@ -87,11 +92,12 @@ public sealed partial class ParamStore
     /// moves the state machine; driving it with a pooled session's <c>Refresh</c> instead left that session a
     /// step ahead of the others and the checkpoint never left WAIT_INDEX_CHECKPOINT.
     /// </remarks>
-    private ValueTask<(bool Started, Guid Token)> StartCheckpointAtPushBoundary(CancellationToken cancellationToken)
+    private (ValueTask<(bool Started, Guid Token)> Checkpoint, long Cut) StartCheckpointAtPushBoundary(CancellationToken cancellationToken)
     {
         pushGate.EnterWriteLock();
         try
         {
+            long cut = WriteCutRecord();
             long version = store.CurrentVersion;
             ValueTask<(bool, Guid)> checkpoint = store.TakeFullCheckpointAsync(CheckpointType.Snapshot, cancellationToken);
             var deadline = Stopwatch.StartNew();
@@ -102,7 +108,7 @@ public sealed partial class ParamStore
                     throw new TimeoutException($"FASTER did not move past version {version} within {VersionShiftLimit.TotalSeconds} s of starting a checkpoint.");
                 spin.SpinOnce(sleep1Threshold: -1);
             }
-            return checkpoint;
+            return (checkpoint, cut);
         }
         finally
         {
@@ -131,6 +137,29 @@ public sealed partial class ParamStore
             purged++;
         }
         if (purged > 0) logger.CheckpointsPurged(purged, onlyNewest);
+    }
+
+    /// <summary>
+    /// In <see cref="DurabilityMode.Fsync"/> mode, fsyncs the checkpoint's files and the hybrid log's segments
+    /// (a snapshot checkpoint holds only the log above what FASTER had flushed; the rest stays in those segments)
+    /// before the write-ahead log behind it may be deleted. FASTER hands its writes to the OS without a sync.
+    /// </summary>
+    private void SyncCheckpointFiles(Guid token)
+    {
+        string root = Path.GetFullPath(options.DataDirectory);
+        SyncFiles(Path.Combine(root, "log"));
+        SyncFiles(Path.Combine(root, "checkpoints", "cpr-checkpoints", token.ToString()));
+        SyncFiles(Path.Combine(root, "checkpoints", "index-checkpoints", token.ToString()));
+    }
+
+    private static void SyncFiles(string directory)
+    {
+        if (!Directory.Exists(directory)) return;
+        foreach (string path in Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories))
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, bufferSize: 0);
+            file.Flush(flushToDisk: true);
+        }
     }
 
     private void SetLastCheckpoint(DateTime utc) => Interlocked.Exchange(ref lastCheckpointTicks, utc.Ticks);

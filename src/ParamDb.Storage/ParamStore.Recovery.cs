@@ -41,6 +41,7 @@ public sealed partial class ParamStore
             else orphans += rows;
         }
         catalog = recovered.WithNextId(maxSeen + 1);
+        recoveredCut = scan.Cut;
         if (orphans > 0) logger.OrphanRows(orphans);
 
         // Workers start fresh leases now; their clocks come back only for live tables and registered workers.
@@ -55,10 +56,15 @@ public sealed partial class ParamStore
             entry.Recompute();
             clocks++;
         }
+        if (registry.All.Length > 0 || clocks > 0) logger.ClocksRecovered(registry.All.Length, clocks);
+    }
+
+    /// <summary>Arms the lease timer for the recovered and replayed workers, whose leases start now.</summary>
+    private void ArmRecoveredLeases()
+    {
         long firstExpiry = long.MaxValue;
         foreach (Worker w in registry.All) firstExpiry = Math.Min(firstExpiry, w.ExpiresAtTicks);
         if (firstExpiry != long.MaxValue) ArmLeaseTimer(firstExpiry);
-        if (registry.All.Length > 0 || clocks > 0) logger.ClocksRecovered(registry.All.Length, clocks);
     }
 
     /// <summary>Push iterator over the distinct live records (FASTER skips older versions and tombstones).</summary>
@@ -72,6 +78,8 @@ public sealed partial class ParamStore
 
         public byte[]? RegistryRecord { get; private set; }
 
+        public long Cut { get; private set; }
+
         public readonly bool OnStart(long beginAddress, long endAddress) => true;
 
         public bool SingleReader(ref RowKey key, ref SpanByte value, RecordMetadata recordMetadata, long numberOfRecords)
@@ -80,6 +88,7 @@ public sealed partial class ParamStore
             else if (key.Table != 0) RowsByTable[key.Table] = RowsByTable.GetValueOrDefault(key.Table) + 1;
             else if (key.Key == RowKey.CatalogKey.Key) CatalogRecord = value.ToByteArray();
             else if (key.Key == RowKey.WorkersKey.Key) RegistryRecord = value.ToByteArray();
+            else if (key.Key == RowKey.WalCutKey.Key && value.Length == sizeof(long)) Cut = System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(value.AsReadOnlySpan());
             return true;
         }
 

@@ -56,8 +56,8 @@ public sealed partial class ParamStore
 
     /// <summary>
     /// Applies one validated push batch: one RMW per row, inside a push-gate section so a checkpoint holds all
-    /// of the batch or none of it. The single place every push goes through, so the write-ahead log (a later
-    /// issue) appends the batch here, before the first RMW. A stamped push renews its worker's lease.
+    /// of the batch or none of it. The single place every push goes through, live or replayed: the
+    /// write-ahead log appends the batch here, before the first RMW. A stamped push renews its worker's lease.
     /// </summary>
     internal unsafe PushOutcome ApplyPush(TableHandle table, BatchKeys keys, ReadOnlySpan<float> values, WorkerStamp stamp)
     {
@@ -66,18 +66,24 @@ public sealed partial class ParamStore
         fixed (float* v = values)
         {
             var batch = new PinnedBatch(table, keys.IsRange, keys.First, k, v, keys.Count);
-            if (stamp.IsClocked) return new PushOutcome(PushStatus.Ok, ApplyClocked(table, batch, stamp));
+            if (stamp.IsClocked)
+            {
+                long applied = ApplyClocked(table, batch, stamp, keys, values, out Task? logged);
+                return new PushOutcome(PushStatus.Ok, applied, logged);
+            }
             if (keys.Count == 0) return new PushOutcome(PushStatus.Ok, 0);
+            Task? durable;
             pushGate.EnterReadLock();
             try
             {
+                durable = LogPush(table, keys, values, stamp);
                 RunChunks<PushRow>(batch);
             }
             finally
             {
                 pushGate.ExitReadLock();
             }
-            return new PushOutcome(PushStatus.Ok, keys.Count);
+            return new PushOutcome(PushStatus.Ok, keys.Count, durable);
         }
     }
 

@@ -1,6 +1,7 @@
 using System.Diagnostics.CodeAnalysis;
 using FASTER.core;
 using ParamDb.Protocol;
+using ParamDb.Storage.Durability;
 
 namespace ParamDb.Storage;
 
@@ -31,6 +32,7 @@ public sealed partial class ParamStore
             throw new ArgumentException($"The schema must be normalized first (TryNormalize). {error.Detail}", nameof(schema));
 
         TableHandle created;
+        Task? durable;
         lock (catalogLock)
         {
             Catalog current = catalog;
@@ -41,9 +43,10 @@ public sealed partial class ParamStore
             }
             created = new TableHandle(name, current.NextId, schema, options.Ring.Count);
             Catalog next = current.WithTable(created);
-            WriteCatalog(next);
+            durable = WriteCatalog(next);
             catalog = next;
         }
+        WaitDurable(durable);
         table = created;
         logger.TableCreated(name, created.Id, created.Dim);
         return CreateTableOutcome.Created;
@@ -64,14 +67,16 @@ public sealed partial class ParamStore
     {
         ArgumentNullException.ThrowIfNull(name);
         TableHandle? deleted;
+        Task? durable;
         lock (catalogLock)
         {
             Catalog current = catalog;
             if (!current.TryGet(name, out deleted)) return false;
             Catalog next = current.WithoutTable(name);
-            WriteCatalog(next);
+            durable = WriteCatalog(next);
             catalog = next;
         }
+        WaitDurable(durable);
         deleted!.Clocks.EndAll(ClockWaitStatus.TableDeleted);
         logger.TableDeleted(name, deleted.Id);
         return true;
@@ -88,8 +93,11 @@ public sealed partial class ParamStore
         return new TableStats(rows, rows * table.Layout.PayloadBytes);
     }
 
-    /// <summary>Upserts the catalog record (table id 0) inside a push-gate section, so a checkpoint orders it with the pushes.</summary>
-    private void WriteCatalog(Catalog next)
+    /// <summary>
+    /// Logs and upserts the catalog record (table id 0) inside a push-gate section, so a checkpoint orders it with
+    /// the pushes. The caller holds the catalog lock and waits for the returned task after releasing it.
+    /// </summary>
+    private Task? WriteCatalog(Catalog next)
     {
         byte[] bytes = next.Serialize();
         if (bytes.Length > MaxCatalogBytes)
@@ -97,7 +105,9 @@ public sealed partial class ParamStore
         pushGate.EnterReadLock();
         try
         {
+            Task? durable = LogSystemRecord(WalRecordKind.Catalog, bytes);
             UpsertRecord(RowKey.CatalogKey, bytes);
+            return durable;
         }
         finally
         {

@@ -1,6 +1,7 @@
 using System.Buffers;
 using FASTER.core;
 using ParamDb.Protocol;
+using ParamDb.Storage.Durability;
 
 namespace ParamDb.Storage;
 
@@ -87,11 +88,13 @@ public sealed partial class ParamStore
         ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
         Worker worker;
         long now = NowTicks;
+        Task? durable;
         lock (registryLock)
         {
             worker = registry.Add(name, [.. tables], leaseMs, now);
-            WriteRegistry();
+            durable = WriteRegistry();
         }
+        WaitDurable(durable);
         ArmLeaseTimer(worker.ExpiresAtTicks);
         logger.WorkerRegistered(worker.Id, name, leaseMs);
         return worker.ToState(now);
@@ -130,11 +133,13 @@ public sealed partial class ParamStore
     /// </summary>
     public bool RemoveWorker(uint worker)
     {
+        Task? durable;
         lock (registryLock)
         {
             if (!registry.Remove(worker)) return false;
-            WriteRegistry();
+            durable = WriteRegistry();
         }
+        WaitDurable(durable);
         foreach (TableHandle table in catalog.Sorted) table.Clocks.Forget(worker);
         logger.WorkerRemoved(worker);
         ReleaseAllTables();
@@ -200,20 +205,27 @@ public sealed partial class ParamStore
     }
 
     /// <summary>
-    /// Applies a clocked push under the worker's lock: skipped where the ranges have seen the clock, then every
-    /// range of the table advanced and the clock record written, all inside one push-gate section so a checkpoint
-    /// holds both or neither.
+    /// Applies a clocked push under the worker's lock: logged, skipped where the ranges have seen the clock, then
+    /// every range of the table advanced and the clock record written, all inside one push-gate section so a
+    /// checkpoint holds both or neither. The lock orders a worker's pushes in the log as they were applied, so
+    /// replay skips exactly what the live store skipped.
     /// </summary>
-    private unsafe long ApplyClocked(TableHandle table, in PinnedBatch batch, WorkerStamp stamp)
+    private unsafe long ApplyClocked(TableHandle table, in PinnedBatch batch, WorkerStamp stamp, BatchKeys keys, ReadOnlySpan<float> values, out Task? durable)
     {
         WorkerClocks clocks = table.Clocks.For(stamp.Worker);
         long applied;
         lock (clocks)
         {
-            if (stamp.Clock <= clocks.Min) return 0;   // a retry of a push every range already has
+            if (stamp.Clock <= clocks.Min)
+            {
+                // A retry of a push every range already has; acknowledge it once that push is durable.
+                durable = DurableSoFar();
+                return 0;
+            }
             pushGate.EnterReadLock();
             try
             {
+                durable = LogPush(table, keys, values, stamp);
                 if (stamp.Clock > clocks.Max)
                 {
                     if (batch.Count > 0) RunChunks<PushRow>(batch);
@@ -271,8 +283,8 @@ public sealed partial class ParamStore
         }
     }
 
-    /// <summary>Writes the registry record; the caller holds <see cref="registryLock"/>.</summary>
-    private void WriteRegistry()
+    /// <summary>Logs and writes the registry record; the caller holds <see cref="registryLock"/> and waits for the returned task after releasing it.</summary>
+    private Task? WriteRegistry()
     {
         byte[] bytes = registry.Serialize();
         if (bytes.Length > MaxRegistryBytes)
@@ -280,7 +292,9 @@ public sealed partial class ParamStore
         pushGate.EnterReadLock();
         try
         {
+            Task? durable = LogSystemRecord(WalRecordKind.Registry, bytes);
             UpsertRecord(RowKey.WorkersKey, bytes);
+            return durable;
         }
         finally
         {

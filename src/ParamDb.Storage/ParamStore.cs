@@ -104,11 +104,21 @@ public sealed partial class ParamStore : IDisposable
         }
 
         var paramStore = new ParamStore(options, logger, logDevice, checkpointManager, store);
-        if (recovered is { } recoveredToken)
+        try
         {
-            paramStore.LoadRecoveredState();
-            paramStore.wholeCheckpoints.Add(recoveredToken);
-            paramStore.SetLastCheckpoint(Directory.GetLastWriteTimeUtc(Path.Combine(checkpointDirectory, "cpr-checkpoints", recoveredToken.ToString())));
+            if (recovered is { } recoveredToken)
+            {
+                paramStore.LoadRecoveredState();
+                paramStore.wholeCheckpoints.Add(recoveredToken);
+                paramStore.checkpointCuts[recoveredToken] = paramStore.recoveredCut;
+                paramStore.SetLastCheckpoint(Directory.GetLastWriteTimeUtc(Path.Combine(checkpointDirectory, "cpr-checkpoints", recoveredToken.ToString())));
+            }
+            paramStore.OpenLog(Path.Combine(root, "wal"));
+        }
+        catch
+        {
+            paramStore.Dispose();
+            throw;
         }
         long rows = 0;
         foreach (TableHandle table in paramStore.catalog.Sorted) rows += table.Rows;
@@ -152,6 +162,7 @@ public sealed partial class ParamStore : IDisposable
         if (Interlocked.Exchange(ref disposed, 1) != 0) return;
         EndClockWaits();
         leaseTimer?.Dispose();
+        wal?.Dispose();   // writes what was appended; nothing acknowledged is waiting on it, since callers are gone
         sessions.Dispose();
         store.Dispose();
         CloseLogDevice();

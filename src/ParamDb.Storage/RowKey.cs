@@ -9,7 +9,8 @@ namespace ParamDb.Storage;
 /// <code>
 /// offset  size  field
 /// 0       8     Key    the row's uint64 key
-/// 8       4     Table  table id; 0 holds the system records (key 0 the catalog, key 1 the worker registry)
+/// 8       4     Table  table id; 0 holds the system records (key 0 the catalog, key 1 the worker registry,
+///                      key 2 the checkpoint's write-ahead log cut)
 /// 12      4     Kind   0 a row (or system record), 1 a vector-clock record: Key is the worker id
 /// </code>
 /// </summary>
@@ -35,6 +36,12 @@ internal readonly struct RowKey : IEquatable<RowKey>
 
     /// <summary>The key of the single record that holds the worker registry.</summary>
     public static RowKey WorkersKey => new(0, 1);
+
+    /// <summary>
+    /// The key of the record that holds a checkpoint's cut: the LSN of the newest write-ahead log record the
+    /// checkpoint contains (u64 little-endian).
+    /// </summary>
+    public static RowKey WalCutKey => new(0, 2);
 
     /// <summary>The key of a worker's vector clock on one table.</summary>
     public static RowKey ClockKey(uint table, uint worker) => new(table, worker, RowKind.Clock);

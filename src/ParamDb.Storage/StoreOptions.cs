@@ -2,8 +2,9 @@ namespace ParamDb.Storage;
 
 /// <summary>Where and how a <see cref="ParamStore"/> keeps its data.</summary>
 /// <remarks>
-/// Layout below <see cref="DataDirectory"/>: <c>log/hlog.log.N</c> (the FASTER hybrid log, 128 MiB segments)
-/// and <c>checkpoints/</c> (FASTER's <c>index-checkpoints/</c> and <c>cpr-checkpoints/</c>, one folder per token).
+/// Layout below <see cref="DataDirectory"/>: <c>log/hlog.log.N</c> (the FASTER hybrid log, 128 MiB segments),
+/// <c>checkpoints/</c> (FASTER's <c>index-checkpoints/</c> and <c>cpr-checkpoints/</c>, one folder per token)
+/// and <c>wal/</c> (the write-ahead log, <c>wal-{first LSN}.log</c> segments).
 /// </remarks>
 public sealed class StoreOptions
 {
@@ -29,8 +30,31 @@ public sealed class StoreOptions
     /// </summary>
     public ParamDb.Protocol.Ring Ring { get; init; } = DefaultRing;
 
+    /// <summary>When a push counts as durable, so it may be acknowledged (default <see cref="DurabilityMode.Wal"/>).</summary>
+    public DurabilityMode Durability { get; init; } = DurabilityMode.Wal;
+
+    /// <summary>
+    /// Write-ahead log segment size in bytes (default 64 MiB): the unit in which the log is deleted behind a
+    /// checkpoint. A single record larger than this gets a segment of its own.
+    /// </summary>
+    public long WalSegmentBytes { get; init; } = 64L << 20;
+
     /// <summary>The clock that worker leases and clock-wait timeouts follow (tests may substitute one).</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
     private static readonly ParamDb.Protocol.Ring DefaultRing = ParamDb.Protocol.Ring.ForNode("paramdb");
+}
+
+/// <summary>When a write (push, tick, table or worker change) is acknowledged, and so what a crash can lose.</summary>
+public enum DurabilityMode
+{
+    /// <summary>
+    /// Once its write-ahead log record has been written to the operating system. Survives the process being
+    /// killed (kill -9, a crash); a power loss can lose the last moments.
+    /// </summary>
+    Wal,
+    /// <summary>Once its write-ahead log record has been fsynced: survives power loss, at the device's sync cost.</summary>
+    Fsync,
+    /// <summary>At once, in memory, with no write-ahead log: a crash loses everything after the last checkpoint.</summary>
+    Checkpoint,
 }

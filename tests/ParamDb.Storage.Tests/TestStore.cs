@@ -8,8 +8,8 @@ public sealed class TestStore : IDisposable
 
     public string Directory { get; } = Path.Combine(Path.GetTempPath(), "paramdb-storage-tests", Guid.NewGuid().ToString("N"));
 
-    public ParamStore Open(long memoryBytes = DefaultMemory, int checkpointsToKeep = 2) =>
-        ParamStore.Open(new StoreOptions { DataDirectory = Directory, MemoryBytes = memoryBytes, CheckpointsToKeep = checkpointsToKeep });
+    public ParamStore Open(long memoryBytes = DefaultMemory, int checkpointsToKeep = 2, DurabilityMode durability = DurabilityMode.Wal) =>
+        ParamStore.Open(new StoreOptions { DataDirectory = Directory, MemoryBytes = memoryBytes, CheckpointsToKeep = checkpointsToKeep, Durability = durability });
 
     public void Dispose()
     {

@@ -79,33 +79,38 @@ public static class DataOps
         return false;
     }
 
-    /// <summary>Validates and applies a push block (already inflated).</summary>
-    public static bool TryPush(ParamStore store, TableHandle table, ReadOnlySpan<byte> block, WorkerStamp stamp, int maxKeys, out PushResult result, out ProtocolError error)
+    /// <summary>
+    /// Validates and applies a push block (already inflated). Acknowledge it only once <paramref name="durable"/>
+    /// completes (see <see cref="AwaitDurableAsync"/>).
+    /// </summary>
+    public static bool TryPush(ParamStore store, TableHandle table, ReadOnlySpan<byte> block, WorkerStamp stamp, int maxKeys, out PushResult result, out Task durable, out ProtocolError error)
     {
         result = null!;
+        durable = Task.CompletedTask;
         if (!KvBlock.TryParse(block, KvExpect.Values, maxKeys, out var kv, out error)) return false;
         if (!RowRules.Check(table, kv.Dim, isPull: false, kv.Count, kv.LastKey(block), out error)) return false;
         PushOutcome outcome = kv.IsRange
             ? store.PushRange(table, kv.First, kv.Count, kv.Values(block), stamp)
             : store.Push(table, kv.Keys(block), kv.Values(block), stamp);
-        return Finish(outcome, kv.Count, stamp, out result, out error);
+        return Finish(outcome, kv.Count, stamp, out result, out durable, out error);
     }
 
-    /// <summary>Applies already-validated rows (the JSON push path).</summary>
-    public static bool TryPushRows(ParamStore store, TableHandle table, bool range, ulong first, ReadOnlySpan<ulong> keys, int count, ReadOnlySpan<float> values, WorkerStamp stamp, out PushResult result, out ProtocolError error)
+    /// <summary>Applies already-validated rows (the JSON push path); acknowledge once <paramref name="durable"/> completes.</summary>
+    public static bool TryPushRows(ParamStore store, TableHandle table, bool range, ulong first, ReadOnlySpan<ulong> keys, int count, ReadOnlySpan<float> values, WorkerStamp stamp, out PushResult result, out Task durable, out ProtocolError error)
     {
         PushOutcome outcome = count == 0
             ? store.Tick(table, stamp)
             : range ? store.PushRange(table, first, count, values, stamp) : store.Push(table, keys, values, stamp);
-        return Finish(outcome, count, stamp, out result, out error);
+        return Finish(outcome, count, stamp, out result, out durable, out error);
     }
 
     /// <summary>An empty push: advances the worker's clock on every range of the table.</summary>
-    public static bool TryTick(ParamStore store, TableHandle table, WorkerStamp stamp, out PushResult result, out ProtocolError error) =>
-        Finish(store.Tick(table, stamp), 0, stamp, out result, out error);
+    public static bool TryTick(ParamStore store, TableHandle table, WorkerStamp stamp, out PushResult result, out Task durable, out ProtocolError error) =>
+        Finish(store.Tick(table, stamp), 0, stamp, out result, out durable, out error);
 
-    private static bool Finish(PushOutcome outcome, long rows, WorkerStamp stamp, out PushResult result, out ProtocolError error)
+    private static bool Finish(PushOutcome outcome, long rows, WorkerStamp stamp, out PushResult result, out Task durable, out ProtocolError error)
     {
+        durable = outcome.Durable;
         if (outcome.Status == PushStatus.WorkerNotFound)
         {
             result = null!;
@@ -116,6 +121,27 @@ public static class DataOps
         error = default;
         return true;
     }
+
+    /// <summary>
+    /// Waits until an applied write is durable in the node's mode; the error when the write-ahead log failed,
+    /// in which case the write must not be acknowledged.
+    /// </summary>
+    public static async ValueTask<ProtocolError> AwaitDurableAsync(Task durable)
+    {
+        try
+        {
+            await durable.ConfigureAwait(false);
+            return default;
+        }
+        catch (IOException e)
+        {
+            return LogFailed(e);
+        }
+    }
+
+    /// <summary>503 <c>unavailable</c>: the write-ahead log could not be written, so the write is not acknowledged.</summary>
+    public static ProtocolError LogFailed(IOException e) =>
+        new(503, ProblemCodes.Unavailable, $"This write reached memory but not the write-ahead log, so it is not acknowledged and may not survive a restart: {e.Message} The node takes no more writes until it is restarted.");
 
     /// <summary>404 <c>worker_not_found</c>.</summary>
     public static ProtocolError WorkerNotFound(uint worker) =>

@@ -42,24 +42,27 @@ public static class DataEndpoints
         if (!Negotiation.TryRequestFormat(request, out var format, out error)) return Problems.From(error);
         var (body, readError) = await RequestBody.ReadAsync(request, settings.MaxBodyBytes, request.HttpContext.RequestAborted);
         if (body is null) return Problems.From(readError);
+        PushResult result;
+        Task durable;
         using (body)
         {
-            return ApplyPush(store, handle, body, format, clock.Stamp, settings.MaxKeys, out var result, out error)
-                ? TypedResults.Ok(result)
-                : Problems.From(error);
+            if (!ApplyPush(store, handle, body, format, clock.Stamp, settings.MaxKeys, out result, out durable, out error)) return Problems.From(error);
         }
+        error = await DataOps.AwaitDurableAsync(durable);
+        return error.IsNone ? TypedResults.Ok(result) : Problems.From(error);
     }
 
-    private static bool ApplyPush(ParamStore store, TableHandle table, PooledBuffer body, BodyFormat format, WorkerStamp stamp, int maxKeys, out PushResult result, out ProtocolError error)
+    private static bool ApplyPush(ParamStore store, TableHandle table, PooledBuffer body, BodyFormat format, WorkerStamp stamp, int maxKeys, out PushResult result, out Task durable, out ProtocolError error)
     {
-        if (format == BodyFormat.Kv) return DataOps.TryPush(store, table, body.Span, stamp, maxKeys, out result, out error);
+        if (format == BodyFormat.Kv) return DataOps.TryPush(store, table, body.Span, stamp, maxKeys, out result, out durable, out error);
         result = null!;
+        durable = Task.CompletedTask;
         if (!JsonRows.TryParse(body.Span, push: true, maxKeys, out var json, out error)) return false;
         using (json)
         {
             // An empty JSON push has no rows to give a width: it is a tick.
             if (json.Count > 0 && !RowRules.Check(table, json.Dim, isPull: false, json.Count, json.LastKey, out error)) return false;
-            return DataOps.TryPushRows(store, table, json.IsRange, json.First, json.Keys, json.Count, json.Values, stamp, out result, out error);
+            return DataOps.TryPushRows(store, table, json.IsRange, json.First, json.Keys, json.Count, json.Values, stamp, out result, out durable, out error);
         }
     }
 

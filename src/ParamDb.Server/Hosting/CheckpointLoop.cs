@@ -1,22 +1,39 @@
+using System.Diagnostics;
 using ParamDb.Server.Options;
 
 namespace ParamDb.Server.Hosting;
 
-/// <summary>Takes a checkpoint every <see cref="NodeSettings.CheckpointInterval"/>, bounding recovery time.</summary>
+/// <summary>
+/// Takes a checkpoint every <see cref="NodeSettings.CheckpointInterval"/>, and early once the write-ahead log has
+/// grown by <see cref="NodeSettings.CheckpointWalBytes"/>: both bound recovery time, the second under a push load
+/// heavy enough to log gigabytes within one interval.
+/// </summary>
 public sealed partial class CheckpointLoop(StoreHost host, NodeSettings settings, ILogger<CheckpointLoop> logger) : BackgroundService
 {
+    /// <summary>How often the log size is looked at: at 1 GB/s of pushes a 2 GiB bound is overshot by ~10 %.</summary>
+    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(200);
+
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        if (settings.CheckpointInterval <= TimeSpan.Zero) return;
-        using var timer = new PeriodicTimer(settings.CheckpointInterval);
+        bool byTime = settings.CheckpointInterval > TimeSpan.Zero;
+        bool bySize = settings.CheckpointWalBytes > 0;
+        if (!byTime && !bySize) return;
+        TimeSpan tick = byTime && settings.CheckpointInterval < Poll ? settings.CheckpointInterval : Poll;
+        using var timer = new PeriodicTimer(bySize ? tick : settings.CheckpointInterval);
+        var sinceLast = Stopwatch.StartNew();
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
             if (host.Store is not { } store) continue;
+            long walBytes = store.WalBytesSinceCheckpoint;
+            bool due = byTime && sinceLast.Elapsed >= settings.CheckpointInterval;
+            bool full = bySize && walBytes >= settings.CheckpointWalBytes;
+            if (!due && !full) continue;
             try
             {
                 var result = await store.CheckpointAsync(stoppingToken);
-                Log.Checkpoint(logger, result.Token, result.Duration.TotalMilliseconds);
+                if (full && !due) Log.WalCheckpoint(logger, result.Token, walBytes >> 20, result.Duration.TotalMilliseconds);
+                else Log.Checkpoint(logger, result.Token, result.Duration.TotalMilliseconds);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -24,9 +41,10 @@ public sealed partial class CheckpointLoop(StoreHost host, NodeSettings settings
             }
             catch (Exception e)
             {
-                // A failed periodic checkpoint leaves the previous one valid; try again next tick.
+                // A failed periodic checkpoint leaves the previous one valid; try again next time.
                 Log.CheckpointFailed(logger, e);
             }
+            sinceLast.Restart();
         }
     }
 
@@ -37,5 +55,8 @@ public sealed partial class CheckpointLoop(StoreHost host, NodeSettings settings
 
         [LoggerMessage(11, LogLevel.Error, "Periodic checkpoint failed; the previous checkpoint stays the recovery point")]
         public static partial void CheckpointFailed(ILogger logger, Exception exception);
+
+        [LoggerMessage(12, LogLevel.Information, "Checkpoint {Token} after {WalMiB} MiB of write-ahead log took {Milliseconds:F0} ms")]
+        public static partial void WalCheckpoint(ILogger logger, Guid token, long walMiB, double milliseconds);
     }
 }

@@ -28,6 +28,7 @@ public sealed partial class StoreHost(NodeSettings settings, ILogger<StoreHost> 
             DataDirectory = settings.DataDirectory,
             MemoryBytes = settings.MemoryBytes,
             CheckpointsToKeep = settings.CheckpointsToKeep,
+            Durability = settings.Durability,
         }, logger);
         // Kestrel waits for running requests before the store stops: end waiting pulls first, or a shutdown would
         // last as long as the longest clock wait (30 s by default).

@@ -16,6 +16,8 @@ public static class CommandLine
         ["--checkpoints-to-keep"] = "ParamDb:CheckpointsToKeep",
         ["--stream-buffer"] = "ParamDb:StreamBuffer",
         ["--stream-max-waiting"] = "ParamDb:StreamMaxWaiting",
+        ["--durability"] = "ParamDb:Durability",
+        ["--checkpoint-wal"] = "ParamDb:CheckpointWal",
     };
 
     /// <summary>Usage text for <c>--help</c>.</summary>
@@ -32,6 +34,11 @@ public static class CommandLine
           --max-body-size SIZE       largest request body, compressed or not (default 256m)
           --max-keys N               most rows per request (default 16777216)
           --checkpoints-to-keep N    checkpoints kept on disk (default 2)
+          --durability MODE          when a write is acknowledged: wal (its log record reached the OS:
+                                     survives kill -9), fsync (survives power loss), checkpoint (in
+                                     memory: a crash loses what followed the last checkpoint) (default wal)
+          --checkpoint-wal SIZE      checkpoint early once the write-ahead log grew this much; 0 = off
+                                     (default 2g)
           --stream-buffer SIZE       per stream: queued replies, and blocks of waiting pulls (default 64m)
           --stream-max-waiting N     per stream: pulls waiting for clocks at once (default 65536)
 

@@ -1,3 +1,5 @@
+using ParamDb.Storage;
+
 namespace ParamDb.Server.Options;
 
 /// <summary>
@@ -22,6 +24,10 @@ public sealed record NodeSettings
     public required int MaxKeys { get; init; }
     /// <summary>Checkpoints kept on disk.</summary>
     public required int CheckpointsToKeep { get; init; }
+    /// <summary>When writes are acknowledged.</summary>
+    public DurabilityMode Durability { get; init; } = DurabilityMode.Wal;
+    /// <summary>Write-ahead log bytes that trigger an early checkpoint; 0 when off.</summary>
+    public long CheckpointWalBytes { get; init; } = 2L << 30;
     /// <summary>Per stream: bytes of queued replies, and separately bytes of request blocks held by waiting pulls.</summary>
     public long StreamBufferBytes { get; init; } = 64L << 20;
     /// <summary>Per stream: pulls waiting for clocks at once.</summary>
@@ -44,6 +50,15 @@ public sealed record NodeSettings
         if (!Units.TryParseSize(o.StreamBuffer, out long streamBuffer) || streamBuffer < 64 * 1024)
             throw new OptionsException($"--stream-buffer: '{o.StreamBuffer}' is not a size of at least 64k (e.g. 64m).");
         if (o.StreamMaxWaiting < 0) throw new OptionsException($"--stream-max-waiting must be 0 or more; got {o.StreamMaxWaiting}.");
+        DurabilityMode durability = o.Durability?.Trim().ToLowerInvariant() switch
+        {
+            "wal" => DurabilityMode.Wal,
+            "fsync" => DurabilityMode.Fsync,
+            "checkpoint" => DurabilityMode.Checkpoint,
+            _ => throw new OptionsException($"--durability: '{o.Durability}' is not one of wal, fsync, checkpoint."),
+        };
+        if (!Units.TryParseSize(o.CheckpointWal, out long checkpointWal) || (checkpointWal != 0 && checkpointWal < (1L << 20)))
+            throw new OptionsException($"--checkpoint-wal: '{o.CheckpointWal}' is not 0 or a size of at least 1m (e.g. 2g).");
         return new NodeSettings
         {
             DataDirectory = Path.GetFullPath(o.Data),
@@ -56,6 +71,8 @@ public sealed record NodeSettings
             CheckpointsToKeep = o.CheckpointsToKeep,
             StreamBufferBytes = streamBuffer,
             StreamMaxWaiting = o.StreamMaxWaiting,
+            Durability = durability,
+            CheckpointWalBytes = checkpointWal,
         };
     }
 }

@@ -44,4 +44,17 @@ public sealed class ServerOptions
 
     /// <summary>Checkpoints kept on disk; older ones are deleted.</summary>
     public int CheckpointsToKeep { get; set; } = 2;
+
+    /// <summary>
+    /// When a write is acknowledged: <c>wal</c> (its log record was handed to the OS: survives kill -9),
+    /// <c>fsync</c> (its log record is on the device: survives power loss) or <c>checkpoint</c> (in memory: a
+    /// crash loses what came after the last checkpoint).
+    /// </summary>
+    public string Durability { get; set; } = "wal";
+
+    /// <summary>
+    /// Write-ahead log bytes after which a checkpoint is taken early, bounding what a recovery replays, e.g.
+    /// <c>2g</c>; <c>0</c> leaves it to the interval.
+    /// </summary>
+    public string CheckpointWal { get; set; } = "2g";
 }

@@ -33,9 +33,9 @@ internal sealed partial class StreamSession
             }
             var stamp = new WorkerStamp(h.Worker, h.Clock);
             bool applied = h.Op == StreamOp.Tick
-                ? DataOps.TryTick(store, table, stamp, out var result, out error)
-                : DataOps.TryPush(store, table, payload!.Span, stamp, _settings.MaxKeys, out result, out error);
-            if (applied) await ReplyPushAsync(h.RequestId, result);
+                ? DataOps.TryTick(store, table, stamp, out var result, out var durable, out error)
+                : DataOps.TryPush(store, table, payload!.Span, stamp, _settings.MaxKeys, out result, out durable, out error);
+            if (applied) await ReplyPushAsync(h.RequestId, result, durable);
             else await ReplyErrorAsync(h.RequestId, error, isReader: true);
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -165,16 +165,26 @@ internal sealed partial class StreamSession
         }
     }
 
-    /// <summary>A push or tick reply: u64 rows, u64 applied.</summary>
-    private async ValueTask ReplyPushAsync(ulong requestId, PushResult result)
+    /// <summary>
+    /// A push or tick reply (u64 rows, u64 applied), written once the push is durable. The reader does not wait
+    /// for that: it goes on applying the frames behind, which then join the same write-ahead log batch, and the
+    /// writer keeps the replies in order (see <see cref="ReplyWriter.Enqueue"/>).
+    /// </summary>
+    private async ValueTask ReplyPushAsync(ulong requestId, PushResult result, Task durable)
     {
+        if (durable.IsFaulted)
+        {
+            await ReplyErrorAsync(requestId, await DataOps.AwaitDurableAsync(durable), isReader: true);
+            return;
+        }
         const int size = StreamReplyHeader.Size + StreamReplyHeader.PushPayloadSize;
         long charge = ReplyBudget.ChargeFor(size);
         await _budget.ReserveAsync(charge, isReader: true, _stop.Token);
         var frame = new PooledBuffer(size) { Length = size };
         StreamReplyHeader.Write(frame.Span, requestId, 200, StreamFrameFlags.None, 0, StreamReplyHeader.PushPayloadSize);
         StreamReplyHeader.WritePushPayload(frame.Span[StreamReplyHeader.Size..], result.Rows, result.Applied);
-        _writer.Enqueue(frame, charge);
+        if (durable.IsCompletedSuccessfully) _writer.Enqueue(frame, charge);
+        else _writer.Enqueue(frame, charge, durable, e => ErrorFrame(requestId, DataOps.LogFailed(e as IOException ?? new IOException(e.Message, e))));
     }
 
     /// <summary>An error reply: the problem details JSON that REST would send, with the HTTP status in the header.</summary>
@@ -185,9 +195,21 @@ internal sealed partial class StreamSession
         int size = StreamReplyHeader.Size + json.Length;
         long charge = ReplyBudget.ChargeFor(size);
         await _budget.ReserveAsync(charge, isReader, isReader ? _stop.Token : _aborted);
+        _writer.Enqueue(ErrorFrame(requestId, error, json, clock), charge);
+    }
+
+    /// <summary>An error reply frame: the problem details JSON under the HTTP status.</summary>
+    private PooledBuffer ErrorFrame(ulong requestId, ProtocolError error, byte[]? json = null, ulong clock = 0)
+    {
+        if (json is null)
+        {
+            _metrics.FrameFailed();
+            json = DataOps.ProblemJson(error);
+        }
+        int size = StreamReplyHeader.Size + json.Length;
         var frame = new PooledBuffer(size) { Length = size };
         StreamReplyHeader.Write(frame.Span, requestId, (ushort)error.Status, StreamFrameFlags.None, clock, json.Length);
         json.CopyTo(frame.Array.AsSpan(StreamReplyHeader.Size));
-        _writer.Enqueue(frame, charge);
+        return frame;
     }
 }

@@ -51,20 +51,29 @@ internal static class WalFormat
     }
 
     /// <summary>Writes a record's header for <paramref name="payload"/> into <paramref name="destination"/>.</summary>
-    public static void WriteHeader(Span<byte> destination, long lsn, ReadOnlySpan<byte> payload)
+    public static void WriteHeader(Span<byte> destination, long lsn, ReadOnlySpan<byte> payload) =>
+        WriteHeader(destination, lsn, payload, default, default);
+
+    /// <summary>
+    /// Writes the header of a record whose payload is the three parts in order, so a push's header, keys and
+    /// values need not be copied together first.
+    /// </summary>
+    public static void WriteHeader(Span<byte> destination, long lsn, ReadOnlySpan<byte> part1, ReadOnlySpan<byte> part2, ReadOnlySpan<byte> part3)
     {
-        BinaryPrimitives.WriteUInt32LittleEndian(destination, (uint)payload.Length);
+        uint length = checked((uint)(part1.Length + part2.Length + part3.Length));
+        BinaryPrimitives.WriteUInt32LittleEndian(destination, length);
         BinaryPrimitives.WriteInt64LittleEndian(destination[8..], lsn);
-        BinaryPrimitives.WriteUInt32LittleEndian(destination[4..], Checksum((uint)payload.Length, lsn, payload));
+        uint crc = Start(length, lsn);
+        crc = Crc32C(crc, part1);
+        crc = Crc32C(crc, part2);
+        crc = Crc32C(crc, part3);
+        BinaryPrimitives.WriteUInt32LittleEndian(destination[4..], ~crc);
     }
 
     /// <summary>The CRC-32C a record with these fields carries.</summary>
-    public static uint Checksum(uint length, long lsn, ReadOnlySpan<byte> payload)
-    {
-        uint crc = BitOperations.Crc32C(~0u, length);
-        crc = BitOperations.Crc32C(crc, (ulong)lsn);
-        return ~Crc32C(crc, payload);
-    }
+    public static uint Checksum(uint length, long lsn, ReadOnlySpan<byte> payload) => ~Crc32C(Start(length, lsn), payload);
+
+    private static uint Start(uint length, long lsn) => BitOperations.Crc32C(BitOperations.Crc32C(~0u, length), (ulong)lsn);
 
     /// <summary>CRC-32C (Castagnoli) over bytes, with the hardware instruction where there is one.</summary>
     private static uint Crc32C(uint crc, ReadOnlySpan<byte> data)

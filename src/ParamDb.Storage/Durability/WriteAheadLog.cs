@@ -22,12 +22,21 @@ internal sealed class WriteAheadLog : IDisposable
     private readonly Thread _writer;
     private readonly object _lock = new();
 
+    /// <summary>
+    /// The most bytes an open batch takes before appenders wait for the writer: 256 MiB, 64 W-dense pushes. Beyond
+    /// that the disk is the bound and a larger batch would only hold more memory.
+    /// </summary>
+    private const int MaxOpenBytes = 256 << 20;
+
     // Guarded by _lock: the batch being filled, its first LSN, and the task its records wait on.
     private byte[] _open;
     private int _openLength;
     private long _openFirstLsn;
     private TaskCompletionSource _openDone = NewBatchTask();
+    private TaskCompletionSource _writingDone = NewBatchTask();
+    private long _writingLast;
     private long _lastLsn;
+    private long _appendedBytes;
     private bool _closing;
     private Exception? _failure;
 
@@ -62,6 +71,12 @@ internal sealed class WriteAheadLog : IDisposable
     /// <summary>The LSN up to which every record is durable.</summary>
     public long DurableLsn => Interlocked.Read(ref _durableLsn);
 
+    /// <summary>Bytes of records appended since opening, framing included.</summary>
+    public long AppendedBytes
+    {
+        get { lock (_lock) return _appendedBytes; }
+    }
+
     /// <summary>Batches written since opening: fewer than records when appends were grouped.</summary>
     public long Batches { get; private set; }
 
@@ -72,11 +87,21 @@ internal sealed class WriteAheadLog : IDisposable
     /// <param name="directory">The log's folder; nothing else should live there.</param>
     /// <param name="segmentBytes">Size after which a new segment is started, at a batch boundary.</param>
     /// <param name="flushToDisk">fsync each batch before completing it.</param>
+    /// <param name="lastLsnAtLeast">
+    /// The newest LSN a checkpoint already contains. When every record in the log is older (the log was removed,
+    /// or it was last written in a mode without one), its segments are deleted and numbering continues after
+    /// this LSN, so a later replay never mistakes new records for ones the checkpoint holds.
+    /// </param>
     /// <exception cref="WalCorruptException">A segment other than the newest is damaged.</exception>
-    public static WriteAheadLog Open(string directory, long segmentBytes, bool flushToDisk)
+    public static WriteAheadLog Open(string directory, long segmentBytes, bool flushToDisk, long lastLsnAtLeast = 0)
     {
         Directory.CreateDirectory(directory);
         WalScan scan = WalReader.Scan(directory, fromLsn: long.MaxValue, visit: null);
+        if (scan.LastLsn < lastLsnAtLeast)
+        {
+            foreach ((_, string path) in WalFormat.ListSegments(directory)) File.Delete(path);
+            return new WriteAheadLog(directory, segmentBytes, flushToDisk, lastLsnAtLeast);
+        }
         if (scan.TornSegment is { } torn && scan.TornAt == 0)
         {
             File.Delete(torn); // no valid record: its name would be the new segment's
@@ -96,12 +121,18 @@ internal sealed class WriteAheadLog : IDisposable
     /// </summary>
     /// <exception cref="ObjectDisposedException">The log is closing.</exception>
     /// <exception cref="IOException">An earlier batch failed to write; the log takes no more records.</exception>
-    public (long Lsn, Task Durable) Append(ReadOnlySpan<byte> payload)
+    public (long Lsn, Task Durable) Append(ReadOnlySpan<byte> payload) => Append(payload, default, default);
+
+    /// <summary>Appends one record whose payload is the three parts in order (see <see cref="Append(ReadOnlySpan{byte})"/>).</summary>
+    public (long Lsn, Task Durable) Append(ReadOnlySpan<byte> part1, ReadOnlySpan<byte> part2, ReadOnlySpan<byte> part3)
     {
-        if (payload.Length > WalFormat.MaxPayload) throw new ArgumentOutOfRangeException(nameof(payload), "A WAL record is at most 1 GiB.");
-        int size = WalFormat.HeaderSize + payload.Length;
+        long payloadLength = (long)part1.Length + part2.Length + part3.Length;
+        if (payloadLength > WalFormat.MaxPayload) throw new ArgumentOutOfRangeException(nameof(part3), "A WAL record is at most 1 GiB.");
+        int size = WalFormat.HeaderSize + (int)payloadLength;
         lock (_lock)
         {
+            // Backpressure: while the writer is behind by a full batch, appenders wait instead of growing it.
+            while (_openLength > 0 && _openLength + size > MaxOpenBytes && !_closing && _failure is null) Monitor.Wait(_lock);
             ObjectDisposedException.ThrowIf(_closing, this);
             if (_failure is not null) throw new IOException("The write-ahead log failed earlier and takes no more records.", _failure);
             if (_openLength + size > _open.Length)
@@ -114,11 +145,30 @@ internal sealed class WriteAheadLog : IDisposable
             long lsn = ++_lastLsn;
             if (_openLength == 0) _openFirstLsn = lsn;
             Span<byte> record = _open.AsSpan(_openLength, size);
-            WalFormat.WriteHeader(record, lsn, payload);
-            payload.CopyTo(record[WalFormat.HeaderSize..]);
+            WalFormat.WriteHeader(record, lsn, part1, part2, part3);
+            part1.CopyTo(record[WalFormat.HeaderSize..]);
+            part2.CopyTo(record[(WalFormat.HeaderSize + part1.Length)..]);
+            part3.CopyTo(record[(WalFormat.HeaderSize + part1.Length + part2.Length)..]);
             _openLength += size;
-            Monitor.Pulse(_lock);
+            _appendedBytes += size;
+            Monitor.PulseAll(_lock);   // the writer, among appenders that may wait for room
             return (lsn, _openDone.Task);
+        }
+    }
+
+    /// <summary>
+    /// A task that completes once every record up to <paramref name="lsn"/> is durable: for a caller whose
+    /// outcome depends on records others appended (a retried push that an earlier, still unwritten one made a
+    /// no-op).
+    /// </summary>
+    public Task WhenDurable(long lsn)
+    {
+        if (Interlocked.Read(ref _durableLsn) >= lsn) return Task.CompletedTask;
+        lock (_lock)
+        {
+            if (_failure is not null) return Task.FromException(new IOException("The write-ahead log failed earlier and takes no more records.", _failure));
+            // Records up to _writingLast are in the batch the writer holds; later ones are in the open batch.
+            return lsn <= _writingLast ? _writingDone.Task : _openDone.Task;
         }
     }
 
@@ -157,9 +207,12 @@ internal sealed class WriteAheadLog : IDisposable
                 first = _openFirstLsn;
                 last = _lastLsn;
                 done = _openDone;
+                _writingDone = done;
+                _writingLast = last;
                 _open = _spare;
                 _openLength = 0;
                 _openDone = NewBatchTask();
+                Monitor.PulseAll(_lock);   // appenders waiting for room
             }
             try
             {
@@ -177,7 +230,11 @@ internal sealed class WriteAheadLog : IDisposable
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                lock (_lock) _failure ??= e;
+                lock (_lock)
+                {
+                    _failure ??= e;
+                    Monitor.PulseAll(_lock);
+                }
                 done.SetException(new IOException($"The write-ahead log could not write records {first}…{last} in {_directory}: {e.Message}", e));
             }
             _spare = batch;
@@ -205,7 +262,7 @@ internal sealed class WriteAheadLog : IDisposable
         {
             if (_closing) return;
             _closing = true;
-            Monitor.Pulse(_lock);
+            Monitor.PulseAll(_lock);
         }
         _writer.Join();
         ArrayPool<byte>.Shared.Return(_open);

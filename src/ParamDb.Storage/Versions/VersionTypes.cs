@@ -21,7 +21,21 @@ public enum PushStatus
 /// <summary>The outcome of a push or tick.</summary>
 /// <param name="Status">Whether it was accepted.</param>
 /// <param name="Applied">Rows applied; the rest fell in ranges that had already seen this worker's clock.</param>
-public readonly record struct PushOutcome(PushStatus Status, long Applied);
+/// <param name="Logged">Completes when the push is durable in the store's mode; null when it already is.</param>
+public readonly record struct PushOutcome(PushStatus Status, long Applied, Task? Logged = null)
+{
+    /// <summary>
+    /// Completes when the push is durable (see <see cref="DurabilityMode"/>); acknowledge it only then. Faults when
+    /// the write-ahead log could not be written.
+    /// </summary>
+    public Task Durable => Logged ?? Task.CompletedTask;
+
+    /// <summary>Outcomes are equal when status and rows applied are: the durability task is a handle, not a value.</summary>
+    public bool Equals(PushOutcome other) => Status == other.Status && Applied == other.Applied;
+
+    /// <inheritdoc />
+    public override int GetHashCode() => HashCode.Combine(Status, Applied);
+}
 
 /// <summary>A worker as the store knows it: its registration and its lease.</summary>
 /// <param name="Id">Worker id, ≥ 1, never reused.</param>

@@ -1,0 +1,192 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using ParamDb.Storage.Durability;
+
+namespace ParamDb.Storage;
+
+/// <summary>
+/// The write-ahead log (DESIGN.md §7): every write is appended before it is applied, inside the same push-gate
+/// section, and acknowledged once its record is durable. A checkpoint records the newest LSN it contains (the
+/// cut); recovery replays only what follows the cut, so each record lands exactly once.
+/// </summary>
+public sealed partial class ParamStore
+{
+    /// <summary>The write-ahead log; null in <see cref="DurabilityMode.Checkpoint"/> mode and while the log is replayed.</summary>
+    private WriteAheadLog? wal;
+
+    /// <summary>The newest LSN the state holds when no log is open (checkpoint mode, or during replay).</summary>
+    private long lsnFloor;
+
+    /// <summary>The cut found in the recovered checkpoint (0 without one).</summary>
+    private long recoveredCut;
+
+    /// <summary>The cut of each checkpoint this process knows whole, to truncate the log behind the oldest kept.</summary>
+    private readonly Dictionary<Guid, long> checkpointCuts = [];
+
+    /// <summary>Log bytes appended when the newest checkpoint cut (see <see cref="WalBytesSinceCheckpoint"/>).</summary>
+    private long walBytesAtCut;
+
+    /// <summary>The durability mode the store was opened with.</summary>
+    public DurabilityMode Durability => options.Durability;
+
+    /// <summary>
+    /// Write-ahead log bytes appended since the newest checkpoint cut: what a recovery would replay. The host
+    /// checkpoints when it grows past a bound, so recovery time stays bounded under a heavy push load.
+    /// </summary>
+    public long WalBytesSinceCheckpoint => wal is null ? 0 : wal.AppendedBytes - Interlocked.Read(ref walBytesAtCut);
+
+    /// <summary>The LSN of the newest write the state holds.</summary>
+    private long CurrentLsn => wal?.LastLsn ?? lsnFloor;
+
+    /// <summary>
+    /// Appends a push to the log. The caller holds the push gate shared and applies the push after this returns,
+    /// so a checkpoint's cut falls between whole pushes. Throws (and the push is not applied) when the log failed.
+    /// </summary>
+    /// <returns>The task to await before acknowledging; null when nothing is logged.</returns>
+    private Task? LogPush(TableHandle table, BatchKeys keys, ReadOnlySpan<float> values, WorkerStamp stamp)
+    {
+        if (wal is null) return null;
+        Span<byte> header = stackalloc byte[WalRecord.PushHeaderSize];
+        WalRecord.WritePushHeader(header, table.Id, keys.IsRange, keys.First, keys.Count, stamp);
+        return wal.Append(header, MemoryMarshal.AsBytes(keys.Explicit), MemoryMarshal.AsBytes(values)).Durable;
+    }
+
+    /// <summary>Appends a catalog or registry record; the caller holds the push gate shared.</summary>
+    private Task? LogSystemRecord(WalRecordKind kind, ReadOnlySpan<byte> value)
+    {
+        if (wal is null) return null;
+        Span<byte> header = stackalloc byte[WalRecord.SystemHeaderSize];
+        WalRecord.WriteSystemHeader(header, kind);
+        return wal.Append(header, value, default).Durable;
+    }
+
+    /// <summary>
+    /// For a write that changed nothing because an earlier one already did (a retried push): durable once that
+    /// earlier write is, which may still be in the batch being written.
+    /// </summary>
+    private Task? DurableSoFar() => wal?.WhenDurable(wal.LastLsn);
+
+    /// <summary>Waits for a system record's durability outside every lock (table and worker calls are synchronous).</summary>
+    private static void WaitDurable(Task? durable) => durable?.GetAwaiter().GetResult();
+
+    /// <summary>
+    /// Writes the cut record: the newest LSN this checkpoint contains. Called with the push gate held
+    /// exclusively, just before FASTER moves to the next version, so the record lands in the checkpoint.
+    /// </summary>
+    private long WriteCutRecord()
+    {
+        long cut = CurrentLsn;
+        Span<byte> bytes = stackalloc byte[sizeof(long)];
+        BinaryPrimitives.WriteInt64LittleEndian(bytes, cut);
+        UpsertRecord(RowKey.WalCutKey, bytes);
+        if (wal is not null) Interlocked.Exchange(ref walBytesAtCut, wal.AppendedBytes);
+        return cut;
+    }
+
+    /// <summary>
+    /// Deletes log segments every kept checkpoint contains. The oldest kept checkpoint bounds it, so a fall back
+    /// to it (when a newer one turns out damaged) still finds the records after its cut.
+    /// </summary>
+    private void TruncateLog()
+    {
+        if (wal is null) return;
+        long keepFrom = long.MaxValue;
+        foreach (Guid token in wholeCheckpoints)
+        {
+            if (!checkpointCuts.TryGetValue(token, out long cut)) return;   // a kept checkpoint of unknown cut: keep everything
+            keepFrom = Math.Min(keepFrom, cut + 1);
+        }
+        if (keepFrom == long.MaxValue) return;
+        int deleted = wal.TruncateBefore(keepFrom);
+        if (deleted > 0) logger.WalTruncated(deleted, keepFrom);
+        foreach (Guid token in checkpointCuts.Keys.ToList())
+            if (!wholeCheckpoints.Contains(token)) checkpointCuts.Remove(token);
+    }
+
+    /// <summary>
+    /// Brings the recovered state up to date from the log, then opens the log for appends (or, in
+    /// <see cref="DurabilityMode.Checkpoint"/> mode, folds what was replayed into a checkpoint and removes the log).
+    /// </summary>
+    private void OpenLog(string directory)
+    {
+        var clock = Stopwatch.StartNew();
+        long replayed = ReplayLog(directory, recoveredCut);
+        if (replayed > 0) logger.WalReplayed(replayed, recoveredCut, clock.ElapsedMilliseconds);
+        ArmRecoveredLeases();
+        if (options.Durability != DurabilityMode.Checkpoint)
+        {
+            wal = WriteAheadLog.Open(directory, options.WalSegmentBytes, options.Durability == DurabilityMode.Fsync, lastLsnAtLeast: lsnFloor);
+            return;
+        }
+        if (WalFormat.ListSegments(directory).Count == 0) return;
+        if (replayed > 0)
+        {
+            CheckpointResult folded = CheckpointAsync().GetAwaiter().GetResult();
+            logger.WalFoldedIntoCheckpoint(options.Durability, folded.Token);
+        }
+        Directory.Delete(directory, recursive: true);
+    }
+
+    /// <summary>
+    /// Replays the log records after <paramref name="cut"/> through the same code paths as live writes, with the
+    /// log closed so nothing is appended twice.
+    /// </summary>
+    /// <returns>Records replayed.</returns>
+    /// <exception cref="InvalidDataException">Records after the cut are missing or damaged: the state cannot be rebuilt.</exception>
+    private long ReplayLog(string directory, long cut)
+    {
+        long expected = cut + 1;
+        WalScan scan;
+        try
+        {
+            scan = WalReader.Replay(directory, cut + 1, (lsn, payload) =>
+            {
+                if (lsn != expected)
+                    throw new WalCorruptException($"The write-ahead log in {directory} starts at record {lsn}, but the checkpoint holds records only up to {expected - 1}: records {expected}…{lsn - 1} are missing.");
+                ApplyLogged(lsn, payload);
+                expected = lsn + 1;
+            });
+        }
+        catch (WalCorruptException e)
+        {
+            throw new InvalidDataException($"{e.Message} Refusing to start on a state that would lack acknowledged writes.", e);
+        }
+        lsnFloor = Math.Max(cut, scan.LastLsn);
+        return scan.Visited;
+    }
+
+    private void ApplyLogged(long lsn, ReadOnlySpan<byte> payload)
+    {
+        switch (WalRecord.KindOf(payload))
+        {
+            case WalRecordKind.Push:
+                if (!WalRecord.TryReadPush(payload, DimOf, out WalPush push))
+                    throw new WalCorruptException($"Write-ahead log record {lsn} is a push whose lengths do not match its table.");
+                if (push.Dim == 0) return;   // its table was deleted later in the log
+                catalog.TryGet(push.Table, out TableHandle? table);
+                BatchKeys keys = push.IsRange ? new BatchKeys(push.First, push.Count) : new BatchKeys(push.Keys);
+                ApplyPush(table!, keys, push.Values, push.Stamp);
+                return;
+            case WalRecordKind.Catalog:
+                Catalog logged = Catalog.Deserialize(payload[WalRecord.SystemHeaderSize..], options.Ring.Count);
+                catalog = catalog.Adopt(logged);
+                UpsertRecord(RowKey.CatalogKey, payload[WalRecord.SystemHeaderSize..]);
+                return;
+            case WalRecordKind.Registry:
+                WorkerRegistry next = WorkerRegistry.Deserialize(payload[WalRecord.SystemHeaderSize..], NowTicks);
+                foreach (Worker gone in registry.All)
+                {
+                    if (next.TryGet(gone.Id, out _)) continue;
+                    foreach (TableHandle t in catalog.Sorted) t.Clocks.Forget(gone.Id);
+                }
+                registry = next;
+                UpsertRecord(RowKey.WorkersKey, payload[WalRecord.SystemHeaderSize..]);
+                return;
+            default:
+                throw new WalCorruptException($"Write-ahead log record {lsn} has unknown kind {payload[0]}.");
+        }
+    }
+
+    private int DimOf(uint tableId) => catalog.TryGet(tableId, out TableHandle? table) ? table!.Dim : 0;
+}
