@@ -196,10 +196,13 @@ public sealed class PersistenceTests : IDisposable
     }
 
     /// <summary>Truncates every file of a checkpoint to nothing, as a crash in the middle of writing it would.</summary>
-    private void BreakCheckpoint(Guid token)
+    private void BreakCheckpoint(Guid token) => BreakCheckpoint(dir, token);
+
+    /// <summary>Truncates every file of a checkpoint of <paramref name="store"/>'s directory to nothing.</summary>
+    internal static void BreakCheckpoint(TestStore store, Guid token)
     {
         foreach (string folder in new[] { "cpr-checkpoints", "index-checkpoints" })
-        foreach (string file in Directory.GetFiles(Path.Combine(dir.Directory, "checkpoints", folder, token.ToString())))
+        foreach (string file in Directory.GetFiles(Path.Combine(store.Directory, "checkpoints", folder, token.ToString())))
             File.WriteAllBytes(file, []);
     }
 }

@@ -8,8 +8,21 @@ public sealed class TestStore : IDisposable
 
     public string Directory { get; } = Path.Combine(Path.GetTempPath(), "paramdb-storage-tests", Guid.NewGuid().ToString("N"));
 
-    public ParamStore Open(long memoryBytes = DefaultMemory, int checkpointsToKeep = 2, DurabilityMode durability = DurabilityMode.Wal) =>
-        ParamStore.Open(new StoreOptions { DataDirectory = Directory, MemoryBytes = memoryBytes, CheckpointsToKeep = checkpointsToKeep, Durability = durability });
+    public ParamStore Open(long memoryBytes = DefaultMemory, int checkpointsToKeep = 2, DurabilityMode durability = DurabilityMode.Wal, long walSegmentBytes = 64L << 20) =>
+        ParamStore.Open(new StoreOptions
+        {
+            DataDirectory = Directory,
+            MemoryBytes = memoryBytes,
+            CheckpointsToKeep = checkpointsToKeep,
+            Durability = durability,
+            WalSegmentBytes = walSegmentBytes,
+        });
+
+    /// <summary>The write-ahead log's segment files, oldest first.</summary>
+    public string[] WalSegments() =>
+        System.IO.Directory.Exists(WalDirectory) ? [.. System.IO.Directory.GetFiles(WalDirectory, "wal-*.log").Order(StringComparer.Ordinal)] : [];
+
+    public string WalDirectory => Path.Combine(Directory, "wal");
 
     public void Dispose()
     {
