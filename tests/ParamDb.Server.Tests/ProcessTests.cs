@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
-using System.Text.RegularExpressions;
 using ParamDb.Testing;
 
 namespace ParamDb.Server.Tests;
@@ -13,14 +12,7 @@ public sealed partial class ProcessTests
 
     private const int SIGTERM = 15;
 
-    private static ProcessStartInfo Paramdb(params string[] args)
-    {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "paramdb.dll"));
-        foreach (var a in args) info.ArgumentList.Add(a);
-        info.Environment["DOTNET_NOLOGO"] = "1";
-        return info;
-    }
+    private static ProcessStartInfo Paramdb(params string[] args) => NodeProcess.Command(args);
 
     [Fact]
     public async Task HelpListsTheOptionsAndExitsZero()
@@ -80,42 +72,6 @@ public sealed partial class ProcessTests
         finally
         {
             if (Directory.Exists(data)) Directory.Delete(data, recursive: true);
-        }
-    }
-
-    /// <summary>A node process on OS-chosen ports; its address is read from the log line it prints.</summary>
-    private sealed partial class NodeProcess : IDisposable
-    {
-        public required Process Process { get; init; }
-        public required Uri Http1 { get; init; }
-
-        public static async Task<NodeProcess> StartAsync(string data)
-        {
-            var p = Process.Start(Paramdb("--data", data, "--listen", "127.0.0.1:0", "--listen-h2", "127.0.0.1:0", "--memory", "64m"))!;
-            using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-            while (await p.StandardOutput.ReadLineAsync(deadline.Token) is { } line)
-            {
-                var match = ListeningLine().Match(line);
-                if (match.Success)
-                {
-                    // Keep draining stdout so the child never blocks on a full pipe.
-                    _ = p.StandardOutput.BaseStream.CopyToAsync(Stream.Null);
-                    _ = p.StandardError.BaseStream.CopyToAsync(Stream.Null);
-                    return new NodeProcess { Process = p, Http1 = new Uri(match.Groups[1].Value) };
-                }
-            }
-            p.Kill();
-            throw new InvalidOperationException("paramdb exited before it said where it listens: " + await p.StandardError.ReadToEndAsync());
-        }
-
-        [GeneratedRegex(@"listening on (http://\S+) \(HTTP/1\.1")]
-        private static partial Regex ListeningLine();
-
-        public void Dispose()
-        {
-            if (!Process.HasExited) Process.Kill(entireProcessTree: true);
-            Process.WaitForExit();
-            Process.Dispose();
         }
     }
 }

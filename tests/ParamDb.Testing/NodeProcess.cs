@@ -1,0 +1,69 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+
+namespace ParamDb.Testing;
+
+/// <summary>
+/// The real <c>paramdb</c> executable as a child process on OS-chosen loopback ports; its address is read from
+/// the log line it prints once it listens. For tests that signal or kill a node.
+/// </summary>
+public sealed partial class NodeProcess : IDisposable
+{
+    /// <summary>The child process.</summary>
+    public required Process Process { get; init; }
+
+    /// <summary>Its HTTP/1.1 endpoint.</summary>
+    public required Uri Http1 { get; init; }
+
+    /// <summary>A start command for <c>paramdb.dll</c> beside this assembly, with <paramref name="args"/>.</summary>
+    public static ProcessStartInfo Command(params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "paramdb.dll"));
+        foreach (var a in args) info.ArgumentList.Add(a);
+        info.Environment["DOTNET_NOLOGO"] = "1";
+        return info;
+    }
+
+    /// <summary>Starts a node on <paramref name="data"/> and waits (at most 60 s) until it listens.</summary>
+    /// <param name="data">Data directory.</param>
+    /// <param name="extraArgs">More options, e.g. <c>--durability fsync</c>.</param>
+    public static async Task<NodeProcess> StartAsync(string data, params string[] extraArgs)
+    {
+        string[] args = ["--data", data, "--listen", "127.0.0.1:0", "--listen-h2", "127.0.0.1:0", "--memory", "64m", .. extraArgs];
+        var p = Process.Start(Command(args))!;
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        while (await p.StandardOutput.ReadLineAsync(deadline.Token) is { } line)
+        {
+            var match = ListeningLine().Match(line);
+            if (match.Success)
+            {
+                // Keep draining the output so the child never blocks on a full pipe.
+                _ = p.StandardOutput.BaseStream.CopyToAsync(Stream.Null);
+                _ = p.StandardError.BaseStream.CopyToAsync(Stream.Null);
+                return new NodeProcess { Process = p, Http1 = new Uri(match.Groups[1].Value) };
+            }
+        }
+        string error = await p.StandardError.ReadToEndAsync();
+        if (!p.HasExited) p.Kill();
+        throw new InvalidOperationException("paramdb exited before it said where it listens: " + error);
+    }
+
+    [GeneratedRegex(@"listening on (http://\S+) \(HTTP/1\.1")]
+    private static partial Regex ListeningLine();
+
+    /// <summary>SIGKILL: the process gets no chance to write, flush or checkpoint anything.</summary>
+    public async Task KillAsync()
+    {
+        Process.Kill();   // SIGKILL on Linux
+        await Process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (!Process.HasExited) Process.Kill(entireProcessTree: true);
+        Process.WaitForExit();
+        Process.Dispose();
+    }
+}
