@@ -49,4 +49,13 @@ internal static partial class LogMessages
 
     [LoggerMessage(15, LogLevel.Information, "Durability {Mode}: replayed records are now in checkpoint {Token}; the write-ahead log was removed")]
     public static partial void WalFoldedIntoCheckpoint(this ILogger logger, DurabilityMode mode, Guid token);
+
+    [LoggerMessage(16, LogLevel.Warning, "Checkpoint {Token} never completed (no manifest); skipping it")]
+    public static partial void CheckpointUnfinished(this ILogger logger, Guid token);
+
+    [LoggerMessage(17, LogLevel.Error, "Checkpoint {Token} is damaged: {Problem}; falling back to an older one")]
+    public static partial void CheckpointDamaged(this ILogger logger, Guid token, string problem);
+
+    [LoggerMessage(18, LogLevel.Warning, "None of the {Count} checkpoints can be recovered, but the write-ahead log reaches back to its first record: rebuilding the state from the log alone")]
+    public static partial void RebuildingFromLog(this ILogger logger, int count);
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using FASTER.core;
+using ParamDb.Storage.Durability;
 
 namespace ParamDb.Storage;
 
@@ -65,8 +66,11 @@ public sealed partial class ParamStore
             (ValueTask<(bool, Guid)> checkpoint, long cut) = StartCheckpointAtPushBoundary(cancellationToken);
             (bool started, Guid token) = await checkpoint.ConfigureAwait(false);
             if (!started) throw new InvalidOperationException("FASTER did not start the checkpoint: another state machine (checkpoint or index resize) is running.");
-            if (options.Durability == DurabilityMode.Fsync) SyncCheckpointFiles(token);
+            bool sync = options.Durability == DurabilityMode.Fsync;
+            if (sync) SyncFiles(Path.Combine(Path.GetFullPath(options.DataDirectory), "log"));
             DateTimeOffset completedAt = DateTimeOffset.UtcNow;
+            // Only now is the checkpoint complete: recovery skips one without a manifest.
+            CheckpointManifest.Write(CheckpointDirectory, token, cut, completedAt, sync);
             SetLastCheckpoint(completedAt.UtcDateTime);
             checkpointCuts[token] = cut;
             PurgeCheckpoints(token, onlyNewest: compactedSinceCheckpoint);
@@ -139,19 +143,14 @@ public sealed partial class ParamStore
         if (purged > 0) logger.CheckpointsPurged(purged, onlyNewest);
     }
 
-    /// <summary>
-    /// In <see cref="DurabilityMode.Fsync"/> mode, fsyncs the checkpoint's files and the hybrid log's segments
-    /// (a snapshot checkpoint holds only the log above what FASTER had flushed; the rest stays in those segments)
-    /// before the write-ahead log behind it may be deleted. FASTER hands its writes to the OS without a sync.
-    /// </summary>
-    private void SyncCheckpointFiles(Guid token)
-    {
-        string root = Path.GetFullPath(options.DataDirectory);
-        SyncFiles(Path.Combine(root, "log"));
-        SyncFiles(Path.Combine(root, "checkpoints", "cpr-checkpoints", token.ToString()));
-        SyncFiles(Path.Combine(root, "checkpoints", "index-checkpoints", token.ToString()));
-    }
+    private string CheckpointDirectory => Path.Combine(Path.GetFullPath(options.DataDirectory), "checkpoints");
 
+    /// <summary>
+    /// fsyncs every file below <paramref name="directory"/>: in <see cref="DurabilityMode.Fsync"/> mode the hybrid
+    /// log's segments (a snapshot checkpoint holds only the log above what FASTER had flushed; the rest stays in
+    /// those segments) must be on the device before the write-ahead log behind the checkpoint may be deleted.
+    /// FASTER hands its writes to the OS without a sync.
+    /// </summary>
     private static void SyncFiles(string directory)
     {
         if (!Directory.Exists(directory)) return;

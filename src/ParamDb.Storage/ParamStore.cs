@@ -3,6 +3,7 @@ using System.Numerics;
 using FASTER.core;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using ParamDb.Storage.Durability;
 
 namespace ParamDb.Storage;
 
@@ -51,7 +52,11 @@ public sealed partial class ParamStore : IDisposable
     /// </summary>
     /// <param name="options">Where and how to keep the data.</param>
     /// <param name="logger">Receives start-up, checkpoint and compaction events.</param>
-    /// <exception cref="InvalidDataException">Checkpoints exist but none can be recovered: the store refuses to start empty over them.</exception>
+    /// <exception cref="InvalidDataException">
+    /// No valid state can be built: every checkpoint is damaged and the write-ahead log no longer reaches back to
+    /// its first record, or the log after the recovered checkpoint is missing or damaged. The message names the
+    /// files.
+    /// </exception>
     public static ParamStore Open(StoreOptions options, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -68,6 +73,7 @@ public sealed partial class ParamStore : IDisposable
         var checkpointManager = new DeviceLogCommitCheckpointManager(
             new LocalStorageNamedDeviceFactory(), new DefaultCheckpointNamingScheme(checkpointDirectory), removeOutdated: false);
         List<Guid> tokens = checkpointManager.GetLogCheckpointTokens().ToList();   // newest first
+        List<Guid> candidates = CheckCheckpoints(checkpointDirectory, tokens, logger, out List<string> damage);
         if (tokens.Count == 0 && Directory.Exists(logDirectory))
             Directory.Delete(logDirectory, recursive: true);   // a log no checkpoint describes cannot be recovered
         Directory.CreateDirectory(logDirectory);
@@ -75,7 +81,7 @@ public sealed partial class ParamStore : IDisposable
 
         FasterKV<RowKey, SpanByte>? store = null;
         Guid? recovered = null;
-        foreach (Guid token in tokens)
+        foreach (Guid token in candidates)
         {
             store = CreateKv(options, logDevice, checkpointManager);
             try
@@ -88,17 +94,29 @@ public sealed partial class ParamStore : IDisposable
             {
                 // Whatever a torn or half-deleted checkpoint makes FASTER throw, the previous checkpoint may still be whole.
                 logger.RecoveryFailed(token, e);
+                damage.Add($"checkpoint {token} could not be recovered: {e.Message}");
                 store.Dispose();
                 store = null;
             }
         }
         if (store is null)
         {
-            if (tokens.Count > 0)
+            string walDirectory = Path.Combine(root, "wal");
+            if (damage.Count > 0 && !WalReachesFirstRecord(walDirectory))
             {
                 logDevice.Dispose();
                 checkpointManager.Dispose();
-                throw new InvalidDataException($"None of the {tokens.Count} checkpoints in {checkpointDirectory} could be recovered; refusing to start empty over them.");
+                throw new InvalidDataException(
+                    $"No checkpoint in {checkpointDirectory} can be recovered ({string.Join("; ", damage)}), and the write-ahead log in {walDirectory} no longer reaches back to its first record, so the state cannot be rebuilt without them. Refusing to start rather than serve wrong or missing values; restore the named files, or move the data directory aside to start empty.");
+            }
+            if (tokens.Count > 0)
+            {
+                // Every checkpoint is unfinished or damaged, and the log holds the whole history: rebuild from it alone.
+                logger.RebuildingFromLog(tokens.Count);
+                logDevice.Dispose();
+                Directory.Delete(logDirectory, recursive: true);
+                Directory.CreateDirectory(logDirectory);
+                logDevice = Devices.CreateLogDevice(Path.Combine(logDirectory, "hlog.log"), recoverDevice: true);
             }
             store = CreateKv(options, logDevice, checkpointManager);
         }
@@ -124,6 +142,45 @@ public sealed partial class ParamStore : IDisposable
         foreach (TableHandle table in paramStore.catalog.Sorted) rows += table.Rows;
         logger.StoreOpened(root, paramStore.catalog.Sorted.Count, rows, (1L << MemorySizeBits(options)) >> 20, recovered?.ToString() ?? "no checkpoint (a new store)", clock.ElapsedMilliseconds);
         return paramStore;
+    }
+
+    /// <summary>
+    /// The checkpoints worth handing to FASTER, newest first: those whose manifest checks out. One without a
+    /// manifest never completed and is skipped; one that fails its manifest is damaged, skipped and reported in
+    /// <paramref name="damage"/>. A store written before manifests existed has none at all: its checkpoints are
+    /// all candidates, checked by FASTER alone.
+    /// </summary>
+    private static List<Guid> CheckCheckpoints(string checkpointDirectory, List<Guid> tokens, ILogger logger, out List<string> damage)
+    {
+        damage = [];
+        bool manifests = false;
+        foreach (Guid token in tokens) manifests |= CheckpointManifest.Exists(checkpointDirectory, token);
+        if (!manifests) return tokens;
+        var candidates = new List<Guid>();
+        foreach (Guid token in tokens)
+        {
+            switch (CheckpointManifest.Check(checkpointDirectory, token, out string? problem))
+            {
+                case ManifestCheck.Valid:
+                    candidates.Add(token);
+                    break;
+                case ManifestCheck.Missing:
+                    logger.CheckpointUnfinished(token);
+                    break;
+                default:
+                    logger.CheckpointDamaged(token, problem!);
+                    damage.Add($"checkpoint {token}: {problem}");
+                    break;
+            }
+        }
+        return candidates;
+    }
+
+    /// <summary>Whether the write-ahead log still starts at record 1, so it alone can rebuild the whole state.</summary>
+    private static bool WalReachesFirstRecord(string walDirectory)
+    {
+        List<(long FirstLsn, string Path)> segments = WalFormat.ListSegments(walDirectory);
+        return segments.Count > 0 && segments[0].FirstLsn == 1;
     }
 
     /// <summary>Log memory in bits: <see cref="StoreOptions.MemoryBytes"/> rounded down to a power of two.</summary>

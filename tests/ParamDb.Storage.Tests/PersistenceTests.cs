@@ -183,16 +183,33 @@ public sealed class PersistenceTests : IDisposable
     }
 
     [Fact]
-    public async Task OpenRefusesToStartEmptyWhenNoCheckpointCanBeRecovered()
+    public async Task OpenRefusesToStartWhenNoCheckpointCanBeRecoveredAndNamesTheFile()
     {
         Guid only;
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = dir.Open(durability: DurabilityMode.Checkpoint))
         {
             store.Push(TestStore.Create(store, "t", TestStore.Schema(2)), [1], [1, 1]);
             only = (await store.CheckpointAsync()).Token;
         }
         BreakCheckpoint(only);
-        Assert.Throws<InvalidDataException>(() => dir.Open());
+        var refused = Assert.Throws<InvalidDataException>(() => dir.Open(durability: DurabilityMode.Checkpoint));
+        Assert.Contains(Path.Combine(dir.Directory, "checkpoints", "cpr-checkpoints", only.ToString()), refused.Message);
+    }
+
+    [Fact]
+    public async Task ADamagedOnlyCheckpointIsRebuiltFromALogThatReachesItsFirstRecord()
+    {
+        Guid only;
+        using (ParamStore store = dir.Open())
+        {
+            await store.Push(TestStore.Create(store, "t", TestStore.Schema(2)), [1], [1, 1]).Durable;
+            only = (await store.CheckpointAsync()).Token;
+            await store.Push(store.ListTables()[0], [1], [1, 1]).Durable;
+        }
+        BreakCheckpoint(only);
+        using ParamStore reopened = dir.Open();
+        Assert.True(reopened.TryGetTable("t", out TableHandle? t));
+        Assert.Equal([2f, 2f], TestStore.Pull(reopened, t, 1));
     }
 
     /// <summary>Truncates every file of a checkpoint to nothing, as a crash in the middle of writing it would.</summary>

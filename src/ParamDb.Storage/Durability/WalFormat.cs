@@ -64,23 +64,14 @@ internal static class WalFormat
         BinaryPrimitives.WriteUInt32LittleEndian(destination, length);
         BinaryPrimitives.WriteInt64LittleEndian(destination[8..], lsn);
         uint crc = Start(length, lsn);
-        crc = Crc32C(crc, part1);
-        crc = Crc32C(crc, part2);
-        crc = Crc32C(crc, part3);
+        crc = Crc32C.Append(crc, part1);
+        crc = Crc32C.Append(crc, part2);
+        crc = Crc32C.Append(crc, part3);
         BinaryPrimitives.WriteUInt32LittleEndian(destination[4..], ~crc);
     }
 
     /// <summary>The CRC-32C a record with these fields carries.</summary>
-    public static uint Checksum(uint length, long lsn, ReadOnlySpan<byte> payload) => ~Crc32C(Start(length, lsn), payload);
+    public static uint Checksum(uint length, long lsn, ReadOnlySpan<byte> payload) => ~Crc32C.Append(Start(length, lsn), payload);
 
     private static uint Start(uint length, long lsn) => BitOperations.Crc32C(BitOperations.Crc32C(~0u, length), (ulong)lsn);
-
-    /// <summary>CRC-32C (Castagnoli) over bytes, with the hardware instruction where there is one.</summary>
-    private static uint Crc32C(uint crc, ReadOnlySpan<byte> data)
-    {
-        ReadOnlySpan<ulong> words = MemoryMarshal.Cast<byte, ulong>(data);
-        foreach (ulong word in words) crc = BitOperations.Crc32C(crc, BitConverter.IsLittleEndian ? word : BinaryPrimitives.ReverseEndianness(word));
-        foreach (byte b in data[(words.Length * sizeof(ulong))..]) crc = BitOperations.Crc32C(crc, b);
-        return crc;
-    }
 }
