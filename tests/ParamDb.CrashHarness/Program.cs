@@ -4,7 +4,7 @@ using ParamDb.Testing;
 // paramdb-crash [--rounds N] [--workers N] [--seed N] [--durability wal|fsync]
 // Kills a real node with SIGKILL N times under a clocked push load and checks after every restart that no
 // acknowledged push was lost and no retried one landed twice. Exit 0: every round held; 1: an invariant broke.
-var options = new CrashOptions();
+var options = new CrashOptions { KeepOnFailure = true };
 for (int i = 0; i < args.Length; i++)
 {
     string value = i + 1 < args.Length ? args[i + 1] : "";

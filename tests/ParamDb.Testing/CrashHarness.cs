@@ -23,6 +23,9 @@ public sealed record CrashOptions
     /// <summary>Kill moments are drawn from this window after the workers start, in milliseconds.</summary>
     public (int Min, int Max) KillAfterMs { get; init; } = (50, 700);
 
+    /// <summary>Keep the data directory and the node's output when an invariant breaks, to look at them.</summary>
+    public bool KeepOnFailure { get; init; }
+
     /// <summary>The node's <c>--checkpoint-interval</c>: short, so kills also land during checkpoints.</summary>
     public string CheckpointInterval { get; init; } = "300ms";
 }
@@ -61,12 +64,14 @@ public static class CrashHarness
             throw new ArgumentException("Only wal and fsync durability promise that acknowledged pushes survive a kill.", nameof(options));
         var random = new Random(options.Seed);
         string data = RunningServer.NewTempDirectory();
+        string logFile = data + ".log";
+        bool keep = false;
         string[] nodeArgs = ["--durability", options.Durability, "--checkpoint-interval", options.CheckpointInterval];
         var workers = new CrashWorker[options.Workers];
         long acknowledged = 0, inFlight = 0, applied = 0, skipped = 0;
         try
         {
-            using (NodeProcess first = await NodeProcess.StartAsync(data, nodeArgs))
+            using (NodeProcess first = await NodeProcess.StartAsync(data, logFile, nodeArgs))
             using (HttpClient http = Client(first))
             {
                 await SendAsync(http, HttpMethod.Put, $"/v1/tables/{Table}", $$"""{"dim":{{Dim}}}""");
@@ -80,7 +85,7 @@ public static class CrashHarness
             }
             for (int round = 1; round <= options.Rounds; round++)
             {
-                using NodeProcess node = await NodeProcess.StartAsync(data, nodeArgs);
+                using NodeProcess node = await NodeProcess.StartAsync(data, logFile, nodeArgs);
                 using HttpClient http = Client(node);
                 foreach (CrashWorker worker in workers)
                 {
@@ -89,6 +94,7 @@ public static class CrashHarness
                     PushResult retry = await worker.PushAsync(http, worker.InFlight);
                     if (retry.Applied == 0) skipped++;
                     else applied++;
+                    log($"  worker {worker.Index} retried clock {worker.InFlight}: applied {retry.Applied}");
                     worker.Acknowledge();
                 }
                 await VerifyAsync(http, workers, round, options.Seed);
@@ -101,7 +107,7 @@ public static class CrashHarness
                 foreach (Task<long> loop in loops) acknowledged += await loop.WaitAsync(TimeSpan.FromSeconds(60));
                 log($"round {round}: killed after {killAfter} ms; clocks {string.Join(", ", workers.Select(w => w.Clock))}; in flight {workers.Count(w => w.InFlight != 0)}");
             }
-            using (NodeProcess last = await NodeProcess.StartAsync(data, nodeArgs))
+            using (NodeProcess last = await NodeProcess.StartAsync(data, logFile, nodeArgs))
             using (HttpClient http = Client(last))
             {
                 foreach (CrashWorker worker in workers)
@@ -116,9 +122,18 @@ public static class CrashHarness
             }
             return new CrashReport(options.Rounds, acknowledged, inFlight, applied, skipped);
         }
+        catch (CrashInvariantException e) when (options.KeepOnFailure)
+        {
+            keep = true;
+            throw new CrashInvariantException($"{e.Message} Data kept in {data}, node output in {logFile}.");
+        }
         finally
         {
-            if (Directory.Exists(data)) Directory.Delete(data, recursive: true);
+            if (!keep)
+            {
+                if (Directory.Exists(data)) Directory.Delete(data, recursive: true);
+                File.Delete(logFile);
+            }
         }
     }
 

@@ -28,7 +28,10 @@ public sealed partial class NodeProcess : IDisposable
     /// <summary>Starts a node on <paramref name="data"/> and waits (at most 60 s) until it listens.</summary>
     /// <param name="data">Data directory.</param>
     /// <param name="extraArgs">More options, e.g. <c>--durability fsync</c>.</param>
-    public static async Task<NodeProcess> StartAsync(string data, params string[] extraArgs)
+    public static Task<NodeProcess> StartAsync(string data, params string[] extraArgs) => StartAsync(data, null, extraArgs);
+
+    /// <summary>Like <see cref="StartAsync(string, string[])"/>, appending the node's output to <paramref name="logFile"/>.</summary>
+    public static async Task<NodeProcess> StartAsync(string data, string? logFile, params string[] extraArgs)
     {
         string[] args = ["--data", data, "--listen", "127.0.0.1:0", "--listen-h2", "127.0.0.1:0", "--memory", "64m", .. extraArgs];
         var p = Process.Start(Command(args))!;
@@ -39,7 +42,8 @@ public sealed partial class NodeProcess : IDisposable
             if (match.Success)
             {
                 // Keep draining the output so the child never blocks on a full pipe.
-                _ = p.StandardOutput.BaseStream.CopyToAsync(Stream.Null);
+                Stream sink = logFile is null ? Stream.Null : new FileStream(logFile, FileMode.Append, FileAccess.Write, FileShare.ReadWrite);
+                _ = p.StandardOutput.BaseStream.CopyToAsync(sink).ContinueWith(_ => sink.Dispose(), TaskScheduler.Default);
                 _ = p.StandardError.BaseStream.CopyToAsync(Stream.Null);
                 return new NodeProcess { Process = p, Http1 = new Uri(match.Groups[1].Value) };
             }
