@@ -44,4 +44,11 @@ public sealed class ServerOptions
 
     /// <summary>Checkpoints kept on disk; older ones are deleted.</summary>
     public int CheckpointsToKeep { get; set; } = 2;
+
+    /// <summary>
+    /// Keys a table export sorts in memory at once, 8 bytes each: the default 4 Mi keys holds 32 MiB per export;
+    /// larger tables are sorted in runs of this size on disk under <c>DATA/tmp/</c>. Tests set it small to force
+    /// many runs.
+    /// </summary>
+    public int ExportRunKeys { get; set; } = ParamDb.Storage.Export.TableExport.DefaultRunKeys;
 }
