@@ -3,7 +3,6 @@ using System.Runtime.InteropServices;
 using ParamDb.Client.Tests;
 using ParamDb.Protocol;
 using ParamDb.Protocol.Safetensors;
-using ParamDb.Testing;
 
 namespace ParamDb.Server.Tests;
 
@@ -145,30 +144,13 @@ public sealed class ExportApiTests(ServerFixture fixture) : IClassFixture<Server
 }
 
 /// <summary>A node whose exports sort in runs of 1,024 keys, the smallest allowed, so a few thousand rows need many runs on disk.</summary>
-public sealed class SmallExportRunServer : IAsyncLifetime
+public sealed class SmallExportRunServer() : ServerFixture("--export-run-keys", "1024")
 {
-    public const int RunKeys = 1024;
-
-    public RunningServer Server { get; private set; } = null!;
-    public HttpClient Http { get; private set; } = null!;
-
     /// <summary>Where exports keep their runs.</summary>
     public string TempDirectory => Path.Combine(Server.DataDirectory, "tmp");
 
     /// <summary>Export folders that exist now.</summary>
     public string[] ExportFolders() => Directory.Exists(TempDirectory) ? Directory.GetDirectories(TempDirectory, "export-*") : [];
-
-    public async Task InitializeAsync()
-    {
-        Server = await RunningServer.StartAsync(null, "--export-run-keys", RunKeys.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        Http = Server.CreateClient();
-    }
-
-    public async Task DisposeAsync()
-    {
-        Http.Dispose();
-        await Server.DisposeAsync();
-    }
 }
 
 public sealed class ExportRunsTests(SmallExportRunServer fixture) : IClassFixture<SmallExportRunServer>
