@@ -31,9 +31,10 @@ public sealed partial class ParamStore
     /// until it meets the newest one, so its memory grows with the table's garbage and hash collisions, up to
     /// the table's size. This scan holds one 64 KiB chunk and FASTER's two 2 MiB page frames for the disk part.</para>
     /// <para>It holds the maintenance semaphore, so no compaction moves records past the scan's end (they would be
-    /// missed) and no checkpoint truncates log files under it; checkpoints wait for the scan, which reads the log
-    /// once, sequentially (~0.6 GB for 1 M rows of dim 64 when half of it is garbage). The sink runs outside
-    /// FASTER's epoch protection (the scan copies each record out first), so a slow sink stalls no push.</para>
+    /// missed) and no checkpoint truncates log files under it. Checkpoints wait for the scan, which reads the whole
+    /// log once, sequentially, every table's records included: 0.29 GB for 1 M rows of dim 64 took ~0.45 s, sort
+    /// included, from memory on 2 cores (one run); before compaction the log may be twice the live rows. The sink
+    /// runs outside FASTER's epoch protection (the scan copies each record out first), so a slow sink stalls no push.</para>
     /// </remarks>
     public long ScanKeys(TableHandle table, IKeyChunkSink sink, CancellationToken cancellationToken = default)
     {
