@@ -41,12 +41,12 @@ internal static partial class LogMessages
     [LoggerMessage(12, LogLevel.Information, "Recovered {Workers} workers and {Clocks} vector-clock records")]
     public static partial void ClocksRecovered(this ILogger logger, int workers, int clocks);
 
-    [LoggerMessage(13, LogLevel.Information, "Export of table {Name} ready: {Scanned} keys scanned, {Rows} distinct rows, {Runs} sorted runs on disk, in {ElapsedMs} ms")]
+    [LoggerMessage(30, LogLevel.Information, "Export of table {Name} ready: {Scanned} keys scanned, {Rows} distinct rows, {Runs} sorted runs on disk, in {ElapsedMs} ms")]
     public static partial void ExportPrepared(this ILogger logger, string name, long scanned, long rows, int runs, long elapsedMs);
 
-    [LoggerMessage(14, LogLevel.Information, "Deleted {Count} export folders under {Directory} left by an earlier process")]
+    [LoggerMessage(31, LogLevel.Information, "Deleted {Count} export folders under {Directory} left by an earlier process")]
     public static partial void AbandonedExportsDeleted(this ILogger logger, int count, string directory);
 
-    [LoggerMessage(15, LogLevel.Warning, "Could not delete {Directory}, left by an earlier export; delete it by hand")]
+    [LoggerMessage(32, LogLevel.Warning, "Could not delete {Directory}, left by an earlier export; delete it by hand")]
     public static partial void AbandonedExportNotDeleted(this ILogger logger, string directory, Exception exception);
 }
