@@ -65,6 +65,7 @@ public static partial class ParamDbApp
         app.UseParamDbOpenApi();
         app.MapTables();
         app.MapData();
+        app.MapExport();
         app.MapWorkers();
         app.MapAdmin();
         app.MapStream();

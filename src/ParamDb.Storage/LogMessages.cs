@@ -58,4 +58,13 @@ internal static partial class LogMessages
 
     [LoggerMessage(18, LogLevel.Warning, "None of the {Count} checkpoints can be recovered, but the write-ahead log reaches back to its first record: rebuilding the state from the log alone")]
     public static partial void RebuildingFromLog(this ILogger logger, int count);
+
+    [LoggerMessage(30, LogLevel.Information, "Export of table {Name} ready: {Scanned} keys scanned, {Rows} distinct rows, {Runs} sorted runs on disk, in {ElapsedMs} ms")]
+    public static partial void ExportPrepared(this ILogger logger, string name, long scanned, long rows, int runs, long elapsedMs);
+
+    [LoggerMessage(31, LogLevel.Information, "Deleted {Count} export folders under {Directory} left by an earlier process")]
+    public static partial void AbandonedExportsDeleted(this ILogger logger, int count, string directory);
+
+    [LoggerMessage(32, LogLevel.Warning, "Could not delete {Directory}, left by an earlier export; delete it by hand")]
+    public static partial void AbandonedExportNotDeleted(this ILogger logger, string directory, Exception exception);
 }

@@ -2,28 +2,11 @@ using System.Buffers.Binary;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using ParamDb.Protocol;
-using ParamDb.Testing;
 
 namespace ParamDb.Server.Tests;
 
 /// <summary>A node with a small body limit (64 KiB) so size limits are cheap to hit.</summary>
-public sealed class SmallLimitServer : IAsyncLifetime
-{
-    public RunningServer Server { get; private set; } = null!;
-    public HttpClient Http { get; private set; } = null!;
-
-    public async Task InitializeAsync()
-    {
-        Server = await RunningServer.StartAsync(null, "--max-body-size", "64k", "--max-keys", "1000");
-        Http = Server.CreateClient();
-    }
-
-    public async Task DisposeAsync()
-    {
-        Http.Dispose();
-        await Server.DisposeAsync();
-    }
-}
+public sealed class SmallLimitServer() : ServerFixture("--max-body-size", "64k", "--max-keys", "1000");
 
 /// <summary>Every rejection is a problem with its code, and changes nothing.</summary>
 public sealed class RejectionTests(SmallLimitServer fixture) : IClassFixture<SmallLimitServer>

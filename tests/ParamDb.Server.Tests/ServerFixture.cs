@@ -2,15 +2,27 @@ using ParamDb.Testing;
 
 namespace ParamDb.Server.Tests;
 
-/// <summary>One real node shared by the tests of a class; each test uses its own table names.</summary>
-public sealed class ServerFixture : IAsyncLifetime
+/// <summary>
+/// One real node shared by the tests of a class; each test uses its own table names. A subclass passes options
+/// for a node configured differently (e.g. <see cref="SmallLimitServer"/>).
+/// </summary>
+public class ServerFixture : IAsyncLifetime
 {
+    private readonly string[] options;
+
+    public ServerFixture() : this([])
+    {
+    }
+
+    // Protected: xunit wants a fixture to have one public constructor.
+    protected ServerFixture(params string[] options) => this.options = options;
+
     public RunningServer Server { get; private set; } = null!;
     public HttpClient Http { get; private set; } = null!;
 
     public async Task InitializeAsync()
     {
-        Server = await RunningServer.StartAsync();
+        Server = await RunningServer.StartAsync(null, options);
         Http = Server.CreateClient();
     }
 

@@ -1,3 +1,4 @@
+using System.Net.Mime;
 using Microsoft.OpenApi;
 using ParamDb.Protocol;
 using Swashbuckle.AspNetCore.SwaggerGen;
@@ -5,7 +6,7 @@ using Swashbuckle.AspNetCore.SwaggerGen;
 namespace ParamDb.Server.OpenApi;
 
 /// <summary>
-/// Describes KV block and stream bodies as what they are, binary (<c>type: string, format: binary</c>), instead
+/// Describes KV block, stream and export bodies as what they are, binary (<c>type: string, format: binary</c>), instead
 /// of the JSON schema of <see cref="KvJson"/> that <c>Accepts/Produces</c> attach to every media type (or the
 /// base64 string Swashbuckle makes of <c>byte[]</c>).
 /// </summary>
@@ -26,5 +27,7 @@ public sealed class KvBlockBodyFilter : IOperationFilter
             concrete.Schema = new OpenApiSchema { Type = JsonSchemaType.String, Format = "binary", Description = "A KV block (DESIGN.md §4): 24-byte header \"PDB1\", keys, float32 values." };
         if (content.TryGetValue(MediaTypes.Stream, out media) && media is OpenApiMediaType stream)
             stream.Schema = new OpenApiSchema { Type = JsonSchemaType.String, Format = "binary", Description = "A sequence of stream frames, each a u32 length then the frame (docs/streaming.md)." };
+        if (content.TryGetValue(MediaTypeNames.Application.Octet, out media) && media is OpenApiMediaType file)
+            file.Schema = new OpenApiSchema { Type = JsonSchemaType.String, Format = "binary", Description = "A safetensors file (docs/export.md): u64 header length, JSON header, keys U64 [n], values F32 [n, dim]." };
     }
 }

@@ -18,6 +18,7 @@ public static class CommandLine
         ["--stream-max-waiting"] = "ParamDb:StreamMaxWaiting",
         ["--durability"] = "ParamDb:Durability",
         ["--checkpoint-wal"] = "ParamDb:CheckpointWal",
+        ["--export-run-keys"] = "ParamDb:ExportRunKeys",
     };
 
     /// <summary>Usage text for <c>--help</c>.</summary>
@@ -41,6 +42,7 @@ public static class CommandLine
                                      (default 2g)
           --stream-buffer SIZE       per stream: queued replies, and blocks of waiting pulls (default 64m)
           --stream-max-waiting N     per stream: pulls waiting for clocks at once (default 65536)
+          --export-run-keys N        per export: keys sorted in memory at once, 8 bytes each (default 4194304)
 
         Every option can also be set as configuration (section ParamDb in appsettings.json)
         or as an environment variable: ParamDb__Data, ParamDb__Listen, ParamDb__Memory, …

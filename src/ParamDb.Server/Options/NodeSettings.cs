@@ -32,6 +32,14 @@ public sealed record NodeSettings
     public long StreamBufferBytes { get; init; } = 64L << 20;
     /// <summary>Per stream: pulls waiting for clocks at once.</summary>
     public int StreamMaxWaiting { get; init; } = 65536;
+    /// <summary>Keys a table export sorts in memory at once (8 bytes each); larger tables sort in runs on disk.</summary>
+    public int ExportRunKeys { get; init; } = ParamDb.Storage.Export.TableExport.DefaultRunKeys;
+
+    /// <summary>Smallest run an export may use: 1,024 keys (8 KiB); below it the run files cost more than the sort.</summary>
+    public const int MinExportRunKeys = 1024;
+
+    /// <summary>Largest run: 128 Mi keys, a 1 GiB buffer per export.</summary>
+    public const int MaxExportRunKeys = 128 << 20;
 
     /// <summary>Converts <paramref name="o"/>, throwing <see cref="OptionsException"/> naming the bad option.</summary>
     public static NodeSettings From(ServerOptions o)
@@ -59,6 +67,8 @@ public sealed record NodeSettings
         };
         if (!Units.TryParseSize(o.CheckpointWal, out long checkpointWal) || (checkpointWal != 0 && checkpointWal < (1L << 20)))
             throw new OptionsException($"--checkpoint-wal: '{o.CheckpointWal}' is not 0 or a size of at least 1m (e.g. 2g).");
+        if (o.ExportRunKeys is < MinExportRunKeys or > MaxExportRunKeys)
+            throw new OptionsException($"--export-run-keys must be from {MinExportRunKeys} to {MaxExportRunKeys}; got {o.ExportRunKeys}.");
         return new NodeSettings
         {
             DataDirectory = Path.GetFullPath(o.Data),
@@ -73,6 +83,7 @@ public sealed record NodeSettings
             StreamMaxWaiting = o.StreamMaxWaiting,
             Durability = durability,
             CheckpointWalBytes = checkpointWal,
+            ExportRunKeys = o.ExportRunKeys,
         };
     }
 }

@@ -57,4 +57,11 @@ public sealed class ServerOptions
     /// <c>2g</c>; <c>0</c> leaves it to the interval.
     /// </summary>
     public string CheckpointWal { get; set; } = "2g";
+
+    /// <summary>
+    /// Keys a table export sorts in memory at once, 8 bytes each: the default 4 Mi keys holds 32 MiB per export;
+    /// larger tables are sorted in runs of this size on disk under <c>DATA/tmp/</c>. Tests set it small to force
+    /// many runs.
+    /// </summary>
+    public int ExportRunKeys { get; set; } = ParamDb.Storage.Export.TableExport.DefaultRunKeys;
 }

@@ -1,0 +1,78 @@
+using System.Diagnostics;
+using ParamDb.Protocol.Safetensors;
+using ParamDb.Storage.Export;
+
+namespace ParamDb.Storage;
+
+/// <summary>Live table exports: scan, external sort, and their temporary files under <c>DATA/tmp/</c>.</summary>
+public sealed partial class ParamStore
+{
+    private readonly Lock exportSweep = new();
+    private bool exportsSwept;
+
+    /// <summary>Where exports keep their sorted runs: <c>DATA/tmp/</c>, one <c>export-&lt;guid&gt;</c> folder per export.</summary>
+    internal string TempDirectory => Path.Combine(Path.GetFullPath(options.DataDirectory), "tmp");
+
+    /// <summary>
+    /// Prepares a live export of <paramref name="table"/> as a safetensors file: scans its keys
+    /// (<see cref="ScanKeys"/>) and sorts them in bounded memory, spilling runs of <paramref name="runKeys"/> keys
+    /// to <c>DATA/tmp/export-&lt;guid&gt;/</c>. The returned export knows the file's length and writes the file.
+    /// </summary>
+    /// <param name="table">The table to export.</param>
+    /// <param name="runKeys">Keys sorted in memory at once, 8 bytes each: the default 4 Mi keys is 32 MiB. Tests
+    /// set it small to force many runs.</param>
+    /// <param name="cancellationToken">Stops the scan and the merge.</param>
+    /// <returns>The export; dispose it to delete its temporary files, whether or not it was written.</returns>
+    /// <remarks>
+    /// Not a point-in-time view: rows created during the scan may or may not be in the file, rows created after it
+    /// are not, and values are read when their batch is written. The first export after the store opens deletes any
+    /// <c>export-*</c> folders left by a process that died mid-export: none of this store's exports exists yet.
+    /// </remarks>
+    public TableExport PrepareExport(TableHandle table, int runKeys = TableExport.DefaultRunKeys, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        ArgumentOutOfRangeException.ThrowIfLessThan(runKeys, 1);
+        SweepAbandonedExports();
+        var clock = Stopwatch.StartNew();
+        var sort = new ExternalKeySort(Path.Combine(TempDirectory, "export-" + Guid.NewGuid().ToString("N")), runKeys);
+        try
+        {
+            long scanned = ScanKeys(table, sort, cancellationToken);
+            long rows = sort.Finish(cancellationToken);
+            var export = new TableExport(this, table, sort, SafetensorsHeader.Create(table.Name, table.Schema, rows));
+            logger.ExportPrepared(table.Name, scanned, rows, sort.RunsWritten, clock.ElapsedMilliseconds);
+            return export;
+        }
+        catch
+        {
+            sort.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Once per store: deletes the export folders of an earlier process (see <see cref="PrepareExport"/>).</summary>
+    private void SweepAbandonedExports()
+    {
+        lock (exportSweep)
+        {
+            if (exportsSwept) return;
+            exportsSwept = true;
+            if (!Directory.Exists(TempDirectory)) return;
+            int swept = 0;
+            foreach (string abandoned in Directory.EnumerateDirectories(TempDirectory, "export-*"))
+            {
+                try
+                {
+                    Directory.Delete(abandoned, recursive: true);
+                    swept++;
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // A leftover that cannot go is the operator's to remove; it must not fail the export.
+                    logger.AbandonedExportNotDeleted(abandoned, e);
+                }
+            }
+            if (swept > 0) logger.AbandonedExportsDeleted(swept, TempDirectory);
+        }
+    }
+}
