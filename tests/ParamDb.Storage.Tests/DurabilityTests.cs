@@ -117,6 +117,51 @@ public sealed class DurabilityTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// Four threads push +1 to a shared row and to rows of their own, with clocks, while checkpoints run: live and
+    /// after a reopen (checkpoint plus log), the shared row holds the sum of every thread's pushes.
+    /// </summary>
+    [Fact]
+    public async Task ConcurrentPushesToOneRowDuringCheckpointsAreAllKept()
+    {
+        const int threads = 4, rounds = 1500;
+        using (ParamStore store = dir.Open())
+        {
+            TableHandle t = TestStore.Create(store, "t", TestStore.Schema(4));
+            var done = new Task[threads];
+            for (int n = 0; n < threads; n++)
+            {
+                uint worker = store.RegisterWorker($"w{n}", [], 600_000).Id;
+                ulong[] keys = [0, .. TestStore.Keys(1000UL * (ulong)(n + 1), 8)];
+                float[] ones = Fill(keys.Length * 4, 1f);
+                var finished = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                done[n] = finished.Task;
+                new Thread(() =>
+                {
+                    try
+                    {
+                        for (int r = 1; r <= rounds; r++) store.Push(t, keys, ones, new WorkerStamp(worker, (ulong)r)).Durable.GetAwaiter().GetResult();
+                        finished.SetResult();
+                    }
+                    catch (Exception e)
+                    {
+                        finished.SetException(e);
+                    }
+                }).Start();
+            }
+            Task all = Task.WhenAll(done);
+            while (!all.IsCompleted) await store.CheckpointAsync();
+            await all;
+            Assert.All(TestStore.Pull(store, t, 0), v => Assert.Equal(threads * rounds, v));
+        }
+        using (ParamStore store = dir.Open())
+        {
+            Assert.True(store.TryGetTable("t", out TableHandle? t));
+            Assert.All(TestStore.Pull(store, t, 0), v => Assert.Equal(threads * rounds, v));
+            Assert.All(TestStore.Pull(store, t, TestStore.Keys(1000, 8)), v => Assert.Equal(rounds, v));
+        }
+    }
+
     [Fact]
     public async Task TheLogIsKeptBackToTheOldestKeptCheckpointSoAFallBackStillFindsIt()
     {
