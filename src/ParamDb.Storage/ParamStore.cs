@@ -15,7 +15,9 @@ namespace ParamDb.Storage;
 /// <para>Batch calls (<see cref="Push"/>, <see cref="Pull"/>…) are thread-safe: each rents a FASTER session for
 /// the whole batch. Table changes serialize on a lock; checkpoints and compactions on a semaphore.</para>
 /// <para>Split by concern: tables in ParamStore.Tables.cs, push/pull in ParamStore.Rows.cs, checkpoints in
-/// ParamStore.Checkpoints.cs, compaction in ParamStore.Compaction.cs, recovery in ParamStore.Recovery.cs.</para>
+/// ParamStore.Checkpoints.cs, compaction in ParamStore.Compaction.cs, recovery in ParamStore.Recovery.cs, the
+/// write-ahead log in ParamStore.Durability.cs, vector clocks and workers in ParamStore.Versions.cs, the key scan
+/// and exports in ParamStore.Scan.cs and ParamStore.Export.cs.</para>
 /// </remarks>
 public sealed partial class ParamStore : IDisposable
 {

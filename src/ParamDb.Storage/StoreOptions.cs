@@ -4,7 +4,8 @@ namespace ParamDb.Storage;
 /// <remarks>
 /// Layout below <see cref="DataDirectory"/>: <c>log/hlog.log.N</c> (the FASTER hybrid log, 128 MiB segments),
 /// <c>checkpoints/</c> (FASTER's <c>index-checkpoints/</c> and <c>cpr-checkpoints/</c>, one folder per token)
-/// and <c>wal/</c> (the write-ahead log, <c>wal-{first LSN}.log</c> segments).
+/// <c>wal/</c> (the write-ahead log, <c>wal-{first LSN}.log</c> segments) and <c>tmp/</c> (sorted key runs of
+/// exports while they run).
 /// </remarks>
 public sealed class StoreOptions
 {
