@@ -79,16 +79,15 @@ internal sealed class ReplyWriter
             {
                 while (_queue.Reader.TryRead(out var reply))
                 {
-                    // Charged from here, so a failed write still gives its bytes back in finally.
-                    charged += reply.Charge;
-                    written++;
                     PooledBuffer frame = reply.Frame;
                     if (reply.Gate is { IsCompleted: false } gate)
                     {
-                        // Send what is ready before waiting: those replies do not depend on the gate.
+                        // Send what is ready before waiting: those replies do not depend on the gate. This
+                        // reply's bytes stay reserved until it is written (or given back in finally).
                         if (!await FlushAsync(output, aborted).ConfigureAwait(false))
                         {
                             frame.Dispose();
+                            charged += reply.Charge;
                             return;
                         }
                         Flushed();
@@ -103,9 +102,13 @@ internal sealed class ReplyWriter
                         catch (OperationCanceledException)
                         {
                             frame.Dispose();
+                            charged += reply.Charge;
                             throw;
                         }
                     }
+                    // Charged from here, so a failed write still gives its bytes back in finally.
+                    charged += reply.Charge;
+                    written++;
                     if (reply.Gate is { IsFaulted: true } failed && reply.OnGateFault is { } onFault)
                     {
                         frame.Dispose();
