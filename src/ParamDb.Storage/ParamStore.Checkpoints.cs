@@ -67,7 +67,10 @@ public sealed partial class ParamStore
             (bool started, Guid token) = await checkpoint.ConfigureAwait(false);
             if (!started) throw new InvalidOperationException("FASTER did not start the checkpoint: another state machine (checkpoint or index resize) is running.");
             bool sync = options.Durability == DurabilityMode.Fsync;
-            if (sync) SyncFiles(Path.Combine(Path.GetFullPath(options.DataDirectory), "log"));
+            // A snapshot checkpoint holds only the log above what FASTER had flushed; the rest stays in the hybrid
+            // log's segments, which FASTER hands to the OS without a sync. They must be on the device before the
+            // write-ahead log behind this checkpoint may go.
+            if (sync) FileSync.Tree(Path.Combine(Path.GetFullPath(options.DataDirectory), "log"));
             DateTimeOffset completedAt = DateTimeOffset.UtcNow;
             // Only now is the checkpoint complete: recovery skips one without a manifest.
             CheckpointManifest.Write(CheckpointDirectory, token, cut, completedAt, sync);
@@ -144,22 +147,6 @@ public sealed partial class ParamStore
     }
 
     private string CheckpointDirectory => Path.Combine(Path.GetFullPath(options.DataDirectory), "checkpoints");
-
-    /// <summary>
-    /// fsyncs every file below <paramref name="directory"/>: in <see cref="DurabilityMode.Fsync"/> mode the hybrid
-    /// log's segments (a snapshot checkpoint holds only the log above what FASTER had flushed; the rest stays in
-    /// those segments) must be on the device before the write-ahead log behind the checkpoint may be deleted.
-    /// FASTER hands its writes to the OS without a sync.
-    /// </summary>
-    private static void SyncFiles(string directory)
-    {
-        if (!Directory.Exists(directory)) return;
-        foreach (string path in Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories))
-        {
-            using var file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, bufferSize: 0);
-            file.Flush(flushToDisk: true);
-        }
-    }
 
     private void SetLastCheckpoint(DateTime utc) => Interlocked.Exchange(ref lastCheckpointTicks, utc.Ticks);
 }

@@ -41,15 +41,25 @@ public sealed partial class ParamStore
 
     /// <summary>
     /// Appends a push to the log. The caller holds the push gate shared and applies the push after this returns,
-    /// so a checkpoint's cut falls between whole pushes. Throws (and the push is not applied) when the log failed.
+    /// so a checkpoint's cut falls between whole pushes.
     /// </summary>
-    /// <returns>The task to await before acknowledging; null when nothing is logged.</returns>
+    /// <returns>
+    /// The task to await before acknowledging; null when nothing is logged. Already faulted when the log failed
+    /// earlier and refused the record: the caller then applies nothing, and the fault answers the request.
+    /// </returns>
     private Task? LogPush(TableHandle table, BatchKeys keys, ReadOnlySpan<float> values, WorkerStamp stamp)
     {
         if (wal is null) return null;
         Span<byte> header = stackalloc byte[WalRecord.PushHeaderSize];
         WalRecord.WritePushHeader(header, table.Id, keys.IsRange, keys.First, keys.Count, stamp);
-        return wal.Append(header, MemoryMarshal.AsBytes(keys.Explicit), MemoryMarshal.AsBytes(values)).Durable;
+        try
+        {
+            return wal.Append(header, MemoryMarshal.AsBytes(keys.Explicit), MemoryMarshal.AsBytes(values)).Durable;
+        }
+        catch (IOException e)
+        {
+            return Task.FromException(e);
+        }
     }
 
     /// <summary>Appends a catalog or registry record; the caller holds the push gate shared.</summary>
@@ -161,12 +171,13 @@ public sealed partial class ParamStore
         switch (WalRecord.KindOf(payload))
         {
             case WalRecordKind.Push:
-                if (!WalRecord.TryReadPush(payload, DimOf, out WalPush push))
-                    throw new WalCorruptException($"Write-ahead log record {lsn} is a push whose lengths do not match its table.");
-                if (push.Dim == 0) return;   // its table was deleted later in the log
-                catalog.TryGet(push.Table, out TableHandle? table);
+                if (!WalRecord.TryReadPushTable(payload, out uint tableId))
+                    throw new WalCorruptException($"Write-ahead log record {lsn} is a push too short for its header.");
+                if (!catalog.TryGet(tableId, out TableHandle? table)) return;   // its table was deleted later in the log
+                if (!WalRecord.TryReadPush(payload, table!.Dim, out WalPush push))
+                    throw new WalCorruptException($"Write-ahead log record {lsn} is a push whose lengths do not match table '{table.Name}' (dim {table.Dim}).");
                 BatchKeys keys = push.IsRange ? new BatchKeys(push.First, push.Count) : new BatchKeys(push.Keys);
-                ApplyPush(table!, keys, push.Values, push.Stamp);
+                ApplyPush(table, keys, push.Values, push.Stamp);
                 return;
             case WalRecordKind.Catalog:
                 Catalog logged = Catalog.Deserialize(payload[WalRecord.SystemHeaderSize..], options.Ring.Count);
@@ -187,6 +198,4 @@ public sealed partial class ParamStore
                 throw new WalCorruptException($"Write-ahead log record {lsn} has unknown kind {payload[0]}.");
         }
     }
-
-    private int DimOf(uint tableId) => catalog.TryGet(tableId, out TableHandle? table) ? table!.Dim : 0;
 }

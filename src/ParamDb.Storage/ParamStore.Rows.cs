@@ -77,6 +77,7 @@ public sealed partial class ParamStore
             try
             {
                 durable = LogPush(table, keys, values, stamp);
+                if (durable is { IsFaulted: true }) return new PushOutcome(PushStatus.Ok, 0, durable);   // the log refused it
                 RunChunks<PushRow>(batch);
             }
             finally

@@ -226,6 +226,7 @@ public sealed partial class ParamStore
             try
             {
                 durable = LogPush(table, keys, values, stamp);
+                if (durable is { IsFaulted: true }) return 0;   // the log refused it: nothing applied, the clock stays
                 if (stamp.Clock > clocks.Max)
                 {
                     if (batch.Count > 0) RunChunks<PushRow>(batch);

@@ -71,6 +71,7 @@ public sealed partial class ParamStore : IDisposable
         string root = Path.GetFullPath(options.DataDirectory);
         string logDirectory = Path.Combine(root, "log");
         string checkpointDirectory = Path.Combine(root, "checkpoints");
+        string walDirectory = Path.Combine(root, "wal");
         Directory.CreateDirectory(checkpointDirectory);
         var checkpointManager = new DeviceLogCommitCheckpointManager(
             new LocalStorageNamedDeviceFactory(), new DefaultCheckpointNamingScheme(checkpointDirectory), removeOutdated: false);
@@ -103,7 +104,6 @@ public sealed partial class ParamStore : IDisposable
         }
         if (store is null)
         {
-            string walDirectory = Path.Combine(root, "wal");
             if (damage.Count > 0 && !WalReachesFirstRecord(walDirectory))
             {
                 logDevice.Dispose();
@@ -133,7 +133,7 @@ public sealed partial class ParamStore : IDisposable
                 paramStore.checkpointCuts[recoveredToken] = paramStore.recoveredCut;
                 paramStore.SetLastCheckpoint(Directory.GetLastWriteTimeUtc(Path.Combine(checkpointDirectory, "cpr-checkpoints", recoveredToken.ToString())));
             }
-            paramStore.OpenLog(Path.Combine(root, "wal"));
+            paramStore.OpenLog(walDirectory);
         }
         catch
         {

@@ -141,7 +141,7 @@ public static class DataOps
 
     /// <summary>503 <c>unavailable</c>: the write-ahead log could not be written, so the write is not acknowledged.</summary>
     public static ProtocolError LogFailed(IOException e) =>
-        new(503, ProblemCodes.Unavailable, $"This write reached memory but not the write-ahead log, so it is not acknowledged and may not survive a restart: {e.Message} The node takes no more writes until it is restarted.");
+        new(503, ProblemCodes.Unavailable, $"This write is not acknowledged: the write-ahead log could not take it ({e.Message}). If it reached memory before the log failed, pulls may see it until the node restarts, and it will not survive the restart. The node takes no more writes until it is restarted.");
 
     /// <summary>404 <c>worker_not_found</c>.</summary>
     public static ProtocolError WorkerNotFound(uint worker) =>

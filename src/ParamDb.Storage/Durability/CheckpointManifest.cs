@@ -51,11 +51,9 @@ internal static class CheckpointManifest
     /// manifest are fsynced first (the <see cref="DurabilityMode.Fsync"/> mode), so a manifest never vouches for
     /// bytes still only in the page cache.
     /// </summary>
-    /// <returns>Bytes checksummed.</returns>
-    public static long Write(string checkpoints, Guid token, long cut, DateTimeOffset completedAt, bool sync)
+    public static void Write(string checkpoints, Guid token, long cut, DateTimeOffset completedAt, bool sync)
     {
         var files = new List<ManifestFile>();
-        long total = 0;
         foreach (string folder in new[] { LogFolder(checkpoints, token), IndexFolder(checkpoints, token) })
         {
             if (!Directory.Exists(folder)) throw new IOException($"Checkpoint {token} has no folder {folder}.");
@@ -63,10 +61,9 @@ internal static class CheckpointManifest
             {
                 string name = Path.GetFileName(path);
                 if (name.StartsWith(FileName, StringComparison.Ordinal)) continue;
-                if (sync) SyncFile(path);
+                if (sync) FileSync.File(path);
                 (uint crc, long length) = Crc32C.OfFile(path);
                 files.Add(new ManifestFile(Path.GetRelativePath(checkpoints, path).Replace('\\', '/'), length, crc));
-                total += length;
             }
         }
         files.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
@@ -81,7 +78,6 @@ internal static class CheckpointManifest
             file.Flush(flushToDisk: sync);
         }
         File.Move(temporary, final, overwrite: true);
-        return total;
     }
 
     /// <summary>Checks a checkpoint's files against its manifest.</summary>
@@ -130,12 +126,6 @@ internal static class CheckpointManifest
             }
         }
         return ManifestCheck.Valid;
-    }
-
-    private static void SyncFile(string path)
-    {
-        using var file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, bufferSize: 0);
-        file.Flush(flushToDisk: true);
     }
 
     private sealed record ManifestDocument(int Format, Guid Token, long Cut, DateTimeOffset CompletedAt, List<ManifestFile> Files);

@@ -50,10 +50,6 @@ internal static class WalFormat
         return segments;
     }
 
-    /// <summary>Writes a record's header for <paramref name="payload"/> into <paramref name="destination"/>.</summary>
-    public static void WriteHeader(Span<byte> destination, long lsn, ReadOnlySpan<byte> payload) =>
-        WriteHeader(destination, lsn, payload, default, default);
-
     /// <summary>
     /// Writes the header of a record whose payload is the three parts in order, so a push's header, keys and
     /// values need not be copied together first.

@@ -72,30 +72,29 @@ internal static class WalRecord
     /// <summary>The kind of a record, or 0 for an empty payload.</summary>
     public static WalRecordKind KindOf(ReadOnlySpan<byte> payload) => payload.IsEmpty ? 0 : (WalRecordKind)payload[0];
 
-    /// <summary>Reads a push record; false when its lengths do not add up for <paramref name="dimOf"/>'s table.</summary>
+    /// <summary>The table id a push record names; false when the record is too short to hold one.</summary>
+    public static bool TryReadPushTable(ReadOnlySpan<byte> payload, out uint table)
+    {
+        table = payload.Length >= PushHeaderSize ? BinaryPrimitives.ReadUInt32LittleEndian(payload[4..]) : 0;
+        return payload.Length >= PushHeaderSize;
+    }
+
+    /// <summary>Reads a push record of a table of width <paramref name="dim"/>; false when its lengths do not add up.</summary>
     /// <param name="payload">The record.</param>
-    /// <param name="dimOf">The row width of a table id, or 0 when the table is gone (the push is then skipped whole).</param>
+    /// <param name="dim">The row width of the table it names.</param>
     /// <param name="push">The push, valid while <paramref name="payload"/> is.</param>
-    public static bool TryReadPush(ReadOnlySpan<byte> payload, Func<uint, int> dimOf, out WalPush push)
+    public static bool TryReadPush(ReadOnlySpan<byte> payload, int dim, out WalPush push)
     {
         push = default;
         if (payload.Length < PushHeaderSize) return false;
         bool isRange = (payload[1] & RangeFlag) != 0;
-        uint table = BinaryPrimitives.ReadUInt32LittleEndian(payload[4..]);
         var stamp = new WorkerStamp(BinaryPrimitives.ReadUInt32LittleEndian(payload[8..]), BinaryPrimitives.ReadUInt64LittleEndian(payload[16..]));
         int count = BinaryPrimitives.ReadInt32LittleEndian(payload[12..]);
         ulong first = BinaryPrimitives.ReadUInt64LittleEndian(payload[24..]);
-        if (count < 0) return false;
-        int dim = dimOf(table);
         long keyBytes = isRange ? 0 : 8L * count;
         ReadOnlySpan<byte> rest = payload[PushHeaderSize..];
-        if (dim == 0)
-        {
-            push = new WalPush(table, 0, stamp, isRange, first, count, default, default);
-            return true;
-        }
-        if (rest.Length != keyBytes + 4L * count * dim) return false;
-        push = new WalPush(table, dim, stamp, isRange, first, count,
+        if (count < 0 || rest.Length != keyBytes + 4L * count * dim) return false;
+        push = new WalPush(stamp, isRange, first, count,
             MemoryMarshal.Cast<byte, ulong>(rest[..(int)keyBytes]),
             MemoryMarshal.Cast<byte, float>(rest[(int)keyBytes..]));
         return true;
@@ -103,11 +102,8 @@ internal static class WalRecord
 }
 
 /// <summary>A push read back from the log.</summary>
-internal readonly ref struct WalPush(uint table, int dim, WorkerStamp stamp, bool isRange, ulong first, int count, ReadOnlySpan<ulong> keys, ReadOnlySpan<float> values)
+internal readonly ref struct WalPush(WorkerStamp stamp, bool isRange, ulong first, int count, ReadOnlySpan<ulong> keys, ReadOnlySpan<float> values)
 {
-    public uint Table { get; } = table;
-    /// <summary>The table's row width; 0 when the table no longer exists.</summary>
-    public int Dim { get; } = dim;
     public WorkerStamp Stamp { get; } = stamp;
     public bool IsRange { get; } = isRange;
     public ulong First { get; } = first;
