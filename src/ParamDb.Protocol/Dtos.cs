@@ -111,4 +111,8 @@ public sealed record ProblemReply
 [JsonSerializable(typeof(WorkerInfo))]
 [JsonSerializable(typeof(WorkerList))]
 [JsonSerializable(typeof(WorkerClock))]
+[JsonSerializable(typeof(SnapshotRequest))]
+[JsonSerializable(typeof(SnapshotInfo))]
+[JsonSerializable(typeof(SnapshotList))]
+[JsonSerializable(typeof(RestoreReply))]
 public sealed partial class ProtocolJson : JsonSerializerContext;

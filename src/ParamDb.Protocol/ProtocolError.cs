@@ -78,6 +78,14 @@ public static class ProblemCodes
     public const string Http2Required = "http2_required";
     /// <summary>429: a stream already holds its limit of pulls waiting for clocks (<c>--stream-max-waiting</c>).</summary>
     public const string TooManyWaitingPulls = "too_many_waiting_pulls";
+    /// <summary>404: no snapshot has that name.</summary>
+    public const string SnapshotNotFound = "snapshot_not_found";
+    /// <summary>409: a snapshot of that name already exists; snapshots are never overwritten.</summary>
+    public const string SnapshotExists = "snapshot_exists";
+    /// <summary>400: a snapshot name outside <c>[A-Za-z0-9_.-]{1,128}</c>, or one starting with a dot.</summary>
+    public const string InvalidSnapshotName = "invalid_snapshot_name";
+    /// <summary>409: another restore is running on this node.</summary>
+    public const string RestoreInProgress = "restore_in_progress";
     /// <summary>400: a request the server could not read, for a reason no other code names.</summary>
     public const string BadRequest = "bad_request";
     /// <summary>500: a fault inside the server; the detail says what.</summary>

@@ -67,4 +67,25 @@ internal static partial class LogMessages
 
     [LoggerMessage(32, LogLevel.Warning, "Could not delete {Directory}, left by an earlier export; delete it by hand")]
     public static partial void AbandonedExportNotDeleted(this ILogger logger, string directory, Exception exception);
+
+    [LoggerMessage(33, LogLevel.Warning, "Discarded {Directory}: a restore whose copy never finished; the node keeps its data")]
+    public static partial void RestoreStagingDiscarded(this ILogger logger, string directory);
+
+    [LoggerMessage(34, LogLevel.Information, "Restore finished in {Directory}: the snapshot's checkpoint and log replaced the node's")]
+    public static partial void RestoreRolledForward(this ILogger logger, string directory);
+
+    [LoggerMessage(35, LogLevel.Information, "Snapshot {Name} created from checkpoint {Token}: {Tables} tables, {Rows} rows, {Bytes} bytes, copied in {ElapsedMs} ms")]
+    public static partial void SnapshotCreated(this ILogger logger, string name, Guid token, int tables, long rows, long bytes, long elapsedMs);
+
+    [LoggerMessage(36, LogLevel.Information, "Snapshot {Name} deleted{Deferred}")]
+    public static partial void SnapshotDeleted(this ILogger logger, string name, string deferred);
+
+    [LoggerMessage(37, LogLevel.Warning, "Deleted {Count} snapshot folders left unfinished or deleted by an earlier process under {Directory}")]
+    public static partial void SnapshotLeftoversDeleted(this ILogger logger, int count, string directory);
+
+    [LoggerMessage(38, LogLevel.Warning, "Snapshot folder {Directory} has no readable snapshot.json; it is not listed")]
+    public static partial void SnapshotUnreadable(this ILogger logger, string directory, Exception exception);
+
+    [LoggerMessage(39, LogLevel.Information, "Snapshot {Name} staged for restore in {ElapsedMs} ms")]
+    public static partial void RestoreStaged(this ILogger logger, string name, long elapsedMs);
 }

@@ -53,9 +53,17 @@ public sealed partial class ParamStore
     /// <see cref="CheckpointType.Snapshot"/> writes the in-memory part of the log to a separate file. FoldOver would
     /// make every later update of those records copy them to the tail first (6× slower, log doubles; DESIGN.md §10).
     /// </remarks>
-    public async Task<CheckpointResult> CheckpointAsync(CancellationToken cancellationToken = default)
+    public Task<CheckpointResult> CheckpointAsync(CancellationToken cancellationToken = default) => CheckpointCoreAsync(null, cancellationToken);
+
+    /// <summary>
+    /// <see cref="CheckpointAsync(CancellationToken)"/>, then, while the checkpoint's files are still pinned (no
+    /// compaction, purge or other checkpoint can run), hands <paramref name="whileHeld"/> what it captured: a
+    /// snapshot copies them from there.
+    /// </summary>
+    private async Task<CheckpointResult> CheckpointCoreAsync(Action<CheckpointImage>? whileHeld, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
+        if (options.ReadOnly) throw new InvalidOperationException("A snapshot opened for reading takes no checkpoints.");
         await maintenance.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -63,7 +71,7 @@ public sealed partial class ParamStore
             // A checkpoint whose caller gave up waiting may still be running; FASTER runs one at a time.
             await store.CompleteCheckpointAsync(cancellationToken).ConfigureAwait(false);
             CompactIfWorthIt(force: false);   // synchronous, on this thread: see CompactLog for the rule
-            (ValueTask<(bool, Guid)> checkpoint, long cut) = StartCheckpointAtPushBoundary(cancellationToken);
+            (ValueTask<(bool, Guid)> checkpoint, long cut, CutContents contents) = StartCheckpointAtPushBoundary(cancellationToken);
             (bool started, Guid token) = await checkpoint.ConfigureAwait(false);
             if (!started) throw new InvalidOperationException("FASTER did not start the checkpoint: another state machine (checkpoint or index resize) is running.");
             bool sync = options.Durability == DurabilityMode.Fsync;
@@ -80,6 +88,8 @@ public sealed partial class ParamStore
             compactedSinceCheckpoint = false;
             TruncateLog();
             logger.CheckpointCompleted(token, clock.ElapsedMilliseconds);
+            whileHeld?.Invoke(new CheckpointImage(token, cut, completedAt, contents, CheckpointDirectory,
+                Path.Combine(Path.GetFullPath(options.DataDirectory), "log"), store.Log.BeginAddress >> SegmentSizeBits));
             return new CheckpointResult(token, clock.Elapsed, completedAt);
         }
         finally
@@ -99,12 +109,13 @@ public sealed partial class ParamStore
     /// moves the state machine; driving it with a pooled session's <c>Refresh</c> instead left that session a
     /// step ahead of the others and the checkpoint never left WAIT_INDEX_CHECKPOINT.
     /// </remarks>
-    private (ValueTask<(bool Started, Guid Token)> Checkpoint, long Cut) StartCheckpointAtPushBoundary(CancellationToken cancellationToken)
+    private (ValueTask<(bool Started, Guid Token)> Checkpoint, long Cut, CutContents Contents) StartCheckpointAtPushBoundary(CancellationToken cancellationToken)
     {
         pushGate.EnterWriteLock();
         try
         {
             long cut = WriteCutRecord();
+            CutContents contents = CaptureContents();
             long version = store.CurrentVersion;
             ValueTask<(bool, Guid)> checkpoint = store.TakeFullCheckpointAsync(CheckpointType.Snapshot, cancellationToken);
             var deadline = Stopwatch.StartNew();
@@ -115,7 +126,7 @@ public sealed partial class ParamStore
                     throw new TimeoutException($"FASTER did not move past version {version} within {VersionShiftLimit.TotalSeconds} s of starting a checkpoint.");
                 spin.SpinOnce(sleep1Threshold: -1);
             }
-            return (checkpoint, cut);
+            return (checkpoint, cut, contents);
         }
         finally
         {

@@ -11,7 +11,7 @@ public sealed partial class ParamStore
     private bool exportsSwept;
 
     /// <summary>Where exports keep their sorted runs: <c>DATA/tmp/</c>, one <c>export-&lt;guid&gt;</c> folder per export.</summary>
-    internal string TempDirectory => Path.Combine(Path.GetFullPath(options.DataDirectory), "tmp");
+    internal string TempDirectory => options.TempDirectory ?? Path.Combine(Path.GetFullPath(options.DataDirectory), "tmp");
 
     /// <summary>
     /// Prepares a live export of <paramref name="table"/> as a safetensors file: scans its keys

@@ -72,11 +72,17 @@ public sealed partial class ParamStore : IDisposable
         string logDirectory = Path.Combine(root, "log");
         string checkpointDirectory = Path.Combine(root, "checkpoints");
         string walDirectory = Path.Combine(root, "wal");
+        if (!options.ReadOnly) Snapshots.RestoreStaging.RollForward(root, logger);
         Directory.CreateDirectory(checkpointDirectory);
         var checkpointManager = new DeviceLogCommitCheckpointManager(
             new LocalStorageNamedDeviceFactory(), new DefaultCheckpointNamingScheme(checkpointDirectory), removeOutdated: false);
         List<Guid> tokens = checkpointManager.GetLogCheckpointTokens().ToList();   // newest first
         List<Guid> candidates = CheckCheckpoints(checkpointDirectory, tokens, logger, out List<string> damage);
+        if (options.ReadOnly && candidates.Count == 0)
+        {
+            checkpointManager.Dispose();
+            throw new InvalidDataException($"{root} holds no checkpoint that checks out ({(damage.Count > 0 ? string.Join("; ", damage) : "none at all")}).");
+        }
         if (tokens.Count == 0 && Directory.Exists(logDirectory))
             Directory.Delete(logDirectory, recursive: true);   // a log no checkpoint describes cannot be recovered
         Directory.CreateDirectory(logDirectory);
@@ -104,6 +110,12 @@ public sealed partial class ParamStore : IDisposable
         }
         if (store is null)
         {
+            if (options.ReadOnly)
+            {
+                logDevice.Dispose();
+                checkpointManager.Dispose();
+                throw new InvalidDataException($"The checkpoint in {checkpointDirectory} cannot be recovered ({string.Join("; ", damage)}).");
+            }
             if (damage.Count > 0 && !WalReachesFirstRecord(walDirectory))
             {
                 logDevice.Dispose();
@@ -133,13 +145,15 @@ public sealed partial class ParamStore : IDisposable
                 paramStore.checkpointCuts[recoveredToken] = paramStore.recoveredCut;
                 paramStore.SetLastCheckpoint(Directory.GetLastWriteTimeUtc(Path.Combine(checkpointDirectory, "cpr-checkpoints", recoveredToken.ToString())));
             }
-            paramStore.OpenLog(walDirectory);
+            if (options.ReadOnly) paramStore.lsnFloor = paramStore.recoveredCut;
+            else paramStore.OpenLog(walDirectory);
         }
         catch
         {
             paramStore.Dispose();
             throw;
         }
+        if (!options.ReadOnly) Snapshots.RestoreStaging.DropOld(root);
         long rows = 0;
         foreach (TableHandle table in paramStore.catalog.Sorted) rows += table.Rows;
         logger.StoreOpened(root, paramStore.catalog.Sorted.Count, rows, (1L << MemorySizeBits(options)) >> 20, recovered?.ToString() ?? "no checkpoint (a new store)", clock.ElapsedMilliseconds);

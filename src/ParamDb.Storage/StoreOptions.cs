@@ -5,7 +5,8 @@ namespace ParamDb.Storage;
 /// Layout below <see cref="DataDirectory"/>: <c>log/hlog.log.N</c> (the FASTER hybrid log, 128 MiB segments),
 /// <c>checkpoints/</c> (FASTER's <c>index-checkpoints/</c> and <c>cpr-checkpoints/</c>, one folder per token)
 /// <c>wal/</c> (the write-ahead log, <c>wal-{first LSN}.log</c> segments) and <c>tmp/</c> (sorted key runs of
-/// exports while they run).
+/// exports while they run), <c>snapshots/</c> (one folder per named snapshot) and, while a restore is under way,
+/// <c>restore/</c> and <c>restore-old/</c>.
 /// </remarks>
 public sealed class StoreOptions
 {
@@ -39,6 +40,15 @@ public sealed class StoreOptions
     /// checkpoint. A single record larger than this gets a segment of its own.
     /// </summary>
     public long WalSegmentBytes { get; init; } = 64L << 20;
+
+    /// <summary>
+    /// Opens a snapshot to read it (exports): no write-ahead log, no leases, no checkpoints, no restore roll
+    /// forward. Only the snapshot library sets it; nothing may write to such a store.
+    /// </summary>
+    internal bool ReadOnly { get; init; }
+
+    /// <summary>Where exports sort their keys; null means <c>DATA/tmp/</c>. A snapshot reader points it at the node's.</summary>
+    internal string? TempDirectory { get; init; }
 
     /// <summary>The clock that worker leases and clock-wait timeouts follow (tests may substitute one).</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;

@@ -1,0 +1,318 @@
+using ParamDb.Protocol;
+using ParamDb.Storage.Snapshots;
+
+namespace ParamDb.Storage.Tests;
+
+/// <summary>Named snapshots on a real store: what they hold, reading them, restoring them (live and after a crash), deleting and keeping them.</summary>
+public sealed class SnapshotTests : IDisposable
+{
+    private readonly TestStore dir = new();
+
+    public void Dispose() => dir.Dispose();
+
+    private SnapshotLibrary Library(int keep = 0) =>
+        new(new StoreOptions { DataDirectory = dir.Directory, MemoryBytes = TestStore.DefaultMemory }, keep);
+
+    private static float[] Fill(int count, float value)
+    {
+        var values = new float[count];
+        Array.Fill(values, value);
+        return values;
+    }
+
+    /// <summary>Two tables and a clocked worker; returns the worker's id.</summary>
+    private static uint Populate(ParamStore store)
+    {
+        TableHandle a = TestStore.Create(store, "a", TestStore.Schema(4));
+        TableHandle b = TestStore.Create(store, "b", TestStore.Schema(2, updater: new UpdaterSpec { Kind = "adagrad", Lr = 0.5 }));
+        uint worker = store.RegisterWorker("w", ["a"], 60_000).Id;
+        store.Push(a, TestStore.Keys(0, 100), Fill(400, 1f), new WorkerStamp(worker, 1));
+        store.Push(a, TestStore.Keys(0, 100), Fill(400, 1f), new WorkerStamp(worker, 2));
+        store.Push(b, [7, 9], Fill(4, 1f));
+        return worker;
+    }
+
+    [Fact]
+    public async Task ASnapshotHoldsEveryTableAsOfItsCutWhileTheStoreMovesOn()
+    {
+        using var library = Library();
+        using (ParamStore store = dir.Open())
+        {
+            Populate(store);
+            float[] bBefore = TestStore.Pull(store, store.TryGetTable("b", out var b) ? b : null!, 7, 9);
+            SnapshotInfo info = await library.CreateAsync(store, "s1");
+
+            Assert.Equal("s1", info.Name);
+            Assert.Equal(["a", "b"], info.Tables.Select(t => t.Name));
+            Assert.Equal([100L, 2L], info.Tables.Select(t => t.Rows));
+            Assert.Equal(102, info.Rows);
+            Assert.Equal(1, info.Workers);
+            Assert.Equal(4, info.Tables[0].Schema.Dim);
+            Assert.True(info.Bytes > 0);
+            Assert.True(DateTimeOffset.UtcNow - info.CreatedAt < TimeSpan.FromMinutes(1));
+            Assert.Equal(info, library.Get("s1"), SameSnapshot);
+            Assert.Equal(info, Assert.Single(library.List()), SameSnapshot);
+
+            // The live store moves on; the snapshot does not.
+            store.TryGetTable("a", out var a);
+            store.Push(a!, TestStore.Keys(0, 200), Fill(800, 5f));
+            store.DeleteTable("b");
+
+            using SnapshotReader reader = library.OpenReader("s1");
+            Assert.True(reader.Store.TryGetTable("a", out var snapA));
+            Assert.Equal(Fill(400, 2f), TestStore.Pull(reader.Store, snapA!, TestStore.Keys(0, 100)));
+            Assert.Equal(100, reader.Store.GetStats(snapA!).Rows);
+            Assert.True(reader.Store.TryGetTable("b", out var snapB));
+            Assert.Equal(bBefore, TestStore.Pull(reader.Store, snapB!, 7, 9));
+            Assert.Equal(2UL, reader.Store.ClockMin(snapA!));
+        }
+    }
+
+    private static readonly IEqualityComparer<SnapshotInfo> SameSnapshot = EqualityComparer<SnapshotInfo>.Create(
+        (x, y) => x!.Name == y!.Name && x.CreatedAt == y.CreatedAt && x.Rows == y.Rows && x.Bytes == y.Bytes && x.Workers == y.Workers
+            && x.Tables.SequenceEqual(y.Tables));
+
+    [Fact]
+    public async Task ARestoreBringsBackRowsTablesClocksAndWorkersAndLaterWritesAreLogged()
+    {
+        using var library = Library();
+        uint worker;
+        float[] bAtSnapshot;
+        ParamStore store = dir.Open();
+        try
+        {
+            worker = Populate(store);
+            store.TryGetTable("b", out var b);
+            bAtSnapshot = TestStore.Pull(store, b!, 7, 9);
+            await library.CreateAsync(store, "s1");
+
+            store.TryGetTable("a", out var a);
+            store.Push(a!, TestStore.Keys(0, 300), Fill(1200, 3f), new WorkerStamp(worker, 3));
+            store.DeleteTable("b");
+            TestStore.Create(store, "c", TestStore.Schema(1));
+            store.RegisterWorker("later", [], 60_000);
+            await store.CheckpointAsync();
+
+            library.StageRestore("s1");
+        }
+        finally
+        {
+            store.Dispose();
+        }
+
+        using (store = dir.Open())
+        {
+            Assert.Equal(["a", "b"], store.ListTables().Select(t => t.Name));
+            store.TryGetTable("a", out var a);
+            store.TryGetTable("b", out var b);
+            Assert.Equal(Fill(400, 2f), TestStore.Pull(store, a!, TestStore.Keys(0, 100)));
+            Assert.Equal(Fill(800, 0f), TestStore.Pull(store, a!, TestStore.Keys(100, 200)));   // pushed after the snapshot: back to the initializer
+            Assert.Equal(100, store.GetStats(a!).Rows);
+            Assert.Equal(bAtSnapshot, TestStore.Pull(store, b!, 7, 9));
+            Assert.Equal(["w"], store.ListWorkers().Select(w => w.Name));
+            Assert.Equal(2UL, store.ClockMin(a!));
+            // The clock is the snapshot's: clock 3 is new again and applies once.
+            Assert.Equal(PushStatus.Ok, store.Push(a!, [0], Fill(4, 1f), new WorkerStamp(worker, 3)).Status);
+            Assert.Equal(0, store.Push(a!, [0], Fill(4, 1f), new WorkerStamp(worker, 3)).Applied);
+            Assert.False(Directory.Exists(Path.Combine(dir.Directory, "restore")));
+            Assert.False(Directory.Exists(Path.Combine(dir.Directory, "restore-old")));
+        }
+        // Written after the restore, without a checkpoint: back from the write-ahead log.
+        using (store = dir.Open())
+        {
+            store.TryGetTable("a", out var a);
+            Assert.Equal(Fill(4, 3f), TestStore.Pull(store, a!, 0));
+            Assert.Equal(3UL, store.ClockMin(a!));
+        }
+    }
+
+    [Fact]
+    public async Task ARestoreInterruptedAfterItsFirstMoveIsFinishedByTheNextOpen()
+    {
+        using var library = Library();
+        using (ParamStore store = dir.Open())
+        {
+            TableHandle a = TestStore.Create(store, "a", TestStore.Schema(2));
+            store.Push(a, [1], [1, 1]);
+            await library.CreateAsync(store, "s1");
+            store.Push(a, [1], [1, 1]);
+            library.StageRestore("s1");
+        }
+        // A crash after the first swap step: the node's checkpoints are aside, the snapshot's in place.
+        string root = dir.Directory;
+        Directory.CreateDirectory(Path.Combine(root, "restore-old"));
+        Directory.Move(Path.Combine(root, "checkpoints"), Path.Combine(root, "restore-old", "checkpoints"));
+        Directory.Move(Path.Combine(root, "restore", "checkpoints"), Path.Combine(root, "checkpoints"));
+
+        using (ParamStore store = dir.Open())
+        {
+            store.TryGetTable("a", out var a);
+            Assert.Equal(new float[] { 1, 1 }, TestStore.Pull(store, a!, 1));
+        }
+        Assert.False(Directory.Exists(Path.Combine(root, "restore")));
+    }
+
+    [Fact]
+    public async Task AStagedCopyWithoutItsReadyMarkerIsDiscardedAndTheNodeKeepsItsData()
+    {
+        using var library = Library();
+        using (ParamStore store = dir.Open())
+        {
+            TableHandle a = TestStore.Create(store, "a", TestStore.Schema(2));
+            store.Push(a, [1], [1, 1]);
+            await library.CreateAsync(store, "s1");
+            store.Push(a, [1], [1, 1]);
+            library.StageRestore("s1");
+        }
+        File.Delete(Path.Combine(dir.Directory, "restore", "READY"));   // as if the copy had died before its end
+
+        using (ParamStore store = dir.Open())
+        {
+            store.TryGetTable("a", out var a);
+            Assert.Equal(new float[] { 2, 2 }, TestStore.Pull(store, a!, 1));
+        }
+        Assert.False(Directory.Exists(Path.Combine(dir.Directory, "restore")));
+    }
+
+    [Fact]
+    public async Task ADamagedSnapshotIsRefusedBeforeTheNodesDataIsTouched()
+    {
+        using var library = Library();
+        using ParamStore store = dir.Open();
+        TableHandle a = TestStore.Create(store, "a", TestStore.Schema(2));
+        store.Push(a, [1], [1, 1]);
+        await library.CreateAsync(store, "s1");
+        string snapshot = Path.Combine(library.Root, "s1", "checkpoints", "cpr-checkpoints");
+        string info = Directory.GetFiles(Directory.GetDirectories(snapshot)[0], "info.dat*")[0];
+        byte[] bytes = File.ReadAllBytes(info);
+        bytes[^1] ^= 0xFF;
+        File.WriteAllBytes(info, bytes);
+
+        var e = Assert.Throws<InvalidDataException>(() => library.StageRestore("s1"));
+        Assert.Contains("info.dat", e.Message);
+        Assert.False(Directory.Exists(Path.Combine(dir.Directory, "restore")));
+        Assert.Throws<InvalidDataException>(() => library.OpenReader("s1"));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData(".")]
+    [InlineData("..")]
+    [InlineData(".hidden")]
+    [InlineData("a/b")]
+    [InlineData("../../etc")]
+    [InlineData("a b")]
+    public async Task InvalidNamesAreRefusedWithoutTouchingAPath(string name)
+    {
+        using var library = Library();
+        using ParamStore store = dir.Open();
+        var e = await Assert.ThrowsAsync<SnapshotException>(() => library.CreateAsync(store, name));
+        Assert.Equal(SnapshotError.InvalidName, e.Error);
+        Assert.Equal(SnapshotError.InvalidName, Assert.Throws<SnapshotException>(() => library.Get(name)).Error);
+        Assert.Equal(SnapshotError.InvalidName, Assert.Throws<SnapshotException>(() => library.Delete(name)).Error);
+        Assert.Empty(Directory.GetFileSystemEntries(library.Root));
+        Assert.False(SnapshotLibrary.IsValidName(new string('a', 129)));
+        Assert.True(SnapshotLibrary.IsValidName("model-v1.2_final"));
+    }
+
+    [Fact]
+    public async Task NamesAreNeverReusedAndUnknownNamesAreNotFound()
+    {
+        using var library = Library();
+        using ParamStore store = dir.Open();
+        await library.CreateAsync(store, "s1");
+        Assert.Equal(SnapshotError.Exists, (await Assert.ThrowsAsync<SnapshotException>(() => library.CreateAsync(store, "s1"))).Error);
+        Assert.Equal(SnapshotError.NotFound, Assert.Throws<SnapshotException>(() => library.Get("nope")).Error);
+        Assert.Equal(SnapshotError.NotFound, Assert.Throws<SnapshotException>(() => library.OpenReader("nope")).Error);
+        Assert.Equal(SnapshotError.NotFound, Assert.Throws<SnapshotException>(() => library.StageRestore("nope")).Error);
+        Assert.False(library.Delete("nope"));
+        Assert.Single(Directory.GetDirectories(library.Root));
+    }
+
+    [Fact]
+    public async Task ADeleteWhileAReaderIsOpenHidesTheSnapshotAndRemovesItWhenTheReaderCloses()
+    {
+        using var library = Library();
+        using ParamStore store = dir.Open();
+        TableHandle a = TestStore.Create(store, "a", TestStore.Schema(2));
+        store.Push(a, [1], [1, 1]);
+        await library.CreateAsync(store, "s1");
+        await library.CreateAsync(store, "s2");
+
+        SnapshotReader reader = library.OpenReader("s1");
+        Assert.True(library.Delete("s1"));
+        Assert.Equal(["s2"], library.List().Select(s => s.Name));
+        Assert.Equal(SnapshotError.NotFound, Assert.Throws<SnapshotException>(() => library.Get("s1")).Error);
+        Assert.False(library.Delete("s1"));
+        reader.Store.TryGetTable("a", out var snapA);
+        Assert.Equal(new float[] { 1, 1 }, TestStore.Pull(reader.Store, snapA!, 1));   // still readable
+        reader.Dispose();
+        Assert.False(Directory.Exists(Path.Combine(library.Root, "s1")));
+
+        Assert.True(library.Delete("s2"));
+        Assert.Empty(Directory.GetFileSystemEntries(library.Root));
+    }
+
+    [Fact]
+    public async Task RetentionKeepsTheNewestN()
+    {
+        using var library = Library(keep: 2);
+        using ParamStore store = dir.Open();
+        TableHandle a = TestStore.Create(store, "a", TestStore.Schema(1));
+        for (int i = 1; i <= 4; i++)
+        {
+            store.Push(a, [0], [1]);
+            await library.CreateAsync(store, $"s{i}");
+        }
+        Assert.Equal(["s4", "s3"], library.List().Select(s => s.Name));
+        Assert.Equal(["s3", "s4"], Directory.GetDirectories(library.Root).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public async Task LeftoversOfAnEarlierProcessGoWhenTheLibraryOpens()
+    {
+        using (var library = Library())
+        using (ParamStore store = dir.Open())
+        {
+            await library.CreateAsync(store, "kept");
+            await library.CreateAsync(store, "doomed");
+        }
+        string root = Path.Combine(dir.Directory, "snapshots");
+        Directory.CreateDirectory(Path.Combine(root, ".staging-0123"));
+        File.WriteAllBytes(Path.Combine(root, "doomed", "DELETED"), []);
+
+        using var reopened = Library();
+        Assert.Equal(["kept"], Directory.GetDirectories(root).Select(Path.GetFileName));
+        Assert.Equal(["kept"], reopened.List().Select(s => s.Name));
+    }
+
+    [Fact]
+    public async Task ASnapshotOfATableLargerThanMemoryRestoresEveryRow()
+    {
+        using var library = Library();
+        const int rows = 60_000;   // dim 64: ~17 MB of records against 8 MiB of log memory
+        ParamStore store = dir.Open(memoryBytes: 8L << 20);
+        try
+        {
+            TableHandle t = TestStore.Create(store, "big", TestStore.Schema(64));
+            var values = new float[rows * 64];
+            for (int i = 0; i < values.Length; i++) values[i] = i / 64;
+            store.Push(t, TestStore.Keys(0, rows), values);
+            await library.CreateAsync(store, "s1");
+            store.Push(t, TestStore.Keys(0, rows), values);
+            library.StageRestore("s1");
+        }
+        finally
+        {
+            store.Dispose();
+        }
+        using (store = dir.Open(memoryBytes: 8L << 20))
+        {
+            store.TryGetTable("big", out var t);
+            Assert.Equal(rows, store.GetStats(t!).Rows);
+            float[] back = TestStore.Pull(store, t!, TestStore.Keys(0, rows));
+            for (int i = 0; i < back.Length; i += 997) Assert.Equal(i / 64, back[i]);
+            Assert.Equal(rows - 1, back[^1]);
+        }
+    }
+}
