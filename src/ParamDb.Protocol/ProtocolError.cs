@@ -84,6 +84,8 @@ public static class ProblemCodes
     public const string SnapshotExists = "snapshot_exists";
     /// <summary>400: a snapshot name outside <c>[A-Za-z0-9_.-]{1,128}</c>, or one starting with a dot.</summary>
     public const string InvalidSnapshotName = "invalid_snapshot_name";
+    /// <summary>409: the snapshot's files fail their checksums; nothing was changed, and the detail names the file.</summary>
+    public const string SnapshotDamaged = "snapshot_damaged";
     /// <summary>409: another restore is running on this node.</summary>
     public const string RestoreInProgress = "restore_in_progress";
     /// <summary>400: a request the server could not read, for a reason no other code names.</summary>

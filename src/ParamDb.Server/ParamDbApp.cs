@@ -63,9 +63,12 @@ public static partial class ParamDbApp
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseParamDbOpenApi();
+        app.UseRouting();
+        app.UseStoreGate();
         app.MapTables();
         app.MapData();
         app.MapExport();
+        app.MapSnapshots();
         app.MapWorkers();
         app.MapAdmin();
         app.MapStream();

@@ -56,7 +56,7 @@ public static class StreamEndpoints
         if (features.Get<IHttpMinRequestBodyDataRateFeature>() is { } minRequestRate) minRequestRate.MinDataRate = null;
         if (features.Get<IHttpMinResponseDataRateFeature>() is { } minResponseRate) minResponseRate.MinDataRate = null;
 
-        using var session = new StreamSession(context, host, settings, metrics, logger, timeout, lifetime.ApplicationStopping);
+        using var session = new StreamSession(context, host, settings, metrics, logger, timeout, lifetime.ApplicationStopping, host.RestoreStarting);
         await session.RunAsync();
         return Results.Empty;
     }

@@ -24,6 +24,8 @@ public sealed partial class CheckpointLoop(StoreHost host, NodeSettings settings
         var sinceLast = Stopwatch.StartNew();
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
+            // Through the gate, like a request: a restore must not close the store under a running checkpoint.
+            using StoreGate.Pass pass = await host.Gate.EnterAsync(stoppingToken);
             if (host.Store is not { } store) continue;
             long walBytes = store.WalBytesSinceCheckpoint;
             bool due = byTime && sinceLast.Elapsed >= settings.CheckpointInterval;

@@ -14,6 +14,7 @@ public static class CommandLine
         ["--max-body-size"] = "ParamDb:MaxBodySize",
         ["--max-keys"] = "ParamDb:MaxKeys",
         ["--checkpoints-to-keep"] = "ParamDb:CheckpointsToKeep",
+        ["--snapshots-to-keep"] = "ParamDb:SnapshotsToKeep",
         ["--stream-buffer"] = "ParamDb:StreamBuffer",
         ["--stream-max-waiting"] = "ParamDb:StreamMaxWaiting",
         ["--durability"] = "ParamDb:Durability",
@@ -35,6 +36,8 @@ public static class CommandLine
           --max-body-size SIZE       largest request body, compressed or not (default 256m)
           --max-keys N               most rows per request (default 16777216)
           --checkpoints-to-keep N    checkpoints kept on disk (default 2)
+          --snapshots-to-keep N      named snapshots kept; a new one deletes the oldest beyond N;
+                                     0 = keep all (default 0)
           --durability MODE          when a write is acknowledged: wal (its log record reached the OS:
                                      survives kill -9), fsync (survives power loss), checkpoint (in
                                      memory: a crash loses what followed the last checkpoint) (default wal)

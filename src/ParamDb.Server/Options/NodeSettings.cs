@@ -24,6 +24,8 @@ public sealed record NodeSettings
     public required int MaxKeys { get; init; }
     /// <summary>Checkpoints kept on disk.</summary>
     public required int CheckpointsToKeep { get; init; }
+    /// <summary>Named snapshots kept (0: all).</summary>
+    public int SnapshotsToKeep { get; init; }
     /// <summary>When writes are acknowledged.</summary>
     public DurabilityMode Durability { get; init; } = DurabilityMode.Wal;
     /// <summary>Write-ahead log bytes that trigger an early checkpoint; 0 when off.</summary>
@@ -55,6 +57,7 @@ public sealed record NodeSettings
             throw new OptionsException($"--max-body-size: '{o.MaxBodySize}' must be a size from 1k to 2g (one body is held in one buffer).");
         if (o.MaxKeys < 1) throw new OptionsException($"--max-keys must be at least 1; got {o.MaxKeys}.");
         if (o.CheckpointsToKeep < 1) throw new OptionsException($"--checkpoints-to-keep must be at least 1; got {o.CheckpointsToKeep}.");
+        if (o.SnapshotsToKeep < 0) throw new OptionsException($"--snapshots-to-keep must be 0 (keep all) or more; got {o.SnapshotsToKeep}.");
         if (!Units.TryParseSize(o.StreamBuffer, out long streamBuffer) || streamBuffer < 64 * 1024)
             throw new OptionsException($"--stream-buffer: '{o.StreamBuffer}' is not a size of at least 64k (e.g. 64m).");
         if (o.StreamMaxWaiting < 0) throw new OptionsException($"--stream-max-waiting must be 0 or more; got {o.StreamMaxWaiting}.");
@@ -79,6 +82,7 @@ public sealed record NodeSettings
             MaxBodyBytes = maxBody,
             MaxKeys = o.MaxKeys,
             CheckpointsToKeep = o.CheckpointsToKeep,
+            SnapshotsToKeep = o.SnapshotsToKeep,
             StreamBufferBytes = streamBuffer,
             StreamMaxWaiting = o.StreamMaxWaiting,
             Durability = durability,

@@ -45,6 +45,9 @@ public sealed class ServerOptions
     /// <summary>Checkpoints kept on disk; older ones are deleted.</summary>
     public int CheckpointsToKeep { get; set; } = 2;
 
+    /// <summary>Named snapshots kept: after a new one, the oldest beyond this many are deleted; 0 keeps them all.</summary>
+    public int SnapshotsToKeep { get; set; }
+
     /// <summary>
     /// When a write is acknowledged: <c>wal</c> (its log record was handed to the OS: survives kill -9),
     /// <c>fsync</c> (its log record is on the device: survives power loss) or <c>checkpoint</c> (in memory: a

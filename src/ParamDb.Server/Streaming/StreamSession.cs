@@ -38,6 +38,7 @@ internal sealed partial class StreamSession : IDisposable
     private readonly CancellationTokenSource _stop;
     private readonly CancellationToken _aborted;
     private readonly CancellationToken _nodeStopping;
+    private readonly CancellationToken _restoring;
 
     // The reader counts as one; each parked pull adds one. Zero means every reply has been queued.
     private int _pending = 1;
@@ -46,7 +47,7 @@ internal sealed partial class StreamSession : IDisposable
     private long _waitingBytes;
     private string _endReason = "the stream ended";
 
-    public StreamSession(HttpContext context, StoreHost host, NodeSettings settings, StreamMetrics metrics, ILogger logger, TimeSpan waitTimeout, CancellationToken stopping)
+    public StreamSession(HttpContext context, StoreHost host, NodeSettings settings, StreamMetrics metrics, ILogger logger, TimeSpan waitTimeout, CancellationToken stopping, CancellationToken restoring)
     {
         _context = context;
         _host = host;
@@ -56,7 +57,8 @@ internal sealed partial class StreamSession : IDisposable
         _waitTimeout = waitTimeout;
         _aborted = context.RequestAborted;
         _nodeStopping = stopping;
-        _stop = CancellationTokenSource.CreateLinkedTokenSource(_aborted, stopping);
+        _restoring = restoring;
+        _stop = CancellationTokenSource.CreateLinkedTokenSource(_aborted, stopping, restoring);
         _budget = new ReplyBudget(settings.StreamBufferBytes, metrics);
         _writer = new ReplyWriter(_budget, metrics);
     }
@@ -88,7 +90,7 @@ internal sealed partial class StreamSession : IDisposable
         {
             if (!end.IsNone)
             {
-                _endReason = end.Status == 503 ? "the node is stopping" : "the stream had an unreadable frame";
+                _endReason = end.Status == 503 ? StopReason : "the stream had an unreadable frame";
                 _stop.Cancel();
             }
             Leave();
@@ -138,7 +140,9 @@ internal sealed partial class StreamSession : IDisposable
         }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested && !_aborted.IsCancellationRequested)
         {
-            return new ProtocolError(503, ProblemCodes.Unavailable, "The node is stopping: the stream ends here. Requests without a reply were not applied; send them again to another node or after the restart.");
+            return _restoring.IsCancellationRequested && !_nodeStopping.IsCancellationRequested
+                ? new ProtocolError(503, ProblemCodes.Unavailable, "The node is restoring a snapshot, which replaces its data: the stream ends here. Requests without a reply were not applied; open a new stream once the restore is done.")
+                : new ProtocolError(503, ProblemCodes.Unavailable, "The node is stopping: the stream ends here. Requests without a reply were not applied; send them again to another node or after the restart.");
         }
         catch (Exception e) when (_aborted.IsCancellationRequested && e is OperationCanceledException or IOException or ConnectionAbortedException)
         {
@@ -183,7 +187,9 @@ internal sealed partial class StreamSession : IDisposable
     }
 
     /// <summary>Why parked pulls were cancelled, for their 503 replies.</summary>
-    private string EndReason => _nodeStopping.IsCancellationRequested ? "the node is stopping" : _endReason;
+    private string EndReason => _nodeStopping.IsCancellationRequested || _restoring.IsCancellationRequested ? StopReason : _endReason;
+
+    private string StopReason => _restoring.IsCancellationRequested && !_nodeStopping.IsCancellationRequested ? "the node is restoring a snapshot" : "the node is stopping";
 
     /// <summary>One reader or parked pull is done; the last one releases <see cref="RunAsync"/>.</summary>
     private void Leave()

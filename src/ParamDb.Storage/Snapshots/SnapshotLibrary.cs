@@ -206,6 +206,12 @@ public sealed class SnapshotLibrary : IDisposable
         }
     }
 
+    /// <summary>
+    /// After a staged restore failed to open: puts the node's own state back in place (see
+    /// <see cref="RestoreStaging.RollBack"/>). The store must be closed.
+    /// </summary>
+    public void RollBackRestore() => RestoreStaging.RollBack(dataRoot);
+
     /// <summary>Closes every reader's store (the host calls it at shutdown, after requests have ended).</summary>
     public void Dispose()
     {
