@@ -315,4 +315,36 @@ public sealed class SnapshotTests : IDisposable
             Assert.Equal(rows - 1, back[^1]);
         }
     }
+
+    [Fact]
+    public async Task ASnapshotFolderCopiedElsewhereOpensAsADataDirectory()
+    {
+        using var library = Library();
+        using (ParamStore store = dir.Open())
+        {
+            TableHandle a = TestStore.Create(store, "a", TestStore.Schema(2));
+            store.Push(a, [4], [1, 2]);
+            await library.CreateAsync(store, "s1");
+        }
+        using var copy = new TestStore();
+        CopyTree(Path.Combine(library.Root, "s1"), copy.Directory);
+        using (ParamStore served = copy.Open())
+        {
+            Assert.True(served.TryGetTable("a", out var a));
+            Assert.Equal(new float[] { 1, 2 }, TestStore.Pull(served, a!, 4));
+            served.Push(a!, [4], [1, 1]);
+        }
+        using (ParamStore again = copy.Open())
+        {
+            again.TryGetTable("a", out var a);
+            Assert.Equal(new float[] { 2, 3 }, TestStore.Pull(again, a!, 4));
+        }
+    }
+
+    private static void CopyTree(string source, string target)
+    {
+        Directory.CreateDirectory(target);
+        foreach (string file in Directory.GetFiles(source)) File.Copy(file, Path.Combine(target, Path.GetFileName(file)));
+        foreach (string folder in Directory.GetDirectories(source)) CopyTree(folder, Path.Combine(target, Path.GetFileName(folder)));
+    }
 }
