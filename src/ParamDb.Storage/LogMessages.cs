@@ -88,4 +88,7 @@ internal static partial class LogMessages
 
     [LoggerMessage(39, LogLevel.Information, "Snapshot {Name} staged for restore in {ElapsedMs} ms")]
     public static partial void RestoreStaged(this ILogger logger, string name, long elapsedMs);
+
+    [LoggerMessage(60, LogLevel.Warning, "Could not delete snapshot {Name}, beyond --snapshots-to-keep; trying again after the next snapshot")]
+    public static partial void SnapshotNotRetired(this ILogger logger, string name, Exception exception);
 }

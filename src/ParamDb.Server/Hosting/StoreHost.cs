@@ -67,17 +67,20 @@ public sealed partial class StoreHost(NodeSettings settings, ILogger<StoreHost> 
             SnapshotInfo info = await Task.Run(() => snapshots.StageRestore(name), cancellationToken);
             var paused = Stopwatch.StartNew();
             Task drained = Gate.CloseAsync();
+            CancellationTokenSource starting = Volatile.Read(ref _restoreStarting);
             try
             {
-                CancellationTokenSource starting = Interlocked.Exchange(ref _restoreStarting, new CancellationTokenSource());
+                // Cancelled, not yet replaced: a stream that got in just before the gate closed and reads the
+                // token only now must see it cancelled too, or the drain would wait for it forever.
                 await starting.CancelAsync();
-                starting.Dispose();
                 _store?.EndClockWaits();
                 await drained;   // no timeout: a request inside always ends (streams and clock waits were just ended)
                 await Task.Run(SwapStore, CancellationToken.None);
             }
             finally
             {
+                Volatile.Write(ref _restoreStarting, new CancellationTokenSource());   // before the gate opens: new streams get a live token
+                starting.Dispose();
                 Gate.Open();
             }
             Log.Restored(logger, name, paused.Elapsed.TotalMilliseconds);

@@ -278,8 +278,16 @@ public sealed class SnapshotLibrary : IDisposable
         IReadOnlyList<SnapshotInfo> all = List();
         for (int i = Keep; i < all.Count; i++)
         {
-            if (all[i].Name == created) continue;   // same second as an older one: never drop the one just made
-            Delete(all[i].Name);
+            if (all[i].Name == created) continue;   // same instant as an older one: never drop the one just made
+            try
+            {
+                Delete(all[i].Name);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // The new snapshot is whole; an old one that cannot go now is retried after the next create.
+                logger.SnapshotNotRetired(all[i].Name, e);
+            }
         }
     }
 
