@@ -111,4 +111,5 @@ public sealed record ProblemReply
 [JsonSerializable(typeof(WorkerInfo))]
 [JsonSerializable(typeof(WorkerList))]
 [JsonSerializable(typeof(WorkerClock))]
+[JsonSerializable(typeof(ImportReply))]
 public sealed partial class ProtocolJson : JsonSerializerContext;

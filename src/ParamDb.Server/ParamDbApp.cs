@@ -66,6 +66,7 @@ public static partial class ParamDbApp
         app.MapTables();
         app.MapData();
         app.MapExport();
+        app.MapImport();
         app.MapWorkers();
         app.MapAdmin();
         app.MapStream();

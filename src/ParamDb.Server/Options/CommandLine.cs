@@ -12,6 +12,7 @@ public static class CommandLine
         ["--memory"] = "ParamDb:Memory",
         ["--checkpoint-interval"] = "ParamDb:CheckpointInterval",
         ["--max-body-size"] = "ParamDb:MaxBodySize",
+        ["--max-import"] = "ParamDb:MaxImport",
         ["--max-keys"] = "ParamDb:MaxKeys",
         ["--checkpoints-to-keep"] = "ParamDb:CheckpointsToKeep",
         ["--stream-buffer"] = "ParamDb:StreamBuffer",
@@ -33,6 +34,7 @@ public static class CommandLine
           --memory SIZE              hybrid-log memory budget, e.g. 64m, 4g (default 1g)
           --checkpoint-interval DUR  periodic checkpoints, e.g. 60s, 5m; 0 = off (default 60s)
           --max-body-size SIZE       largest request body, compressed or not (default 256m)
+          --max-import SIZE          largest import body, spooled to DATA/tmp (default 64g)
           --max-keys N               most rows per request (default 16777216)
           --checkpoints-to-keep N    checkpoints kept on disk (default 2)
           --durability MODE          when a write is acknowledged: wal (its log record reached the OS:
