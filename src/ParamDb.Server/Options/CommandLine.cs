@@ -26,7 +26,8 @@ public static class CommandLine
     public const string Usage = """
         paramdb — a parameter database for machine learning
 
-        Usage: paramdb [options]
+        Usage: paramdb [options]            run a node
+               paramdb COMMAND [args]       talk to a running node (commands below)
 
           --data DIR                 data directory (default ./paramdb-data)
           --listen HOST:PORT         HTTP/1.1 endpoint: REST, Swagger UI (default 127.0.0.1:7420)
