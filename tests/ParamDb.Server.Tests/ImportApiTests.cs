@@ -65,8 +65,7 @@ public sealed class ImportApiTests(ServerFixture fixture) : IClassFixture<Server
         Assert.Equal(info.Schema, reply.Schema);
         Assert.Equal(2, info.Rows);
         Assert.Equal(ImportFiles.ValuesOf(2), await Wire.PullAsync(Http, name, [3, 9]));
-        using var elsewhere = await Http.GetAsync("/v1/tables/elsewhere");
-        Assert.Equal(404, (int)elsewhere.StatusCode);
+        await ImportFiles.AssertNoTableAsync(Http, "elsewhere");
     }
 
     [Fact]
@@ -231,8 +230,7 @@ public sealed class ImportApiTests(ServerFixture fixture) : IClassFixture<Server
         var name = ServerFixture.NewTable("fmt");
         using var reply = await Http.PostAsync($"/v1/tables/{name}/import?format={format}", ImportFiles.Body(ImportFiles.Make([1])));
         Assert.Contains("safetensors", await Wire.AssertProblemAsync(reply, 400, ProblemCodes.BadRequest));
-        using var info = await Http.GetAsync($"/v1/tables/{name}");
-        Assert.Equal(404, (int)info.StatusCode);
+        await ImportFiles.AssertNoTableAsync(Http, name);
     }
 
     [Fact]
@@ -243,6 +241,7 @@ public sealed class ImportApiTests(ServerFixture fixture) : IClassFixture<Server
         body.Headers.ContentEncoding.Add(MediaTypes.Lz4Encoding);
         using var reply = await Http.PostAsync($"/v1/tables/{name}/import", body);
         await Wire.AssertProblemAsync(reply, 415, ProblemCodes.UnsupportedMediaType);
+        await ImportFiles.AssertNoTableAsync(Http, name);
     }
 }
 
@@ -266,8 +265,7 @@ public sealed class ImportLimitTests(SmallImportServer fixture) : IClassFixture<
         var name = ServerFixture.NewTable("big");
         using var reply = await Http.PostAsync($"/v1/tables/{name}/import", ImportFiles.Body(FileOf(2000)));   // 24 KB
         Assert.Contains("--max-import", await Wire.AssertProblemAsync(reply, 413, ProblemCodes.BodyTooLarge));
-        using var info = await Http.GetAsync($"/v1/tables/{name}");
-        Assert.Equal(404, (int)info.StatusCode);
+        await ImportFiles.AssertNoTableAsync(Http, name);
     }
 
     [Fact]
@@ -281,8 +279,7 @@ public sealed class ImportLimitTests(SmallImportServer fixture) : IClassFixture<
         request.Headers.TransferEncodingChunked = true;
         using var reply = await Http.SendAsync(request);
         await Wire.AssertProblemAsync(reply, 413, ProblemCodes.BodyTooLarge);
-        using var info = await Http.GetAsync($"/v1/tables/{name}");
-        Assert.Equal(404, (int)info.StatusCode);
+        await ImportFiles.AssertNoTableAsync(Http, name);
     }
 
     [Fact]

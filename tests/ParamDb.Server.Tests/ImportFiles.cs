@@ -65,4 +65,11 @@ internal static class ImportFiles
         if (status == 201) Assert.Equal($"/v1/tables/{table}", reply.Headers.Location?.OriginalString);
         return (await reply.Content.ReadFromJsonAsync(ProtocolJson.Default.ImportReply))!;
     }
+
+    /// <summary>Asserts that no table is named <paramref name="table"/>: a refused import created none.</summary>
+    public static async Task AssertNoTableAsync(HttpClient http, string table)
+    {
+        using var info = await http.GetAsync($"/v1/tables/{table}");
+        Assert.Equal(404, (int)info.StatusCode);
+    }
 }

@@ -51,8 +51,7 @@ public static class ImportEndpoints
     private static async Task<Results<Created<ImportReply>, Ok<ImportReply>, ProblemHttpResult>> ImportAsync(
         string table, HttpRequest request, StoreHost host, NodeSettings settings, IHostApplicationLifetime lifetime, string format = ExportEndpoints.SafetensorsFormat)
     {
-        if (!format.Equals(ExportEndpoints.SafetensorsFormat, StringComparison.OrdinalIgnoreCase))
-            return Problems.Of(400, ProblemCodes.BadRequest, $"'{format}' is not an import format: the only one is '{ExportEndpoints.SafetensorsFormat}', the default.");
+        if (ExportEndpoints.RejectFormat(format, "import") is { } badFormat) return badFormat;
         if (!TableNames.IsValid(table)) return Problems.InvalidName(table);
         if (host.Store is not { } store) return Problems.Unavailable();
 
