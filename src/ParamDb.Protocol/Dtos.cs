@@ -115,4 +115,5 @@ public sealed record ProblemReply
 [JsonSerializable(typeof(SnapshotInfo))]
 [JsonSerializable(typeof(SnapshotList))]
 [JsonSerializable(typeof(RestoreReply))]
+[JsonSerializable(typeof(ImportReply))]
 public sealed partial class ProtocolJson : JsonSerializerContext;

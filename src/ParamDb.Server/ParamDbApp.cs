@@ -69,6 +69,7 @@ public static partial class ParamDbApp
         app.MapData();
         app.MapExport();
         app.MapSnapshots();
+        app.MapImport();
         app.MapWorkers();
         app.MapAdmin();
         app.MapStream();

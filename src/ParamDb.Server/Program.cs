@@ -1,9 +1,24 @@
 using ParamDb.Server;
+using ParamDb.Server.Cli;
 using ParamDb.Server.Options;
+
+// `paramdb import …` and the other commands talk to a running node; without a command word, this is the node.
+if (Commands.IsCommand(args))
+{
+    using var cancel = new CancellationTokenSource();
+    Console.CancelKeyPress += (_, e) =>
+    {
+        e.Cancel = true;   // end the command cleanly (its temporary state on the node is dropped with the request)
+        cancel.Cancel();
+    };
+    return await Commands.RunAsync(args, CliConsole.System, cancel.Token);
+}
 
 if (args.Contains("--help") || args.Contains("-h"))
 {
     Console.WriteLine(CommandLine.Usage);
+    Console.WriteLine();
+    Console.WriteLine(Commands.Overview);
     return 0;
 }
 

@@ -52,9 +52,24 @@ public sealed partial class ParamStore
         if (wal is null) return null;
         Span<byte> header = stackalloc byte[WalRecord.PushHeaderSize];
         WalRecord.WritePushHeader(header, table.Id, keys.IsRange, keys.First, keys.Count, stamp);
+        return AppendRows(wal, header, keys.Explicit, values);
+    }
+
+    /// <summary>Appends an import's batch of overwritten rows, like <see cref="LogPush"/> (same gate, same contract).</summary>
+    private Task? LogSetRows(TableHandle table, ReadOnlySpan<ulong> keys, ReadOnlySpan<float> values)
+    {
+        if (wal is null) return null;
+        Span<byte> header = stackalloc byte[WalRecord.PushHeaderSize];
+        WalRecord.WriteSetRowsHeader(header, table.Id, keys.Length);
+        return AppendRows(wal, header, keys, values);
+    }
+
+    /// <summary>Appends a row record's three parts; a log that refuses it answers with an already faulted task.</summary>
+    private static Task AppendRows(WriteAheadLog log, ReadOnlySpan<byte> header, ReadOnlySpan<ulong> keys, ReadOnlySpan<float> values)
+    {
         try
         {
-            return wal.Append(header, MemoryMarshal.AsBytes(keys.Explicit), MemoryMarshal.AsBytes(values)).Durable;
+            return log.Append(header, MemoryMarshal.AsBytes(keys), MemoryMarshal.AsBytes(values)).Durable;
         }
         catch (IOException e)
         {
@@ -171,11 +186,17 @@ public sealed partial class ParamStore
         switch (WalRecord.KindOf(payload))
         {
             case WalRecordKind.Push:
+            case WalRecordKind.SetRows:
                 if (!WalRecord.TryReadPushTable(payload, out uint tableId))
-                    throw new WalCorruptException($"Write-ahead log record {lsn} is a push too short for its header.");
+                    throw new WalCorruptException($"Write-ahead log record {lsn} is a push or set-rows record too short for its header.");
                 if (!catalog.TryGet(tableId, out TableHandle? table)) return;   // its table was deleted later in the log
                 if (!WalRecord.TryReadPush(payload, table!.Dim, out WalPush push))
-                    throw new WalCorruptException($"Write-ahead log record {lsn} is a push whose lengths do not match table '{table.Name}' (dim {table.Dim}).");
+                    throw new WalCorruptException($"Write-ahead log record {lsn} is a push or set-rows record whose lengths do not match table '{table.Name}' (dim {table.Dim}).");
+                if (WalRecord.KindOf(payload) == WalRecordKind.SetRows)
+                {
+                    ApplySetRows(table, push.Keys, push.Values);
+                    return;
+                }
                 BatchKeys keys = push.IsRange ? new BatchKeys(push.First, push.Count) : new BatchKeys(push.Keys);
                 ApplyPush(table, keys, push.Values, push.Stamp);
                 return;

@@ -4,13 +4,16 @@ using ParamDb.Storage.Export;
 
 namespace ParamDb.Storage;
 
-/// <summary>Live table exports: scan, external sort, and their temporary files under <c>DATA/tmp/</c>.</summary>
+/// <summary>Live table exports: scan, external sort, and the temporary files of exports and imports under <c>DATA/tmp/</c>.</summary>
 public sealed partial class ParamStore
 {
-    private readonly Lock exportSweep = new();
-    private bool exportsSwept;
+    private readonly Lock tempSweep = new();
+    private bool tempSwept;
 
-    /// <summary>Where exports keep their sorted runs: <c>DATA/tmp/</c>, one <c>export-&lt;guid&gt;</c> folder per export.</summary>
+    /// <summary>
+    /// Where exports keep their sorted runs and imports their bodies: <c>DATA/tmp/</c>, one <c>export-&lt;guid&gt;</c>
+    /// folder per export, one <c>import-&lt;guid&gt;.safetensors</c> file per import.
+    /// </summary>
     internal string TempDirectory => options.TempDirectory ?? Path.Combine(Path.GetFullPath(options.DataDirectory), "tmp");
 
     /// <summary>
@@ -32,9 +35,9 @@ public sealed partial class ParamStore
     {
         ArgumentNullException.ThrowIfNull(table);
         ArgumentOutOfRangeException.ThrowIfLessThan(runKeys, 1);
-        SweepAbandonedExports();
+        SweepTemporaryFiles();
         var clock = Stopwatch.StartNew();
-        var sort = new ExternalKeySort(Path.Combine(TempDirectory, "export-" + Guid.NewGuid().ToString("N")), runKeys);
+        var sort = new ExternalKeySort(Path.Combine(TempDirectory, ExportFolderPrefix + Guid.NewGuid().ToString("N")), runKeys);
         try
         {
             long scanned = ScanKeys(table, sort, cancellationToken);
@@ -50,29 +53,46 @@ public sealed partial class ParamStore
         }
     }
 
-    /// <summary>Once per store: deletes the export folders of an earlier process (see <see cref="PrepareExport"/>).</summary>
-    private void SweepAbandonedExports()
+    /// <summary>Name prefix of an export's folder under <see cref="TempDirectory"/>.</summary>
+    private const string ExportFolderPrefix = "export-";
+
+    /// <summary>Name prefix of an import's spool file under <see cref="TempDirectory"/>.</summary>
+    private const string ImportFilePrefix = "import-";
+
+    /// <summary>
+    /// Once per store, before its first export or import: deletes the export folders and import files of an earlier
+    /// process (see <see cref="PrepareExport"/> and <see cref="CreateImportFile"/>). None of this store's exists yet:
+    /// every one is created after this ran.
+    /// </summary>
+    private void SweepTemporaryFiles()
     {
-        lock (exportSweep)
+        lock (tempSweep)
         {
-            if (exportsSwept) return;
-            exportsSwept = true;
+            if (tempSwept) return;
+            tempSwept = true;
             if (!Directory.Exists(TempDirectory)) return;
-            int swept = 0;
-            foreach (string abandoned in Directory.EnumerateDirectories(TempDirectory, "export-*"))
+            int exports = 0, imports = 0;
+            foreach (string abandoned in Directory.EnumerateFileSystemEntries(TempDirectory))
             {
+                string name = Path.GetFileName(abandoned);
+                bool export = name.StartsWith(ExportFolderPrefix, StringComparison.Ordinal);
+                if (!export && !name.StartsWith(ImportFilePrefix, StringComparison.Ordinal)) continue;
                 try
                 {
-                    Directory.Delete(abandoned, recursive: true);
-                    swept++;
+                    if (Directory.Exists(abandoned)) Directory.Delete(abandoned, recursive: true);
+                    else File.Delete(abandoned);
+                    if (export) exports++;
+                    else imports++;
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
-                    // A leftover that cannot go is the operator's to remove; it must not fail the export.
-                    logger.AbandonedExportNotDeleted(abandoned, e);
+                    // A leftover that cannot go is the operator's to remove; it must not fail the export or import.
+                    if (export) logger.AbandonedExportNotDeleted(abandoned, e);
+                    else logger.AbandonedImportNotDeleted(abandoned, e);
                 }
             }
-            if (swept > 0) logger.AbandonedExportsDeleted(swept, TempDirectory);
+            if (exports > 0) logger.AbandonedExportsDeleted(exports, TempDirectory);
+            if (imports > 0) logger.AbandonedImportsDeleted(imports, TempDirectory);
         }
     }
 }

@@ -4,7 +4,10 @@ using FASTER.core;
 
 namespace ParamDb.Storage;
 
-/// <summary>Push = RMW: new rows start at the initializer's value, then every row gets the updater.</summary>
+/// <summary>
+/// Push = RMW: new rows start at the initializer's value, then every row gets the updater. An import's set-rows is an
+/// RMW too (<see cref="RowInput.Overwrite"/>): the row becomes the given values, whatever it held.
+/// </summary>
 internal readonly partial struct RowFunctions
 {
     public bool NeedInitialUpdate(ref RowKey key, ref RowInput input, ref RowOutput output, ref RMWInfo rmwInfo) => true;
@@ -15,6 +18,7 @@ internal readonly partial struct RowFunctions
         TableHandle table = input.Table;
         Span<byte> payload = value.AsSpan();
         Debug.Assert(payload.Length == table.Layout.PayloadBytes, "RowLength sizes every record of a table alike.");
+        if (input.Overwrite) return Overwrite(ref input, payload);
         table.Initializer.Fill(key.Key, MemoryMarshal.Cast<byte, float>(payload).Slice(0, table.Dim));
         table.Updater.InitState(payload, table.Dim);
         table.Updater.Apply(payload, new ReadOnlySpan<float>(input.Values, table.Dim));
@@ -28,6 +32,7 @@ internal readonly partial struct RowFunctions
     /// <summary>The hot path: the record is in the mutable part of memory.</summary>
     public unsafe bool InPlaceUpdater(ref RowKey key, ref RowInput input, ref SpanByte value, ref RowOutput output, ref RMWInfo rmwInfo)
     {
+        if (input.Overwrite) return Overwrite(ref input, value.AsSpan());
         input.Table.Updater.Apply(value.AsSpan(), new ReadOnlySpan<float>(input.Values, input.Table.Dim));
         return true;
     }
@@ -38,6 +43,7 @@ internal readonly partial struct RowFunctions
     public unsafe bool CopyUpdater(ref RowKey key, ref RowInput input, ref SpanByte oldValue, ref SpanByte newValue, ref RowOutput output, ref RMWInfo rmwInfo)
     {
         Span<byte> payload = newValue.AsSpan();
+        if (input.Overwrite) return Overwrite(ref input, payload);
         oldValue.AsReadOnlySpan().CopyTo(payload);
         input.Table.Updater.Apply(payload, new ReadOnlySpan<float>(input.Values, input.Table.Dim));
         return true;
@@ -53,6 +59,15 @@ internal readonly partial struct RowFunctions
 
     public void DisposeInitialUpdater(ref RowKey key, ref RowInput input, ref SpanByte value, ref RowOutput output, ref RMWInfo rmwInfo)
     {
+    }
+
+    /// <summary>An import's row: w = the given values, optimizer state as a new row's (a push after it steps like a first push).</summary>
+    private static unsafe bool Overwrite(ref RowInput input, Span<byte> payload)
+    {
+        TableHandle table = input.Table;
+        new ReadOnlySpan<float>(input.Values, table.Dim).CopyTo(MemoryMarshal.Cast<byte, float>(payload));
+        table.Updater.InitState(payload, table.Dim);
+        return true;
     }
 
     /// <summary>A pending RMW finished inside <c>CompletePending</c>; the update itself already ran.</summary>

@@ -14,6 +14,12 @@ internal unsafe struct RowInput
     /// <summary>Push: the pushed row g, <c>Table.Dim</c> floats, pinned. Pull: unused.</summary>
     public float* Values;
 
+    /// <summary>
+    /// An import's set-rows: the RMW makes <see cref="Values"/> the row and resets its optimizer state as for a
+    /// new row, instead of running the updater. An RMW rather than an Upsert so a new key is still counted.
+    /// </summary>
+    public bool Overwrite;
+
     public RowInput(TableHandle table) => Table = table;
 }
 

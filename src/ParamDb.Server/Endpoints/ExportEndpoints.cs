@@ -31,6 +31,14 @@ public static class ExportEndpoints
         return group;
     }
 
+    /// <summary>400 <c>bad_request</c> for any format but safetensors (case-insensitive), else null.</summary>
+    /// <param name="format">The <c>format</c> query parameter.</param>
+    /// <param name="what">"export" or "import", for the detail.</param>
+    internal static ProblemHttpResult? RejectFormat(string format, string what) =>
+        format.Equals(SafetensorsFormat, StringComparison.OrdinalIgnoreCase)
+            ? null
+            : Problems.Of(400, ProblemCodes.BadRequest, $"'{format}' is not an {what} format: the only one is '{SafetensorsFormat}', the default.");
+
     // Scans and sorts the table's keys, then hands the reply the prepared export to stream. No <summary> here:
     // Swashbuckle would put it in place of the route's summary; the <param> lines describe the query parameter.
     /// <param name="table">The table to export.</param>
@@ -40,8 +48,7 @@ public static class ExportEndpoints
     /// <param name="context">Its RequestAborted stops the scan and sort.</param>
     private static Results<SafetensorsReply, ProblemHttpResult> Export(string table, StoreHost host, NodeSettings settings, HttpContext context, string format = SafetensorsFormat)
     {
-        if (!format.Equals(SafetensorsFormat, StringComparison.OrdinalIgnoreCase))
-            return Problems.Of(400, ProblemCodes.BadRequest, $"'{format}' is not an export format: the only one is '{SafetensorsFormat}', the default.");
+        if (RejectFormat(format, "export") is { } badFormat) return badFormat;
         if (!DataEndpoints.TryOpen(host, table, out var store, out var handle, out var problem)) return problem;
         // The scan and sort run here, before the reply starts: a failure is still a problem reply, not a cut download.
         var export = store.PrepareExport(handle, settings.ExportRunKeys, context.RequestAborted);

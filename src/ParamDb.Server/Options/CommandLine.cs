@@ -12,6 +12,7 @@ public static class CommandLine
         ["--memory"] = "ParamDb:Memory",
         ["--checkpoint-interval"] = "ParamDb:CheckpointInterval",
         ["--max-body-size"] = "ParamDb:MaxBodySize",
+        ["--max-import"] = "ParamDb:MaxImport",
         ["--max-keys"] = "ParamDb:MaxKeys",
         ["--checkpoints-to-keep"] = "ParamDb:CheckpointsToKeep",
         ["--snapshots-to-keep"] = "ParamDb:SnapshotsToKeep",
@@ -26,7 +27,8 @@ public static class CommandLine
     public const string Usage = """
         paramdb — a parameter database for machine learning
 
-        Usage: paramdb [options]
+        Usage: paramdb [options]            run a node
+               paramdb COMMAND [args]       talk to a running node (commands below)
 
           --data DIR                 data directory (default ./paramdb-data)
           --listen HOST:PORT         HTTP/1.1 endpoint: REST, Swagger UI (default 127.0.0.1:7420)
@@ -34,6 +36,7 @@ public static class CommandLine
           --memory SIZE              hybrid-log memory budget, e.g. 64m, 4g (default 1g)
           --checkpoint-interval DUR  periodic checkpoints, e.g. 60s, 5m; 0 = off (default 60s)
           --max-body-size SIZE       largest request body, compressed or not (default 256m)
+          --max-import SIZE          largest import body, spooled to DATA/tmp (default 64g)
           --max-keys N               most rows per request (default 16777216)
           --checkpoints-to-keep N    checkpoints kept on disk (default 2)
           --snapshots-to-keep N      named snapshots kept; a new one deletes the oldest beyond N;

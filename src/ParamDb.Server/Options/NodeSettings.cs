@@ -20,6 +20,8 @@ public sealed record NodeSettings
     public required TimeSpan CheckpointInterval { get; init; }
     /// <summary>Largest request body before and after decompression, in bytes.</summary>
     public required long MaxBodyBytes { get; init; }
+    /// <summary>Largest import body, in bytes: the import route's own request-body limit.</summary>
+    public long MaxImportBytes { get; init; } = 64L << 30;
     /// <summary>Most rows per request.</summary>
     public required int MaxKeys { get; init; }
     /// <summary>Checkpoints kept on disk.</summary>
@@ -55,6 +57,8 @@ public sealed record NodeSettings
             throw new OptionsException($"--checkpoint-interval: '{o.CheckpointInterval}' is not a duration (e.g. 60s, 5m, 0 for off).");
         if (!Units.TryParseSize(o.MaxBodySize, out long maxBody) || maxBody < 1024 || maxBody > int.MaxValue)
             throw new OptionsException($"--max-body-size: '{o.MaxBodySize}' must be a size from 1k to 2g (one body is held in one buffer).");
+        if (!Units.TryParseSize(o.MaxImport, out long maxImport) || maxImport < 1024)
+            throw new OptionsException($"--max-import: '{o.MaxImport}' is not a size of at least 1k (e.g. 64g).");
         if (o.MaxKeys < 1) throw new OptionsException($"--max-keys must be at least 1; got {o.MaxKeys}.");
         if (o.CheckpointsToKeep < 1) throw new OptionsException($"--checkpoints-to-keep must be at least 1; got {o.CheckpointsToKeep}.");
         if (o.SnapshotsToKeep < 0) throw new OptionsException($"--snapshots-to-keep must be 0 (keep all) or more; got {o.SnapshotsToKeep}.");
@@ -80,6 +84,7 @@ public sealed record NodeSettings
             MemoryBytes = memory,
             CheckpointInterval = interval,
             MaxBodyBytes = maxBody,
+            MaxImportBytes = maxImport,
             MaxKeys = o.MaxKeys,
             CheckpointsToKeep = o.CheckpointsToKeep,
             SnapshotsToKeep = o.SnapshotsToKeep,

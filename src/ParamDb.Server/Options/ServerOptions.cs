@@ -29,6 +29,12 @@ public sealed class ServerOptions
     /// <summary>Largest request body, before and after decompression, e.g. <c>256m</c>.</summary>
     public string MaxBodySize { get; set; } = "256m";
 
+    /// <summary>
+    /// Largest import body (<c>POST /v1/tables/{t}/import</c>), e.g. <c>64g</c>. An import is spooled to a file under
+    /// <c>DATA/tmp/</c>, not held in memory, so this bounds disk, not memory; only the import route gets it.
+    /// </summary>
+    public string MaxImport { get; set; } = "64g";
+
     /// <summary>Most rows in one request.</summary>
     public int MaxKeys { get; set; } = 16 * 1024 * 1024;
 

@@ -12,6 +12,11 @@ internal enum WalRecordKind : byte
     Catalog = 2,
     /// <summary>The whole worker registry, as written to its system record after a register or remove.</summary>
     Registry = 3,
+    /// <summary>
+    /// Rows overwritten by an import: values as given, optimizer state reset as for a new row; no updater, no
+    /// stamp. Laid out as a push, so the same reader parses both.
+    /// </summary>
+    SetRows = 4,
 }
 
 /// <summary>
@@ -30,6 +35,8 @@ internal enum WalRecordKind : byte
 /// 24      8               first key of a range, else 0
 /// 32      8·count         keys, ascending (absent for a range)
 /// …       4·count·dim     values, row-major (dim comes from the table, which the log already describes)
+///
+/// set rows (one batch of an import): the push layout with kind = 4, flags 0 (never a range), worker 0, clock 0
 ///
 /// catalog / registry:
 /// 0       1               kind = 2 or 3
@@ -62,6 +69,13 @@ internal static class WalRecord
         BinaryPrimitives.WriteUInt64LittleEndian(destination[24..], isRange ? first : 0);
     }
 
+    /// <summary>Writes the header of a set-rows record: a push header with its own kind and no stamp.</summary>
+    public static void WriteSetRowsHeader(Span<byte> destination, uint table, int count)
+    {
+        WritePushHeader(destination, table, isRange: false, first: 0, count, default);
+        destination[0] = (byte)WalRecordKind.SetRows;
+    }
+
     /// <summary>Writes a system record's header.</summary>
     public static void WriteSystemHeader(Span<byte> destination, WalRecordKind kind)
     {
@@ -79,7 +93,10 @@ internal static class WalRecord
         return payload.Length >= PushHeaderSize;
     }
 
-    /// <summary>Reads a push record of a table of width <paramref name="dim"/>; false when its lengths do not add up.</summary>
+    /// <summary>
+    /// Reads a push or set-rows record of a table of width <paramref name="dim"/>; false when its lengths do not
+    /// add up.
+    /// </summary>
     /// <param name="payload">The record.</param>
     /// <param name="dim">The row width of the table it names.</param>
     /// <param name="push">The push, valid while <paramref name="payload"/> is.</param>

@@ -1,0 +1,106 @@
+using System.Net.Mime;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.HttpResults;
+using ParamDb.Protocol;
+using ParamDb.Server.Data;
+using ParamDb.Server.Hosting;
+using ParamDb.Server.Http;
+using ParamDb.Server.Options;
+using ParamDb.Storage;
+using ParamDb.Storage.Import;
+
+namespace ParamDb.Server.Endpoints;
+
+/// <summary>
+/// Table import (DESIGN.md §7, docs/export.md): <c>POST /v1/tables/{table}/import</c> loads a safetensors file in the
+/// export's layout, creating the table from the file's schema when it is missing.
+/// </summary>
+public static class ImportEndpoints
+{
+    /// <summary>Maps the import route.</summary>
+    public static RouteGroupBuilder MapImport(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1/tables/{table}").WithTags("Export");
+        group.MapPost("/import", ImportAsync)
+            .WithName("ImportTable")
+            .WithSummary("Load a safetensors file in the export's layout: creates the table from the file's schema when it is missing (201), "
+                + "else overwrites the file's rows of a table of the same schema (200); a different schema is 409.")
+            .WithDescription("Body: the file (application/octet-stream), up to --max-import bytes; it is spooled to disk and checked in full "
+                + "(header, tensors, schema metadata, length, every key strictly ascending and below maxKey) before anything is applied, "
+                + "so a bad file is a 400 that changes nothing. Each row gets the file's values (NaN and ±Infinity as they are) and the "
+                + "optimizer state of a new row; rows not in the file are kept; vector clocks do not move. Rows go through the "
+                + "write-ahead log in batches of at most 4 MiB, and the reply comes once all are durable. Not atomic: a crash part-way "
+                + "leaves some batches applied, and running the import again completes it (it is idempotent).")
+            .Accepts<byte[]>(MediaTypeNames.Application.Octet)
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status409Conflict)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+        return group;
+    }
+
+    // Spools, checks, creates the table if need be, applies, waits for durability. No <summary> here: Swashbuckle
+    // would put it in place of the route's summary; the <param> lines describe the parameters.
+    /// <param name="table">The table to import into; created from the file's schema when missing.</param>
+    /// <param name="request">Its body is the file.</param>
+    /// <param name="host">The node's store.</param>
+    /// <param name="settings">The import size limit.</param>
+    /// <param name="lifetime">A shutdown stops the import between batches.</param>
+    /// <param name="format">The file format: <c>safetensors</c>, the default and only one.</param>
+    private static async Task<Results<Created<ImportReply>, Ok<ImportReply>, ProblemHttpResult>> ImportAsync(
+        string table, HttpRequest request, StoreHost host, NodeSettings settings, IHostApplicationLifetime lifetime, string format = ExportEndpoints.SafetensorsFormat)
+    {
+        if (ExportEndpoints.RejectFormat(format, "import") is { } badFormat) return badFormat;
+        if (!TableNames.IsValid(table)) return Problems.InvalidName(table);
+        if (host.Store is not { } store) return Problems.Unavailable();
+
+        await using FileStream spool = store.CreateImportFile();   // deleted when closed, however the request ends
+        var (length, error) = await RequestSpool.CopyToAsync(request, spool, settings.MaxImportBytes, request.HttpContext.RequestAborted);
+        if (!error.IsNone) return Problems.From(error);
+        if (!TableImport.TryCheck(spool.SafeFileHandle, out TableImport? import, out error, request.HttpContext.RequestAborted)) return Problems.From(error);
+
+        TableSchema schema = import.Header.Schema;
+        // Nothing has changed so far; the create is the first change, made only for a file that checked out whole.
+        CreateTableOutcome outcome = store.CreateTable(table, schema, out TableHandle handle);
+        if (outcome == CreateTableOutcome.Conflict)
+            return Problems.Of(409, ProblemCodes.TableExists,
+                $"Table '{table}' exists with another schema than the file's: {SchemaDifference(handle.Schema, schema)}. Import into another table name, or delete the table first.");
+
+        ImportResult result;
+        try
+        {
+            result = store.Import(import, handle, lifetime.ApplicationStopping);
+        }
+        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            return Problems.Of(503, ProblemCodes.Unavailable, $"The node is stopping: the import into '{table}' stopped part-way, with some of its rows applied. Run it again once the node is back; an import is idempotent.");
+        }
+        error = await DataOps.AwaitDurableAsync(result.Durable);
+        if (!error.IsNone) return Problems.From(error);
+
+        var reply = new ImportReply
+        {
+            Table = table,
+            Created = outcome == CreateTableOutcome.Created,
+            Rows = result.Rows,
+            Bytes = length,
+            NonFiniteValues = result.NonFiniteValues,
+            Schema = schema,
+        };
+        return reply.Created ? TypedResults.Created($"/v1/tables/{table}", reply) : TypedResults.Ok(reply);
+    }
+
+    /// <summary>Names what differs between two normalized schemas, e.g. <c>dim: the table has 4, the file 8</c>.</summary>
+    internal static string SchemaDifference(TableSchema table, TableSchema file)
+    {
+        var parts = new List<string>(4);
+        if (table.Dim != file.Dim) parts.Add($"dim: the table has {table.Dim}, the file {file.Dim}");
+        if (table.MaxKey != file.MaxKey) parts.Add($"maxKey: the table has {table.MaxKey?.ToString() ?? "none"}, the file {file.MaxKey?.ToString() ?? "none"}");
+        if (table.Init != file.Init)
+            parts.Add($"init: the table has {JsonSerializer.Serialize(table.Init, ProtocolJson.Default.InitializerSpec)}, the file {JsonSerializer.Serialize(file.Init, ProtocolJson.Default.InitializerSpec)}");
+        if (table.Updater != file.Updater)
+            parts.Add($"updater: the table has {JsonSerializer.Serialize(table.Updater, ProtocolJson.Default.UpdaterSpec)}, the file {JsonSerializer.Serialize(file.Updater, ProtocolJson.Default.UpdaterSpec)}");
+        return string.Join("; ", parts);
+    }
+}

@@ -1,0 +1,122 @@
+using System.Buffers;
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+using ParamDb.Protocol;
+using ParamDb.Protocol.Safetensors;
+
+namespace ParamDb.Storage.Import;
+
+/// <summary>
+/// A safetensors table export (docs/export.md) received for import and checked in full, before anything is
+/// applied: the prefix with <see cref="SafetensorsHeader.TryParse"/> (header, tensors, schema metadata, the file's
+/// exact length) and then every key with <see cref="SafetensorsKeyChecker"/> (strictly ascending, below the
+/// schema's <c>maxKey</c>). The values are not looked at: any float32 bits are a value, NaN and ±Infinity
+/// included, as in a binary push, so an export always imports back bit for bit.
+/// <see cref="ParamStore.Import"/> applies it.
+/// </summary>
+/// <remarks>
+/// The file is read with positional reads (<see cref="RandomAccess"/>) in pooled chunks, so the check holds
+/// 512 KiB whatever n is, and reads 8 + N + 8n bytes: for 1 M rows of dim 64 (264 MB) that is 8 MB.
+/// The caller owns the file handle and keeps it open (and the file unchanged) while the import is used.
+/// The file's bytes are little-endian, as the CPUs .NET runs ParamDb on.
+/// </remarks>
+public sealed class TableImport
+{
+    /// <summary>Keys read at once while checking: 64 Ki keys, 512 KiB.</summary>
+    private const int CheckChunkKeys = 64 * 1024;
+
+    private TableImport(SafeFileHandle file, SafetensorsHeader header)
+    {
+        File = file;
+        Header = header;
+    }
+
+    /// <summary>The file's prefix: n, dim, the schema, the offsets.</summary>
+    public SafetensorsHeader Header { get; }
+
+    /// <summary>Rows in the file, n.</summary>
+    public long Rows => Header.Count;
+
+    /// <summary>The checked file, read again when the rows are applied.</summary>
+    internal SafeFileHandle File { get; }
+
+    /// <summary>
+    /// Checks the whole file. Never throws for malformed content: the reason comes back in <paramref name="error"/>
+    /// (<c>bad_safetensors</c>, <c>truncated</c>, <c>length_mismatch</c>, <c>unsorted_keys</c>, <c>duplicate_keys</c>,
+    /// <c>key_out_of_range</c>), with a detail naming the entry or the row at fault.
+    /// </summary>
+    /// <param name="file">The file, open for reading; its length is the file's length.</param>
+    /// <param name="import">The checked import when true.</param>
+    /// <param name="error">The rejection when false.</param>
+    /// <param name="cancellationToken">Stops the key check between chunks.</param>
+    /// <exception cref="IOException">The file could not be read, or shrank while it was.</exception>
+    public static bool TryCheck(SafeFileHandle file, [NotNullWhen(true)] out TableImport? import, out ProtocolError error, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        import = null;
+        long length = RandomAccess.GetLength(file);
+        Span<byte> lengthField = stackalloc byte[SafetensorsHeader.LengthFieldSize];
+        int got = ReadUpTo(file, lengthField, 0);
+        if (!SafetensorsHeader.TryReadHeaderLength(lengthField[..got], length, out int headerLength, out error)) return false;
+        // At most 100 MB (MaxHeaderLength), once per import; ours are a few hundred bytes.
+        byte[] prefix = GC.AllocateUninitializedArray<byte>(SafetensorsHeader.LengthFieldSize + headerLength);
+        ReadExactly(file, prefix, 0);
+        if (!SafetensorsHeader.TryParse(prefix, length, out SafetensorsHeader? header, out error)) return false;
+
+        var checker = new SafetensorsKeyChecker(header.Schema.MaxKey);
+        ulong[] chunk = ArrayPool<ulong>.Shared.Rent(CheckChunkKeys);
+        try
+        {
+            for (long row = 0; row < header.Count;)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                int take = (int)Math.Min(CheckChunkKeys, header.Count - row);
+                Span<ulong> keys = chunk.AsSpan(0, take);
+                ReadExactly(file, MemoryMarshal.AsBytes(keys), header.KeysOffset + row * sizeof(ulong));
+                if (!checker.TryAccept(keys, out error)) return false;
+                row += take;
+            }
+        }
+        finally
+        {
+            ArrayPool<ulong>.Shared.Return(chunk);
+        }
+        import = new TableImport(file, header);
+        return true;
+    }
+
+    /// <summary>Reads rows <paramref name="first"/> … <paramref name="first"/>+keys.Length-1: their keys and their values.</summary>
+    internal void ReadRows(long first, Span<ulong> keys, Span<float> values)
+    {
+        ReadExactly(File, MemoryMarshal.AsBytes(keys), Header.KeysOffset + first * sizeof(ulong));
+        ReadExactly(File, MemoryMarshal.AsBytes(values), Header.ValuesOffset + first * Header.Dim * sizeof(float));
+    }
+
+    /// <summary>Fills <paramref name="destination"/> from <paramref name="offset"/>; the file is known to be long enough.</summary>
+    private static void ReadExactly(SafeFileHandle file, Span<byte> destination, long offset)
+    {
+        if (ReadUpTo(file, destination, offset) != destination.Length)
+            throw new IOException($"The import file ended before byte {offset + destination.Length}: it changed while it was read.");
+    }
+
+    /// <summary>Reads until <paramref name="destination"/> is full or the file ends; the bytes read.</summary>
+    private static int ReadUpTo(SafeFileHandle file, Span<byte> destination, long offset)
+    {
+        int total = 0;
+        while (total < destination.Length)
+        {
+            int read = RandomAccess.Read(file, destination[total..], offset + total);
+            if (read == 0) break;
+            total += read;
+        }
+        return total;
+    }
+}
+
+/// <summary>What <see cref="ParamStore.Import"/> applied.</summary>
+/// <param name="Rows">Rows applied: all of the file's, unless the write-ahead log refused a batch.</param>
+/// <param name="NonFiniteValues">Values among them that are NaN or ±Infinity, stored as they are.</param>
+/// <param name="Durable">Completes when every applied batch is durable in the store's mode; acknowledge the import
+/// only then. Faults when the write-ahead log could not take a batch (then <paramref name="Rows"/> stops before it).</param>
+public readonly record struct ImportResult(long Rows, long NonFiniteValues, Task Durable);
