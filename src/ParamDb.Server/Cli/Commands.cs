@@ -19,6 +19,11 @@ public static class Commands
     public static IReadOnlyList<CliCommand> All { get; } =
     [
         new ImportCommand(),
+        new SnapshotCreateCommand(),
+        new SnapshotListCommand(),
+        new SnapshotRestoreCommand(),
+        new SnapshotDeleteCommand(),
+        new SnapshotExportCommand(),
     ];
 
     /// <summary>Whether <paramref name="args"/> name a command (its first word is one), rather than node options.</summary>
@@ -31,7 +36,7 @@ public static class Commands
         {
             var text = new StringBuilder("Commands, against a running node (--url, default ").Append(CliArguments.DefaultUrl).AppendLine("):").AppendLine();
             foreach (CliCommand command in All)
-                text.Append("  paramdb ").Append(command.Name).Append(' ').Append(command.Synopsis).AppendLine(" [--url URL]")
+                text.Append("  paramdb ").Append(Line(command)).AppendLine(" [--url URL]")
                     .Append("      ").AppendLine(command.Summary);
             text.AppendLine().Append("Run paramdb COMMAND --help for a command's arguments. Exit codes: 0 done, 1 the node refused or could not be reached, 2 a usage error.");
             return text.ToString();
@@ -53,7 +58,7 @@ public static class Commands
             await console.Error.WriteLineAsync(args.Length > 1 && !args[1].StartsWith('-')
                 ? $"paramdb {group}: unknown command '{args[1]}'."
                 : $"paramdb {group}: name a command.");
-            foreach (CliCommand c in Group(group)) await console.Error.WriteLineAsync($"  paramdb {c.Name} {c.Synopsis}");
+            foreach (CliCommand c in Group(group)) await console.Error.WriteLineAsync($"  paramdb {Line(c)}");
             return 2;
         }
         try
@@ -84,7 +89,10 @@ public static class Commands
         }
     }
 
-    private static string UsageOf(CliCommand command) => $"Usage: paramdb {command.Name} {command.Synopsis} [--url URL]";
+    private static string UsageOf(CliCommand command) => $"Usage: paramdb {Line(command)} [--url URL]";
+
+    /// <summary>The command's words and its synopsis, if it has one.</summary>
+    private static string Line(CliCommand command) => command.Synopsis.Length == 0 ? command.Name : $"{command.Name} {command.Synopsis}";
 
     /// <summary>The command whose words start <paramref name="args"/>; the one with the most words when several do.</summary>
     private static CliCommand? Find(string[] args)
