@@ -121,6 +121,15 @@ public sealed class SnapshotApiTests(ServerFixture fixture) : IClassFixture<Serv
 /// <summary>Restores on a node of their own each: a restore replaces every table of the node.</summary>
 public sealed class SnapshotRestoreTests
 {
+    /// <summary>Row 1 of table m is 1 in snapshot s and 2 on the node.</summary>
+    private static async Task SnapshotOfAnOlderRowAsync(HttpClient http)
+    {
+        await Wire.CreateTableAsync(http, "m", """{"dim":1}""");
+        await Wire.PushAsync(http, "m", [1], [1f], 1);
+        await SnapshotApiTests.CreateAsync(http, "s");
+        await Wire.PushAsync(http, "m", [1], [1f], 1);
+    }
+
     [Fact]
     public async Task ARestoreBringsBackTheSnapshotsTablesAndRowsAndTheNodeGoesOnFromThere()
     {
@@ -167,10 +176,7 @@ public sealed class SnapshotRestoreTests
         try
         {
             using var http = server.CreateClient();
-            await Wire.CreateTableAsync(http, "m", """{"dim":1}""");
-            await Wire.PushAsync(http, "m", [1], [1f], 1);
-            await SnapshotApiTests.CreateAsync(http, "s");
-            await Wire.PushAsync(http, "m", [1], [1f], 1);
+            await SnapshotOfAnOlderRowAsync(http);
 
             await using var stream = await StreamClient.OpenAsync(server);
             await stream.SendAsync(StreamFrames.Pull(1, "m", [1]));
@@ -204,10 +210,7 @@ public sealed class SnapshotRestoreTests
         try
         {
             using var http = server.CreateClient();
-            await Wire.CreateTableAsync(http, "m", """{"dim":1}""");
-            await Wire.PushAsync(http, "m", [1], [1f], 1);
-            await SnapshotApiTests.CreateAsync(http, "s");
-            await Wire.PushAsync(http, "m", [1], [1f], 1);
+            await SnapshotOfAnOlderRowAsync(http);
             string folder = Directory.GetDirectories(Path.Combine(server.DataDirectory, "snapshots", "s", "checkpoints", "cpr-checkpoints"))[0];
             string info = Directory.GetFiles(folder, "info.dat*")[0];
             byte[] bytes = File.ReadAllBytes(info);

@@ -126,18 +126,22 @@ public sealed class SnapshotTests : IDisposable
         }
     }
 
+    /// <summary>Row 1 of table a at [1, 1] in snapshot s1 and [2, 2] in the store, with s1 staged for a restore; the store is closed.</summary>
+    private async Task StageRestoreOfAnOlderRowAsync()
+    {
+        using var library = Library();
+        using ParamStore store = dir.Open();
+        TableHandle a = TestStore.Create(store, "a", TestStore.Schema(2));
+        store.Push(a, [1], [1, 1]);
+        await library.CreateAsync(store, "s1");
+        store.Push(a, [1], [1, 1]);
+        library.StageRestore("s1");
+    }
+
     [Fact]
     public async Task ARestoreInterruptedAfterItsFirstMoveIsFinishedByTheNextOpen()
     {
-        using var library = Library();
-        using (ParamStore store = dir.Open())
-        {
-            TableHandle a = TestStore.Create(store, "a", TestStore.Schema(2));
-            store.Push(a, [1], [1, 1]);
-            await library.CreateAsync(store, "s1");
-            store.Push(a, [1], [1, 1]);
-            library.StageRestore("s1");
-        }
+        await StageRestoreOfAnOlderRowAsync();
         // A crash after the first swap step: the node's checkpoints are aside, the snapshot's in place.
         string root = dir.Directory;
         Directory.CreateDirectory(Path.Combine(root, "restore-old"));
@@ -155,15 +159,7 @@ public sealed class SnapshotTests : IDisposable
     [Fact]
     public async Task AStagedCopyWithoutItsReadyMarkerIsDiscardedAndTheNodeKeepsItsData()
     {
-        using var library = Library();
-        using (ParamStore store = dir.Open())
-        {
-            TableHandle a = TestStore.Create(store, "a", TestStore.Schema(2));
-            store.Push(a, [1], [1, 1]);
-            await library.CreateAsync(store, "s1");
-            store.Push(a, [1], [1, 1]);
-            library.StageRestore("s1");
-        }
+        await StageRestoreOfAnOlderRowAsync();
         File.Delete(Path.Combine(dir.Directory, "restore", "READY"));   // as if the copy had died before its end
 
         using (ParamStore store = dir.Open())
