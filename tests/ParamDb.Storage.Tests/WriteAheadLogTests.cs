@@ -186,6 +186,109 @@ public sealed class WriteAheadLogTests : IDisposable
         Assert.Single(WalFormat.ListSegments(_directory));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ManyThreadsAppendingAndWaitingEachFindTheirRecordWrittenWhenTheirTaskCompletes(bool fsync)
+    {
+        // Every appender waits for its own record, so leaders (wal mode) and the writer thread (records left
+        // behind, and fsync mode) take turns; small segments make batches roll over mid-run.
+        const int Writers = 8, PerWriter = 150;
+        var written = new Dictionary<long, byte[]>();
+        long maxSeenDurable = 0;
+        using (var wal = WriteAheadLog.Open(_directory, segmentBytes: 16 << 10, flushToDisk: fsync))
+        {
+            var threads = new Thread[Writers];
+            Exception? failure = null;
+            for (int w = 0; w < Writers; w++)
+            {
+                int writer = w;
+                threads[w] = new Thread(() =>
+                {
+                    try
+                    {
+                        for (int i = 0; i < PerWriter; i++)
+                        {
+                            byte[] payload = Payload(writer, i);
+                            var (lsn, durable) = wal.Append(payload);
+                            lock (written) written.Add(lsn, payload);
+                            durable.Wait(TimeSpan.FromSeconds(30));
+                            Assert.True(durable.IsCompletedSuccessfully);
+                            long durableLsn = wal.DurableLsn;
+                            Assert.True(durableLsn >= lsn, $"record {lsn} completed with the log durable only to {durableLsn}");
+                            lock (written) maxSeenDurable = Math.Max(maxSeenDurable, durableLsn);
+                            Assert.True(wal.WhenDurable(lsn).IsCompletedSuccessfully);
+                        }
+                    }
+                    catch (Exception e)
+                    {
+                        Interlocked.CompareExchange(ref failure, e, null);
+                    }
+                });
+                threads[w].Start();
+            }
+            foreach (Thread t in threads) t.Join();
+            Assert.Null(failure);
+            Assert.Equal(Writers * PerWriter, wal.LastLsn);
+            Assert.Equal(Writers * PerWriter, wal.DurableLsn);
+        }
+
+        var records = ReadAll();
+        Assert.Equal(Writers * PerWriter, records.Count);
+        for (int i = 0; i < records.Count; i++)
+        {
+            Assert.Equal(i + 1, records[i].Lsn);
+            Assert.Equal(written[records[i].Lsn], records[i].Payload);
+        }
+        Assert.True(WalFormat.ListSegments(_directory).Count > 1, "segments did not roll over");
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task AFailedWriteFaultsItsBatchAndEveryLaterAppendAndWait(bool fsync)
+    {
+        // A real failure, not a mock: the log's folder disappears, so the next segment cannot be created
+        // (a tiny segment size makes every batch start one).
+        using var wal = WriteAheadLog.Open(_directory, segmentBytes: 1, flushToDisk: fsync);
+        await wal.Append(Payload(0, 0)).Durable.WaitAsync(TimeSpan.FromSeconds(30));
+        Directory.Delete(_directory, recursive: true);
+
+        var tasks = new List<Task>();
+        var appenders = new Thread[4];
+        for (int w = 0; w < appenders.Length; w++)
+        {
+            int writer = w;
+            appenders[w] = new Thread(() =>
+            {
+                for (int i = 0; i < 20; i++)
+                {
+                    try
+                    {
+                        Task durable = wal.Append(Payload(writer, i)).Durable;
+                        lock (tasks) tasks.Add(durable);
+                    }
+                    catch (IOException)
+                    {
+                        // Refused outright once the failure is known: the same answer, sooner.
+                    }
+                }
+            });
+            appenders[w].Start();
+        }
+        foreach (Thread t in appenders) t.Join();
+
+        Assert.NotEmpty(tasks);
+        foreach (Task durable in tasks)
+        {
+            var e = await Assert.ThrowsAnyAsync<IOException>(() => durable.WaitAsync(TimeSpan.FromSeconds(30)));
+            Assert.Contains("could not write", e.Message);
+        }
+        Assert.Equal(1, wal.DurableLsn);
+        Assert.Throws<IOException>(() => wal.Append(Payload(9, 9)));
+        await Assert.ThrowsAnyAsync<IOException>(() => wal.WhenDurable(wal.LastLsn));
+    }
+
     [Fact]
     public void AppendsAfterDisposeAreRefused()
     {
