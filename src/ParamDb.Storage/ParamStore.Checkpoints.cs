@@ -78,7 +78,7 @@ public sealed partial class ParamStore
             // A snapshot checkpoint holds only the log above what FASTER had flushed; the rest stays in the hybrid
             // log's segments, which FASTER hands to the OS without a sync. They must be on the device before the
             // write-ahead log behind this checkpoint may go.
-            if (sync) FileSync.Tree(Path.Combine(Path.GetFullPath(options.DataDirectory), "log"));
+            if (sync) FileSync.Tree(LogDirectory);
             DateTimeOffset completedAt = DateTimeOffset.UtcNow;
             // Only now is the checkpoint complete: recovery skips one without a manifest.
             CheckpointManifest.Write(CheckpointDirectory, token, cut, completedAt, sync);
@@ -88,8 +88,7 @@ public sealed partial class ParamStore
             compactedSinceCheckpoint = false;
             TruncateLog();
             logger.CheckpointCompleted(token, clock.ElapsedMilliseconds);
-            whileHeld?.Invoke(new CheckpointImage(token, cut, completedAt, contents, CheckpointDirectory,
-                Path.Combine(Path.GetFullPath(options.DataDirectory), "log"), store.Log.BeginAddress >> SegmentSizeBits));
+            whileHeld?.Invoke(new CheckpointImage(token, cut, completedAt, contents, CheckpointDirectory, LogDirectory, store.Log.BeginAddress >> SegmentSizeBits));
             return new CheckpointResult(token, clock.Elapsed, completedAt);
         }
         finally
@@ -158,6 +157,9 @@ public sealed partial class ParamStore
     }
 
     private string CheckpointDirectory => Path.Combine(Path.GetFullPath(options.DataDirectory), "checkpoints");
+
+    /// <summary>The hybrid log's segments, <c>DATA/log/hlog.log.N</c>.</summary>
+    private string LogDirectory => Path.Combine(Path.GetFullPath(options.DataDirectory), "log");
 
     private void SetLastCheckpoint(DateTime utc) => Interlocked.Exchange(ref lastCheckpointTicks, utc.Ticks);
 }

@@ -102,7 +102,7 @@ public static class SnapshotEndpoints
         if (host.Snapshots is not { } snapshots) return Problems.Unavailable();
         try
         {
-            return snapshots.Delete(name) ? TypedResults.NoContent() : Problem(new SnapshotException(SnapshotError.NotFound, NotFoundDetail(name)));
+            return snapshots.Delete(name) ? TypedResults.NoContent() : Problem(SnapshotException.NotFound(name));
         }
         catch (SnapshotException e)
         {
@@ -143,8 +143,7 @@ public static class SnapshotEndpoints
     private static Results<SafetensorsReply, ProblemHttpResult> Export(string name, string table, StoreHost host, NodeSettings settings, HttpContext context,
         string format = ExportEndpoints.SafetensorsFormat)
     {
-        if (!format.Equals(ExportEndpoints.SafetensorsFormat, StringComparison.OrdinalIgnoreCase))
-            return Problems.Of(400, ProblemCodes.BadRequest, $"'{format}' is not an export format: the only one is '{ExportEndpoints.SafetensorsFormat}', the default.");
+        if (ExportEndpoints.RejectFormat(format, "export") is { } badFormat) return badFormat;
         if (!TableNames.IsValid(table)) return Problems.InvalidName(table);
         if (host.Snapshots is not { } snapshots) return Problems.Unavailable();
         SnapshotReader reader;
@@ -177,8 +176,6 @@ public static class SnapshotEndpoints
             throw;
         }
     }
-
-    private static string NotFoundDetail(string name) => $"No snapshot is named '{name}'. GET /v1/snapshots lists them.";
 
     private static ProblemHttpResult Problem(SnapshotException e) => e.Error switch
     {

@@ -16,4 +16,7 @@ public sealed class SnapshotException(SnapshotError error, string message) : Exc
 {
     /// <summary>Why it was refused.</summary>
     public SnapshotError Error { get; } = error;
+
+    /// <summary>The refusal for a name no snapshot has.</summary>
+    public static SnapshotException NotFound(string name) => new(SnapshotError.NotFound, $"No snapshot is named '{name}'. GET /v1/snapshots lists them.");
 }

@@ -248,7 +248,7 @@ public sealed class SnapshotLibrary : IDisposable
         string folder = FolderOf(name);
         lock (sync)
         {
-            if (!Directory.Exists(folder) || File.Exists(Path.Combine(folder, DeletedMarker))) throw NotFound(name);
+            if (!Directory.Exists(folder) || File.Exists(Path.Combine(folder, DeletedMarker))) throw SnapshotException.NotFound(name);
             if (!uses.TryGetValue(name, out Use? use)) uses[name] = use = new Use();
             use.Count++;
             return use;
@@ -295,7 +295,7 @@ public sealed class SnapshotLibrary : IDisposable
     {
         CheckName(name);
         string folder = Path.Combine(Root, name);
-        if (!File.Exists(Path.Combine(folder, SnapshotFiles.InfoFile)) || File.Exists(Path.Combine(folder, DeletedMarker))) throw NotFound(name);
+        if (!File.Exists(Path.Combine(folder, SnapshotFiles.InfoFile)) || File.Exists(Path.Combine(folder, DeletedMarker))) throw SnapshotException.NotFound(name);
         return folder;
     }
 
@@ -304,8 +304,6 @@ public sealed class SnapshotLibrary : IDisposable
         if (!IsValidName(name))
             throw new SnapshotException(SnapshotError.InvalidName, $"'{name}' is not a snapshot name: use 1 to 128 of A-Z a-z 0-9 _ . - and do not start with a dot.");
     }
-
-    private static SnapshotException NotFound(string name) => new(SnapshotError.NotFound, $"No snapshot is named '{name}'. GET /v1/snapshots lists them.");
 
     private void SweepLeftovers()
     {
