@@ -148,6 +148,8 @@ public sealed partial class ParamStore
 /// <summary>An import's row: an RMW that overwrites the values and resets the optimizer state (<see cref="RowInput.Overwrite"/>).</summary>
 internal readonly unsafe struct SetRow : IRowOperation
 {
+    public static bool Writes => true;
+
     public static Status Run(RowSession session, ref RowKey key, ref RowInput input, ref RowOutput output, float* row)
     {
         input.Values = row;

@@ -131,13 +131,14 @@ public sealed partial class ParamStore
     /// <typeparamref name="TOp"/> per row. <typeparamref name="TOp"/> is a struct, so the JIT compiles one loop per
     /// operation with no branch on it (a shared loop with a push/pull flag measured ~20 % slower pulls). The
     /// session goes back to the pool only after CompletePending(wait: true) returned: pending operations hold
-    /// pointers into the pinned batch.
+    /// pointers into the pinned batch. A write holds its key's <see cref="RowLatches"/> stripe until it is complete.
     /// </summary>
     private unsafe void RunChunk<TOp>(PinnedBatch batch, int from, int to) where TOp : struct, IRowOperation
     {
         TableHandle table = batch.Table;
         int dim = table.Dim;
         RowSession session = sessions.Rent();
+        var held = new HeldLatches(TOp.Writes ? latches : null);
         bool reusable = false;
         try
         {
@@ -147,10 +148,31 @@ public sealed partial class ParamStore
             for (int i = from; i < to; i++)
             {
                 var key = new RowKey(table.Id, batch.KeyAt(i));
-                if (TOp.Run(session, ref key, ref input, ref output, batch.Floats + (long)i * dim).IsPending && ++pending == MaxPendingPerBatch)
+                int stripe = 0;
+                bool taken = false;
+                if (TOp.Writes && !held.TryEnter(stripe = RowLatches.StripeOf(key), out taken))
                 {
+                    // Another thread writes this bucket: finish and release ours before waiting (RowLatches).
                     session.CompletePending(wait: true);
                     pending = 0;
+                    held.ExitAll();
+                    held.Enter(stripe);
+                    taken = true;
+                }
+                Status status = TOp.Run(session, ref key, ref input, ref output, batch.Floats + (long)i * dim);
+                if (status.IsPending)
+                {
+                    if (taken) held.Keep(stripe);   // released once the write completes
+                    if (++pending == MaxPendingPerBatch)
+                    {
+                        session.CompletePending(wait: true);
+                        pending = 0;
+                        held.ExitAll();
+                    }
+                }
+                else if (taken)
+                {
+                    held.Exit(stripe);
                 }
             }
             session.CompletePending(wait: true);
@@ -160,6 +182,7 @@ public sealed partial class ParamStore
         {
             if (reusable) sessions.Return(session);
             else DiscardSession(session);
+            held.Dispose();   // after the session's pending writes are done
         }
     }
 
@@ -249,6 +272,9 @@ internal readonly unsafe struct PinnedBatch(TableHandle table, bool isRange, ulo
 /// <summary>What a batch does to one row; implemented by structs so each batch loop is specialised.</summary>
 internal unsafe interface IRowOperation
 {
+    /// <summary>Whether the operation writes the row, and so must hold the row's <see cref="RowLatches"/> stripe.</summary>
+    static abstract bool Writes { get; }
+
     /// <summary>Starts the operation on <paramref name="row"/> (the pushed values, or where the pulled row goes).</summary>
     static abstract Status Run(RowSession session, ref RowKey key, ref RowInput input, ref RowOutput output, float* row);
 }
@@ -256,6 +282,8 @@ internal unsafe interface IRowOperation
 /// <summary>A push: RMW with the table's updater.</summary>
 internal readonly unsafe struct PushRow : IRowOperation
 {
+    public static bool Writes => true;
+
     public static Status Run(RowSession session, ref RowKey key, ref RowInput input, ref RowOutput output, float* row)
     {
         input.Values = row;
@@ -266,6 +294,8 @@ internal readonly unsafe struct PushRow : IRowOperation
 /// <summary>A pull: Read into the destination; a row never pushed reads as its initial value and is not stored.</summary>
 internal readonly unsafe struct PullRow : IRowOperation
 {
+    public static bool Writes => false;
+
     public static Status Run(RowSession session, ref RowKey key, ref RowInput input, ref RowOutput output, float* row)
     {
         output.Destination = row;

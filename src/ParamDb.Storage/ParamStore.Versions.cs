@@ -303,10 +303,12 @@ public sealed partial class ParamStore
         }
     }
 
-    /// <summary>Upserts one record. Upsert never goes pending: it is a blind append (or an in-place write).</summary>
+    /// <summary>Upserts one record under its <see cref="RowLatches"/> stripe. Upsert never goes pending: it is a blind append (or an in-place write).</summary>
     private unsafe void UpsertRecord(RowKey key, ReadOnlySpan<byte> bytes)
     {
         RowSession session = sessions.Rent();
+        int stripe = RowLatches.StripeOf(key), owner = Environment.CurrentManagedThreadId;
+        latches.Enter(stripe, owner);   // never called while this thread holds a stripe
         try
         {
             fixed (byte* p = bytes)
@@ -317,6 +319,7 @@ public sealed partial class ParamStore
         }
         finally
         {
+            latches.Exit(stripe);
             sessions.Return(session);
         }
     }

@@ -36,6 +36,7 @@ public sealed partial class ParamStore : IDisposable
     private readonly DeviceLogCommitCheckpointManager checkpointManager;
     private readonly FasterKV<RowKey, SpanByte> store;
     private readonly SessionPool sessions;
+    private readonly RowLatches latches = new();
     private int disposed;
 
     private ParamStore(StoreOptions options, ILogger logger, IDevice logDevice, DeviceLogCommitCheckpointManager checkpointManager, FasterKV<RowKey, SpanByte> store)
@@ -208,7 +209,7 @@ public sealed partial class ParamStore : IDisposable
         // Hash index: one 64-byte bucket (7 entries) per KiB of log memory, i.e. 1/16 of the budget on top of it.
         // A KiB holds ~3.5 rows of dim 64 (288 B each), so buckets stay about half full while rows fit in memory;
         // beyond that FASTER chains overflow buckets. 1 GiB → 1 Mi buckets (64 MiB); never below 16 Ki buckets.
-        long indexBuckets = 1L << Math.Max(14, memoryBits - 10);
+        long indexBuckets = 1L << Math.Max(RowLatches.StripeBits, memoryBits - 10);
         return new FasterKV<RowKey, SpanByte>(
             indexBuckets,
             new LogSettings
@@ -222,7 +223,8 @@ public sealed partial class ParamStore : IDisposable
             new CheckpointSettings { CheckpointManager = checkpointManager },
             comparer: RowKeyComparer.Instance,
             // LockTable: FASTER latches the key's hash bucket around every in-place update (exclusive) and read
-            // (shared), so N threads adding to one row never lose an update and a pull never sees a torn row.
+            // (shared), so a pull never sees a torn row. Writers also hold a RowLatches stripe: FASTER alone could
+            // create a new row twice. Index sizing above must keep at least 2^RowLatches.StripeBits buckets.
             concurrencyControlMode: ConcurrencyControlMode.LockTable);
     }
 

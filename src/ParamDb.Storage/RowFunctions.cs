@@ -51,7 +51,8 @@ internal sealed class RowLength : IVariableLengthStruct<SpanByte, RowInput>
 /// <remarks>
 /// Concurrency: the store runs with <see cref="ConcurrencyControlMode.LockTable"/>, so FASTER holds an exclusive
 /// transient lock on the key's hash bucket around <c>InPlaceUpdater</c> and a shared one around
-/// <c>ConcurrentReader</c>: concurrent pushes to one row never lose an update and a pull never sees half a row.
+/// <c>ConcurrentReader</c>: a pull never sees half a row. That alone did not keep two threads from creating one
+/// row twice, so every write also holds the key's <see cref="RowLatches"/> stripe.
 /// </remarks>
 internal readonly partial struct RowFunctions : IFunctions<RowKey, SpanByte, RowInput, RowOutput, Empty>
 {
