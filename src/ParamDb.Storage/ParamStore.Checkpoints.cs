@@ -27,7 +27,27 @@ public sealed partial class ParamStore
     /// Checkpoints known to be whole, newest first: the one recovered on <see cref="Open"/> and those taken since.
     /// Purging keeps the first of these, so a broken newer checkpoint that recovery skipped is the first to go.
     /// </summary>
-    private readonly List<Guid> wholeCheckpoints = [];
+    private readonly List<CheckpointId> wholeCheckpoints = [];
+
+    /// <summary>
+    /// The full checkpoint this process took last, which later checkpoints extend with increments; null until the
+    /// first full one (so the first checkpoint after an open is always full: FASTER's delta log of a recovered
+    /// folder may hold increments past the version recovered).
+    /// </summary>
+    private Guid? incrementBase;
+
+    /// <summary>The log's tail when <see cref="incrementBase"/> was cut: FASTER extends a snapshot only while its
+    /// end is above what the log has flushed.</summary>
+    private long incrementBaseTail;
+
+    /// <summary>Increments taken on <see cref="incrementBase"/>.</summary>
+    private int increments;
+
+    /// <summary>
+    /// Increments on one base before the next checkpoint is full again. Each increment adds the rows changed since
+    /// the previous one to the delta log, which recovery reads whole, so a long chain slows restarts.
+    /// </summary>
+    private const int MaxIncrements = 8;
 
     /// <summary>
     /// When the newest checkpoint became durable: taken by this process, or the one recovered on <see cref="Open"/>.
@@ -43,15 +63,17 @@ public sealed partial class ParamStore
     }
 
     /// <summary>
-    /// Compacts the log if the rule in <see cref="CompactLog"/> says so, then takes a full snapshot checkpoint
-    /// (index and log) of every table and the catalog, and deletes old checkpoints. Pushes and pulls keep flowing:
-    /// FASTER splits operations into the versions before and after the checkpoint (CPR), and only the former are
-    /// in it.
+    /// Compacts the log if the rule in <see cref="CompactLog"/> says so, then takes a checkpoint of every table and
+    /// the catalog, and deletes old checkpoints. Pushes and pulls keep flowing: FASTER splits operations into the
+    /// versions before and after the checkpoint (CPR), and only the former are in it.
     /// </summary>
     /// <param name="cancellationToken">Stops waiting; the checkpoint itself still completes in the background.</param>
     /// <remarks>
     /// <see cref="CheckpointType.Snapshot"/> writes the in-memory part of the log to a separate file. FoldOver would
     /// make every later update of those records copy them to the tail first (6× slower, log doubles; DESIGN.md §10).
+    /// After a full checkpoint (index and log), the next ones are incremental while they can be (see
+    /// <see cref="CanIncrement"/>): FASTER appends only the records changed since the previous one to the full
+    /// checkpoint's delta log, so their cost follows the rows pushed, not the table's size.
     /// </remarks>
     public Task<CheckpointResult> CheckpointAsync(CancellationToken cancellationToken = default) => CheckpointCoreAsync(null, cancellationToken);
 
@@ -71,9 +93,21 @@ public sealed partial class ParamStore
             // A checkpoint whose caller gave up waiting may still be running; FASTER runs one at a time.
             await store.CompleteCheckpointAsync(cancellationToken).ConfigureAwait(false);
             CompactIfWorthIt(force: false);   // synchronous, on this thread: see CompactLog for the rule
-            (ValueTask<(bool, Guid)> checkpoint, long cut, CutContents contents) = StartCheckpointAtPushBoundary(cancellationToken);
+            bool incremental = CanIncrement();
+            (ValueTask<(bool, Guid)> checkpoint, long cut, long version, long tail, CutContents contents) = StartCheckpointAtPushBoundary(incremental, cancellationToken);
             (bool started, Guid token) = await checkpoint.ConfigureAwait(false);
             if (!started) throw new InvalidOperationException("FASTER did not start the checkpoint: another state machine (checkpoint or index resize) is running.");
+            if (incremental && token != incrementBase)
+            {
+                // The log flushed past the base between CanIncrement and FASTER's own test, so FASTER wrote a whole
+                // log-only snapshot: without an index it is no recovery point (no manifest; purged below). Take a
+                // full one instead.
+                logger.IncrementRefused(token);
+                incremental = false;
+                (checkpoint, cut, version, tail, contents) = StartCheckpointAtPushBoundary(incremental: false, cancellationToken);
+                (started, token) = await checkpoint.ConfigureAwait(false);
+                if (!started) throw new InvalidOperationException("FASTER did not start the checkpoint: another state machine (checkpoint or index resize) is running.");
+            }
             bool sync = options.Durability == DurabilityMode.Fsync;
             // A snapshot checkpoint holds only the log above what FASTER had flushed; the rest stays in the hybrid
             // log's segments, which FASTER hands to the OS without a sync. They must be on the device before the
@@ -81,13 +115,23 @@ public sealed partial class ParamStore
             if (sync) FileSync.Tree(LogDirectory);
             DateTimeOffset completedAt = DateTimeOffset.UtcNow;
             // Only now is the checkpoint complete: recovery skips one without a manifest.
-            CheckpointManifest.Write(CheckpointDirectory, token, cut, completedAt, sync);
+            if (incremental)
+            {
+                CheckpointManifest.WriteIncrement(CheckpointDirectory, token, version, cut, completedAt, sync);
+                increments++;
+            }
+            else
+            {
+                CheckpointManifest.Write(CheckpointDirectory, token, version, cut, completedAt, sync);
+                (incrementBase, incrementBaseTail, increments) = (token, tail, 0);
+            }
+            var id = new CheckpointId(token, version);
             SetLastCheckpoint(completedAt.UtcDateTime);
-            checkpointCuts[token] = cut;
-            PurgeCheckpoints(token, onlyNewest: compactedSinceCheckpoint);
+            checkpointCuts[id] = cut;
+            PurgeCheckpoints(id, onlyNewest: compactedSinceCheckpoint);
             compactedSinceCheckpoint = false;
             TruncateLog();
-            logger.CheckpointCompleted(token, clock.ElapsedMilliseconds);
+            logger.CheckpointCompleted(token, version, incremental ? "incremental" : "full", clock.ElapsedMilliseconds);
             whileHeld?.Invoke(new CheckpointImage(token, cut, completedAt, contents, CheckpointDirectory, LogDirectory, store.Log.BeginAddress >> SegmentSizeBits));
             return new CheckpointResult(token, clock.Elapsed, completedAt);
         }
@@ -98,17 +142,40 @@ public sealed partial class ParamStore
     }
 
     /// <summary>
-    /// Starts a snapshot checkpoint with no push in flight and returns once FASTER is in the new version, so every
-    /// later operation falls after the cut; the returned task completes when the checkpoint is durable. The cut
-    /// record written first names the newest write-ahead log record the checkpoint holds. Pushes
-    /// wait meanwhile, pulls do not: the shift took ~7 ms under four pushing threads on 2 cores.
+    /// Whether the next checkpoint can be an increment on <see cref="incrementBase"/>: there is one, no compaction
+    /// moved records since (the increment would not describe them), the chain is short, and the log has not
+    /// flushed past the base's end (FASTER's own condition; the tail at the base's cut is a lower bound of that
+    /// end, and the read-only address an upper bound of what is flushed).
+    /// </summary>
+    private bool CanIncrement()
+    {
+        if (!options.IncrementalCheckpoints || incrementBase is not { } token || compactedSinceCheckpoint || increments >= MaxIncrements
+            || incrementBaseTail <= store.Log.ReadOnlyAddress)
+            return false;
+        // When the increments add up to half the base, most rows change between checkpoints: a full one costs
+        // little more and keeps recovery from reading the chain.
+        string folder = Path.Combine(CheckpointDirectory, "cpr-checkpoints", token.ToString());
+        long deltas = 0, snapshot = 0;
+        foreach (string file in Directory.EnumerateFiles(folder, "delta.*")) deltas += new FileInfo(file).Length;
+        foreach (string file in Directory.EnumerateFiles(folder, "snapshot.*")) snapshot += new FileInfo(file).Length;
+        return deltas <= snapshot / 2;
+    }
+
+    /// <summary>
+    /// Starts a snapshot checkpoint (full, or an increment) with no push in flight and returns once FASTER is in
+    /// the new version, so every later operation falls after the cut; the returned task completes when the
+    /// checkpoint is durable. Also returns the checkpoint's FASTER version (what recovery passes as
+    /// <c>recoverTo</c>) and the log's tail at the cut. The cut record written first names the newest
+    /// write-ahead log record the checkpoint holds. Pushes wait meanwhile, pulls do not: the shift took ~7 ms
+    /// under four pushing threads on 2 cores.
     /// </summary>
     /// <remarks>
     /// FASTER's own driver (<c>TakeFullCheckpointAsync</c>, which runs synchronously up to its first I/O wait)
     /// moves the state machine; driving it with a pooled session's <c>Refresh</c> instead left that session a
     /// step ahead of the others and the checkpoint never left WAIT_INDEX_CHECKPOINT.
     /// </remarks>
-    private (ValueTask<(bool Started, Guid Token)> Checkpoint, long Cut, CutContents Contents) StartCheckpointAtPushBoundary(CancellationToken cancellationToken)
+    private (ValueTask<(bool Started, Guid Token)> Checkpoint, long Cut, long Version, long Tail, CutContents Contents) StartCheckpointAtPushBoundary(
+        bool incremental, CancellationToken cancellationToken)
     {
         pushGate.EnterWriteLock();
         try
@@ -116,7 +183,10 @@ public sealed partial class ParamStore
             long cut = WriteCutRecord();
             CutContents contents = CaptureContents();
             long version = store.CurrentVersion;
-            ValueTask<(bool, Guid)> checkpoint = store.TakeFullCheckpointAsync(CheckpointType.Snapshot, cancellationToken);
+            long tail = store.Log.TailAddress;
+            ValueTask<(bool, Guid)> checkpoint = incremental
+                ? store.TakeHybridLogCheckpointAsync(CheckpointType.Snapshot, tryIncremental: true, cancellationToken)
+                : store.TakeFullCheckpointAsync(CheckpointType.Snapshot, cancellationToken);
             var deadline = Stopwatch.StartNew();
             var spin = new SpinWait();
             while (store.CurrentVersion == version && !checkpoint.IsCompleted)
@@ -125,7 +195,7 @@ public sealed partial class ParamStore
                     throw new TimeoutException($"FASTER did not move past version {version} within {VersionShiftLimit.TotalSeconds} s of starting a checkpoint.");
                 spin.SpinOnce(sleep1Threshold: -1);
             }
-            return (checkpoint, cut, contents);
+            return (checkpoint, cut, version, tail, contents);
         }
         finally
         {
@@ -136,16 +206,32 @@ public sealed partial class ParamStore
     private static readonly TimeSpan VersionShiftLimit = TimeSpan.FromSeconds(10);
 
     /// <summary>
-    /// Keeps the newest <see cref="StoreOptions.CheckpointsToKeep"/> checkpoints; after a compaction only the
-    /// newest. Why: a checkpoint truncates the log files below its begin address, and a compaction since the
-    /// previous checkpoint moved that address past records the older checkpoints still need.
+    /// Keeps the newest <see cref="StoreOptions.CheckpointsToKeep"/> checkpoints (an increment counts as one) plus,
+    /// when those all share one folder, the newest of the folder before; after a compaction only the newest. Why: a checkpoint truncates the log files
+    /// below its begin address, and a compaction since the previous checkpoint moved that address past records the
+    /// older checkpoints still need.
     /// </summary>
-    private void PurgeCheckpoints(Guid newest, bool onlyNewest)
+    private void PurgeCheckpoints(CheckpointId newest, bool onlyNewest)
     {
         int keep = onlyNewest ? 1 : options.CheckpointsToKeep;
         wholeCheckpoints.Insert(0, newest);
-        wholeCheckpoints.RemoveRange(Math.Min(keep, wholeCheckpoints.Count), Math.Max(0, wholeCheckpoints.Count - keep));
-        var kept = new HashSet<Guid>(wholeCheckpoints);
+        int count = Math.Min(keep, wholeCheckpoints.Count);
+        if (!onlyNewest && keep > 1)
+        {
+            // Increments share their folder's full checkpoint: if that is damaged, all of them are. So keep the
+            // newest version of the previous folder too, and the write-ahead log back to its cut.
+            bool oneFolder = true;
+            for (int i = 1; i < count; i++) oneFolder &= wholeCheckpoints[i].Token == newest.Token;
+            int older = wholeCheckpoints.FindIndex(count, id => id.Token != newest.Token);
+            if (oneFolder && older > 0)
+            {
+                (wholeCheckpoints[count], wholeCheckpoints[older]) = (wholeCheckpoints[older], wholeCheckpoints[count]);
+                count++;
+            }
+        }
+        wholeCheckpoints.RemoveRange(count, wholeCheckpoints.Count - count);
+        var kept = new HashSet<Guid>();
+        foreach (CheckpointId id in wholeCheckpoints) kept.Add(id.Token);
         int purged = 0;
         foreach (Guid token in checkpointManager.GetLogCheckpointTokens().Concat(checkpointManager.GetIndexCheckpointTokens()).Distinct().ToList())
         {
@@ -162,4 +248,13 @@ public sealed partial class ParamStore
     private string LogDirectory => Path.Combine(Path.GetFullPath(options.DataDirectory), "log");
 
     private void SetLastCheckpoint(DateTime utc) => Interlocked.Exchange(ref lastCheckpointTicks, utc.Ticks);
+}
+
+/// <summary>
+/// One recovery point: a checkpoint folder (FASTER's token) and the version in it, its full checkpoint's or one
+/// of its increments'. <paramref name="Version"/> is null for a checkpoint written before versions were recorded.
+/// </summary>
+internal readonly record struct CheckpointId(Guid Token, long? Version)
+{
+    public override string ToString() => Version is long v ? $"{Token} version {v}" : Token.ToString();
 }

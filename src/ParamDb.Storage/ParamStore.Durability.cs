@@ -22,7 +22,7 @@ public sealed partial class ParamStore
     private long recoveredCut;
 
     /// <summary>The cut of each checkpoint this process knows whole, to truncate the log behind the oldest kept.</summary>
-    private readonly Dictionary<Guid, long> checkpointCuts = [];
+    private readonly Dictionary<CheckpointId, long> checkpointCuts = [];
 
     /// <summary>Log bytes appended when the newest checkpoint cut (see <see cref="WalBytesSinceCheckpoint"/>).</summary>
     private long walBytesAtCut;
@@ -117,16 +117,16 @@ public sealed partial class ParamStore
     {
         if (wal is null) return;
         long keepFrom = long.MaxValue;
-        foreach (Guid token in wholeCheckpoints)
+        foreach (CheckpointId id in wholeCheckpoints)
         {
-            if (!checkpointCuts.TryGetValue(token, out long cut)) return;   // a kept checkpoint of unknown cut: keep everything
+            if (!checkpointCuts.TryGetValue(id, out long cut)) return;   // a kept checkpoint of unknown cut: keep everything
             keepFrom = Math.Min(keepFrom, cut + 1);
         }
         if (keepFrom == long.MaxValue) return;
         int deleted = wal.TruncateBefore(keepFrom);
         if (deleted > 0) logger.WalTruncated(deleted, keepFrom);
-        foreach (Guid token in checkpointCuts.Keys.ToList())
-            if (!wholeCheckpoints.Contains(token)) checkpointCuts.Remove(token);
+        foreach (CheckpointId id in checkpointCuts.Keys.ToList())
+            if (!wholeCheckpoints.Contains(id)) checkpointCuts.Remove(id);
     }
 
     /// <summary>

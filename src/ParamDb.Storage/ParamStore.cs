@@ -78,33 +78,34 @@ public sealed partial class ParamStore : IDisposable
         var checkpointManager = new DeviceLogCommitCheckpointManager(
             new LocalStorageNamedDeviceFactory(), new DefaultCheckpointNamingScheme(checkpointDirectory), removeOutdated: false);
         List<Guid> tokens = checkpointManager.GetLogCheckpointTokens().ToList();   // newest first
-        List<Guid> candidates = CheckCheckpoints(checkpointDirectory, tokens, logger, out List<string> damage);
-        if (options.ReadOnly && candidates.Count == 0)
-        {
-            checkpointManager.Dispose();
-            throw new InvalidDataException($"{root} holds no checkpoint that checks out ({(damage.Count > 0 ? string.Join("; ", damage) : "none at all")}).");
-        }
+        var damage = new List<string>();
         if (tokens.Count == 0 && Directory.Exists(logDirectory))
             Directory.Delete(logDirectory, recursive: true);   // a log no checkpoint describes cannot be recovered
         Directory.CreateDirectory(logDirectory);
         IDevice logDevice = Devices.CreateLogDevice(Path.Combine(logDirectory, "hlog.log"), recoverDevice: true);
 
         FasterKV<RowKey, SpanByte>? store = null;
-        Guid? recovered = null;
-        foreach (Guid token in candidates)
+        CheckpointId? recovered = null;
+        foreach (CheckpointId candidate in Candidates(checkpointDirectory, tokens, logger, damage))
         {
             store = CreateKv(options, logDevice, checkpointManager);
             try
             {
-                store.Recover(token);
-                recovered = token;
+                if (candidate.Version is long version && HasIncrements(checkpointDirectory, candidate.Token))
+                    // Recover(token) would apply every increment in the delta log; recoverTo stops at the one the
+                    // manifest vouched for. FASTER picks the newest checkpoint at or below it, which is this one:
+                    // versions only grow, so newer folders are all above it.
+                    store.Recover(numPagesToPreload: -1, undoNextVersion: true, recoverTo: version);
+                else
+                    store.Recover(candidate.Token);
+                recovered = candidate;
                 break;
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
                 // Whatever a torn or half-deleted checkpoint makes FASTER throw, the previous checkpoint may still be whole.
-                logger.RecoveryFailed(token, e);
-                damage.Add($"checkpoint {token} could not be recovered: {e.Message}");
+                logger.RecoveryFailed(candidate.Token, e);
+                damage.Add($"checkpoint {candidate} could not be recovered: {e.Message}");
                 store.Dispose();
                 store = null;
             }
@@ -115,7 +116,7 @@ public sealed partial class ParamStore : IDisposable
             {
                 logDevice.Dispose();
                 checkpointManager.Dispose();
-                throw new InvalidDataException($"The checkpoint in {checkpointDirectory} cannot be recovered ({string.Join("; ", damage)}).");
+                throw new InvalidDataException($"{root} holds no checkpoint that can be recovered ({(damage.Count > 0 ? string.Join("; ", damage) : "none at all")}).");
             }
             if (damage.Count > 0 && !WalReachesFirstRecord(walDirectory))
             {
@@ -139,12 +140,12 @@ public sealed partial class ParamStore : IDisposable
         var paramStore = new ParamStore(options, logger, logDevice, checkpointManager, store);
         try
         {
-            if (recovered is { } recoveredToken)
+            if (recovered is { } recoveredId)
             {
                 paramStore.LoadRecoveredState();
-                paramStore.wholeCheckpoints.Add(recoveredToken);
-                paramStore.checkpointCuts[recoveredToken] = paramStore.recoveredCut;
-                paramStore.SetLastCheckpoint(Directory.GetLastWriteTimeUtc(Path.Combine(checkpointDirectory, "cpr-checkpoints", recoveredToken.ToString())));
+                paramStore.wholeCheckpoints.Add(recoveredId);
+                paramStore.checkpointCuts[recoveredId] = paramStore.recoveredCut;
+                paramStore.SetLastCheckpoint(Directory.GetLastWriteTimeUtc(Path.Combine(checkpointDirectory, "cpr-checkpoints", recoveredId.Token.ToString())));
             }
             if (options.ReadOnly) paramStore.lsnFloor = paramStore.recoveredCut;
             else paramStore.OpenLog(walDirectory);
@@ -162,36 +163,42 @@ public sealed partial class ParamStore : IDisposable
     }
 
     /// <summary>
-    /// The checkpoints worth handing to FASTER, newest first: those whose manifest checks out. One without a
-    /// manifest never completed and is skipped; one that fails its manifest is damaged, skipped and reported in
-    /// <paramref name="damage"/>. A store written before manifests existed has none at all: its checkpoints are
-    /// all candidates, checked by FASTER alone.
+    /// The checkpoints worth handing to FASTER, newest first, checked lazily so an open reads only as far back as
+    /// it must: per folder its increments, newest first, then its base, each whose manifest checks out. One
+    /// without a manifest never completed and is skipped; one that fails its manifest is damaged, skipped and
+    /// reported in <paramref name="damage"/>. A store written before manifests existed has none at all: its
+    /// checkpoints are all candidates, checked by FASTER alone.
     /// </summary>
-    private static List<Guid> CheckCheckpoints(string checkpointDirectory, List<Guid> tokens, ILogger logger, out List<string> damage)
+    private static IEnumerable<CheckpointId> Candidates(string checkpointDirectory, List<Guid> tokens, ILogger logger, List<string> damage)
     {
-        damage = [];
         bool manifests = false;
         foreach (Guid token in tokens) manifests |= CheckpointManifest.Exists(checkpointDirectory, token);
-        if (!manifests) return tokens;
-        var candidates = new List<Guid>();
+        var checkedFiles = new HashSet<(string, long, uint)>();   // a base shared by several versions is read once
         foreach (Guid token in tokens)
         {
-            switch (CheckpointManifest.Check(checkpointDirectory, token, out string? problem))
+            if (!manifests)
             {
-                case ManifestCheck.Valid:
-                    candidates.Add(token);
-                    break;
-                case ManifestCheck.Missing:
-                    logger.CheckpointUnfinished(token);
-                    break;
-                default:
-                    logger.CheckpointDamaged(token, problem!);
-                    damage.Add($"checkpoint {token}: {problem}");
-                    break;
+                yield return new CheckpointId(token, null);
+                continue;
+            }
+            List<(long? Version, string Path)> versions = CheckpointManifest.Manifests(checkpointDirectory, token);
+            if (versions.Count == 0) logger.CheckpointUnfinished(token);
+            foreach ((long? version, string path) in versions)
+            {
+                if (CheckpointManifest.Check(checkpointDirectory, token, path, out string? problem, checkedFiles) == ManifestCheck.Valid)
+                {
+                    yield return new CheckpointId(token, version);
+                    continue;
+                }
+                logger.CheckpointDamaged(token, problem ?? "its manifest vanished");
+                damage.Add($"checkpoint {new CheckpointId(token, version)}: {problem}");
             }
         }
-        return candidates;
     }
+
+    /// <summary>Whether a checkpoint folder holds FASTER's delta log, i.e. took incremental checkpoints.</summary>
+    private static bool HasIncrements(string checkpointDirectory, Guid token) =>
+        Directory.EnumerateFiles(Path.Combine(checkpointDirectory, "cpr-checkpoints", token.ToString()), "delta.*").Any();
 
     /// <summary>Whether the write-ahead log still starts at record 1, so it alone can rebuild the whole state.</summary>
     private static bool WalReachesFirstRecord(string walDirectory)

@@ -50,6 +50,12 @@ public sealed class StoreOptions
     /// <summary>Where exports sort their keys; null means <c>DATA/tmp/</c>. A snapshot reader points it at the node's.</summary>
     internal string? TempDirectory { get; init; }
 
+    /// <summary>
+    /// Whether checkpoints after a full one may be increments (the default). Off, every checkpoint is full: tests
+    /// of the fall back between whole checkpoint folders use it.
+    /// </summary>
+    internal bool IncrementalCheckpoints { get; init; } = true;
+
     /// <summary>The clock that worker leases and clock-wait timeouts follow (tests may substitute one).</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 

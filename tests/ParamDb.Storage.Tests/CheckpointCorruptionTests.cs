@@ -27,10 +27,11 @@ public sealed class CheckpointCorruptionTests : IDisposable
         return cases;
     }
 
-    /// <summary>Pushes 1 to 64 rows, checkpoints, pushes 1 again, checkpoints: returns the newest checkpoint.</summary>
+    /// <summary>Pushes 1 to 64 rows, checkpoints, pushes 1 again, checkpoints: returns the newest checkpoint. Both are full
+    /// checkpoints in folders of their own (incremental ones: <see cref="IncrementalCheckpointTests"/>).</summary>
     private async Task<Guid> TwoCheckpointsAsync(DurabilityMode durability)
     {
-        using ParamStore store = dir.Open(durability: durability);
+        using ParamStore store = dir.Open(durability: durability, incremental: false);
         TableHandle t = TestStore.Create(store, "t", TestStore.Schema(4));
         float[] ones = Enumerable.Repeat(1f, 64 * 4).ToArray();
         await store.Push(t, TestStore.Keys(0, 64), ones).Durable;
@@ -99,7 +100,7 @@ public sealed class CheckpointCorruptionTests : IDisposable
     public async Task BothCheckpointsDamagedAndTheLogTruncatedRefusesNamingEachFile()
     {
         Guid newest;
-        using (ParamStore store = dir.Open(walSegmentBytes: 1024))
+        using (ParamStore store = dir.Open(walSegmentBytes: 1024, incremental: false))
         {
             TableHandle t = TestStore.Create(store, "t", TestStore.Schema(4));
             float[] ones = Enumerable.Repeat(1f, 64 * 4).ToArray();

@@ -167,7 +167,7 @@ public sealed class DurabilityTests : IDisposable
     {
         Guid newest = default;
         int segmentsBefore;
-        using (ParamStore store = dir.Open(checkpointsToKeep: 2, walSegmentBytes: 4096))
+        using (ParamStore store = dir.Open(checkpointsToKeep: 2, walSegmentBytes: 4096, incremental: false))
         {
             TableHandle t = TestStore.Create(store, "t", TestStore.Schema(16));
             float[] ones = Fill(16 * 8, 1f);

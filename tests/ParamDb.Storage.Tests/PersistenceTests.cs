@@ -108,7 +108,7 @@ public sealed class PersistenceTests : IDisposable
     [Fact]
     public async Task OnlyTheConfiguredNumberOfCheckpointsIsKept()
     {
-        using ParamStore store = dir.Open(checkpointsToKeep: 2);
+        using ParamStore store = dir.Open(checkpointsToKeep: 2, incremental: false);
         TableHandle table = TestStore.Create(store, "t", TestStore.Schema(2));
         var tokens = new List<Guid>();
         for (int i = 0; i < 4; i++)
@@ -167,7 +167,7 @@ public sealed class PersistenceTests : IDisposable
     public async Task ABrokenNewestCheckpointFallsBackToThePreviousOne(DurabilityMode durability, float expected)
     {
         Guid newest;
-        using (ParamStore store = dir.Open(durability: durability))
+        using (ParamStore store = dir.Open(durability: durability, incremental: false))
         {
             TableHandle table = TestStore.Create(store, "t", TestStore.Schema(2));
             store.Push(table, [1], [1, 1]);

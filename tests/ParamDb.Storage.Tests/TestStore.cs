@@ -8,7 +8,9 @@ public sealed class TestStore : IDisposable
 
     public string Directory { get; } = Path.Combine(Path.GetTempPath(), "paramdb-storage-tests", Guid.NewGuid().ToString("N"));
 
-    public ParamStore Open(long memoryBytes = DefaultMemory, int checkpointsToKeep = 2, DurabilityMode durability = DurabilityMode.Wal, long walSegmentBytes = 64L << 20) =>
+    /// <summary>Opens a store on <see cref="Directory"/>; with <c>incremental: false</c> every checkpoint is a full
+    /// one in its own folder (tests of the fall back between folders).</summary>
+    public ParamStore Open(long memoryBytes = DefaultMemory, int checkpointsToKeep = 2, DurabilityMode durability = DurabilityMode.Wal, long walSegmentBytes = 64L << 20, bool incremental = true) =>
         ParamStore.Open(new StoreOptions
         {
             DataDirectory = Directory,
@@ -16,6 +18,7 @@ public sealed class TestStore : IDisposable
             CheckpointsToKeep = checkpointsToKeep,
             Durability = durability,
             WalSegmentBytes = walSegmentBytes,
+            IncrementalCheckpoints = incremental,
         });
 
     /// <summary>The write-ahead log's segment files, oldest first.</summary>

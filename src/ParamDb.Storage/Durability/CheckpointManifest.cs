@@ -31,6 +31,12 @@ internal enum ManifestCheck
 /// </code>
 /// Paths are relative to <c>checkpoints/</c>. Written to a temporary name and renamed, so a manifest is whole or
 /// absent.
+/// <para>Incremental checkpoints (FASTER's delta log: each one appends the rows changed since the previous one to
+/// <c>delta.dat.0</c> in the base checkpoint's folder) get one manifest per version,
+/// <c>paramdb-manifest.json.v{version}</c>: the base's files as the base manifest lists them, plus each file the base
+/// did not have as a prefix (<c>"prefix":true</c>: its first <c>length</c> bytes must have the checksum, and the
+/// file may be longer, because later increments append to it). <c>version</c> is FASTER's checkpoint version, what
+/// recovery passes as <c>recoverTo</c>.</para>
 /// </remarks>
 internal static class CheckpointManifest
 {
@@ -43,15 +49,18 @@ internal static class CheckpointManifest
 
     private static string IndexFolder(string checkpoints, Guid token) => Path.Combine(checkpoints, "index-checkpoints", token.ToString());
 
+    private static string IncrementFile(string checkpoints, Guid token, long version) =>
+        Path.Combine(LogFolder(checkpoints, token), FileName + ".v" + version.ToString(CultureInfo.InvariantCulture));
+
     /// <summary>Whether the checkpoint has a manifest (whatever its state).</summary>
     public static bool Exists(string checkpoints, Guid token) => File.Exists(Path.Combine(LogFolder(checkpoints, token), FileName));
 
     /// <summary>
-    /// Checksums the checkpoint's files and writes its manifest. With <paramref name="sync"/> the files and the
+    /// Checksums a full checkpoint's files and writes its manifest. With <paramref name="sync"/> the files and the
     /// manifest are fsynced first (the <see cref="DurabilityMode.Fsync"/> mode), so a manifest never vouches for
     /// bytes still only in the page cache.
     /// </summary>
-    public static void Write(string checkpoints, Guid token, long cut, DateTimeOffset completedAt, bool sync)
+    public static void Write(string checkpoints, Guid token, long version, long cut, DateTimeOffset completedAt, bool sync)
     {
         var files = new List<ManifestFile>();
         foreach (string folder in new[] { LogFolder(checkpoints, token), IndexFolder(checkpoints, token) })
@@ -59,17 +68,144 @@ internal static class CheckpointManifest
             if (!Directory.Exists(folder)) throw new IOException($"Checkpoint {token} has no folder {folder}.");
             foreach (string path in Directory.GetFiles(folder))
             {
-                string name = Path.GetFileName(path);
-                if (name.StartsWith(FileName, StringComparison.Ordinal)) continue;
+                if (Path.GetFileName(path).StartsWith(FileName, StringComparison.Ordinal)) continue;
                 if (sync) FileSync.File(path);
                 (uint crc, long length) = Crc32C.OfFile(path);
-                files.Add(new ManifestFile(Path.GetRelativePath(checkpoints, path).Replace('\\', '/'), length, crc));
+                files.Add(new ManifestFile(Path.GetRelativePath(checkpoints, path).Replace('\\', '/'), length, crc, Prefix: false));
             }
         }
         files.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
-        byte[] body = JsonSerializer.SerializeToUtf8Bytes(new ManifestDocument(Format, token, cut, completedAt, files), Json);
+        Save(Path.Combine(LogFolder(checkpoints, token), FileName), new ManifestDocument(Format, token, cut, completedAt, files, version), sync);
+    }
+
+    /// <summary>
+    /// Writes the manifest of an incremental checkpoint on top of <paramref name="token"/>'s full checkpoint: the
+    /// base's files as its manifest lists them (not checksummed again), and the appended delta log as a prefix.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The base manifest is missing or damaged.</exception>
+    public static void WriteIncrement(string checkpoints, Guid token, long version, long cut, DateTimeOffset completedAt, bool sync)
+    {
+        string basePath = Path.Combine(LogFolder(checkpoints, token), FileName);
+        ManifestDocument baseManifest = Read(basePath, token, out string? problem)
+            ?? throw new InvalidDataException($"Checkpoint {token} cannot take an increment: {problem ?? "it has no manifest"}.");
+        var files = new List<ManifestFile>(baseManifest.Files);
+        var listed = new HashSet<string>(StringComparer.Ordinal);
+        foreach (ManifestFile file in files) listed.Add(file.Path);
+        foreach (string path in Directory.GetFiles(LogFolder(checkpoints, token)))
+        {
+            string relative = Path.GetRelativePath(checkpoints, path).Replace('\\', '/');
+            if (Path.GetFileName(path).StartsWith(FileName, StringComparison.Ordinal) || listed.Contains(relative)) continue;
+            if (sync) FileSync.File(path);
+            (uint crc, long length) = Crc32C.OfFile(path);
+            files.Add(new ManifestFile(relative, length, crc, Prefix: true));
+        }
+        files.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
+        Save(IncrementFile(checkpoints, token, version), new ManifestDocument(Format, token, cut, completedAt, files, version), sync);
+    }
+
+    /// <summary>
+    /// The versions a checkpoint folder has manifests for, newest first: its increments, then its base. The base's
+    /// version is null in a manifest written before versions were recorded.
+    /// </summary>
+    public static List<(long? Version, string Path)> Manifests(string checkpoints, Guid token)
+    {
+        var found = new List<(long? Version, string Path)>();
+        string folder = LogFolder(checkpoints, token);
+        if (!Directory.Exists(folder)) return found;
+        foreach (string path in Directory.GetFiles(folder, FileName + ".v*"))
+        {
+            if (long.TryParse(Path.GetFileName(path).AsSpan(FileName.Length + 2), NumberStyles.None, CultureInfo.InvariantCulture, out long version))
+                found.Add((version, path));
+        }
+        found.Sort((a, b) => b.Version!.Value.CompareTo(a.Version!.Value));
+        string basePath = Path.Combine(folder, FileName);
+        if (File.Exists(basePath)) found.Add((Read(basePath, token, out _)?.Version, basePath));
+        return found;
+    }
+
+    /// <summary>Checks a checkpoint's newest version against its manifest.</summary>
+    public static ManifestCheck Check(string checkpoints, Guid token, out string? problem)
+    {
+        List<(long? Version, string Path)> manifests = Manifests(checkpoints, token);
+        if (manifests.Count == 0)
+        {
+            problem = null;
+            return ManifestCheck.Missing;
+        }
+        return Check(checkpoints, token, manifests[0].Path, out problem);
+    }
+
+    /// <summary>Checks a checkpoint's files against one of its manifests.</summary>
+    /// <param name="checkpoints">The <c>checkpoints/</c> folder.</param>
+    /// <param name="token">The checkpoint.</param>
+    /// <param name="manifestPath">The manifest, from <see cref="Manifests"/>.</param>
+    /// <param name="problem">For <see cref="ManifestCheck.Damaged"/>: which file and what is wrong with it.</param>
+    /// <param name="checkedFiles">Files already found whole in this pass (path, length, CRC), so the base of several
+    /// versions is read once; may be null.</param>
+    public static ManifestCheck Check(string checkpoints, Guid token, string manifestPath, out string? problem, HashSet<(string, long, uint)>? checkedFiles = null)
+    {
+        if (!File.Exists(manifestPath))
+        {
+            problem = null;
+            return ManifestCheck.Missing;
+        }
+        ManifestDocument? manifest = Read(manifestPath, token, out problem);
+        if (manifest is null) return ManifestCheck.Damaged;
+        foreach (ManifestFile listed in manifest.Files)
+        {
+            string file = Path.Combine(checkpoints, listed.Path);
+            if (!File.Exists(file))
+            {
+                problem = $"{file} is missing";
+                return ManifestCheck.Damaged;
+            }
+            if (checkedFiles?.Contains((listed.Path, listed.Length, listed.Crc32C)) == true) continue;
+            (uint crc, long length) = Crc32C.OfFile(file, listed.Prefix ? listed.Length : long.MaxValue);
+            if (length != listed.Length)
+            {
+                problem = listed.Prefix
+                    ? $"{file} has {length} bytes where the checkpoint wrote at least {listed.Length}"
+                    : $"{file} has {length} bytes where the checkpoint wrote {listed.Length}";
+                return ManifestCheck.Damaged;
+            }
+            if (crc != listed.Crc32C)
+            {
+                problem = $"{file} fails its checksum (CRC-32C {crc:x8}, written as {listed.Crc32C:x8})";
+                return ManifestCheck.Damaged;
+            }
+            checkedFiles?.Add((listed.Path, listed.Length, listed.Crc32C));
+        }
+        return ManifestCheck.Valid;
+    }
+
+    /// <summary>A manifest whose own checksum and identity check out; null (with the reason) otherwise.</summary>
+    private static ManifestDocument? Read(string path, Guid token, out string? problem)
+    {
+        problem = null;
+        if (!File.Exists(path)) return null;
+        byte[] raw = File.ReadAllBytes(path);
+        int newline = Array.IndexOf(raw, (byte)'\n');
+        ReadOnlySpan<byte> body = newline < 0 ? raw : raw.AsSpan(0, newline);
+        ReadOnlySpan<byte> stored = newline < 0 ? default : raw.AsSpan(newline + 1).TrimEnd((byte)'\n');
+        if (!uint.TryParse(Encoding.ASCII.GetString(stored), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out uint expected)
+            || expected != ~Crc32C.Append(~0u, body))
+        {
+            problem = $"its manifest {path} fails its checksum";
+            return null;
+        }
+        ManifestDocument? manifest = JsonSerializer.Deserialize<ManifestDocument>(body, Json);
+        if (manifest is null || manifest.Format != Format || manifest.Token != token)
+        {
+            problem = $"its manifest {path} is not a format-{Format} manifest of checkpoint {token}";
+            return null;
+        }
+        return manifest;
+    }
+
+    private static void Save(string final, ManifestDocument document, bool sync)
+    {
+        byte[] body = JsonSerializer.SerializeToUtf8Bytes(document, Json);
         string trailer = "\n" + (~Crc32C.Append(~0u, body)).ToString("x8", CultureInfo.InvariantCulture) + "\n";
-        string final = Path.Combine(LogFolder(checkpoints, token), FileName);
         string temporary = final + ".tmp";
         using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 0))
         {
@@ -80,55 +216,9 @@ internal static class CheckpointManifest
         File.Move(temporary, final, overwrite: true);
     }
 
-    /// <summary>Checks a checkpoint's files against its manifest.</summary>
-    /// <param name="checkpoints">The <c>checkpoints/</c> folder.</param>
-    /// <param name="token">The checkpoint.</param>
-    /// <param name="problem">For <see cref="ManifestCheck.Damaged"/>: which file and what is wrong with it.</param>
-    public static ManifestCheck Check(string checkpoints, Guid token, out string? problem)
-    {
-        problem = null;
-        string path = Path.Combine(LogFolder(checkpoints, token), FileName);
-        if (!File.Exists(path)) return ManifestCheck.Missing;
-        byte[] raw = File.ReadAllBytes(path);
-        int newline = Array.IndexOf(raw, (byte)'\n');
-        ReadOnlySpan<byte> body = newline < 0 ? raw : raw.AsSpan(0, newline);
-        ReadOnlySpan<byte> stored = newline < 0 ? default : raw.AsSpan(newline + 1).TrimEnd((byte)'\n');
-        if (!uint.TryParse(Encoding.ASCII.GetString(stored), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out uint expected)
-            || expected != ~Crc32C.Append(~0u, body))
-        {
-            problem = $"its manifest {path} fails its checksum";
-            return ManifestCheck.Damaged;
-        }
-        ManifestDocument? manifest = JsonSerializer.Deserialize<ManifestDocument>(body, Json);
-        if (manifest is null || manifest.Format != Format || manifest.Token != token)
-        {
-            problem = $"its manifest {path} is not a format-{Format} manifest of checkpoint {token}";
-            return ManifestCheck.Damaged;
-        }
-        foreach (ManifestFile listed in manifest.Files)
-        {
-            string file = Path.Combine(checkpoints, listed.Path);
-            if (!File.Exists(file))
-            {
-                problem = $"{file} is missing";
-                return ManifestCheck.Damaged;
-            }
-            (uint crc, long length) = Crc32C.OfFile(file);
-            if (length != listed.Length)
-            {
-                problem = $"{file} has {length} bytes where the checkpoint wrote {listed.Length}";
-                return ManifestCheck.Damaged;
-            }
-            if (crc != listed.Crc32C)
-            {
-                problem = $"{file} fails its checksum (CRC-32C {crc:x8}, written as {listed.Crc32C:x8})";
-                return ManifestCheck.Damaged;
-            }
-        }
-        return ManifestCheck.Valid;
-    }
+    /// <summary>A manifest. <paramref name="Version"/> is null in manifests written before it was recorded.</summary>
+    private sealed record ManifestDocument(int Format, Guid Token, long Cut, DateTimeOffset CompletedAt, List<ManifestFile> Files, long? Version = null);
 
-    private sealed record ManifestDocument(int Format, Guid Token, long Cut, DateTimeOffset CompletedAt, List<ManifestFile> Files);
-
-    private sealed record ManifestFile(string Path, long Length, uint Crc32C);
+    /// <summary>A listed file; with <paramref name="Prefix"/> only its first <paramref name="Length"/> bytes are vouched for.</summary>
+    private sealed record ManifestFile(string Path, long Length, uint Crc32C, bool Prefix = false);
 }

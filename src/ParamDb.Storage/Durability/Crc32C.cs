@@ -21,7 +21,10 @@ internal static class Crc32C
     }
 
     /// <summary>The CRC-32C and length of a whole file, read in 1 MiB pieces.</summary>
-    public static (uint Crc, long Length) OfFile(string path)
+    public static (uint Crc, long Length) OfFile(string path) => OfFile(path, long.MaxValue);
+
+    /// <summary>CRC-32C of the file's first <paramref name="limit"/> bytes (of all of it when shorter), and how many that was.</summary>
+    public static (uint Crc, long Length) OfFile(string path, long limit)
     {
         byte[] buffer = ArrayPool<byte>.Shared.Rent(1 << 20);
         try
@@ -30,7 +33,7 @@ internal static class Crc32C
             uint crc = ~0u;
             long length = 0;
             int read;
-            while ((read = file.Read(buffer, 0, buffer.Length)) > 0)
+            while (length < limit && (read = file.Read(buffer, 0, (int)Math.Min(buffer.Length, limit - length))) > 0)
             {
                 crc = Append(crc, buffer.AsSpan(0, read));
                 length += read;

@@ -1,0 +1,135 @@
+namespace ParamDb.Storage.Tests;
+
+/// <summary>
+/// Incremental checkpoints: after a full checkpoint, FASTER appends only the changed rows to the full checkpoint's
+/// delta log, and each version gets its own manifest. Recovery stops at the newest version that checks out.
+/// </summary>
+public sealed class IncrementalCheckpointTests : IDisposable
+{
+    private const int Rows = 20_000, Dim = 64;
+    private readonly TestStore dir = new();
+
+    public void Dispose() => dir.Dispose();
+
+    [Fact]
+    public async Task AnIncrementWritesTheChangedRowsNotTheTable()
+    {
+        Guid folder;
+        using (ParamStore store = dir.Open(durability: DurabilityMode.Checkpoint))
+        {
+            TableHandle t = Fill(store);
+            folder = (await store.CheckpointAsync()).Token;
+            for (int round = 1; round <= 3; round++)
+            {
+                store.Push(t, TestStore.Keys(0, 100), Ones(100));
+                Assert.Equal(folder, (await store.CheckpointAsync()).Token);
+            }
+        }
+        long snapshot = new FileInfo(CheckpointFile(folder, "snapshot.dat.0")).Length;
+        long delta = new FileInfo(CheckpointFile(folder, "delta.dat.0")).Length;
+        // 3 × 100 changed rows of ~280 bytes against 20,000 rows: well under a tenth of the base.
+        Assert.InRange(delta, 1, snapshot / 10);
+        Assert.Equal(4, ManifestsOf(folder).Length);
+
+        // Checkpoint mode has no write-ahead log: the values come from the newest increment alone.
+        using ParamStore reopened = dir.Open(durability: DurabilityMode.Checkpoint);
+        Assert.True(reopened.TryGetTable("t", out TableHandle? table));
+        Assert.All(TestStore.Pull(reopened, table!, TestStore.Keys(0, 100)), v => Assert.Equal(4f, v));
+        Assert.All(TestStore.Pull(reopened, table!, TestStore.Keys(100, 100)), v => Assert.Equal(1f, v));
+        Assert.Equal(Rows, reopened.GetStats(table!).Rows);
+    }
+
+    /// <summary>
+    /// A byte flipped in the newest increment's part of the delta log: recovery takes the version before it, and
+    /// never the damaged one (without the log, the values are exactly that version's).
+    /// </summary>
+    [Theory]
+    [InlineData(DurabilityMode.Wal, 4f)]   // version 2 plus the log: every push
+    [InlineData(DurabilityMode.Checkpoint, 2f)]
+    public async Task ADamagedIncrementFallsBackToTheVersionBeforeIt(DurabilityMode durability, float expected)
+    {
+        Guid folder = await ThreeVersionsAsync(durability);
+        string delta = CheckpointFile(folder, "delta.dat.0");
+        byte[] bytes = File.ReadAllBytes(delta);
+        bytes[^200] ^= 0x10;   // the last increment's records and metadata sit at the end of the delta log
+        File.WriteAllBytes(delta, bytes);
+
+        using ParamStore reopened = dir.Open(durability: durability);
+        Assert.True(reopened.TryGetTable("t", out TableHandle? table));
+        Assert.All(TestStore.Pull(reopened, table!, TestStore.Keys(0, 100)), v => Assert.Equal(expected, v));
+    }
+
+    /// <summary>FASTER committed the increment but the process died before its manifest: it is not used.</summary>
+    [Fact]
+    public async Task AnIncrementWithoutItsManifestIsSkipped()
+    {
+        Guid folder = await ThreeVersionsAsync(DurabilityMode.Checkpoint);
+        string[] manifests = ManifestsOf(folder);
+        File.Delete(manifests.Where(m => m.Contains(".v", StringComparison.Ordinal)).OrderBy(m => long.Parse(m[(m.LastIndexOf('v') + 1)..])).Last());
+
+        using ParamStore reopened = dir.Open(durability: DurabilityMode.Checkpoint);
+        Assert.True(reopened.TryGetTable("t", out TableHandle? table));
+        Assert.All(TestStore.Pull(reopened, table!, TestStore.Keys(0, 100)), v => Assert.Equal(2f, v));
+    }
+
+    /// <summary>
+    /// Every increment shares its folder's full checkpoint, so the newest version of the folder before is kept
+    /// too, with the log back to its cut: a damaged base falls back there.
+    /// </summary>
+    [Fact]
+    public async Task ADamagedBaseFallsBackToThePreviousFolder()
+    {
+        Guid first, second;
+        using (ParamStore store = dir.Open())
+        {
+            TableHandle t = Fill(store);
+            first = (await store.CheckpointAsync()).Token;
+            await store.PushRange(t, 0, Rows, Ones(Rows)).Durable;       // every row changes: the increment is as big as the base
+            Assert.Equal(first, (await store.CheckpointAsync()).Token);
+            await store.Push(t, TestStore.Keys(0, 100), Ones(100)).Durable;
+            second = (await store.CheckpointAsync()).Token;              // so this one is full again, in a new folder
+            Assert.NotEqual(first, second);
+            await store.Push(t, TestStore.Keys(0, 100), Ones(100)).Durable;
+            Assert.Equal(second, (await store.CheckpointAsync()).Token);
+            await store.Push(t, TestStore.Keys(0, 100), Ones(100)).Durable;
+        }
+        Assert.True(Directory.Exists(Path.GetDirectoryName(CheckpointFile(first, "x"))), "the previous folder was purged");
+        byte[] snapshot = File.ReadAllBytes(CheckpointFile(second, "snapshot.dat.0"));
+        snapshot[snapshot.Length / 3] ^= 0x10;
+        File.WriteAllBytes(CheckpointFile(second, "snapshot.dat.0"), snapshot);
+
+        using ParamStore reopened = dir.Open();
+        Assert.True(reopened.TryGetTable("t", out TableHandle? table));
+        Assert.All(TestStore.Pull(reopened, table!, TestStore.Keys(0, 100)), v => Assert.Equal(5f, v));
+        Assert.All(TestStore.Pull(reopened, table!, TestStore.Keys(100, 100)), v => Assert.Equal(2f, v));
+    }
+
+    /// <summary>Rows 0…99 hold 1, 2, 3 at the full checkpoint and two increments; a push of 1 follows the last.</summary>
+    private async Task<Guid> ThreeVersionsAsync(DurabilityMode durability)
+    {
+        using ParamStore store = dir.Open(durability: durability);
+        TableHandle t = Fill(store);
+        Guid folder = (await store.CheckpointAsync()).Token;
+        for (int round = 0; round < 2; round++)
+        {
+            await store.Push(t, TestStore.Keys(0, 100), Ones(100)).Durable;
+            Assert.Equal(folder, (await store.CheckpointAsync()).Token);
+        }
+        await store.Push(t, TestStore.Keys(0, 100), Ones(100)).Durable;   // after the last increment: only the log has it
+        return folder;
+    }
+
+    private static TableHandle Fill(ParamStore store)
+    {
+        TableHandle t = TestStore.Create(store, "t", TestStore.Schema(Dim));
+        store.PushRange(t, 0, Rows, Ones(Rows));
+        return t;
+    }
+
+    private static float[] Ones(int rows) => Enumerable.Repeat(1f, rows * Dim).ToArray();
+
+    private string CheckpointFile(Guid folder, string name) => Path.Combine(dir.Directory, "checkpoints", "cpr-checkpoints", folder.ToString(), name);
+
+    private string[] ManifestsOf(Guid folder) =>
+        Directory.GetFiles(Path.GetDirectoryName(CheckpointFile(folder, "x"))!, "paramdb-manifest.json*").Where(f => !f.EndsWith(".tmp", StringComparison.Ordinal)).ToArray();
+}
