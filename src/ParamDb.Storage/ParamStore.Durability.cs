@@ -186,6 +186,7 @@ public sealed partial class ParamStore
     private long ReplayLog(string directory, long cut)
     {
         long expected = cut + 1;
+        var clock = Stopwatch.StartNew();
         WalScan scan;
         try
         {
@@ -202,6 +203,8 @@ public sealed partial class ParamStore
             throw new InvalidDataException($"{e.Message} Refusing to start on a state that would lack acknowledged writes.", e);
         }
         lsnFloor = Math.Max(cut, scan.LastLsn);
+        if (scan.Visited > 0)
+            logger.WalReplayRead(scan.BytesRead >> 20, scan.Segments, (long)scan.ReadWait.TotalMilliseconds, clock.ElapsedMilliseconds);
         return scan.Visited;
     }
 
