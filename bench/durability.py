@@ -6,7 +6,8 @@ Starts a Release node (build it first: dotnet build -c Release src/ParamDb.Serve
   1. pushes 4 MiB dense blocks from two threads and takes a checkpoint 3 s in: reports the checkpoint's
      duration and the push rate during it against the rate before it (same run, as a ratio);
   2. kills the node with SIGKILL and times its restart (recovery of the checkpoint plus the log after it),
-     until /v1/health answers, and the node's own "Opened store ... in N ms" figure.
+     until /v1/health answers, and the node's own "Opened store ... in N ms" figure with the parts of it the
+     node logs (loading the recovered state, replaying the log).
 
 usage: bench/durability.py [--durability wal|fsync|checkpoint] [--repeat N]
 Only the standard library: the KV block is built by hand (docs/wire-format.md).
@@ -97,12 +98,22 @@ def main():
         node.send_signal(signal.SIGKILL)
         node.wait()
         node, restart = start(data, args.durability)
-        opened = re.findall(r"Opened store .* in (\d+) ms", open(data + ".log").read())
+        text = open(data + ".log").read()
+        opened = re.findall(r"Opened store .* in (\d+) ms", text)
+        # The parts of the open this build logs: loading the recovered state, replaying the log (and its read waits).
+        parts = []
+        loaded = re.findall(r"Loaded the recovered .* in (\d+) ms", text)
+        if loaded: parts.append(f"state {int(loaded[-1]) / 1000:.2f} s")
+        replayed = re.findall(r"Replayed (\d+) write-ahead log records after checkpoint cut \d+ in (\d+) ms", text)
+        if replayed: parts.append(f"replay of {replayed[-1][0]} records {int(replayed[-1][1]) / 1000:.2f} s")
+        waited = re.findall(r"read (\d+) MiB in \d+ segments; applying waited (\d+) ms", text)
+        if waited: parts.append(f"{waited[-1][0]} MiB read, {int(waited[-1][1]) / 1000:.2f} s waiting for reads")
         node.send_signal(signal.SIGTERM)
         node.wait()
         print(f"{args.durability} run {run + 1}: fill 1 GiB {fill:.1f} s ({1024 / fill:.0f} MiB/s); "
               f"checkpoint under load {result['durationMs'] / 1000:.2f} s; pushes {before:.0f} MB/s before, {during:.0f} MB/s during "
-              f"({during / before:.0%}); restart to healthy {restart:.2f} s (store open {int(opened[-1]) / 1000:.2f} s)")
+              f"({during / before:.0%}); restart to healthy {restart:.2f} s (store open {int(opened[-1]) / 1000:.2f} s"
+              + "".join("; " + p for p in parts) + ")")
         shutil.rmtree(data, ignore_errors=True)
         os.remove(data + ".log")
 

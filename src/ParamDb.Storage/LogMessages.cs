@@ -62,6 +62,12 @@ internal static partial class LogMessages
     [LoggerMessage(18, LogLevel.Warning, "None of the {Count} checkpoints can be recovered, but the write-ahead log reaches back to its first record: rebuilding the state from the log alone")]
     public static partial void RebuildingFromLog(this ILogger logger, int count);
 
+    [LoggerMessage(70, LogLevel.Information, "Loaded the recovered catalog, row counts and clocks ({Source}) in {ElapsedMs} ms: {Tables} tables, {Workers} workers")]
+    public static partial void RecoveredStateLoaded(this ILogger logger, RecoveredStateSource source, int tables, int workers, long elapsedMs);
+
+    [LoggerMessage(71, LogLevel.Information, "Write-ahead log replay read {MiB} MiB in {Segments} segments; applying waited {WaitMs} ms of {ElapsedMs} ms for reads")]
+    public static partial void WalReplayRead(this ILogger logger, long miB, int segments, long waitMs, long elapsedMs);
+
     [LoggerMessage(30, LogLevel.Information, "Export of table {Name} ready: {Scanned} keys scanned, {Rows} distinct rows, {Runs} sorted runs on disk, in {ElapsedMs} ms")]
     public static partial void ExportPrepared(this ILogger logger, string name, long scanned, long rows, int runs, long elapsedMs);
 
