@@ -95,8 +95,7 @@ public sealed partial class ParamStore
             CompactIfWorthIt(force: false);   // synchronous, on this thread: see CompactLog for the rule
             bool incremental = CanIncrement();
             (ValueTask<(bool, Guid)> checkpoint, long cut, long version, long tail, CutContents contents) = StartCheckpointAtPushBoundary(incremental, cancellationToken);
-            (bool started, Guid token) = await checkpoint.ConfigureAwait(false);
-            if (!started) throw new InvalidOperationException("FASTER did not start the checkpoint: another state machine (checkpoint or index resize) is running.");
+            Guid token = await StartedAsync(checkpoint).ConfigureAwait(false);
             if (incremental && token != incrementBase)
             {
                 // The log flushed past the base between CanIncrement and FASTER's own test, so FASTER wrote a whole
@@ -105,8 +104,7 @@ public sealed partial class ParamStore
                 logger.IncrementRefused(token);
                 incremental = false;
                 (checkpoint, cut, version, tail, contents) = StartCheckpointAtPushBoundary(incremental: false, cancellationToken);
-                (started, token) = await checkpoint.ConfigureAwait(false);
-                if (!started) throw new InvalidOperationException("FASTER did not start the checkpoint: another state machine (checkpoint or index resize) is running.");
+                token = await StartedAsync(checkpoint).ConfigureAwait(false);
             }
             bool sync = options.Durability == DurabilityMode.Fsync;
             // A snapshot checkpoint holds only the log above what FASTER had flushed; the rest stays in the hybrid
@@ -141,6 +139,14 @@ public sealed partial class ParamStore
         }
     }
 
+    /// <summary>The token of a checkpoint FASTER started and finished; throws when it refused to start one.</summary>
+    private static async Task<Guid> StartedAsync(ValueTask<(bool Started, Guid Token)> checkpoint)
+    {
+        (bool started, Guid token) = await checkpoint.ConfigureAwait(false);
+        if (!started) throw new InvalidOperationException("FASTER did not start the checkpoint: another state machine (checkpoint or index resize) is running.");
+        return token;
+    }
+
     /// <summary>
     /// Whether the next checkpoint can be an increment on <see cref="incrementBase"/>: there is one, no compaction
     /// moved records since (the increment would not describe them), the chain is short, and the log has not
@@ -154,11 +160,8 @@ public sealed partial class ParamStore
             return false;
         // When the increments add up to half the base, most rows change between checkpoints: a full one costs
         // little more and keeps recovery from reading the chain.
-        string folder = Path.Combine(CheckpointDirectory, "cpr-checkpoints", token.ToString());
-        long deltas = 0, snapshot = 0;
-        foreach (string file in Directory.EnumerateFiles(folder, "delta.*")) deltas += new FileInfo(file).Length;
-        foreach (string file in Directory.EnumerateFiles(folder, "snapshot.*")) snapshot += new FileInfo(file).Length;
-        return deltas <= snapshot / 2;
+        (long delta, long snapshot) = CheckpointManifest.Sizes(CheckpointDirectory, token);
+        return delta <= snapshot / 2;
     }
 
     /// <summary>

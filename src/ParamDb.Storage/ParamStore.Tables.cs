@@ -83,8 +83,9 @@ public sealed partial class ParamStore
     }
 
     /// <summary>
-    /// Rows and bytes of a table. Exact: rows are counted when FASTER inserts a key's first record, and recounted
-    /// from the recovered log on <see cref="Open"/>.
+    /// Rows and bytes of a table. Exact: rows are counted when FASTER inserts a key's first record; on
+    /// <see cref="Open"/> they start from the counts the checkpoint's cut record holds (a full-log recount for a
+    /// checkpoint written before those existed).
     /// </summary>
     public TableStats GetStats(TableHandle table)
     {

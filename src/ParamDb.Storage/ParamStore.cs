@@ -91,7 +91,7 @@ public sealed partial class ParamStore : IDisposable
             store = CreateKv(options, logDevice, checkpointManager);
             try
             {
-                if (candidate.Version is long version && HasIncrements(checkpointDirectory, candidate.Token))
+                if (candidate.Version is long version && CheckpointManifest.Sizes(checkpointDirectory, candidate.Token).Delta > 0)
                     // Recover(token) would apply every increment in the delta log; recoverTo stops at the one the
                     // manifest vouched for. FASTER picks the newest checkpoint at or below it, which is this one:
                     // versions only grow, so newer folders are all above it.
@@ -195,10 +195,6 @@ public sealed partial class ParamStore : IDisposable
             }
         }
     }
-
-    /// <summary>Whether a checkpoint folder holds FASTER's delta log, i.e. took incremental checkpoints.</summary>
-    private static bool HasIncrements(string checkpointDirectory, Guid token) =>
-        Directory.EnumerateFiles(Path.Combine(checkpointDirectory, "cpr-checkpoints", token.ToString()), "delta.*").Any();
 
     /// <summary>Whether the write-ahead log still starts at record 1, so it alone can rebuild the whole state.</summary>
     private static bool WalReachesFirstRecord(string walDirectory)

@@ -39,7 +39,7 @@ internal readonly struct RowKey : IEquatable<RowKey>
 
     /// <summary>
     /// The key of the record that holds a checkpoint's cut: the LSN of the newest write-ahead log record the
-    /// checkpoint contains (u64 little-endian).
+    /// checkpoint contains, then each table's rows and the next table id (layout: <see cref="Durability.CutRecord"/>).
     /// </summary>
     public static RowKey WalCutKey => new(0, 2);
 

@@ -52,6 +52,22 @@ internal static class CheckpointManifest
     private static string IncrementFile(string checkpoints, Guid token, long version) =>
         Path.Combine(LogFolder(checkpoints, token), FileName + ".v" + version.ToString(CultureInfo.InvariantCulture));
 
+    /// <summary>
+    /// Bytes of FASTER's delta log (the increments) and of the full snapshot in a checkpoint folder; a folder
+    /// that never took an increment has no delta log (0).
+    /// </summary>
+    public static (long Delta, long Snapshot) Sizes(string checkpoints, Guid token)
+    {
+        long delta = 0, snapshot = 0;
+        foreach (string file in Directory.EnumerateFiles(LogFolder(checkpoints, token)))
+        {
+            string name = Path.GetFileName(file);
+            if (name.StartsWith("delta.", StringComparison.Ordinal)) delta += new FileInfo(file).Length;
+            else if (name.StartsWith("snapshot.", StringComparison.Ordinal)) snapshot += new FileInfo(file).Length;
+        }
+        return (delta, snapshot);
+    }
+
     /// <summary>Whether the checkpoint has a manifest (whatever its state).</summary>
     public static bool Exists(string checkpoints, Guid token) => File.Exists(Path.Combine(LogFolder(checkpoints, token), FileName));
 
