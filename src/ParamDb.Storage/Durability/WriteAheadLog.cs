@@ -309,6 +309,8 @@ internal sealed class WriteAheadLog : IDisposable
         _segment?.Dispose();
         _segment = null;
         _segment = WalSegment.Create(Path.Combine(_directory, WalFormat.SegmentName(firstLsn)));
+        // In fsync mode the records about to be acknowledged must not depend on a file name the page cache holds.
+        if (FlushToDisk) FileSync.Directory(_directory);
         return _segment;
     }
 

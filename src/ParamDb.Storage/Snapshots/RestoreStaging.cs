@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using ParamDb.Storage.Durability;
 
 namespace ParamDb.Storage.Snapshots;
 
@@ -51,6 +52,10 @@ internal static class RestoreStaging
             Directory.Move(incoming, Path.Combine(root, folder));
         }
         MoveAside(Path.Combine(root, "wal"), Path.Combine(old, "wal"));
+        // The moves must last before the staged copy goes: after a power loss, recovery finds either the old
+        // state or the new one, never neither.
+        FileSync.Directory(root);
+        FileSync.Directory(old);
         Directory.Delete(staged, recursive: true);
         logger.RestoreRolledForward(root);
         return true;

@@ -87,6 +87,7 @@ internal static class SnapshotFiles
         using var file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None);
         file.Write(bytes);
         file.Flush(flushToDisk: true);
+        FileSync.Directory(Path.GetDirectoryName(Path.GetFullPath(path))!);
     }
 
     private static void WriteInfo(string directory, SnapshotInfo info) =>
