@@ -28,7 +28,7 @@ public sealed partial class ParamStore
     /// Why counts taken at the cut are exact: the cut record is written with the push gate held exclusively, so no
     /// push, import or table change is half applied, and FASTER's version moves on before the gate opens, so
     /// everything counted is in the checkpoint and nothing after it is. The full pass cost 1.2 s of an 11.4 s
-    /// restart with 1 GiB of rows; the point reads cost a few milliseconds.
+    /// restart with 1 GiB of rows; the point reads and the parsing took ~40 ms in the same runs.
     /// </remarks>
     private void LoadRecoveredState()
     {
