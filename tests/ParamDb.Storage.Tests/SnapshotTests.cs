@@ -242,8 +242,14 @@ public sealed class SnapshotTests : IDisposable
         Assert.False(library.Delete("s1"));
         reader.Store.TryGetTable("a", out var snapA);
         Assert.Equal(new float[] { 1, 1 }, TestStore.Pull(reader.Store, snapA!, 1));   // still readable
+        // The name stays taken until the reader ends, and the refusal says why.
+        var taken = await Assert.ThrowsAsync<SnapshotException>(() => library.CreateAsync(store, "s1"));
+        Assert.Equal(SnapshotError.Exists, taken.Error);
+        Assert.Contains("still reads it", taken.Message);
         reader.Dispose();
         Assert.False(Directory.Exists(Path.Combine(library.Root, "s1")));
+        await library.CreateAsync(store, "s1");   // free again
+        Assert.True(library.Delete("s1"));
 
         Assert.True(library.Delete("s2"));
         Assert.Empty(Directory.GetFileSystemEntries(library.Root));

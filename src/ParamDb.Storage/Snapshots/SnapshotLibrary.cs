@@ -92,6 +92,8 @@ public sealed class SnapshotLibrary : IDisposable
         string target = Path.Combine(Root, name);
         lock (sync)
         {
+            if (File.Exists(Path.Combine(target, DeletedMarker)))
+                throw new SnapshotException(SnapshotError.Exists, $"The snapshot named '{name}' was deleted, but an export or restore still reads it; the name is free once that ends. Pick another name, or retry then.");
             if (Directory.Exists(target) || !creating.Add(name))
                 throw new SnapshotException(SnapshotError.Exists, $"A snapshot named '{name}' already exists; snapshots are never overwritten. Delete it first, or pick another name.");
         }
@@ -102,6 +104,7 @@ public sealed class SnapshotLibrary : IDisposable
             SnapshotInfo? info = null;
             CheckpointResult checkpoint = await store.CheckpointForSnapshotAsync(image => info = SnapshotFiles.Copy(image, name, staging), cancellationToken).ConfigureAwait(false);
             Directory.Move(staging, target);
+            FileSync.Directory(Root);   // the snapshot exists once its name does
             logger.SnapshotCreated(name, checkpoint.Token, info!.Tables.Count, info.Rows, info.Bytes, clock.ElapsedMilliseconds);
             Retain(name);
             return info;
