@@ -144,6 +144,26 @@ public sealed class WalReadAheadTests : IDisposable
     }
 
     [Fact]
+    public async Task SegmentsWhollyBeforeTheReplayStartAreNotReadButTheOneHoldingItIs()
+    {
+        await WriteLog(60);
+        var segments = WalFormat.ListSegments(_directory);
+        string first = segments[0].Path;
+        File.WriteAllBytes(first, Flip(File.ReadAllBytes(first), WalFormat.HeaderSize + 3));
+
+        // From the first record of the second segment: the damaged first one holds nothing needed.
+        var records = Read(4096, out WalScan scan, fromLsn: segments[1].FirstLsn);
+        Assert.Equal(segments[1].FirstLsn, records[0].Lsn);
+        Assert.Equal(60, records[^1].Lsn);
+        Assert.Equal(segments.Count - 1, scan.Segments);
+        Assert.Equal(60, scan.LastLsn);
+
+        // From the first segment's last record: it is read, and its damage is an error again.
+        var e = Assert.Throws<WalCorruptException>(() => Read(4096, out _, fromLsn: segments[1].FirstLsn - 1));
+        Assert.Contains(Path.GetFileName(first), e.Message);
+    }
+
+    [Fact]
     public async Task AVisitorThatFailsStopsTheReplayAndTheReaderThread()
     {
         await WriteLog(60);

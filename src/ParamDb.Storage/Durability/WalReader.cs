@@ -34,24 +34,29 @@ internal sealed class WalCorruptException(string message) : IOException(message)
 internal static class WalReader
 {
     /// <summary>
-    /// Reads every segment in order and hands each valid record with an LSN of at least
-    /// <paramref name="fromLsn"/> to <paramref name="visit"/>. The newest segment may end in a torn record (a
-    /// crash during a write): the scan stops there and says where. Damage anywhere else is an error.
+    /// Reads the segments in order, from the one holding <paramref name="fromLsn"/>, and hands each valid record
+    /// with an LSN of at least <paramref name="fromLsn"/> to <paramref name="visit"/>. The newest segment may end
+    /// in a torn record (a crash during a write): the scan stops there and says where. Damage anywhere else in
+    /// what is read is an error; segments wholly before <paramref name="fromLsn"/> are not read.
     /// </summary>
     /// <exception cref="WalCorruptException">A record before the newest segment's tail fails its checks, or LSNs skip.</exception>
     public static WalScan Replay(string directory, long fromLsn, WalVisitor visit) => Scan(directory, fromLsn, visit);
 
     /// <summary><see cref="Replay"/>, or with no visitor only the newest segment's end (for <see cref="WriteAheadLog"/>'s open).</summary>
     /// <param name="directory">The log's folder.</param>
-    /// <param name="fromLsn">The first LSN handed to <paramref name="visit"/>; earlier records are only checked.</param>
-    /// <param name="visit">Receives the records; null reads only the newest segment, to find where the log ends.</param>
+    /// <param name="fromLsn">The first LSN handed to <paramref name="visit"/>; earlier records of its segment are only checked.</param>
+    /// <param name="visit">Receives the records; null (with <paramref name="fromLsn"/> = <see cref="long.MaxValue"/>) reads only the newest segment, to find where the log ends.</param>
     /// <param name="chunkBytes">Bytes per read-ahead chunk (<see cref="WalReadAhead"/>); tests make it small so records cross chunks.</param>
     internal static WalScan Scan(string directory, long fromLsn, WalVisitor? visit, int chunkBytes = WalReadAhead.DefaultChunkBytes)
     {
         List<(long FirstLsn, string Path)> segments = WalFormat.ListSegments(directory);
         long last = 0, visited = 0;
-        // Without a visitor only the newest segment matters: where the log ends.
-        int start = visit is null ? Math.Max(0, segments.Count - 1) : 0;
+        // Segments wholly before fromLsn are not read: the next one's name says where they end. They are kept only
+        // for a fall back to an older checkpoint, whose earlier cut makes that replay read and check them. After
+        // a kill -9 with two checkpoints kept they were half the log or more (~1.5 GB of ~2.6–3.2 GB read).
+        // Without a visitor (fromLsn = long.MaxValue) only the newest segment is read: where the log ends.
+        int start = 0;
+        while (start + 1 < segments.Count && segments[start + 1].FirstLsn <= fromLsn) start++;
         if (start > 0) last = segments[start].FirstLsn - 1;
         var paths = new List<string>(segments.Count - start);
         for (int s = start; s < segments.Count; s++) paths.Add(segments[s].Path);
