@@ -56,6 +56,12 @@ public sealed class StoreOptions
     /// </summary>
     internal bool IncrementalCheckpoints { get; init; } = true;
 
+    /// <summary>
+    /// Tests only: how long each checkpoint write's completion reaches FASTER after the write (zero: at once), to
+    /// widen the window between a page's copy and FASTER's completion callback that a busy thread pool opens.
+    /// </summary>
+    internal TimeSpan CheckpointWriteCompletionDelay { get; init; }
+
     /// <summary>The clock that worker leases and clock-wait timeouts follow (tests may substitute one).</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 

@@ -1,3 +1,6 @@
+using System.Diagnostics;
+using FASTER.core;
+
 namespace ParamDb.Storage.Tests;
 
 /// <summary>
@@ -37,6 +40,56 @@ public sealed class IncrementalCheckpointTests : IDisposable
         Assert.All(TestStore.Pull(reopened, table!, TestStore.Keys(0, 100)), v => Assert.Equal(4f, v));
         Assert.All(TestStore.Pull(reopened, table!, TestStore.Keys(100, 100)), v => Assert.Equal(1f, v));
         Assert.Equal(Rows, reopened.GetStats(table!).Rows);
+    }
+
+    /// <summary>
+    /// Pushes that land while a full checkpoint's snapshot is being written are in the next increment. FASTER
+    /// clears the dirty bits of a snapshot page's records when the page's write completes, after it copied the
+    /// page: a row the new version created inside the snapshot and updated in place between the copy and the
+    /// completion would be missing from the increment, and a recovery to it would lose those pushes (the log
+    /// replays only what came after the increment's cut). Here the completions come 1 s after their writes, as
+    /// behind a busy thread pool, and the pushes stop long before that.
+    /// </summary>
+    [Fact]
+    public async Task PushesDuringAFullCheckpointsWritesAreInTheNextIncrement()
+    {
+        var options = new StoreOptions
+        {
+            DataDirectory = dir.Directory,
+            MemoryBytes = TestStore.DefaultMemory,
+            CheckpointWriteCompletionDelay = TimeSpan.FromSeconds(1),
+        };
+        const int rows = 256;
+        ulong[] keys = TestStore.Keys(0, rows);
+        float[] ones = Ones(rows);
+        int pushes = 0;
+        using (ParamStore store = ParamStore.Open(options))
+        {
+            TableHandle t = TestStore.Create(store, "t", TestStore.Schema(Dim));
+            store.Push(t, keys, ones);
+            pushes++;
+            Task<CheckpointResult> full = store.CheckpointAsync();   // the first after an open is full
+            // Push on until 100 ms after FASTER issued the snapshot's writes (WAIT_FLUSH): the pages are copied by
+            // then, and their completions are still ~0.9 s away.
+            var deadline = Stopwatch.StartNew();
+            Stopwatch? sinceWrites = null;
+            while (sinceWrites is not { ElapsedMilliseconds: >= 100 })
+            {
+                Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(30), "the checkpoint never reached its snapshot writes");
+                Assert.False(full.IsCompleted, "the checkpoint completed before the pushes could overlap its writes");
+                store.Push(t, keys, ones);
+                pushes++;
+                if (sinceWrites is null && store.CheckpointPhase is Phase.WAIT_FLUSH) sinceWrites = Stopwatch.StartNew();
+            }
+            Guid folder = (await full).Token;
+            Assert.Equal(folder, (await store.CheckpointAsync()).Token);   // an increment of that full checkpoint
+        }
+
+        using ParamStore reopened = dir.Open();
+        Assert.True(reopened.TryGetTable("t", out TableHandle? table));
+        float[] values = TestStore.Pull(reopened, table!, keys);
+        for (int i = 0; i < values.Length; i++)
+            Assert.True(values[i] == pushes, $"row {keys[i / Dim]} holds {values[i]} after {pushes} pushes");
     }
 
     /// <summary>

@@ -26,10 +26,14 @@ internal sealed class BufferedFileDevice : StorageDeviceBase
 {
     private readonly ConcurrentDictionary<int, SafeFileHandle> segments = new();
     private readonly Lock opening = new();
+    private readonly TimeSpan writeCompletionDelay;
     private volatile bool disposed;
 
-    public BufferedFileDevice(string fileName) : base(fileName, SectorBytes, Devices.CAPACITY_UNSPECIFIED)
+    /// <param name="fileName">The device's base file name; segment files add <c>.N</c>.</param>
+    /// <param name="writeCompletionDelay">Tests only (<see cref="StoreOptions.CheckpointWriteCompletionDelay"/>).</param>
+    public BufferedFileDevice(string fileName, TimeSpan writeCompletionDelay = default) : base(fileName, SectorBytes, Devices.CAPACITY_UNSPECIFIED)
     {
+        this.writeCompletionDelay = writeCompletionDelay;
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(fileName))!);
     }
 
@@ -126,7 +130,10 @@ internal sealed class BufferedFileDevice : StorageDeviceBase
                 uint code = (uint)(e.HResult & 0xFFFF);
                 error = code == 0 ? uint.MaxValue : code;
             }
-            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+            if (write && device.writeCompletionDelay > TimeSpan.Zero)
+                _ = Task.Delay(device.writeCompletionDelay).ContinueWith(static (_, io) => ((Io)io!).Execute(), this, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+            else
+                ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
         }
 
         /// <summary>FASTER's completion callback, on the thread pool.</summary>
@@ -164,7 +171,7 @@ internal static class CheckpointIo
 /// FASTER's local file naming and listing for checkpoints, with <see cref="BufferedFileDevice"/> as the device
 /// (see there why not FASTER's own).
 /// </summary>
-internal sealed class BufferedDeviceFactory : INamedDeviceFactory
+internal sealed class BufferedDeviceFactory(TimeSpan writeCompletionDelay = default) : INamedDeviceFactory
 {
     private readonly LocalStorageNamedDeviceFactory local = new();
     private string baseName = "";
@@ -175,7 +182,7 @@ internal sealed class BufferedDeviceFactory : INamedDeviceFactory
         local.Initialize(baseName);
     }
 
-    public IDevice Get(FileDescriptor fileInfo) => new BufferedFileDevice(Path.Combine(baseName, fileInfo.directoryName, fileInfo.fileName));
+    public IDevice Get(FileDescriptor fileInfo) => new BufferedFileDevice(Path.Combine(baseName, fileInfo.directoryName, fileInfo.fileName), writeCompletionDelay);
 
     public void Delete(FileDescriptor fileInfo) => local.Delete(fileInfo);
 
