@@ -122,10 +122,12 @@ public static class CrashHarness
             }
             return new CrashReport(options.Rounds, acknowledged, inFlight, applied, skipped);
         }
-        catch (CrashInvariantException e) when (options.KeepOnFailure)
+        catch (CrashInvariantException e)
         {
-            keep = true;
-            throw new CrashInvariantException($"{e.Message} Data kept in {data}, node output in {logFile}.");
+            // The node's own account of its last recoveries and checkpoints: a failure in CI is seen only once.
+            keep = options.KeepOnFailure;
+            string kept = keep ? $" Data kept in {data}, node output in {logFile}." : "";
+            throw new CrashInvariantException($"{e.Message}{kept}{Environment.NewLine}The node's last output:{Environment.NewLine}{Tail(logFile, 80)}");
         }
         finally
         {
@@ -134,6 +136,21 @@ public static class CrashHarness
                 if (Directory.Exists(data)) Directory.Delete(data, recursive: true);
                 File.Delete(logFile);
             }
+        }
+    }
+
+    /// <summary>The last <paramref name="lines"/> lines of a file, or a note when it cannot be read.</summary>
+    private static string Tail(string path, int lines)
+    {
+        try
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            string[] all = new StreamReader(file).ReadToEnd().Split('\n');
+            return string.Join('\n', all[Math.Max(0, all.Length - lines)..]);
+        }
+        catch (IOException e)
+        {
+            return $"(could not read {path}: {e.Message})";
         }
     }
 

@@ -36,13 +36,18 @@ public sealed partial class NodeProcess : IDisposable
         string[] args = ["--data", data, "--listen", "127.0.0.1:0", "--listen-h2", "127.0.0.1:0", "--memory", "64m", .. extraArgs];
         var p = Process.Start(Command(args))!;
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var opening = new System.Text.StringBuilder();   // what the node said while opening its store (recovery)
         while (await p.StandardOutput.ReadLineAsync(deadline.Token) is { } line)
         {
+            opening.AppendLine(line);
             var match = ListeningLine().Match(line);
             if (match.Success)
             {
                 // Keep draining the output so the child never blocks on a full pipe.
                 Stream sink = logFile is null ? Stream.Null : new FileStream(logFile, FileMode.Append, FileAccess.Write, FileShare.ReadWrite);
+                byte[] head = System.Text.Encoding.UTF8.GetBytes(opening.ToString());
+                await sink.WriteAsync(head, deadline.Token);
+                await sink.FlushAsync(deadline.Token);
                 _ = p.StandardOutput.BaseStream.CopyToAsync(sink).ContinueWith(_ => sink.Dispose(), TaskScheduler.Default);
                 _ = p.StandardError.BaseStream.CopyToAsync(Stream.Null);
                 return new NodeProcess { Process = p, Http1 = new Uri(match.Groups[1].Value) };
