@@ -93,6 +93,39 @@ public sealed class IncrementalCheckpointTests : IDisposable
     }
 
     /// <summary>
+    /// What request handlers await before a push: while a full checkpoint keeps pushes out it is pending, and it
+    /// completes once FASTER has fixed the snapshot's end (its writes issued), not before.
+    /// </summary>
+    [Fact]
+    public async Task TheAsyncPushGateOpensOnceAFullCheckpointsSnapshotEndIsFixed()
+    {
+        using ParamStore store = ParamStore.Open(new StoreOptions
+        {
+            DataDirectory = dir.Directory,
+            MemoryBytes = TestStore.DefaultMemory,
+            CheckpointWriteCompletionDelay = TimeSpan.FromSeconds(1),   // the index write alone holds the gate ≥ 1 s
+        });
+        TableHandle t = TestStore.Create(store, "t", TestStore.Schema(Dim));
+        store.Push(t, TestStore.Keys(0, 100), Ones(100));
+        Assert.True(store.WhenPushGateOpenAsync().IsCompleted);
+        // Another thread: CheckpointAsync holds the gate before it returns its task.
+        Task<CheckpointResult> full = Task.Run(() => store.CheckpointAsync());
+        var deadline = Stopwatch.StartNew();
+        ValueTask open;
+        while ((open = store.WhenPushGateOpenAsync()).IsCompleted)
+        {
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(30), "the checkpoint never shut the push gate");
+            Assert.False(full.IsCompleted, "the checkpoint completed without the gate being seen shut");
+            Thread.Yield();
+        }
+        await open.AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(store.CheckpointPhase is Phase.WAIT_FLUSH or Phase.PERSISTENCE_CALLBACK or Phase.REST, $"the gate opened in {store.CheckpointPhase}");
+        store.Push(t, TestStore.Keys(0, 100), Ones(100));
+        await full.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.All(TestStore.Pull(store, t, TestStore.Keys(0, 100)), v => Assert.Equal(2f, v));
+    }
+
+    /// <summary>
     /// A byte flipped in the newest increment's part of the delta log: recovery takes the version before it, and
     /// never the damaged one (without the log, the values are exactly that version's).
     /// </summary>

@@ -46,6 +46,7 @@ public static class DataEndpoints
         Task durable;
         using (body)
         {
+            await store.WhenPushGateOpenAsync(request.HttpContext.RequestAborted);
             if (!ApplyPush(store, handle, body, format, clock.Stamp, settings.MaxKeys, out result, out durable, out error)) return Problems.From(error);
         }
         error = await DataOps.AwaitDurableAsync(durable);

@@ -32,6 +32,7 @@ internal sealed partial class StreamSession
                 return;
             }
             var stamp = new WorkerStamp(h.Worker, h.Clock);
+            await store.WhenPushGateOpenAsync(_stop.Token);
             bool applied = h.Op == StreamOp.Tick
                 ? DataOps.TryTick(store, table, stamp, out var result, out var durable, out error)
                 : DataOps.TryPush(store, table, payload!.Span, stamp, _settings.MaxKeys, out result, out durable, out error);
