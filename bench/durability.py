@@ -5,7 +5,8 @@ Starts a Release node (build it first: dotnet build -c Release src/ParamDb.Serve
 1,048,576 rows of dim 256 (1 GiB of floats), then:
   1. pushes 4 MiB dense blocks from two threads and takes a checkpoint 3 s in (full: the first since the
      node started) and another 2 s later (an increment): reports each one's duration, the push rate during it
-     against the rate before the first (same run, as a ratio), and the longest push that overlapped it;
+     against the rate before the first (same run, as a ratio), the longest push that overlapped it, and how
+     long the node says it kept pushes out at the checkpoint's start;
   2. kills the node with SIGKILL and times its restart (recovery of the checkpoint plus the log after it),
      until /v1/health answers, and the node's own "Opened store ... in N ms" figure with the parts of it the
      node logs (loading the recovered state, replaying the log).
@@ -114,6 +115,9 @@ def main():
 
         node.send_signal(signal.SIGKILL)
         node.wait()
+        # How long each checkpoint kept pushes out at its start, as the node logged it (full first, then the increment).
+        held = [int(ms) for ms in re.findall(r"\((?:full|incremental)\) completed in \d+ ms; pushes held (\d+) ms", open(data + ".log").read())]
+        held += [None] * (2 - len(held))
         node, restart = start(data, args.durability)
         text = open(data + ".log").read()
         opened = re.findall(r"Opened store .* in (\d+) ms", text)
@@ -128,8 +132,9 @@ def main():
         node.send_signal(signal.SIGTERM)
         node.wait()
         loaded = "".join(f"{name} checkpoint under load {d:.2f} s (pushes {rate(buckets, c0, c1):.0f} MB/s during, "
-                         f"{rate(buckets, c0, c1) / before:.0%}, longest push {longest * 1000:.0f} ms); "
-                         for name, (d, c0, c1, longest) in (("full", full), ("incremental", inc)))
+                         f"{rate(buckets, c0, c1) / before:.0%}, longest push {longest * 1000:.0f} ms"
+                         + (f", held {h} ms at its start" if h is not None else "") + "); "
+                         for name, (d, c0, c1, longest), h in (("full", full, held[0]), ("incremental", inc, held[1])))
         print(f"{args.durability} run {run + 1}: fill 1 GiB {fill:.1f} s ({1024 / fill:.0f} MiB/s); pushes {before:.0f} MB/s before; "
               + loaded + f"restart to healthy {restart:.2f} s (store open {int(opened[-1]) / 1000:.2f} s"
               + "".join("; " + p for p in parts) + ")")

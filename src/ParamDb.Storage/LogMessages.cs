@@ -11,8 +11,8 @@ internal static partial class LogMessages
     [LoggerMessage(2, LogLevel.Warning, "Could not recover checkpoint {Token}; trying the previous one")]
     public static partial void RecoveryFailed(this ILogger logger, Guid token, Exception exception);
 
-    [LoggerMessage(3, LogLevel.Information, "Checkpoint {Token} version {Version} ({Kind}) completed in {ElapsedMs} ms")]
-    public static partial void CheckpointCompleted(this ILogger logger, Guid token, long version, string kind, long elapsedMs);
+    [LoggerMessage(3, LogLevel.Information, "Checkpoint {Token} version {Version} ({Kind}) completed in {ElapsedMs} ms; pushes held {HeldMs} ms at its start")]
+    public static partial void CheckpointCompleted(this ILogger logger, Guid token, long version, string kind, long elapsedMs, long heldMs);
 
     [LoggerMessage(50, LogLevel.Information, "FASTER wrote a whole log snapshot {Token} instead of an increment (the log had flushed past the base); taking a full checkpoint")]
     public static partial void IncrementRefused(this ILogger logger, Guid token);

@@ -19,6 +19,9 @@ public sealed partial class ParamStore
     /// <summary>Set while a checkpoint holds <see cref="pushGate"/> or waits for it; completed when it lets go.</summary>
     private TaskCompletionSource? pushGateClosed;
 
+    /// <summary>How long the checkpoint being taken kept pushes out, for its log line; under <see cref="maintenance"/>.</summary>
+    private TimeSpan pushesHeld;
+
     /// <summary>
     /// Completes at once, or, while a checkpoint keeps pushes out, once it lets them in. Request handlers await it
     /// before a push, so a push that arrives then waits without holding a thread: blocked pushes had taken every
@@ -107,6 +110,7 @@ public sealed partial class ParamStore
         try
         {
             var clock = Stopwatch.StartNew();
+            pushesHeld = TimeSpan.Zero;
             // A checkpoint whose caller gave up waiting may still be running; FASTER runs one at a time.
             await store.CompleteCheckpointAsync(cancellationToken).ConfigureAwait(false);
             CompactIfWorthIt(force: false);   // synchronous, on this thread: see CompactLog for the rule
@@ -154,7 +158,7 @@ public sealed partial class ParamStore
             PurgeCheckpoints(id, onlyNewest: compactedSinceCheckpoint);
             compactedSinceCheckpoint = false;
             TruncateLog();
-            logger.CheckpointCompleted(token, version, incremental ? "incremental" : "full", clock.ElapsedMilliseconds);
+            logger.CheckpointCompleted(token, version, incremental ? "incremental" : "full", clock.ElapsedMilliseconds, (long)pushesHeld.TotalMilliseconds);
             whileHeld?.Invoke(new CheckpointImage(token, cut, completedAt, contents, CheckpointDirectory, LogDirectory, store.Log.BeginAddress >> SegmentSizeBits));
             return new CheckpointResult(token, clock.Elapsed, completedAt);
         }
@@ -211,45 +215,60 @@ public sealed partial class ParamStore
     /// clock), where completions waited behind a busy thread pool. With no push between the checkpoint's start and
     /// the snapshot's end there is no such record; an increment copies and clears each record itself, before it
     /// writes, so it has no such window and lets pushes go as soon as the version moves.</para>
-    /// FASTER's own driver (<c>TakeFullCheckpointAsync</c>, which runs synchronously up to its first I/O wait)
-    /// moves the state machine; driving it with a pooled session's <c>Refresh</c> instead left that session a
-    /// step ahead of the others and the checkpoint never left WAIT_INDEX_CHECKPOINT.
+    /// <para>FASTER's own driver (<c>TakeFullCheckpointAsync</c>, which runs synchronously up to its first I/O
+    /// wait) moves the state machine; driving it with a pooled session's <c>Refresh</c> instead left that session
+    /// a step ahead of the others and the checkpoint never left WAIT_INDEX_CHECKPOINT.</para>
     /// </remarks>
     private (Task<(bool Started, Guid Token)> Checkpoint, long Cut, long Version, long Tail, CutContents Contents) StartCheckpointAtPushBoundary(
         bool incremental, CancellationToken cancellationToken)
     {
+        long shut = Stopwatch.GetTimestamp();
         var closed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         Volatile.Write(ref pushGateClosed, closed);
-        pushGate.EnterWriteLock();
         try
         {
-            long cut = WriteCutRecord();
-            CutContents contents = CaptureContents();
-            long version = store.CurrentVersion;
-            long tail = store.Log.TailAddress;
-            // On a thread of its own: FASTER's driver runs synchronously until its first I/O wait, and an
-            // increment's whole delta write can fall inside that; this thread lets pushes go as soon as the version
-            // has moved. Not the thread pool, whose threads may all be pushes waiting for this gate.
-            Task<(bool, Guid)> checkpoint = Task.Factory.StartNew(
-                () => (incremental
-                    ? store.TakeHybridLogCheckpointAsync(CheckpointType.Snapshot, tryIncremental: true, cancellationToken)
-                    : store.TakeFullCheckpointAsync(CheckpointType.Snapshot, cancellationToken)).AsTask(),
-                CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
-            var deadline = Stopwatch.StartNew();
-            var spin = new SpinWait();
-            while (!checkpoint.IsCompleted && !PushesMayGo(store.SystemState, version, incremental))
+            pushGate.EnterWriteLock();
+            try
             {
-                if (deadline.Elapsed > VersionShiftLimit)
-                    throw new TimeoutException($"FASTER did not move past version {version} within {VersionShiftLimit.TotalSeconds} s of starting a checkpoint.");
-                spin.SpinOnce(sleep1Threshold: -1);
+                long cut = WriteCutRecord();
+                CutContents contents = CaptureContents();
+                long version = store.CurrentVersion;
+                long tail = store.Log.TailAddress;
+                // On a thread of its own: FASTER's driver runs synchronously until its first I/O wait, and an
+                // increment's whole delta write can fall inside that; this thread lets pushes go as soon as the
+                // version has moved. Not the thread pool, whose threads may all be pushes waiting for this gate.
+                Task<(bool, Guid)> checkpoint = Task.Factory.StartNew(
+                    () => (incremental
+                        ? store.TakeHybridLogCheckpointAsync(CheckpointType.Snapshot, tryIncremental: true, cancellationToken)
+                        : store.TakeFullCheckpointAsync(CheckpointType.Snapshot, cancellationToken)).AsTask(),
+                    CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+                var deadline = Stopwatch.StartNew();
+                var spin = new SpinWait();
+                while (!checkpoint.IsCompleted && !PushesMayGo(store.SystemState, version, incremental))
+                {
+                    if (store.CurrentVersion != version)
+                    {
+                        // A full checkpoint writing its hash index: milliseconds to seconds (it grows with the log
+                        // memory), bounded by the disk, and this thread has no core to spare for spinning meanwhile.
+                        Thread.Sleep(1);
+                        continue;
+                    }
+                    if (deadline.Elapsed > VersionShiftLimit)
+                        throw new TimeoutException($"FASTER did not move past version {version} within {VersionShiftLimit.TotalSeconds} s of starting a checkpoint.");
+                    spin.SpinOnce(sleep1Threshold: -1);
+                }
+                return (checkpoint, cut, version, tail, contents);
             }
-            return (checkpoint, cut, version, tail, contents);
+            finally
+            {
+                pushGate.ExitWriteLock();
+            }
         }
         finally
         {
-            pushGate.ExitWriteLock();
             Volatile.Write(ref pushGateClosed, null);
             closed.SetResult();
+            pushesHeld += Stopwatch.GetElapsedTime(shut);
         }
     }
 
@@ -263,7 +282,7 @@ public sealed partial class ParamStore
     /// once the version has moved; a full checkpoint once its snapshot's end is fixed and its writes issued
     /// (WAIT_FLUSH or later; see <see cref="StartCheckpointAtPushBoundary"/>).
     /// </summary>
-    internal static bool PushesMayGo(SystemState state, long version, bool incremental)
+    private static bool PushesMayGo(SystemState state, long version, bool incremental)
     {
         if (state.Version == version) return false;
         if (incremental) return true;
