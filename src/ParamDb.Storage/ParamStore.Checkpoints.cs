@@ -127,13 +127,13 @@ public sealed partial class ParamStore
                 (checkpoint, cut, version, tail, contents) = StartCheckpointAtPushBoundary(incremental: false, cancellationToken);
                 token = await StartedAsync(checkpoint).ConfigureAwait(false);
             }
-            // FASTER's files of this checkpoint are in the page cache (BufferedFileDevice), so no push waited for the
-            // disk while FASTER wrote them. In `checkpoint` mode a checkpoint is the only recovery point, and in
-            // `fsync` mode nothing acknowledged may rest on the page cache, so there these files, the hybrid log's
-            // segments (a snapshot checkpoint holds only the log above what FASTER had flushed) and the manifest are
-            // synced before the write-ahead log behind this checkpoint may go. In `wal` mode, which promises to
-            // survive a crash of the process, the OS writes them back: an fsync there measured 0.7 s under push load,
-            // and pushes stalled for most of it behind the file system's journal.
+            // FASTER's files of this checkpoint were handed to the OS (CheckpointFileDevice) without a sync, so no push
+            // waited for one while FASTER wrote them. In `checkpoint` mode a checkpoint is the only recovery point,
+            // and in `fsync` mode nothing acknowledged may rest on a volatile cache, so there these files, the hybrid
+            // log's segments (a snapshot checkpoint holds only the log above what FASTER had flushed) and the manifest
+            // are synced before the write-ahead log behind this checkpoint may go. In `wal` mode, which promises to
+            // survive a crash of the process, they are not: an fsync of the tree measured 0.7 s under push load, and
+            // pushes stalled for most of it behind the file system's journal.
             bool sync = options.Durability != DurabilityMode.Wal;
             if (sync)
             {

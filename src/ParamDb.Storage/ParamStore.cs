@@ -76,7 +76,7 @@ public sealed partial class ParamStore : IDisposable
         if (!options.ReadOnly) Snapshots.RestoreStaging.RollForward(root, logger);
         Directory.CreateDirectory(checkpointDirectory);
         var checkpointManager = new DeviceLogCommitCheckpointManager(
-            new BufferedDeviceFactory(options.CheckpointWriteCompletionDelay), new DefaultCheckpointNamingScheme(checkpointDirectory), removeOutdated: false);
+            new CheckpointDeviceFactory(options.CheckpointWriteCompletionDelay), new DefaultCheckpointNamingScheme(checkpointDirectory), removeOutdated: false);
         List<Guid> tokens = checkpointManager.GetLogCheckpointTokens().ToList();   // newest first
         var damage = new List<string>();
         if (tokens.Count == 0 && Directory.Exists(logDirectory))

@@ -50,8 +50,8 @@ internal static class CheckpointManifest
     private static string IndexFolder(string checkpoints, Guid token) => Path.Combine(checkpoints, "index-checkpoints", token.ToString());
 
     /// <summary>
-    /// fsyncs a checkpoint's files, FASTER's and the index's: <see cref="BufferedFileDevice"/> leaves them in the page
-    /// cache, and a manifest must not vouch for data a power loss could still take.
+    /// fsyncs a checkpoint's files, FASTER's and the index's: <see cref="CheckpointFileDevice"/> does not sync them
+    /// (the disk may still cache them), and a manifest must not vouch for data a power loss could still take.
     /// </summary>
     public static void Sync(string checkpoints, Guid token)
     {
@@ -87,7 +87,7 @@ internal static class CheckpointManifest
     /// <summary>
     /// Checksums a full checkpoint's files and writes its manifest. With <paramref name="sync"/> the files and the
     /// manifest are fsynced first (the <see cref="DurabilityMode.Fsync"/> mode), so a manifest never vouches for
-    /// bytes still only in the page cache.
+    /// bytes still only in a volatile cache.
     /// </summary>
     public static void Write(string checkpoints, Guid token, long version, long cut, DateTimeOffset completedAt, bool sync)
     {

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Buffers.Binary;
 using System.Numerics;
 using System.Runtime.InteropServices;
@@ -20,29 +19,34 @@ internal static class Crc32C
         return crc;
     }
 
-    /// <summary>The CRC-32C and length of a whole file, read in 1 MiB pieces.</summary>
+    /// <summary>The CRC-32C and length of a whole file, read past the page cache (<see cref="DirectFile"/>).</summary>
     public static (uint Crc, long Length) OfFile(string path) => OfFile(path, long.MaxValue);
 
     /// <summary>CRC-32C of the file's first <paramref name="limit"/> bytes (of all of it when shorter), and how many that was.</summary>
+    /// <remarks>Direct reads: a checkpoint's files were written past the page cache, and reading them through it
+    /// would cost what writing them there did (see <see cref="DirectFile"/>).</remarks>
     public static (uint Crc, long Length) OfFile(string path, long limit)
     {
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(1 << 20);
+        using DirectFile file = DirectFile.Open(path, FileMode.Open, FileAccess.Read);
+        AlignedBuffer buffer = AlignedBuffer.Rent();
         try
         {
-            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, bufferSize: 0);
             uint crc = ~0u;
             long length = 0;
             int read;
-            while (length < limit && (read = file.Read(buffer, 0, (int)Math.Min(buffer.Length, limit - length))) > 0)
+            // Whole aligned pieces, so every read but the last can go direct; only the CRC stops at the limit.
+            while (length < limit && (read = file.ReadFull(buffer.Span, length)) > 0)
             {
-                crc = Append(crc, buffer.AsSpan(0, read));
-                length += read;
+                int counted = (int)Math.Min(read, limit - length);
+                crc = Append(crc, buffer.Span[..counted]);
+                length += counted;
+                if (read < buffer.Length) break;
             }
             return (~crc, length);
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            AlignedBuffer.Return(buffer);
         }
     }
 }

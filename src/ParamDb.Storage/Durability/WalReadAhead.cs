@@ -2,13 +2,11 @@ using System.Buffers;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Runtime.ExceptionServices;
-using System.Runtime.InteropServices;
-using Microsoft.Win32.SafeHandles;
 
 namespace ParamDb.Storage.Durability;
 
 /// <summary>
-/// Reads log segments, in order, on a thread of its own into a few large pooled chunks, while the thread that
+/// Reads log segments, in order, on a thread of its own into a few large chunks, while the thread that
 /// owns this object parses and applies the records of the chunks already read (<see cref="WalReader"/>).
 /// </summary>
 /// <remarks>
@@ -19,10 +17,12 @@ namespace ParamDb.Storage.Durability;
 /// <para><b>Ownership.</b> A chunk is the reader thread's until it is queued, then the consumer's until it moves past
 /// it, then goes back to the free queue. The span <see cref="Take"/> returns points into a chunk (or into the
 /// caller's scratch buffer) and is valid only until the next call. <see cref="Dispose"/> stops and joins the thread
-/// before the chunks go back to the pool, so no read ever lands in a returned array.</para>
+/// before the chunks are let go, so no read ever lands in a buffer nobody owns.</para>
+/// <para><b>Past the page cache.</b> The chunks are aligned and read with O_DIRECT (<see cref="DirectFile"/>): reading
+/// uncached log through the page cache ran at ~620 MB/s here, a direct read at ~1.3 GB/s.</para>
 /// <para>Not thread-safe: one consumer thread.</para>
 /// </remarks>
-internal sealed partial class WalReadAhead : IDisposable
+internal sealed class WalReadAhead : IDisposable
 {
     /// <summary>
     /// Bytes per chunk: 8 MiB. A push record is up to a few MiB, so most records lie inside one chunk and are
@@ -35,8 +35,8 @@ internal sealed partial class WalReadAhead : IDisposable
 
     private readonly IReadOnlyList<string> paths;
     private readonly int chunkBytes;
-    private readonly byte[][] buffers;
-    private readonly BlockingCollection<byte[]> free;
+    private readonly AlignedBuffer[] buffers;
+    private readonly BlockingCollection<AlignedBuffer> free;
     private readonly BlockingCollection<Chunk> filled;
     private readonly CancellationTokenSource stop = new();
     private readonly Thread thread;
@@ -56,12 +56,12 @@ internal sealed partial class WalReadAhead : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(chunks, 2);
         this.paths = paths;
         this.chunkBytes = chunkBytes;
-        buffers = new byte[chunks][];
-        free = new BlockingCollection<byte[]>(new ConcurrentQueue<byte[]>(), chunks);
+        buffers = new AlignedBuffer[chunks];
+        free = new BlockingCollection<AlignedBuffer>(new ConcurrentQueue<AlignedBuffer>(), chunks);
         filled = new BlockingCollection<Chunk>(new ConcurrentQueue<Chunk>(), chunks + paths.Count + 1);
         for (int i = 0; i < chunks; i++)
         {
-            buffers[i] = ArrayPool<byte>.Shared.Rent(chunkBytes);
+            buffers[i] = AlignedBuffer.Allocate(chunkBytes);
             free.Add(buffers[i]);
         }
         thread = new Thread(ReadAll) { IsBackground = true, Name = "paramdb-wal-read-ahead" };
@@ -103,7 +103,7 @@ internal sealed partial class WalReadAhead : IDisposable
     {
         if (current.Length - position >= length)
         {
-            ReadOnlySpan<byte> inside = current.Buffer.AsSpan(position, length);
+            ReadOnlySpan<byte> inside = current.Buffer.Span.Slice(position, length);
             position += length;
             return inside;
         }
@@ -116,7 +116,7 @@ internal sealed partial class WalReadAhead : IDisposable
         while (copied < length && !segmentEnded)
         {
             int n = Math.Min(length - copied, current.Length - position);
-            current.Buffer.AsSpan(position, n).CopyTo(scratch.AsSpan(copied));
+            current.Buffer.Span.Slice(position, n).CopyTo(scratch.AsSpan(copied));
             copied += n;
             position += n;
             if (position == current.Length) Advance();
@@ -149,20 +149,12 @@ internal sealed partial class WalReadAhead : IDisposable
         {
             for (int s = 0; s < paths.Count; s++)
             {
-                using SafeFileHandle handle = File.OpenHandle(paths[s], FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-                // Hint only: the kernel doubles its read-ahead window for a file read front to back.
-                if (OperatingSystem.IsLinux()) _ = Fadvise((int)handle.DangerousGetHandle(), 0, 0, FadviseSequential);
+                using DirectFile file = DirectFile.Open(paths[s], FileMode.Open, FileAccess.Read);
                 long offset = 0;
                 while (true)
                 {
-                    byte[] buffer = free.Take(stop.Token);
-                    int length = 0;
-                    while (length < chunkBytes)
-                    {
-                        int n = RandomAccess.Read(handle, buffer.AsSpan(length, chunkBytes - length), offset + length);
-                        if (n == 0) break;
-                        length += n;
-                    }
+                    AlignedBuffer buffer = free.Take(stop.Token);
+                    int length = file.ReadFull(buffer.Span, offset);
                     offset += length;
                     Interlocked.Add(ref bytesRead, length);
                     if (length == 0)
@@ -187,22 +179,16 @@ internal sealed partial class WalReadAhead : IDisposable
         }
     }
 
-    /// <summary>Stops the reader thread, waits for it, and returns every chunk to the pool.</summary>
+    /// <summary>Stops the reader thread and waits for it; the chunks go to the GC.</summary>
     public void Dispose()
     {
         stop.Cancel();
         thread.Join();
-        foreach (byte[] buffer in buffers) ArrayPool<byte>.Shared.Return(buffer);
         stop.Dispose();
         free.Dispose();
         filled.Dispose();
     }
 
     /// <summary>Bytes of one segment, its end marker (<see cref="Length"/> 0), or a failure of the reader thread.</summary>
-    private readonly record struct Chunk(int Segment, byte[] Buffer, int Length, ExceptionDispatchInfo? Error);
-
-    private const int FadviseSequential = 2;   // POSIX_FADV_SEQUENTIAL on Linux; length 0 means to the end
-
-    [LibraryImport("libc", EntryPoint = "posix_fadvise")]
-    private static partial int Fadvise(int fd, long offset, long length, int advice);
+    private readonly record struct Chunk(int Segment, AlignedBuffer Buffer, int Length, ExceptionDispatchInfo? Error);
 }

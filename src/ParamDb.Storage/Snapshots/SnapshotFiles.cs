@@ -19,7 +19,8 @@ internal static class SnapshotFiles
     /// snapshot is a save point, whatever the node's durability mode.
     /// </summary>
     /// <remarks>
-    /// Copies, not hard links: FASTER's recovery of a snapshot checkpoint writes the checkpoint's in-memory pages
+    /// Copies past the page cache (<see cref="DirectFile"/>), whose new pages cost more here than the disk. Copies,
+    /// not hard links: FASTER's recovery of a snapshot checkpoint writes the checkpoint's in-memory pages
     /// back into the log's segment files, and a recovery of an older checkpoint rewrites pages of segments that a
     /// newer one reads; a link would let either side change the other's bytes. Segments the live log appends to
     /// during the copy may come out torn above the checkpoint's flushed address; recovery overwrites that part
@@ -35,7 +36,7 @@ internal static class SnapshotFiles
         foreach (string segment in Directory.GetFiles(image.LogDirectory, "hlog.log.*"))
         {
             if (!long.TryParse(Path.GetExtension(segment).AsSpan(1), out long number) || number < image.FirstSegment) continue;
-            File.Copy(segment, Path.Combine(log, Path.GetFileName(segment)));
+            DirectFile.Copy(segment, Path.Combine(log, Path.GetFileName(segment)));
         }
         FileSync.Tree(target);
         long rows = 0;
@@ -97,7 +98,7 @@ internal static class SnapshotFiles
     {
         if (!Directory.Exists(source)) throw new DirectoryNotFoundException($"{source} is missing.");
         Directory.CreateDirectory(target);
-        foreach (string file in Directory.GetFiles(source)) File.Copy(file, Path.Combine(target, Path.GetFileName(file)));
+        foreach (string file in Directory.GetFiles(source)) DirectFile.Copy(file, Path.Combine(target, Path.GetFileName(file)));
         foreach (string folder in Directory.GetDirectories(source)) CopyTree(folder, Path.Combine(target, Path.GetFileName(folder)));
     }
 

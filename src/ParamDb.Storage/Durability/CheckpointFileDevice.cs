@@ -1,19 +1,20 @@
 using System.Collections.Concurrent;
 using FASTER.core;
-using Microsoft.Win32.SafeHandles;
 
 namespace ParamDb.Storage.Durability;
 
 /// <summary>
-/// A FASTER device over ordinary files whose writes land in the page cache, for checkpoint files.
+/// A FASTER device over ordinary files for checkpoint files, written and read past the page cache
+/// (<see cref="DirectFile"/>), on threads of its own.
 /// </summary>
 /// <remarks>
-/// FASTER 2.6.5's device on Linux opens every file with O_SYNC, so each page of a checkpoint waits for the disk.
-/// Under the write-ahead log's steady writeback, committing one 4 MiB increment then took 0.6–1 s, and FASTER makes
-/// that commit on whichever thread moves the checkpoint to its last phase: often a push, which held its row latches
-/// meanwhile, so every push stopped for the whole checkpoint. With this device the commit waits only for the page
-/// cache; where the durability mode asks for it, the checkpoint syncs its files once, on its own task
-/// (<see cref="CheckpointManifest.Sync"/>).
+/// FASTER 2.6.5's device on Linux opens every file with O_SYNC, so each page of a checkpoint waits for the disk to
+/// make it durable. Under the write-ahead log's steady writeback, committing one 4 MiB increment then took 0.6–1 s,
+/// and FASTER makes that commit on whichever thread moves the checkpoint to its last phase: often a push, which
+/// held its row latches meanwhile, so every push stopped for the whole checkpoint. This device's writes wait for
+/// neither a sync nor the page cache: where the durability mode asks for it, the checkpoint syncs its files once,
+/// on its own task (<see cref="CheckpointManifest.Sync"/>). It wrote into the page cache at first; on this VM that
+/// cost ~2.2 s per GiB of new pages (see <see cref="DirectFile"/>), most of a full checkpoint.
 /// <para>
 /// The reads and writes themselves run on <see cref="CheckpointIo"/>'s own threads, never on the shared thread
 /// pool: a full checkpoint queues all 512 pages of a 1 GiB snapshot at once, and with one pool item per page every
@@ -22,16 +23,16 @@ namespace ParamDb.Storage.Durability;
 /// issued the I/O.
 /// </para>
 /// </remarks>
-internal sealed class BufferedFileDevice : StorageDeviceBase
+internal sealed class CheckpointFileDevice : StorageDeviceBase
 {
-    private readonly ConcurrentDictionary<int, SafeFileHandle> segments = new();
+    private readonly ConcurrentDictionary<int, DirectFile> segments = new();
     private readonly Lock opening = new();
     private readonly TimeSpan writeCompletionDelay;
     private volatile bool disposed;
 
     /// <param name="fileName">The device's base file name; segment files add <c>.N</c>.</param>
     /// <param name="writeCompletionDelay">Tests only (<see cref="StoreOptions.CheckpointWriteCompletionDelay"/>).</param>
-    public BufferedFileDevice(string fileName, TimeSpan writeCompletionDelay = default) : base(fileName, SectorBytes, Devices.CAPACITY_UNSPECIFIED)
+    public CheckpointFileDevice(string fileName, TimeSpan writeCompletionDelay = default) : base(fileName, SectorBytes, Devices.CAPACITY_UNSPECIFIED)
     {
         this.writeCompletionDelay = writeCompletionDelay;
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(fileName))!);
@@ -48,7 +49,7 @@ internal sealed class BufferedFileDevice : StorageDeviceBase
 
     public override void RemoveSegment(int segment)
     {
-        if (segments.TryRemove(segment, out SafeFileHandle? handle)) handle.Dispose();
+        if (segments.TryRemove(segment, out DirectFile? file)) file.Dispose();
         File.Delete(GetSegmentFilename(FileName, segment));
     }
 
@@ -62,9 +63,9 @@ internal sealed class BufferedFileDevice : StorageDeviceBase
     public override long GetFileSize(int segment)
     {
         if (segmentSize > 0) return segmentSize;
-        if (segments.TryGetValue(segment, out SafeFileHandle? handle)) return RandomAccess.GetLength(handle);
-        var file = new FileInfo(GetSegmentFilename(FileName, segment));
-        return file.Exists ? file.Length : 0;
+        if (segments.TryGetValue(segment, out DirectFile? file)) return file.Length;
+        var info = new FileInfo(GetSegmentFilename(FileName, segment));
+        return info.Exists ? info.Length : 0;
     }
 
     public override void Reset() => CloseAll();
@@ -80,20 +81,20 @@ internal sealed class BufferedFileDevice : StorageDeviceBase
     {
         lock (opening)   // so no segment opens between the flag and the sweep
             foreach (int segment in segments.Keys)
-                if (segments.TryRemove(segment, out SafeFileHandle? handle)) handle.Dispose();
+                if (segments.TryRemove(segment, out DirectFile? file)) file.Dispose();
     }
 
     /// <summary>The segment's file, opened once. A read does not create it: a missing file is an error, not an empty one.</summary>
-    private SafeFileHandle Segment(int segment, bool create)
+    private DirectFile Segment(int segment, bool create)
     {
-        if (segments.TryGetValue(segment, out SafeFileHandle? handle)) return handle;
+        if (segments.TryGetValue(segment, out DirectFile? file)) return file;
         lock (opening)
         {
             ObjectDisposedException.ThrowIf(disposed, this);
-            if (segments.TryGetValue(segment, out handle)) return handle;
-            handle = File.OpenHandle(GetSegmentFilename(FileName, segment), create ? FileMode.OpenOrCreate : FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
-            segments[segment] = handle;
-            return handle;
+            if (segments.TryGetValue(segment, out file)) return file;
+            file = DirectFile.Open(GetSegmentFilename(FileName, segment), create ? FileMode.OpenOrCreate : FileMode.Open, FileAccess.ReadWrite);
+            segments[segment] = file;
+            return file;
         }
     }
 
@@ -101,7 +102,7 @@ internal sealed class BufferedFileDevice : StorageDeviceBase
     /// One read or write: done on a <see cref="CheckpointIo"/> thread, then completed on the thread pool. Its buffer is
     /// FASTER's and stays pinned until the callback.
     /// </summary>
-    internal sealed class Io(BufferedFileDevice device, bool write, int segment, ulong offset, IntPtr buffer, uint length, DeviceIOCompletionCallback callback, object context)
+    internal sealed class Io(CheckpointFileDevice device, bool write, int segment, ulong offset, IntPtr buffer, uint length, DeviceIOCompletionCallback callback, object context)
         : IThreadPoolWorkItem
     {
         private uint error, done;
@@ -111,18 +112,17 @@ internal sealed class BufferedFileDevice : StorageDeviceBase
         {
             try
             {
-                SafeFileHandle handle = device.Segment(segment, create: write);
+                DirectFile file = device.Segment(segment, create: write);
                 var span = new Span<byte>((void*)buffer, checked((int)length));
                 if (write)
                 {
-                    RandomAccess.Write(handle, span, (long)offset);
+                    file.Write(span, (long)offset);
                     done = length;
                 }
                 else
                 {
                     // A short read is the end of the file: FASTER gets what is there, as from its own device.
-                    int n;
-                    while (done < length && (n = RandomAccess.Read(handle, span[(int)done..], (long)offset + done)) > 0) done += (uint)n;
+                    done = (uint)file.ReadFull(span, (long)offset);
                 }
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or ObjectDisposedException)
@@ -142,12 +142,12 @@ internal sealed class BufferedFileDevice : StorageDeviceBase
 }
 
 /// <summary>
-/// The threads that do <see cref="BufferedFileDevice"/>'s reads and writes, shared by every store in the process.
+/// The threads that do <see cref="CheckpointFileDevice"/>'s reads and writes, shared by every store in the process.
 /// Two: a second keeps one slow write (the page cache full of dirty pages) from holding up a recovery's reads.
 /// </summary>
 internal static class CheckpointIo
 {
-    private static readonly BlockingCollection<BufferedFileDevice.Io> Pending = new(new ConcurrentQueue<BufferedFileDevice.Io>());
+    private static readonly BlockingCollection<CheckpointFileDevice.Io> Pending = new(new ConcurrentQueue<CheckpointFileDevice.Io>());
 
     private const int Threads = 2;
 
@@ -157,21 +157,21 @@ internal static class CheckpointIo
         {
             var thread = new Thread(static () =>
             {
-                foreach (BufferedFileDevice.Io io in Pending.GetConsumingEnumerable()) io.Run();
+                foreach (CheckpointFileDevice.Io io in Pending.GetConsumingEnumerable()) io.Run();
             })
             { IsBackground = true, Name = "ParamDb checkpoint I/O" };
             thread.Start();
         }
     }
 
-    public static void Queue(BufferedFileDevice.Io io) => Pending.Add(io);
+    public static void Queue(CheckpointFileDevice.Io io) => Pending.Add(io);
 }
 
 /// <summary>
-/// FASTER's local file naming and listing for checkpoints, with <see cref="BufferedFileDevice"/> as the device
+/// FASTER's local file naming and listing for checkpoints, with <see cref="CheckpointFileDevice"/> as the device
 /// (see there why not FASTER's own).
 /// </summary>
-internal sealed class BufferedDeviceFactory(TimeSpan writeCompletionDelay = default) : INamedDeviceFactory
+internal sealed class CheckpointDeviceFactory(TimeSpan writeCompletionDelay = default) : INamedDeviceFactory
 {
     private readonly LocalStorageNamedDeviceFactory local = new();
     private string baseName = "";
@@ -182,7 +182,7 @@ internal sealed class BufferedDeviceFactory(TimeSpan writeCompletionDelay = defa
         local.Initialize(baseName);
     }
 
-    public IDevice Get(FileDescriptor fileInfo) => new BufferedFileDevice(Path.Combine(baseName, fileInfo.directoryName, fileInfo.fileName), writeCompletionDelay);
+    public IDevice Get(FileDescriptor fileInfo) => new CheckpointFileDevice(Path.Combine(baseName, fileInfo.directoryName, fileInfo.fileName), writeCompletionDelay);
 
     public void Delete(FileDescriptor fileInfo) => local.Delete(fileInfo);
 

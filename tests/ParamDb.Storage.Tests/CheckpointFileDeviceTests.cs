@@ -9,7 +9,7 @@ namespace ParamDb.Storage.Tests;
 /// drives it: bytes come back where they were written, segment by segment; a read past the end is short; a read of
 /// a file that is not there is an error, not an empty file; completions never run inside the call.
 /// </summary>
-public sealed unsafe class BufferedFileDeviceTests : IDisposable
+public sealed unsafe class CheckpointFileDeviceTests : IDisposable
 {
     private readonly string _directory = Path.Combine(Path.GetTempPath(), "paramdb-device-tests", Guid.NewGuid().ToString("N"));
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(30);
@@ -19,9 +19,9 @@ public sealed unsafe class BufferedFileDeviceTests : IDisposable
         if (Directory.Exists(_directory)) Directory.Delete(_directory, recursive: true);
     }
 
-    private BufferedFileDevice Open(long segmentSize = -1)
+    private CheckpointFileDevice Open(long segmentSize = -1)
     {
-        var device = new BufferedFileDevice(Path.Combine(_directory, "sub", "data.dat"));
+        var device = new CheckpointFileDevice(Path.Combine(_directory, "sub", "data.dat"));
         device.Initialize(segmentSize);
         return device;
     }
@@ -74,7 +74,7 @@ public sealed unsafe class BufferedFileDeviceTests : IDisposable
     [Fact]
     public void BytesWrittenAcrossSegmentsComeBackFromTheirSegmentFiles()
     {
-        using BufferedFileDevice device = Open(segmentSize: 4096);
+        using CheckpointFileDevice device = Open(segmentSize: 4096);
         using var page = new Buffer(1024);
         using var read = new Buffer(1024);
         // Addresses in segments 0 and 2; segment 1 is never written.
@@ -103,7 +103,7 @@ public sealed unsafe class BufferedFileDeviceTests : IDisposable
     [Fact]
     public void AReadPastTheEndIsShortAndAMissingFileIsAnErrorThatCreatesNothing()
     {
-        using BufferedFileDevice device = Open();
+        using CheckpointFileDevice device = Open();
         using var page = new Buffer(1024);
         using var read = new Buffer(2048);
         Assert.Equal(0, device.GetFileSize(0));   // not written yet: empty, and still not created
@@ -126,7 +126,7 @@ public sealed unsafe class BufferedFileDeviceTests : IDisposable
     {
         using var page = new Buffer(512);
         Fill(page.Span, seed: 3);
-        using (BufferedFileDevice device = Open(segmentSize: 1024))
+        using (CheckpointFileDevice device = Open(segmentSize: 1024))
         {
             Assert.Equal(0u, Write(device, page, 0, 512).Error);
             Assert.Equal(0u, Write(device, page, 1024, 512).Error);
@@ -134,7 +134,7 @@ public sealed unsafe class BufferedFileDeviceTests : IDisposable
             Assert.False(File.Exists(Path.Combine(_directory, "sub", "data.dat.0")));
         }
 
-        using BufferedFileDevice reopened = Open(segmentSize: 1024);
+        using CheckpointFileDevice reopened = Open(segmentSize: 1024);
         using var read = new Buffer(512);
         Assert.Equal((0u, 512u), Read(reopened, 1, 0, read, 512));
         Assert.True(page.Span.SequenceEqual(read.Span));
@@ -143,7 +143,7 @@ public sealed unsafe class BufferedFileDeviceTests : IDisposable
     [Fact]
     public void AWriteAfterDisposeFailsAndOpensNoFile()
     {
-        BufferedFileDevice device = Open();
+        CheckpointFileDevice device = Open();
         using var page = new Buffer(512);
         Assert.Equal(0u, Write(device, page, 0, 512).Error);
         device.Dispose();
