@@ -50,6 +50,9 @@ internal static partial class LogMessages
     [LoggerMessage(14, LogLevel.Information, "Deleted {Segments} write-ahead log segments below record {Lsn}: every kept checkpoint holds them")]
     public static partial void WalTruncated(this ILogger logger, int segments, long lsn);
 
+    [LoggerMessage(19, LogLevel.Warning, "Could not delete write-ahead log segments below record {Lsn}; the next checkpoint tries again")]
+    public static partial void WalTruncationFailed(this ILogger logger, long lsn, Exception exception);
+
     [LoggerMessage(15, LogLevel.Information, "Durability {Mode}: replayed records are now in checkpoint {Token}; the write-ahead log was removed")]
     public static partial void WalFoldedIntoCheckpoint(this ILogger logger, DurabilityMode mode, Guid token);
 

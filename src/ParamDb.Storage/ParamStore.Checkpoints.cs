@@ -111,8 +111,10 @@ public sealed partial class ParamStore
         {
             var clock = Stopwatch.StartNew();
             pushesHeld = TimeSpan.Zero;
-            // A checkpoint whose caller gave up waiting may still be running; FASTER runs one at a time.
+            // A checkpoint whose caller gave up waiting may still be running; FASTER runs one at a time. The previous
+            // checkpoint's log deletes may be too: wait for them, so they never overlap the next ones.
             await store.CompleteCheckpointAsync(cancellationToken).ConfigureAwait(false);
+            await walTruncation.WaitAsync(cancellationToken).ConfigureAwait(false);
             CompactIfWorthIt(force: false);   // synchronous, on this thread: see CompactLog for the rule
             bool incremental = CanIncrement();
             (Task<(bool, Guid)> checkpoint, long cut, long version, long tail, CutContents contents) = StartCheckpointAtPushBoundary(incremental, cancellationToken);

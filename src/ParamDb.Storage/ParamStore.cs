@@ -240,6 +240,7 @@ public sealed partial class ParamStore : IDisposable
         if (Interlocked.Exchange(ref disposed, 1) != 0) return;
         EndClockWaits();
         leaseTimer?.Dispose();
+        walTruncation.Wait();   // never faults: TruncateLog logs what fails
         wal?.Dispose();   // writes what was appended; nothing acknowledged is waiting on it, since callers are gone
         sessions.Dispose();
         store.Dispose();
