@@ -146,12 +146,12 @@ public sealed partial class ParamStore
             // Only now is the checkpoint complete: recovery skips one without a manifest.
             if (incremental)
             {
-                CheckpointManifest.WriteIncrement(CheckpointDirectory, token, version, cut, completedAt, sync);
+                CheckpointManifest.WriteIncrement(CheckpointDirectory, token, version, cut, completedAt, sync, writtenChecksums);
                 increments++;
             }
             else
             {
-                CheckpointManifest.Write(CheckpointDirectory, token, version, cut, completedAt, sync);
+                CheckpointManifest.Write(CheckpointDirectory, token, version, cut, completedAt, sync, writtenChecksums);
                 (incrementBase, incrementBaseTail, increments) = (token, tail, 0);
             }
             var id = new CheckpointId(token, version);

@@ -34,17 +34,25 @@ public sealed partial class ParamStore : IDisposable
     private readonly ILogger logger;
     private readonly IDevice logDevice;
     private readonly DeviceLogCommitCheckpointManager checkpointManager;
+
+    /// <summary>What the checkpoint device wrote, so manifests need not read checkpoints back.</summary>
+    private readonly WrittenChecksums writtenChecksums;
+
+    /// <summary>Files of checkpoints whose manifests took their checksums from <see cref="writtenChecksums"/>; tests only.</summary>
+    internal int ChecksumsFromWrites => writtenChecksums.Vouched;
     private readonly FasterKV<RowKey, SpanByte> store;
     private readonly SessionPool sessions;
     private readonly RowLatches latches = new();
     private int disposed;
 
-    private ParamStore(StoreOptions options, ILogger logger, IDevice logDevice, DeviceLogCommitCheckpointManager checkpointManager, FasterKV<RowKey, SpanByte> store)
+    private ParamStore(StoreOptions options, ILogger logger, IDevice logDevice, DeviceLogCommitCheckpointManager checkpointManager,
+        WrittenChecksums writtenChecksums, FasterKV<RowKey, SpanByte> store)
     {
         this.options = options;
         this.logger = logger;
         this.logDevice = logDevice;
         this.checkpointManager = checkpointManager;
+        this.writtenChecksums = writtenChecksums;
         this.store = store;
         sessions = new SessionPool(store);
     }
@@ -75,8 +83,9 @@ public sealed partial class ParamStore : IDisposable
         string walDirectory = Path.Combine(root, "wal");
         if (!options.ReadOnly) Snapshots.RestoreStaging.RollForward(root, logger);
         Directory.CreateDirectory(checkpointDirectory);
+        var writtenChecksums = new WrittenChecksums();
         var checkpointManager = new DeviceLogCommitCheckpointManager(
-            new CheckpointDeviceFactory(options.CheckpointWriteCompletionDelay), new DefaultCheckpointNamingScheme(checkpointDirectory), removeOutdated: false);
+            new CheckpointDeviceFactory(writtenChecksums, options.CheckpointWriteCompletionDelay), new DefaultCheckpointNamingScheme(checkpointDirectory), removeOutdated: false);
         List<Guid> tokens = checkpointManager.GetLogCheckpointTokens().ToList();   // newest first
         var damage = new List<string>();
         if (tokens.Count == 0 && Directory.Exists(logDirectory))
@@ -137,7 +146,7 @@ public sealed partial class ParamStore : IDisposable
             store = CreateKv(options, logDevice, checkpointManager);
         }
 
-        var paramStore = new ParamStore(options, logger, logDevice, checkpointManager, store);
+        var paramStore = new ParamStore(options, logger, logDevice, checkpointManager, writtenChecksums, store);
         try
         {
             if (recovered is { } recoveredId)

@@ -28,12 +28,16 @@ internal sealed class CheckpointFileDevice : StorageDeviceBase
     private readonly ConcurrentDictionary<int, DirectFile> segments = new();
     private readonly Lock opening = new();
     private readonly TimeSpan writeCompletionDelay;
+    private readonly WrittenChecksums? checksums;
     private volatile bool disposed;
 
     /// <param name="fileName">The device's base file name; segment files add <c>.N</c>.</param>
+    /// <param name="checksums">Where the CRC-32C of each piece written goes; null to keep none.</param>
     /// <param name="writeCompletionDelay">Tests only (<see cref="StoreOptions.CheckpointWriteCompletionDelay"/>).</param>
-    public CheckpointFileDevice(string fileName, TimeSpan writeCompletionDelay = default) : base(fileName, SectorBytes, Devices.CAPACITY_UNSPECIFIED)
+    public CheckpointFileDevice(string fileName, WrittenChecksums? checksums = null, TimeSpan writeCompletionDelay = default)
+        : base(fileName, SectorBytes, Devices.CAPACITY_UNSPECIFIED)
     {
+        this.checksums = checksums;
         this.writeCompletionDelay = writeCompletionDelay;
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(fileName))!);
     }
@@ -50,7 +54,9 @@ internal sealed class CheckpointFileDevice : StorageDeviceBase
     public override void RemoveSegment(int segment)
     {
         if (segments.TryRemove(segment, out DirectFile? file)) file.Dispose();
-        File.Delete(GetSegmentFilename(FileName, segment));
+        string path = GetSegmentFilename(FileName, segment);
+        checksums?.Forget(path);
+        File.Delete(path);
     }
 
     public override void RemoveSegmentAsync(int segment, AsyncCallback callback, IAsyncResult result)
@@ -99,6 +105,32 @@ internal sealed class CheckpointFileDevice : StorageDeviceBase
     }
 
     /// <summary>
+    /// Writes <paramref name="source"/> at <paramref name="offset"/> in pieces copied into an aligned buffer, each
+    /// checksummed as copied (see <see cref="WrittenChecksums"/> why a copy): the copy is also what lets a page
+    /// FASTER did not align go direct.
+    /// </summary>
+    private void WriteCopies(DirectFile file, ReadOnlySpan<byte> source, long offset)
+    {
+        AlignedBuffer buffer = AlignedBuffer.Rent();
+        try
+        {
+            for (int done = 0; done < source.Length;)
+            {
+                Span<byte> piece = buffer.Span[..Math.Min(buffer.Length, source.Length - done)];
+                source.Slice(done, piece.Length).CopyTo(piece);
+                uint crc = checksums is null ? 0 : ~Crc32C.Append(~0u, piece);
+                file.Write(piece, offset + done);
+                checksums?.Record(file.Path, offset + done, piece.Length, crc);
+                done += piece.Length;
+            }
+        }
+        finally
+        {
+            AlignedBuffer.Return(buffer);
+        }
+    }
+
+    /// <summary>
     /// One read or write: done on a <see cref="CheckpointIo"/> thread, then completed on the thread pool. Its buffer is
     /// FASTER's and stays pinned until the callback.
     /// </summary>
@@ -116,7 +148,7 @@ internal sealed class CheckpointFileDevice : StorageDeviceBase
                 var span = new Span<byte>((void*)buffer, checked((int)length));
                 if (write)
                 {
-                    file.Write(span, (long)offset);
+                    device.WriteCopies(file, span, (long)offset);
                     done = length;
                 }
                 else
@@ -171,7 +203,7 @@ internal static class CheckpointIo
 /// FASTER's local file naming and listing for checkpoints, with <see cref="CheckpointFileDevice"/> as the device
 /// (see there why not FASTER's own).
 /// </summary>
-internal sealed class CheckpointDeviceFactory(TimeSpan writeCompletionDelay = default) : INamedDeviceFactory
+internal sealed class CheckpointDeviceFactory(WrittenChecksums? checksums = null, TimeSpan writeCompletionDelay = default) : INamedDeviceFactory
 {
     private readonly LocalStorageNamedDeviceFactory local = new();
     private string baseName = "";
@@ -182,9 +214,13 @@ internal sealed class CheckpointDeviceFactory(TimeSpan writeCompletionDelay = de
         local.Initialize(baseName);
     }
 
-    public IDevice Get(FileDescriptor fileInfo) => new CheckpointFileDevice(Path.Combine(baseName, fileInfo.directoryName, fileInfo.fileName), writeCompletionDelay);
+    public IDevice Get(FileDescriptor fileInfo) => new CheckpointFileDevice(Path.Combine(baseName, fileInfo.directoryName, fileInfo.fileName), checksums, writeCompletionDelay);
 
-    public void Delete(FileDescriptor fileInfo) => local.Delete(fileInfo);
+    public void Delete(FileDescriptor fileInfo)
+    {
+        checksums?.Forget(Path.Combine(baseName, fileInfo.directoryName, fileInfo.fileName ?? ""));
+        local.Delete(fileInfo);
+    }
 
     public IEnumerable<FileDescriptor> ListContents(string path) => local.ListContents(path);
 }

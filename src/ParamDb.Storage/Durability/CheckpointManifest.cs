@@ -87,9 +87,9 @@ internal static class CheckpointManifest
     /// <summary>
     /// Checksums a full checkpoint's files and writes its manifest. With <paramref name="sync"/> the files and the
     /// manifest are fsynced first (the <see cref="DurabilityMode.Fsync"/> mode), so a manifest never vouches for
-    /// bytes still only in a volatile cache.
+    /// bytes still only in a volatile cache. Files <paramref name="written"/> vouches for are not read back.
     /// </summary>
-    public static void Write(string checkpoints, Guid token, long version, long cut, DateTimeOffset completedAt, bool sync)
+    public static void Write(string checkpoints, Guid token, long version, long cut, DateTimeOffset completedAt, bool sync, WrittenChecksums? written = null)
     {
         var files = new List<ManifestFile>();
         foreach (string folder in new[] { LogFolder(checkpoints, token), IndexFolder(checkpoints, token) })
@@ -99,7 +99,7 @@ internal static class CheckpointManifest
             {
                 if (Path.GetFileName(path).StartsWith(FileName, StringComparison.Ordinal)) continue;
                 if (sync) FileSync.File(path);
-                (uint crc, long length) = Crc32C.OfFile(path);
+                (uint crc, long length) = written?.Of(path) ?? Crc32C.OfFile(path);
                 files.Add(new ManifestFile(Path.GetRelativePath(checkpoints, path).Replace('\\', '/'), length, crc, Prefix: false));
             }
         }
@@ -110,9 +110,10 @@ internal static class CheckpointManifest
     /// <summary>
     /// Writes the manifest of an incremental checkpoint on top of <paramref name="token"/>'s full checkpoint: the
     /// base's files as its manifest lists them (not checksummed again), and the appended delta log as a prefix.
+    /// Files <paramref name="written"/> vouches for are not read back.
     /// </summary>
     /// <exception cref="InvalidDataException">The base manifest is missing or damaged.</exception>
-    public static void WriteIncrement(string checkpoints, Guid token, long version, long cut, DateTimeOffset completedAt, bool sync)
+    public static void WriteIncrement(string checkpoints, Guid token, long version, long cut, DateTimeOffset completedAt, bool sync, WrittenChecksums? written = null)
     {
         string basePath = Path.Combine(LogFolder(checkpoints, token), FileName);
         ManifestDocument baseManifest = Read(basePath, token, out string? problem)
@@ -125,7 +126,7 @@ internal static class CheckpointManifest
             string relative = Path.GetRelativePath(checkpoints, path).Replace('\\', '/');
             if (Path.GetFileName(path).StartsWith(FileName, StringComparison.Ordinal) || listed.Contains(relative)) continue;
             if (sync) FileSync.File(path);
-            (uint crc, long length) = Crc32C.OfFile(path);
+            (uint crc, long length) = written?.Of(path) ?? Crc32C.OfFile(path);
             files.Add(new ManifestFile(relative, length, crc, Prefix: true));
         }
         files.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));

@@ -19,6 +19,60 @@ internal static class Crc32C
         return crc;
     }
 
+    /// <summary>
+    /// The CRC-32C of A followed by B, from the CRC-32C of A, that of B and B's length: the per-write checksums of
+    /// a file (<see cref="WrittenChecksums"/>) add up to the file's without reading it.
+    /// </summary>
+    /// <remarks>
+    /// Appending <paramref name="lengthB"/> bytes multiplies A's register by x^(8·lengthB) modulo the polynomial;
+    /// B's own CRC accounts for its bytes and the pre- and post-inversion (they cancel in the sum, as CRC is affine
+    /// in its input). The power is built from x^(2^k) by squaring, so this costs O(log lengthB) multiplications.
+    /// </remarks>
+    public static uint Combine(uint crcA, uint crcB, long lengthB)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(lengthB);
+        return MultiplyModP(XToThe8NModP(lengthB), crcA) ^ crcB;
+    }
+
+    /// <summary>The Castagnoli polynomial, bit-reflected (x^0 is the top bit).</summary>
+    private const uint Polynomial = 0x82F63B78;
+
+    /// <summary>x^(2^k) modulo the polynomial, k = 0 … 63.</summary>
+    private static readonly uint[] XToThe2K = PowersOfX();
+
+    private static uint[] PowersOfX()
+    {
+        var powers = new uint[64];
+        uint p = 1u << 30;   // x^1
+        for (int k = 0; k < powers.Length; k++)
+        {
+            powers[k] = p;
+            p = MultiplyModP(p, p);
+        }
+        return powers;
+    }
+
+    /// <summary>a·b modulo the polynomial, both reflected.</summary>
+    private static uint MultiplyModP(uint a, uint b)
+    {
+        uint product = 0;
+        for (uint m = 1u << 31; m != 0; m >>= 1)
+        {
+            if ((a & m) != 0) product ^= b;
+            b = (b & 1) != 0 ? (b >> 1) ^ Polynomial : b >> 1;
+        }
+        return product;
+    }
+
+    /// <summary>x^(8·n) modulo the polynomial.</summary>
+    private static uint XToThe8NModP(long n)
+    {
+        uint p = 1u << 31;   // x^0
+        for (int k = 3; n != 0; n >>= 1, k++)
+            if ((n & 1) != 0) p = MultiplyModP(XToThe2K[k], p);
+        return p;
+    }
+
     /// <summary>The CRC-32C and length of a whole file, read past the page cache (<see cref="DirectFile"/>).</summary>
     public static (uint Crc, long Length) OfFile(string path) => OfFile(path, long.MaxValue);
 
