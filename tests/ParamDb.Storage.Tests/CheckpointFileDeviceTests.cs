@@ -141,6 +141,35 @@ public sealed unsafe class CheckpointFileDeviceTests : IDisposable
     }
 
     [Fact]
+    public void WrittenChecksumsVouchForWhatWasWrittenAndForgetAFileDeletedAndWrittenAnew()
+    {
+        var checksums = new WrittenChecksums();
+        string path = Path.Combine(_directory, "sub", "data.dat.0");
+        using var page = new Buffer(512);
+        using (var device = new CheckpointFileDevice(Path.Combine(_directory, "sub", "data.dat"), checksums))
+        {
+            device.Initialize(-1);
+            Fill(page.Span, seed: 1);
+            Assert.Equal(0u, Write(device, page, 512, 512).Error);   // out of order
+            Fill(page.Span, seed: 2);
+            Assert.Equal(0u, Write(device, page, 0, 512).Error);
+        }
+        Assert.True(checksums.TryGet(path, out uint crc, out long length));
+        Assert.Equal(Crc32C.OfFile(path), (crc, length));
+
+        // A new file of the same name, written only in its second half (the first is a hole of zeros).
+        File.Delete(path);
+        using (var device = new CheckpointFileDevice(Path.Combine(_directory, "sub", "data.dat"), checksums))
+        {
+            device.Initialize(-1);
+            Fill(page.Span, seed: 3);
+            Assert.Equal(0u, Write(device, page, 512, 512).Error);
+        }
+        Assert.False(checksums.TryGet(path, out _, out _));
+        Assert.Equal(Crc32C.OfFile(path), checksums.Of(path));
+    }
+
+    [Fact]
     public void AWriteAfterDisposeFailsAndOpensNoFile()
     {
         CheckpointFileDevice device = Open();

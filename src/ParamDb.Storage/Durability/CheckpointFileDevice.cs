@@ -98,7 +98,10 @@ internal sealed class CheckpointFileDevice : StorageDeviceBase
         {
             ObjectDisposedException.ThrowIf(disposed, this);
             if (segments.TryGetValue(segment, out file)) return file;
-            file = DirectFile.Open(GetSegmentFilename(FileName, segment), create ? FileMode.OpenOrCreate : FileMode.Open, FileAccess.ReadWrite);
+            string path = GetSegmentFilename(FileName, segment);
+            // Pieces recorded for an earlier file of this name (deleted since) must not vouch for the new one.
+            if (create && !File.Exists(path)) checksums?.Forget(path);
+            file = DirectFile.Open(path, create ? FileMode.OpenOrCreate : FileMode.Open, FileAccess.ReadWrite);
             segments[segment] = file;
             return file;
         }
@@ -218,7 +221,10 @@ internal sealed class CheckpointDeviceFactory(WrittenChecksums? checksums = null
 
     public void Delete(FileDescriptor fileInfo)
     {
-        checksums?.Forget(Path.Combine(baseName, fileInfo.directoryName, fileInfo.fileName ?? ""));
+        // A folder (no file name) goes whole; a file goes as its segment 0, as FASTER's own factory deletes it.
+        checksums?.Forget(fileInfo.fileName is null
+            ? Path.Combine(baseName, fileInfo.directoryName)
+            : Path.Combine(baseName, fileInfo.directoryName, fileInfo.fileName + ".0"));
         local.Delete(fileInfo);
     }
 
