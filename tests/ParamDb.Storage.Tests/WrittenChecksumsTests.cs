@@ -44,6 +44,23 @@ public sealed class WrittenChecksumsTests : IDisposable
         Assert.NotEqual(whole ^ 1, Crc32C.Combine(Crc(bytes.AsSpan(0, first)), Crc(bytes.AsSpan(first)), second));
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(13)]
+    [InlineData(64 << 10)]              // the first length split into three chains
+    [InlineData((64 << 10) + 8 * 3 - 1)]
+    [InlineData((4 << 20) + 5)]
+    public void LongInputsSplitIntoChainsGiveTheChecksumOfTheBytesOneByOne(int length)
+    {
+        byte[] bytes = Pattern(length);
+        uint reference = 0x12345678;   // any register to continue from, not only the initial one
+        foreach (byte b in bytes) reference = System.Numerics.BitOperations.Crc32C(reference, b);
+        Assert.Equal(reference, Crc32C.Append(0x12345678, bytes));
+        Assert.Equal(~Crc32C.Append(~0u, bytes), Crc(bytes));
+        // The check value of the standard test vector.
+        Assert.Equal(0xE3069283u, Crc("123456789"u8));
+    }
+
     [Fact]
     public void PiecesThatTileTheFileInAnyOrderVouchForItAndAGapOrAPartialOverlapDoesNot()
     {

@@ -51,18 +51,24 @@ internal static class WalFormat
     }
 
     /// <summary>
-    /// Writes the header of a record whose payload is the three parts in order, so a push's header, keys and
-    /// values need not be copied together first.
+    /// The CRC-32C register of a payload of the three parts in order, started from 0: what the payload adds to a
+    /// record's checksum whatever its length and LSN (<see cref="WriteHeader"/>). It needs no LSN, so the log
+    /// computes it before taking its lock.
     /// </summary>
-    public static void WriteHeader(Span<byte> destination, long lsn, ReadOnlySpan<byte> part1, ReadOnlySpan<byte> part2, ReadOnlySpan<byte> part3)
+    public static uint PayloadRegister(ReadOnlySpan<byte> part1, ReadOnlySpan<byte> part2, ReadOnlySpan<byte> part3) =>
+        Crc32C.Append(Crc32C.Append(Crc32C.Append(0, part1), part2), part3);
+
+    /// <summary>
+    /// Writes the header of a record of <paramref name="length"/> payload bytes whose <see cref="PayloadRegister"/>
+    /// is <paramref name="payloadRegister"/>, so a push's header, keys and values need not be copied together
+    /// first, nor checksummed under the log's lock.
+    /// </summary>
+    public static void WriteHeader(Span<byte> destination, long lsn, uint length, uint payloadRegister)
     {
-        uint length = checked((uint)(part1.Length + part2.Length + part3.Length));
         BinaryPrimitives.WriteUInt32LittleEndian(destination, length);
         BinaryPrimitives.WriteInt64LittleEndian(destination[8..], lsn);
-        uint crc = Start(length, lsn);
-        crc = Crc32C.Append(crc, part1);
-        crc = Crc32C.Append(crc, part2);
-        crc = Crc32C.Append(crc, part3);
+        // The register is linear: the fields' part moves on by the payload's length, and the payload's part adds.
+        uint crc = Crc32C.Shift(Start(length, lsn), length) ^ payloadRegister;
         BinaryPrimitives.WriteUInt32LittleEndian(destination[4..], ~crc);
     }
 
