@@ -2,7 +2,8 @@
 # wal ÷ checkpoint push throughput (docs/durability.md): ROUNDS rounds, each starting a fresh Release node in
 # `checkpoint` mode, then one in `wal` mode, and running W-dense and W-sparse pushes against each, so the two
 # modes share the machine's mood of the moment and can be compared as a ratio within each round.
-# usage: bench/wal-ratio.sh [ROUNDS]   (build first: dotnet build -c Release src/ParamDb.Server bench/ParamDb.Bench)
+# usage: [BENCH_ARGS='--duration 3'] bench/wal-ratio.sh [ROUNDS]
+#   (build first: dotnet build -c Release src/ParamDb.Server bench/ParamDb.Bench); BENCH_ARGS go to every paramdb-bench run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-4}
@@ -15,8 +16,8 @@ for r in $(seq 1 "$rounds"); do
     dotnet "$DLL" --data "$data" --memory 2g --listen 127.0.0.1:7421 --listen-h2 127.0.0.1:7422 --durability "$mode" > "$data.log" 2>&1 &
     node=$!
     for _ in $(seq 1 150); do curl -sf "$URL/v1/health" > /dev/null && break; sleep 0.2; done
-    dense=$("$B" --url "$URL" --workload dense --keys range --connections 2 --repeat 3 | awk '$2 == "push" { print $4 " MB/s" }')
-    sparse=$("$B" --url "$URL" --workload sparse --connections 2 --repeat 3 | awk '$2 == "push" { print $5 " keys/s" }')
+    dense=$("$B" --url "$URL" --workload dense --keys range --connections 2 --repeat 3 ${BENCH_ARGS:-} | awk '$2 == "push" { print $4 " MB/s" }')
+    sparse=$("$B" --url "$URL" --workload sparse --connections 2 --repeat 3 ${BENCH_ARGS:-} | awk '$2 == "push" { print $5 " keys/s" }')
     echo "round $r $mode: W-dense push $dense, W-sparse push $sparse"
     kill "$node"; wait "$node" 2> /dev/null || true
     rm -rf "$data" "$data.log"
