@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
 namespace ParamDb.Storage.Durability;
@@ -11,9 +10,9 @@ namespace ParamDb.Storage.Durability;
 /// </summary>
 /// <remarks>
 /// <para><b>Why.</b> On the VMs this runs on, a page the guest touches for the first time costs ~10 µs in the
-/// hypervisor, and the guest soon gives clean cached pages back (its page cache was empty again ~60 s after a
-/// write). So writing 1 GiB into the page cache took 2.1–2.5 s and reading 1 GiB that was not cached 1.7 s, while
-/// the same disk took 1 GiB with O_DIRECT in 0.3–0.6 s and gave it back in 0.5–0.8 s (<c>dd</c> and this class,
+/// hypervisor, and the guest soon gives clean cached pages back (of 1 GiB written, ~0.1 GiB was still cached
+/// 80 s later). So writing 1 GiB into the page cache took 2.1–2.5 s and reading 1 GiB that was not cached 1.7 s,
+/// while the same disk took 1 GiB with O_DIRECT in 0.3–0.6 s and gave it back in 0.5–0.95 s (<c>dd</c> and this class,
 /// same day). A 1 GiB full checkpoint spent most of its 2.2–5.3 s there.</para>
 /// <para><b>What direct I/O needs.</b> The buffer's address, the file offset and the length must be multiples of
 /// the device's logical block size (<see cref="Alignment"/>); a request that is not goes through a second,
@@ -24,7 +23,7 @@ namespace ParamDb.Storage.Durability;
 /// <para>What a completed write means is unchanged: the bytes were handed to the OS (here, to the device's
 /// queue); <see cref="Flush"/> makes them durable.</para>
 /// </remarks>
-internal sealed partial class DirectFile : IDisposable
+internal sealed class DirectFile : IDisposable
 {
     /// <summary>What direct requests are aligned to: 512 bytes, the logical block size of the disks seen here.</summary>
     public const int Alignment = 512;
@@ -171,23 +170,11 @@ internal sealed partial class DirectFile : IDisposable
     /// here, or a file system without O_DIRECT (e.g. an older tmpfs).</summary>
     private static SafeFileHandle? TryOpenDirect(string path, FileAccess access)
     {
-        if (!OperatingSystem.IsLinux()) return null;
-        int directFlag = RuntimeInformation.ProcessArchitecture switch
-        {
-            Architecture.X64 => 0x4000,      // O_DIRECT differs by architecture
-            Architecture.Arm64 => 0x10000,
-            _ => 0,
-        };
-        if (directFlag == 0) return null;
-        int flags = (access == FileAccess.Read ? ReadOnly : ReadWrite) | directFlag | CloseOnExec;
-        int fd = OpenFile(path, flags);
+        if (!OperatingSystem.IsLinux() || Posix.DirectFlag == 0) return null;
+        int flags = (access == FileAccess.Read ? Posix.ReadOnly : Posix.ReadWrite) | Posix.DirectFlag | Posix.CloseOnExec;
+        int fd = Posix.Open(path, flags);
         return fd < 0 ? null : new SafeFileHandle(fd, ownsHandle: true);
     }
-
-    private const int ReadOnly = 0, ReadWrite = 2, CloseOnExec = 0x80000;
-
-    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int OpenFile(string path, int flags);
 }
 
 /// <summary>

@@ -11,7 +11,7 @@ namespace ParamDb.Storage.Durability;
 /// directory synced, or a power loss can take the entry, and with it the file, after the write was reported
 /// durable.
 /// </remarks>
-internal static partial class FileSync
+internal static class FileSync
 {
     /// <summary>fsyncs one file.</summary>
     public static void File(string path)
@@ -40,27 +40,15 @@ internal static partial class FileSync
     public static void Directory(string path)
     {
         if (OperatingSystem.IsWindows()) return;
-        int fd = Open(path, OperatingSystem.IsLinux() ? ReadOnlyCloseOnExecLinux : ReadOnly);
+        int fd = Posix.Open(path, OperatingSystem.IsLinux() ? Posix.ReadOnly | Posix.CloseOnExec : Posix.ReadOnly);
         if (fd < 0) throw new IOException($"Could not open the directory {path} to sync it (errno {Marshal.GetLastPInvokeError()}).");
         try
         {
-            if (Fsync(fd) != 0) throw new IOException($"Could not sync the directory {path} (errno {Marshal.GetLastPInvokeError()}).");
+            if (Posix.Fsync(fd) != 0) throw new IOException($"Could not sync the directory {path} (errno {Marshal.GetLastPInvokeError()}).");
         }
         finally
         {
-            Close(fd);
+            Posix.Close(fd);
         }
     }
-
-    private const int ReadOnly = 0;                   // O_RDONLY
-    private const int ReadOnlyCloseOnExecLinux = 0x80000;   // O_RDONLY | O_CLOEXEC on Linux (x64 and arm64 alike)
-
-    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int Open(string path, int flags);
-
-    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
-    private static partial int Fsync(int fd);
-
-    [LibraryImport("libc", EntryPoint = "close")]
-    private static partial int Close(int fd);
 }

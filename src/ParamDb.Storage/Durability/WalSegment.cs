@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
 namespace ParamDb.Storage.Durability;
@@ -20,7 +19,7 @@ namespace ParamDb.Storage.Durability;
 /// writeback finishes, or after <see cref="Flush"/>. O_DIRECT was tried too: it avoids the page cache but makes
 /// every acknowledgement wait for the device (3–8 ms per 4 MiB here), and it measured slower.</para>
 /// </remarks>
-internal sealed partial class WalSegment : IDisposable
+internal sealed class WalSegment : IDisposable
 {
     /// <summary>
     /// Bytes behind the end of the segment whose pages stay cached: 32 MiB, ~60 ms of W-dense pushes at the rates
@@ -57,12 +56,12 @@ internal sealed partial class WalSegment : IDisposable
         if (!OperatingSystem.IsLinux()) return;
         int fd = (int)_handle.DangerousGetHandle();
         // Hints only: a failure (an old kernel, a file system without them) costs speed, never a record.
-        SyncFileRange(fd, start, bytes.Length, SyncFileRangeWrite);
+        Posix.SyncFileRange(fd, start, bytes.Length, Posix.SyncFileRangeWrite);
         long dropTo = Length - RecycleLag;
         if (dropTo <= _droppedTo) return;
         // Reach back another lag: pages still under writeback at the last call were skipped then.
         long from = Math.Max(0, _droppedTo - RecycleLag);
-        Fadvise(fd, from, dropTo - from, FadviseDontNeed);
+        Posix.Fadvise(fd, from, dropTo - from, Posix.FadviseDontNeed);
         _droppedTo = dropTo;
     }
 
@@ -72,16 +71,7 @@ internal sealed partial class WalSegment : IDisposable
     /// <summary>Drops what the segment still has cached (pages under writeback stay) and closes it.</summary>
     public void Dispose()
     {
-        if (OperatingSystem.IsLinux() && !_handle.IsClosed) Fadvise((int)_handle.DangerousGetHandle(), 0, 0, FadviseDontNeed);
+        if (OperatingSystem.IsLinux() && !_handle.IsClosed) Posix.Fadvise((int)_handle.DangerousGetHandle(), 0, 0, Posix.FadviseDontNeed);
         _handle.Dispose();
     }
-
-    private const int FadviseDontNeed = 4;            // POSIX_FADV_DONTNEED on Linux; length 0 means to the end
-    private const uint SyncFileRangeWrite = 2;        // SYNC_FILE_RANGE_WRITE: start writeback, do not wait for it
-
-    [LibraryImport("libc", EntryPoint = "posix_fadvise")]
-    private static partial int Fadvise(int fd, long offset, long length, int advice);
-
-    [LibraryImport("libc", EntryPoint = "sync_file_range")]
-    private static partial int SyncFileRange(int fd, long offset, long length, uint flags);
 }
