@@ -66,19 +66,22 @@ internal static class CheckpointManifest
         Path.Combine(LogFolder(checkpoints, token), FileName + ".v" + version.ToString(CultureInfo.InvariantCulture));
 
     /// <summary>
-    /// Bytes of FASTER's delta log (the increments) and of the full snapshot in a checkpoint folder; a folder
-    /// that never took an increment has no delta log (0).
+    /// Bytes of FASTER's delta log (the increments) and of what the full checkpoint wrote, its snapshot and its
+    /// hash index, in a checkpoint folder; a folder that never took an increment has no delta log (0).
     /// </summary>
-    public static (long Delta, long Snapshot) Sizes(string checkpoints, Guid token)
+    public static (long Delta, long Full) Sizes(string checkpoints, Guid token)
     {
-        long delta = 0, snapshot = 0;
+        long delta = 0, full = 0;
         foreach (string file in Directory.EnumerateFiles(LogFolder(checkpoints, token)))
         {
             string name = Path.GetFileName(file);
             if (name.StartsWith("delta.", StringComparison.Ordinal)) delta += new FileInfo(file).Length;
-            else if (name.StartsWith("snapshot.", StringComparison.Ordinal)) snapshot += new FileInfo(file).Length;
+            else if (name.StartsWith("snapshot.", StringComparison.Ordinal)) full += new FileInfo(file).Length;
         }
-        return (delta, snapshot);
+        string index = IndexFolder(checkpoints, token);
+        if (Directory.Exists(index))
+            foreach (string file in Directory.EnumerateFiles(index)) full += new FileInfo(file).Length;
+        return (delta, full);
     }
 
     /// <summary>Whether the checkpoint has a manifest (whatever its state).</summary>
