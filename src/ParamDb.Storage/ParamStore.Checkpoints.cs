@@ -191,9 +191,9 @@ public sealed partial class ParamStore
             return false;
         // When the increments add up to half the base, most rows change between checkpoints: a full one costs
         // little more and keeps recovery from reading the chain. The base counts its hash index: a full checkpoint
-        // writes it while pushes wait (1/16 of the log memory, 128 MiB at --memory 2g, ~70–120 ms), so for a table
-        // far smaller than the index, "half the snapshot" made every other checkpoint full, and under a W-dense
-        // load in `wal` mode (a checkpoint per 2 GiB of log, ~1 s) pushes lost ~10 % of their time to those waits.
+        // writes it while pushes wait (1/16 of the log memory, 128 MiB at --memory 2g: 73–128 ms), and for a table
+        // far smaller than the index "half the snapshot" made every other checkpoint full: under W-dense in `wal`
+        // mode, with a checkpoint per 2 GiB of log (about one a second), each increment rewrote the whole table.
         (long delta, long full) = CheckpointManifest.Sizes(CheckpointDirectory, token);
         return delta <= full / 2;
     }
