@@ -112,4 +112,10 @@ internal static partial class LogMessages
 
     [LoggerMessage(42, LogLevel.Warning, "Could not delete {Path}, left by an earlier import; delete it by hand")]
     public static partial void AbandonedImportNotDeleted(this ILogger logger, string path, Exception exception);
+
+    [LoggerMessage(72, LogLevel.Warning, "{Damage}. Accepted: those records are dropped; the damaged bytes were moved to {Aside}")]
+    public static partial void WalLossAccepted(this ILogger logger, string damage, string aside);
+
+    [LoggerMessage(73, LogLevel.Warning, "The write-ahead log ends in a torn record: {Segment} from byte {Offset} ({Bytes} bytes, nothing intact after them) is dropped, and the log continues after record {LastLsn}. A crash during a write leaves this; damage to a finished last record looks the same")]
+    public static partial void WalTornTail(this ILogger logger, string segment, long offset, long bytes, long lastLsn);
 }

@@ -41,6 +41,28 @@ public sealed partial class ParamStore
     /// <summary>Set by a compaction, cleared by the checkpoint after it (see <see cref="PurgeCheckpoints"/>).</summary>
     private bool compactedSinceCheckpoint;
 
+    /// <summary>Checksums of the on-disk log for each manifest; under <see cref="maintenance"/>.</summary>
+    private HybridLogChecksums logChecksums => lazyLogChecksums ??= new HybridLogChecksums(LogDirectory, SegmentSizeBits);
+
+    private HybridLogChecksums? lazyLogChecksums;
+
+    /// <summary>
+    /// How far FASTER has written the log to its segments: every byte below is on disk and never changes again.
+    /// FASTER 2.6.5 keeps it in its allocator and does not expose it (<see cref="LogAccessor{Key, Value}"/> gives
+    /// only the head, which can lag it by the pages in flight), so it is read by reflection, once per checkpoint;
+    /// FASTER.core is no longer developed, so the name cannot move under a pinned version. Falls back to the head.
+    /// </summary>
+    private static long FlushedUntilAddress(FasterKV<RowKey, SpanByte> store)
+    {
+        object? allocator = HlogField?.GetValue(store);
+        return allocator is not null && allocator.GetType().GetField("FlushedUntilAddress") is { } field && field.GetValue(allocator) is long flushed
+            ? flushed
+            : store.Log.HeadAddress;
+    }
+
+    private static readonly System.Reflection.FieldInfo? HlogField =
+        typeof(FasterKV<RowKey, SpanByte>).GetField("hlog", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Public);
+
     private long lastCheckpointTicks;   // UTC ticks; 0 = none. A long so readers need no lock.
 
     /// <summary>
@@ -143,15 +165,18 @@ public sealed partial class ParamStore
                 FileSync.Tree(LogDirectory);
             }
             DateTimeOffset completedAt = DateTimeOffset.UtcNow;
+            // The on-disk log this checkpoint stands on, as far as FASTER has flushed it now (at least what the
+            // checkpoint needs: the flushed address only grows, and what lies below it never changes).
+            List<(string, long, uint)> logPrefixes = logChecksums.Through(store.Log.BeginAddress, FlushedUntilAddress(store));
             // Only now is the checkpoint complete: recovery skips one without a manifest.
             if (incremental)
             {
-                CheckpointManifest.WriteIncrement(CheckpointDirectory, token, version, cut, completedAt, sync, writtenChecksums);
+                CheckpointManifest.WriteIncrement(CheckpointDirectory, token, version, cut, completedAt, sync, writtenChecksums, logPrefixes);
                 increments++;
             }
             else
             {
-                CheckpointManifest.Write(CheckpointDirectory, token, version, cut, completedAt, sync, writtenChecksums);
+                CheckpointManifest.Write(CheckpointDirectory, token, version, cut, completedAt, sync, writtenChecksums, logPrefixes);
                 (incrementBase, incrementBaseTail, increments) = (token, tail, 0);
             }
             var id = new CheckpointId(token, version);

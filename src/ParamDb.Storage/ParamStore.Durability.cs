@@ -28,6 +28,18 @@ public sealed partial class ParamStore
     /// <summary>Log bytes appended when the newest checkpoint cut (see <see cref="WalBytesSinceCheckpoint"/>).</summary>
     private long walBytesAtCut;
 
+    /// <summary>
+    /// What the last open dropped from a damaged write-ahead log, with <see cref="StoreOptions.AcceptWalLoss"/>;
+    /// null when it dropped nothing.
+    /// </summary>
+    internal WalDamage? LastWalLoss { get; private set; }
+
+    /// <summary>
+    /// What the last open dropped from a damaged write-ahead log and where the damaged bytes went, with
+    /// <see cref="StoreOptions.AcceptWalLoss"/>; null when it dropped nothing.
+    /// </summary>
+    public string? AcceptedLoss { get; private set; }
+
     /// <summary>The durability mode the store was opened with.</summary>
     public DurabilityMode Durability => options.Durability;
 
@@ -215,11 +227,27 @@ public sealed partial class ParamStore
                 expected = lsn + 1;
             });
         }
+        catch (WalCorruptException e) when (e.Damage is { } damage && options.AcceptWalLoss)
+        {
+            // The operator accepted the loss (paramdb recover --accept-loss): what was read before the damage is
+            // applied, the rest is set aside, and the log continues from the damage.
+            string aside = WalSalvage.SetAside(directory, damage, Path.GetFullPath(options.DataDirectory));
+            logger.WalLossAccepted(damage.Describe(), aside);
+            LastWalLoss = damage;
+            AcceptedLoss = $"{damage.Describe()}; those records were dropped, and the damaged bytes moved to {aside}.";
+            lsnFloor = Math.Max(cut, damage.Lsn - 1);
+            return expected - cut - 1;
+        }
         catch (WalCorruptException e)
         {
-            throw new InvalidDataException($"{e.Message} Refusing to start on a state that would lack acknowledged writes.", e);
+            throw new InvalidDataException(
+                $"{e.Message} Refusing to start on a state that would lack acknowledged writes: restore the damaged file, or run 'paramdb recover --accept-loss --data {Path.GetFullPath(options.DataDirectory)}' to start from the records before the damage (the rest is moved to {WalSalvage.DamagedFolder}/).", e);
         }
         lsnFloor = Math.Max(cut, scan.LastLsn);
+        if (scan.TornSegment is { } torn && new FileInfo(torn).Length is long length && length > scan.TornAt)
+            // The shape a crash during a write leaves: the record being written, with nothing intact after it. It
+            // was not acknowledged if the crash tore it; if the bytes were damaged later, this line is the trace.
+            logger.WalTornTail(torn, scan.TornAt, length - scan.TornAt, scan.LastLsn);
         if (scan.Visited > 0)
             logger.WalReplayRead(scan.BytesRead >> 20, scan.Segments, (long)scan.ReadWait.TotalMilliseconds, clock.ElapsedMilliseconds);
         return scan.Visited;

@@ -100,6 +100,8 @@ public sealed partial class ParamStore : IDisposable
             store = CreateKv(options, logDevice, checkpointManager);
             try
             {
+                // FASTER must see only what this version holds (see IncrementFallBack), and must recover exactly it.
+                long? vouchedCut = IncrementFallBack.Confine(checkpointDirectory, candidate.Token, candidate.Version, root, options.ReadOnly);
                 if (candidate.Version is long version && CheckpointManifest.Sizes(checkpointDirectory, candidate.Token).Delta > 0)
                     // Recover(token) would apply every increment in the delta log; recoverTo stops at the one the
                     // manifest vouched for. FASTER picks the newest checkpoint at or below it, which is this one:
@@ -107,6 +109,8 @@ public sealed partial class ParamStore : IDisposable
                     store.Recover(numPagesToPreload: -1, undoNextVersion: true, recoverTo: version);
                 else
                     store.Recover(candidate.Token);
+                if (vouchedCut is long expectedCut && RecoveredCut(store) is long cut && cut != expectedCut)
+                    throw new InvalidDataException($"FASTER recovered a state whose cut is record {cut}, where checkpoint {candidate} holds records up to {expectedCut}: it is not that checkpoint's state.");
                 recovered = candidate;
                 break;
             }
@@ -203,6 +207,13 @@ public sealed partial class ParamStore : IDisposable
                 damage.Add($"checkpoint {new CheckpointId(token, version)}: {problem}");
             }
         }
+    }
+
+    /// <summary>The cut record of a just-recovered store (null when it has none: a checkpoint of an empty store).</summary>
+    private static long? RecoveredCut(FasterKV<RowKey, SpanByte> store)
+    {
+        using var reader = new SystemRecordReader(store);
+        return reader.Read([RowKey.WalCutKey])[0] is { } bytes && CutRecord.TryRead(bytes, out long cut, out _) ? cut : null;
     }
 
     /// <summary>Whether the write-ahead log still starts at record 1, so it alone can rebuild the whole state.</summary>

@@ -42,6 +42,14 @@ public sealed class StoreOptions
     public long WalSegmentBytes { get; init; } = 64L << 20;
 
     /// <summary>
+    /// Start even when the write-ahead log is damaged before its end with intact records after the damage (which
+    /// otherwise refuses the open): the records from the damage on are moved to <c>DATA/damaged/</c> and dropped,
+    /// and <see cref="ParamStore.AcceptedLoss"/> says what went. For an operator who has read the refusal and has
+    /// nothing better to restore (<c>paramdb recover --accept-loss</c>); never a default.
+    /// </summary>
+    public bool AcceptWalLoss { get; init; }
+
+    /// <summary>
     /// Opens a snapshot to read it (exports): no write-ahead log, no leases, no checkpoints, no restore roll
     /// forward. Only the snapshot library sets it; nothing may write to such a store.
     /// </summary>

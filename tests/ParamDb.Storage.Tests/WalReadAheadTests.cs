@@ -158,9 +158,18 @@ public sealed class WalReadAheadTests : IDisposable
         Assert.Equal(segments.Count - 1, scan.Segments);
         Assert.Equal(60, scan.LastLsn);
 
-        // From the first segment's last record: it is read, and its damage is an error again.
-        var e = Assert.Throws<WalCorruptException>(() => Read(4096, out _, fromLsn: segments[1].FirstLsn - 1));
+        // From the first segment's last record: it is read, and the damaged first record is skipped, because the
+        // replay needs none of the records the damage took (the intact ones after it prove it is not a torn tail).
+        records = Read(4096, out scan, fromLsn: segments[1].FirstLsn - 1);
+        Assert.Equal(segments[1].FirstLsn - 1, records[0].Lsn);
+        Assert.Equal(60, scan.LastLsn);
+
+        // From the damaged record itself: the replay needs it, and its damage is an error naming the file.
+        var e = Assert.Throws<WalCorruptException>(() => Read(4096, out _, fromLsn: 1));
         Assert.Contains(Path.GetFileName(first), e.Message);
+        Assert.Equal(1, e.Damage!.Lsn);
+        Assert.Equal(2, e.Damage.FirstLsnAfter);
+        Assert.Equal(59, e.Damage.IntactAfter);
     }
 
     [Fact]

@@ -91,10 +91,14 @@ internal static class CheckpointManifest
     /// Checksums a full checkpoint's files and writes its manifest. With <paramref name="sync"/> the files and the
     /// manifest are fsynced first (the <see cref="DurabilityMode.Fsync"/> mode), so a manifest never vouches for
     /// bytes still only in a volatile cache. Files <paramref name="written"/> vouches for are not read back.
+    /// <paramref name="logPrefixes"/> is the flushed part of each hybrid-log segment the checkpoint stands on
+    /// (<see cref="HybridLogChecksums"/>), listed as prefixes: FASTER appends to those files afterwards.
     /// </summary>
-    public static void Write(string checkpoints, Guid token, long version, long cut, DateTimeOffset completedAt, bool sync, WrittenChecksums? written = null)
+    public static void Write(string checkpoints, Guid token, long version, long cut, DateTimeOffset completedAt, bool sync, WrittenChecksums? written = null,
+        IReadOnlyList<(string Path, long Length, uint Crc)>? logPrefixes = null)
     {
         var files = new List<ManifestFile>();
+        AddLogPrefixes(checkpoints, files, logPrefixes);
         foreach (string folder in new[] { LogFolder(checkpoints, token), IndexFolder(checkpoints, token) })
         {
             if (!Directory.Exists(folder)) throw new IOException($"Checkpoint {token} has no folder {folder}.");
@@ -116,12 +120,17 @@ internal static class CheckpointManifest
     /// Files <paramref name="written"/> vouches for are not read back.
     /// </summary>
     /// <exception cref="InvalidDataException">The base manifest is missing or damaged.</exception>
-    public static void WriteIncrement(string checkpoints, Guid token, long version, long cut, DateTimeOffset completedAt, bool sync, WrittenChecksums? written = null)
+    public static void WriteIncrement(string checkpoints, Guid token, long version, long cut, DateTimeOffset completedAt, bool sync, WrittenChecksums? written = null,
+        IReadOnlyList<(string Path, long Length, uint Crc)>? logPrefixes = null)
     {
         string basePath = Path.Combine(LogFolder(checkpoints, token), FileName);
         ManifestDocument baseManifest = Read(basePath, token, out string? problem)
             ?? throw new InvalidDataException($"Checkpoint {token} cannot take an increment: {problem ?? "it has no manifest"}.");
-        var files = new List<ManifestFile>(baseManifest.Files);
+        // The base's own files; the log's prefixes are this version's, which reach at least as far.
+        var files = new List<ManifestFile>();
+        foreach (ManifestFile file in baseManifest.Files)
+            if (!file.Path.StartsWith(LogPrefixPath, StringComparison.Ordinal)) files.Add(file);
+        AddLogPrefixes(checkpoints, files, logPrefixes);
         var listed = new HashSet<string>(StringComparer.Ordinal);
         foreach (ManifestFile file in files) listed.Add(file.Path);
         foreach (string path in Directory.GetFiles(LogFolder(checkpoints, token)))
@@ -134,6 +143,16 @@ internal static class CheckpointManifest
         }
         files.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
         Save(IncrementFile(checkpoints, token, version), new ManifestDocument(Format, token, cut, completedAt, files, version), sync);
+    }
+
+    /// <summary>How a hybrid-log segment's path starts in a manifest: relative to <c>checkpoints/</c>, in <c>DATA/log/</c>.</summary>
+    private const string LogPrefixPath = "../log/";
+
+    private static void AddLogPrefixes(string checkpoints, List<ManifestFile> files, IReadOnlyList<(string Path, long Length, uint Crc)>? logPrefixes)
+    {
+        if (logPrefixes is null) return;
+        foreach ((string path, long length, uint crc) in logPrefixes)
+            files.Add(new ManifestFile(Path.GetRelativePath(checkpoints, path).Replace('\\', '/'), length, crc, Prefix: true));
     }
 
     /// <summary>
@@ -155,6 +174,31 @@ internal static class CheckpointManifest
         if (File.Exists(basePath)) found.Add((Read(basePath, token, out _)?.Version, basePath));
         return found;
     }
+
+    /// <summary>
+    /// What the manifest of <paramref name="version"/> in <paramref name="token"/>'s folder vouches for: the cut it
+    /// holds, and the bytes of each delta-log file (by name) that belong to it; a delta file it does not list has
+    /// none (a base version). Null when no readable manifest has that version.
+    /// </summary>
+    public static (long Cut, Dictionary<string, long> Delta)? Vouched(string checkpoints, Guid token, long? version)
+    {
+        foreach ((long? v, string path) in Manifests(checkpoints, token))
+        {
+            if (v != version || Read(path, token, out _) is not { } manifest) continue;
+            var delta = new Dictionary<string, long>(StringComparer.Ordinal);
+            foreach (ManifestFile file in manifest.Files)
+            {
+                string name = System.IO.Path.GetFileName(file.Path);
+                if (name.StartsWith("delta.", StringComparison.Ordinal)) delta[name] = file.Length;
+            }
+            return (manifest.Cut, delta);
+        }
+        return null;
+    }
+
+    /// <summary>The delta-log files of <paramref name="token"/>'s folder (the increments FASTER appended).</summary>
+    public static string[] DeltaFiles(string checkpoints, Guid token) =>
+        Directory.Exists(LogFolder(checkpoints, token)) ? Directory.GetFiles(LogFolder(checkpoints, token), "delta.*") : [];
 
     /// <summary>Checks a checkpoint's newest version against its manifest.</summary>
     public static ManifestCheck Check(string checkpoints, Guid token, out string? problem)

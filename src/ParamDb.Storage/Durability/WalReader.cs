@@ -23,8 +23,20 @@ internal readonly record struct WalScan(long LastLsn, long Visited, string? Torn
     public TimeSpan ReadWait { get; init; }
 }
 
-/// <summary>A segment other than the newest is damaged: records that were acknowledged cannot be read back.</summary>
-internal sealed class WalCorruptException(string message) : IOException(message);
+/// <summary>
+/// The log is damaged where a replay needs it, and not only at its tail: records that were acknowledged cannot be
+/// read back. <see cref="Damage"/> says where, when the framing itself is damaged (null for a record whose
+/// contents do not fit the store).
+/// </summary>
+internal sealed class WalCorruptException : IOException
+{
+    public WalCorruptException(string message) : base(message) { }
+
+    public WalCorruptException(WalDamage damage) : base(damage.Describe() + ".") => Damage = damage;
+
+    /// <summary>Where the log is damaged and what lies intact after it.</summary>
+    public WalDamage? Damage { get; }
+}
 
 /// <summary>
 /// Reads the write-ahead log back, checking every record (see <see cref="WalFormat"/>). The files are read on a
@@ -66,19 +78,27 @@ internal static class WalReader
         var reads = new WalReadAhead(paths, chunkBytes);
         try
         {
+            long expected = segments.Count > start ? segments[start].FirstLsn : 1;
             for (int s = start; s < segments.Count; s++)
             {
                 (long first, string path) = segments[s];
                 bool newest = s == segments.Count - 1;
-                if (s > start && first != last + 1)
-                    throw new WalCorruptException($"The write-ahead log skips from record {last} to {first} at {path}: a segment is missing.");
-                long expected = first;
+                if (s > start && first != expected)
+                {
+                    // Records expected…first-1 are in no segment. Harmless only when the replay needs none of them.
+                    if (first < expected || first - 1 >= fromLsn)
+                        throw Corrupt(segments, s, 0, expected, $"the log skips from record {expected - 1} to {first}: a segment is missing");
+                }
+                expected = first;
                 reads.NextSegment();
-                long offset = 0;
+                long fileLength = new FileInfo(path).Length;
+                long offset = 0;     // where the record being read starts
+                long position = 0;   // bytes taken from this segment so far
                 while (true)
                 {
                     ReadOnlySpan<byte> header = reads.Take(WalFormat.HeaderSize, ref headerScratch);
                     int got = header.Length;
+                    position += got;
                     if (got == 0) break; // the segment ends at a record boundary
                     string? tear = null;
                     uint length = 0, crc = 0;
@@ -89,21 +109,33 @@ internal static class WalReader
                         length = BinaryPrimitives.ReadUInt32LittleEndian(header);
                         crc = BinaryPrimitives.ReadUInt32LittleEndian(header[4..]);
                         lsn = BinaryPrimitives.ReadInt64LittleEndian(header[8..]);
-                        if (length > WalFormat.MaxPayload) tear = $"a record claims {length} bytes";
+                        // Checked before reading the payload, so a damaged length never sizes a buffer.
+                        if (length > WalFormat.MaxPayload || offset + WalFormat.HeaderSize + length > fileLength)
+                            tear = $"a record claims {length} bytes, past the file's end at byte {fileLength}";
                     }
                     ReadOnlySpan<byte> payload = default;
                     if (tear is null)
                     {
                         payload = reads.Take((int)length, ref buffer);
                         int read = payload.Length;
+                        position += read;
                         if (read < length) tear = $"the file ends {read} bytes into a {length}-byte record";
                         else if (WalFormat.Checksum(length, lsn, payload) != crc) tear = "a record fails its checksum";
                         else if (lsn != expected) tear = $"record {lsn} where {expected} was due";
                     }
                     if (tear is not null)
                     {
-                        if (!newest) throw new WalCorruptException($"The write-ahead log is damaged in {path} at byte {offset}: {tear}.");
-                        return Done(new WalScan(last, visited, path, offset), reads, s - start + 1);
+                        // A torn tail, or damage with intact records after it (see WalSalvage)?
+                        (long intact, long resumeAt, long resumeLsn, long lastIntact) = WalSalvage.SurveyToEnd(segments, s, offset + 1, expected);
+                        if (intact == 0 && newest) return Done(new WalScan(last, visited, path, offset), reads, s - start + 1);
+                        // Records lost to the damage are expected…resumeLsn-1: harmless when the replay starts after them.
+                        if (intact == 0 || resumeLsn > fromLsn)
+                            throw new WalCorruptException(new WalDamage(path, offset, expected, tear, intact, resumeLsn, lastIntact));
+                        if (resumeAt < 0) break;   // the next intact record starts a later segment
+                        Skip(reads, resumeAt - position, ref buffer);
+                        position = offset = resumeAt;
+                        expected = resumeLsn;
+                        continue;
                     }
                     if (lsn >= fromLsn && visit is not null)
                     {
@@ -123,6 +155,24 @@ internal static class WalReader
             reads.Dispose();
             ArrayPool<byte>.Shared.Return(headerScratch);
             ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Damage at <paramref name="offset"/> of segment <paramref name="index"/>, with what lies intact after it.</summary>
+    private static WalCorruptException Corrupt(List<(long FirstLsn, string Path)> segments, int index, long offset, long lsn, string problem)
+    {
+        (long intact, _, long firstLsn, long lastLsn) = WalSalvage.SurveyToEnd(segments, index, offset, lsn);
+        return new WalCorruptException(new WalDamage(segments[index].Path, offset, lsn, problem, intact, firstLsn, lastLsn));
+    }
+
+    /// <summary>Moves the read-ahead <paramref name="bytes"/> forward in the current segment.</summary>
+    private static void Skip(WalReadAhead reads, long bytes, ref byte[] scratch)
+    {
+        while (bytes > 0)
+        {
+            int n = reads.Take((int)Math.Min(bytes, 1 << 20), ref scratch).Length;
+            if (n == 0) return;
+            bytes -= n;
         }
     }
 
