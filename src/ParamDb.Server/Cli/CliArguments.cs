@@ -40,6 +40,9 @@ public sealed class CliArguments
     /// <summary>The value of an option, or null when it was not given.</summary>
     public string? Option(string name) => options.GetValueOrDefault(name);
 
+    /// <summary>Whether the flag <paramref name="name"/> (an option without a value) was given.</summary>
+    public bool Flag(string name) => options.ContainsKey(name);
+
     /// <summary>The value of an option that must be given.</summary>
     /// <exception cref="UsageException">It was not.</exception>
     public string Required(string name, string what) => Option(name) ?? throw new UsageException($"{name} is required: {what}.");
@@ -55,7 +58,10 @@ public sealed class CliArguments
 
     /// <summary>Parses <paramref name="args"/>, knowing which options take a value.</summary>
     /// <exception cref="UsageException">An unknown option, one given twice, or one without its value.</exception>
-    public static CliArguments Parse(ReadOnlySpan<string> args, IReadOnlyList<string> valueOptions)
+    /// <param name="args">The arguments after the command's words.</param>
+    /// <param name="valueOptions">Options that take a value.</param>
+    /// <param name="flags">Options that take none (<c>--accept-loss</c>); <see cref="Flag"/> tells whether one was given.</param>
+    public static CliArguments Parse(ReadOnlySpan<string> args, IReadOnlyList<string> valueOptions, IReadOnlyList<string>? flags = null)
     {
         var positional = new List<string>();
         var options = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -76,6 +82,11 @@ public sealed class CliArguments
             if (!arg.StartsWith('-') || arg == "-")
             {
                 positional.Add(arg);
+                continue;
+            }
+            if (flags is not null && flags.Contains(arg))
+            {
+                if (!options.TryAdd(arg, "")) throw new UsageException($"{arg} is given twice.");
                 continue;
             }
             int equals = arg.IndexOf('=');

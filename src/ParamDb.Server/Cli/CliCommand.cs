@@ -25,6 +25,9 @@ public abstract class CliCommand
     /// <summary>Options that take a value (<c>--table</c>); <c>--url</c> and <c>--help</c> are every command's.</summary>
     public virtual IReadOnlyList<string> ValueOptions => [];
 
+    /// <summary>Options that take no value (<c>--accept-loss</c>).</summary>
+    public virtual IReadOnlyList<string> Flags => [];
+
     /// <summary>More lines for <c>paramdb COMMAND --help</c>: what each argument means.</summary>
     public virtual string Details => "";
 

@@ -24,6 +24,7 @@ public static class Commands
         new SnapshotRestoreCommand(),
         new SnapshotDeleteCommand(),
         new SnapshotExportCommand(),
+        new RecoverCommand(),
     ];
 
     /// <summary>Whether <paramref name="args"/> name a command (its first word is one), rather than node options.</summary>
@@ -63,7 +64,7 @@ public static class Commands
         }
         try
         {
-            CliArguments arguments = CliArguments.Parse(args.AsSpan(command.Words.Count), command.ValueOptions);
+            CliArguments arguments = CliArguments.Parse(args.AsSpan(command.Words.Count), command.ValueOptions, command.Flags);
             if (arguments.Help)
             {
                 await console.Out.WriteLineAsync(UsageOf(command) + Environment.NewLine + command.Details);
