@@ -19,7 +19,7 @@ public sealed record ImportReply
     /// <summary>Bytes of the file received.</summary>
     public long Bytes { get; init; }
 
-    /// <summary>Values among the rows that are NaN or ±Infinity; stored as they are, as a binary push stores them.</summary>
+    /// <summary>Values among the rows that are NaN or ±Infinity, stored as they are: 0 unless the schema has <c>allowNonFinite</c>, without which such a file is refused.</summary>
     public long NonFiniteValues { get; init; }
 
     /// <summary>The table's schema, normalized: the file's.</summary>

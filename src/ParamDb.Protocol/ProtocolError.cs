@@ -88,6 +88,11 @@ public static class ProblemCodes
     public const string SnapshotDamaged = "snapshot_damaged";
     /// <summary>409: another restore is running on this node.</summary>
     public const string RestoreInProgress = "restore_in_progress";
+    /// <summary>
+    /// 400: a push or import holds NaN or ±Infinity (in JSON, a number beyond float32's range) and the table's schema
+    /// does not say <c>"allowNonFinite": true</c>; the detail names the first bad row, its key and the element.
+    /// </summary>
+    public const string NonFiniteValue = "non_finite_value";
     /// <summary>400: a request the server could not read, for a reason no other code names.</summary>
     public const string BadRequest = "bad_request";
     /// <summary>500: a fault inside the server; the detail says what.</summary>

@@ -18,7 +18,11 @@ public sealed record SnapshotInfo
     public required IReadOnlyList<SnapshotTable> Tables { get; init; }
     /// <summary>Rows of all tables.</summary>
     public long Rows { get; init; }
-    /// <summary>Bytes the snapshot takes on disk (its hybrid-log segments and checkpoint files).</summary>
+    /// <summary>
+    /// Bytes the snapshot stores (its hybrid-log segments and checkpoint files), all-zero 64 KiB blocks left out:
+    /// they are holes in its sparse files, so this is about what it takes on disk, while the files' lengths
+    /// (<c>du --apparent-size</c>) still count the empty buckets of the hash index.
+    /// </summary>
     public long Bytes { get; init; }
     /// <summary>Workers registered at that moment; their clocks are in the snapshot.</summary>
     public int Workers { get; init; }

@@ -3,7 +3,8 @@ using System.Text.Json.Serialization;
 namespace ParamDb.Protocol;
 
 /// <summary>
-/// The schema of a table (DESIGN.md §3): row width, initializer, updater and an optional key bound.
+/// The schema of a table: row width, initializer, updater, an optional key bound, and whether values may be
+/// NaN or ±Infinity.
 /// <code>{ "dim": 64, "init": { "kind": "normal", "std": 0.01, "seed": 7 }, "updater": { "kind": "adam", "lr": 0.001 } }</code>
 /// </summary>
 public sealed record TableSchema
@@ -22,6 +23,15 @@ public sealed record TableSchema
 
     /// <summary>When set, keys ≥ MaxKey are rejected (a dense table's size).</summary>
     public ulong? MaxKey { get; init; }
+
+    /// <summary>
+    /// When true, pushes and imports may store NaN and ±Infinity; when false (the default, and what a schema
+    /// without the field means) they are refused with <c>non_finite_value</c>. Part of the schema's identity.
+    /// Left out of the JSON when false, so schemas, catalogs and exports written before the field existed read
+    /// back, and write, the same bytes.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool AllowNonFinite { get; init; }
 
     /// <summary>
     /// Validates the schema and returns it with every default filled in, so two requests that mean the

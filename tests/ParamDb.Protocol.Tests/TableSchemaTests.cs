@@ -181,4 +181,24 @@ public sealed class TableSchemaTests
             Assert.Equal(ProblemCodes.InvalidSchema, error.Code);
         }
     }
+
+    [Fact]
+    public void AllowNonFiniteIsFalseWhenAbsentOmittedWhenFalseAndWrittenWhenTrue()
+    {
+        var absent = System.Text.Json.JsonSerializer.Deserialize("""{"dim":2}""", ProtocolJson.Default.TableSchema)!;
+        Assert.False(absent.AllowNonFinite);
+        Assert.True(absent.TryNormalize(out var normalized, out _));
+        // Absent and false are one schema, so catalogs and exports written before the field existed stay equal.
+        var explicitFalse = System.Text.Json.JsonSerializer.Deserialize("""{"dim":2,"allowNonFinite":false}""", ProtocolJson.Default.TableSchema)!;
+        Assert.True(explicitFalse.TryNormalize(out var normalizedFalse, out _));
+        Assert.Equal(normalized, normalizedFalse);
+        Assert.DoesNotContain("allowNonFinite", System.Text.Json.JsonSerializer.Serialize(normalized, ProtocolJson.Default.TableSchema));
+
+        var allowed = System.Text.Json.JsonSerializer.Deserialize("""{"dim":2,"allowNonFinite":true}""", ProtocolJson.Default.TableSchema)!;
+        Assert.True(allowed.TryNormalize(out var normalizedTrue, out _));
+        Assert.NotEqual(normalized, normalizedTrue);
+        string json = System.Text.Json.JsonSerializer.Serialize(normalizedTrue, ProtocolJson.Default.TableSchema);
+        Assert.Contains("\"allowNonFinite\":true", json);
+        Assert.Equal(normalizedTrue, System.Text.Json.JsonSerializer.Deserialize(json, ProtocolJson.Default.TableSchema));
+    }
 }

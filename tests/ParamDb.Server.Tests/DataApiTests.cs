@@ -119,7 +119,7 @@ public sealed class DataApiTests(ServerFixture fixture) : IClassFixture<ServerFi
     public async Task NonFiniteValuesPushedAsBinaryReadAsJsonStrings()
     {
         var name = ServerFixture.NewTable();
-        await Wire.CreateTableAsync(Http, name, """{"dim":2,"updater":{"kind":"assign"}}""");
+        await Wire.CreateTableAsync(Http, name, """{"dim":2,"updater":{"kind":"assign"},"allowNonFinite":true}""");
         await Wire.PushAsync(Http, name, [1], [float.NaN, float.PositiveInfinity], 2);
         using var reply = await Http.PostAsync($"/v1/tables/{name}/pull", Wire.Json("""{"keys":[1]}"""));
         using var doc = JsonDocument.Parse(await reply.Content.ReadAsStringAsync());

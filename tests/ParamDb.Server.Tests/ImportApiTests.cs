@@ -81,10 +81,10 @@ public sealed class ImportApiTests(ServerFixture fixture) : IClassFixture<Server
     public async Task ImportingIntoATableOfTheSameSchemaOverwritesTheFileRowsAndKeepsTheOthers()
     {
         var name = ServerFixture.NewTable("over");
-        await Wire.CreateTableAsync(Http, name, """{"dim":2}""");
+        await Wire.CreateTableAsync(Http, name, """{"dim":2,"allowNonFinite":true}""");
         await Wire.PushAsync(Http, name, [1, 2, 3], [10, 10, 20, 20, 30, 30], 2);
-        byte[] file = ImportFiles.Make([2, 4]);
-        // Row 4's second value NaN: stored and pulled back as it is, and counted.
+        byte[] file = ImportFiles.Make([2, 4], metadata: """{"paramdb.format":"1","paramdb.schema":"{\"dim\":2,\"allowNonFinite\":true}"}""");
+        // Row 4's second value NaN: the schema allows it, so it is stored and pulled back as it is, and counted.
         BinaryPrimitives.WriteSingleLittleEndian(file.AsSpan(file.Length - 4), float.NaN);
 
         var reply = await ImportFiles.ImportAsync(Http, name, file, 200);

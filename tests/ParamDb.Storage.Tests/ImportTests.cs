@@ -75,7 +75,8 @@ public sealed class ImportTests : IDisposable
     {
         // 40,000 rows of dim 64 (10 MiB) are three 4 MiB batches, so three log records.
         const int rows = 40_000, dim = 64;
-        TableSchema schema = TestStore.Schema(dim);
+        // allowNonFinite: the NaN and -Infinity below are stored bit for bit and counted.
+        TableSchema schema = TestStore.Schema(dim) with { AllowNonFinite = true };
         ulong[] keys = TestStore.Keys(1_000, rows);
         var values = new float[rows * dim];
         for (int i = 0; i < values.Length; i++) values[i] = i % 1000 * 0.5f;
@@ -114,6 +115,26 @@ public sealed class ImportTests : IDisposable
         using var file = new SafeHandleFile(path);
         Assert.False(TableImport.TryCheck(file.Handle, out _, out ProtocolError error));
         Assert.Equal(ProblemCodes.UnsortedKeys, error.Code);
+    }
+
+    [Theory]
+    [InlineData(0)]            // the first value
+    [InlineData(20_000 * 64 - 1)]  // the last value of a file of several 512 KiB check chunks
+    [InlineData(9_999 * 64 + 17)]  // a middle row, in the fifth chunk (2,048 rows of dim 64 per chunk)
+    public void AFileWithANonFiniteValueFailsTheCheckUnlessItsSchemaAllowsIt(int at)
+    {
+        const int rows = 20_000, dim = 64;
+        ulong[] keys = TestStore.Keys(5, rows);
+        var values = new float[rows * dim];
+        values[at] = float.PositiveInfinity;
+        using (var file = new SafeHandleFile(WriteFile("strict", TestStore.Schema(dim), keys, values)))
+        {
+            Assert.False(TableImport.TryCheck(file.Handle, out _, out ProtocolError error));
+            Assert.Equal(ProblemCodes.NonFiniteValue, error.Code);
+            Assert.Contains($"Row {at / dim} (key {keys[at / dim]}), element {at % dim} of the file is +Infinity", error.Detail);
+        }
+        using (var file = new SafeHandleFile(WriteFile("open", TestStore.Schema(dim) with { AllowNonFinite = true }, keys, values)))
+            Assert.Equal(rows, Check(file).Rows);
     }
 
     [Fact]

@@ -383,3 +383,46 @@ public sealed class SnapshotTests : IDisposable
         foreach (string folder in Directory.GetDirectories(source)) CopyTree(folder, Path.Combine(target, Path.GetFileName(folder)));
     }
 }
+
+public sealed class SparseCopyTests : IDisposable
+{
+    private readonly string dir = Path.Combine(Path.GetTempPath(), "paramdb-sparse-" + Guid.NewGuid().ToString("N"));
+
+    public SparseCopyTests() => Directory.CreateDirectory(dir);
+
+    public void Dispose() => Directory.Delete(dir, recursive: true);
+
+    /// <summary>Lengths around the 4 KiB block and the 4 MiB copy buffer, with data at the start, inside and at the very end.</summary>
+    public static TheoryData<int, int[]> Files() => new()
+    {
+        { 0, [] },
+        { 100, [] },
+        { 100, [99] },
+        { 4096, [0] },
+        { 4096 * 3 + 7, [4096 * 3 + 6] },
+        { (4 << 20) + 513, [5, 8191, 8192, (4 << 20) - 1, (4 << 20) + 512] },
+        { 9 << 20, [1 << 20, (1 << 20) + 1, (5 << 20) + 4095] },
+    };
+
+    [Theory]
+    [MemberData(nameof(Files))]
+    public void ACopyReadsBackTheSameBytesAndStoresOnlyTheNonZeroBlocks(int length, int[] ones)
+    {
+        var bytes = new byte[length];
+        var blocks = new HashSet<int>();
+        foreach (int at in ones)
+        {
+            bytes[at] = 0xA5;
+            blocks.Add(at / ParamDb.Storage.Snapshots.SnapshotFiles.SparseBlock);
+        }
+        string source = Path.Combine(dir, "source"), target = Path.Combine(dir, "target");
+        File.WriteAllBytes(source, bytes);
+
+        long stored = ParamDb.Storage.Snapshots.SnapshotFiles.CopySparse(source, target);
+
+        Assert.Equal(bytes, File.ReadAllBytes(target));
+        long expected = 0;
+        foreach (int block in blocks) expected += Math.Min(ParamDb.Storage.Snapshots.SnapshotFiles.SparseBlock, length - block * ParamDb.Storage.Snapshots.SnapshotFiles.SparseBlock);
+        Assert.Equal(expected, stored);
+    }
+}

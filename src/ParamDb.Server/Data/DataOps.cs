@@ -89,6 +89,7 @@ public static class DataOps
         durable = Task.CompletedTask;
         if (!KvBlock.TryParse(block, KvExpect.Values, maxKeys, out var kv, out error)) return false;
         if (!RowRules.Check(table, kv.Dim, isPull: false, kv.Count, kv.LastKey(block), out error)) return false;
+        if (!RowRules.CheckFinite(table, kv.Values(block), kv.IsRange, kv.First, kv.Keys(block), fromJson: false, out error)) return false;
         PushOutcome outcome = kv.IsRange
             ? store.PushRange(table, kv.First, kv.Count, kv.Values(block), stamp)
             : store.Push(table, kv.Keys(block), kv.Values(block), stamp);

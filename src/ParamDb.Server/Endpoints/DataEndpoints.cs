@@ -63,6 +63,8 @@ public static class DataEndpoints
         {
             // An empty JSON push has no rows to give a width: it is a tick.
             if (json.Count > 0 && !RowRules.Check(table, json.Dim, isPull: false, json.Count, json.LastKey, out error)) return false;
+            // A number beyond float32's range has already become ±Infinity in the parse: caught here as well.
+            if (!RowRules.CheckFinite(table, json.Values, json.IsRange, json.First, json.Keys, fromJson: true, out error)) return false;
             return DataOps.TryPushRows(store, table, json.IsRange, json.First, json.Keys, json.Count, json.Values, stamp, out result, out durable, out error);
         }
     }

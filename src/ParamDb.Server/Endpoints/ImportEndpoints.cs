@@ -27,7 +27,8 @@ public static class ImportEndpoints
                 + "else overwrites the file's rows of a table of the same schema (200); a different schema is 409.")
             .WithDescription("Body: the file (application/octet-stream), up to --max-import bytes; it is spooled to disk and checked in full "
                 + "(header, tensors, schema metadata, length, every key strictly ascending and below maxKey) before anything is applied, "
-                + "so a bad file is a 400 that changes nothing. Each row gets the file's values (NaN and ±Infinity as they are) and the "
+                + "and, unless the schema has allowNonFinite, every value finite (else 400 non_finite_value naming the first bad row), "
+                + "so a bad file is a 400 that changes nothing. Each row gets the file's values and the "
                 + "optimizer state of a new row; rows not in the file are kept; vector clocks do not move. Rows go through the "
                 + "write-ahead log in batches of at most 4 MiB, and the reply comes once all are durable. Not atomic: a crash part-way "
                 + "leaves some batches applied, and running the import again completes it (it is idempotent).")
@@ -101,6 +102,8 @@ public static class ImportEndpoints
             parts.Add($"init: the table has {JsonSerializer.Serialize(table.Init, ProtocolJson.Default.InitializerSpec)}, the file {JsonSerializer.Serialize(file.Init, ProtocolJson.Default.InitializerSpec)}");
         if (table.Updater != file.Updater)
             parts.Add($"updater: the table has {JsonSerializer.Serialize(table.Updater, ProtocolJson.Default.UpdaterSpec)}, the file {JsonSerializer.Serialize(file.Updater, ProtocolJson.Default.UpdaterSpec)}");
+        if (table.AllowNonFinite != file.AllowNonFinite)
+            parts.Add($"allowNonFinite: the table has {(table.AllowNonFinite ? "true" : "false")}, the file {(file.AllowNonFinite ? "true" : "false")}");
         return string.Join("; ", parts);
     }
 }

@@ -34,6 +34,28 @@ public static class RowRules
         return true;
     }
 
+    /// <summary>
+    /// Unless the table's schema allows them, refuses a push whose values hold NaN or ±Infinity, naming the first
+    /// bad row (<see cref="FiniteValues.Check"/>). One vectorised pass over the values, before anything is applied
+    /// or logged.
+    /// </summary>
+    /// <param name="table">The target table.</param>
+    /// <param name="values">The push's row-major values, already checked to be rows of the table's dim.</param>
+    /// <param name="range">True for a dense range from <paramref name="first"/>.</param>
+    /// <param name="first">The first key of a range.</param>
+    /// <param name="keys">The explicit keys otherwise.</param>
+    /// <param name="fromJson">True for a JSON body.</param>
+    /// <param name="error">The rejection when false.</param>
+    public static bool CheckFinite(TableHandle table, ReadOnlySpan<float> values, bool range, ulong first, ReadOnlySpan<ulong> keys, bool fromJson, out ProtocolError error)
+    {
+        if (table.Schema.AllowNonFinite || values.IsEmpty)
+        {
+            error = default;
+            return true;
+        }
+        return FiniteValues.Check(table.Name, values, table.Dim, range, first, keys, fromJson, out error);
+    }
+
     /// <summary>Checks that a reply of <paramref name="count"/> rows fits the reply size limit.</summary>
     public static bool CheckReplySize(TableHandle table, bool range, int count, long maxBytes, out long size, out ProtocolError error)
     {

@@ -19,7 +19,8 @@ internal static class SnapshotFiles
     /// snapshot is a save point, whatever the node's durability mode.
     /// </summary>
     /// <remarks>
-    /// Copies past the page cache (<see cref="DirectFile"/>), whose new pages cost more here than the disk. Copies,
+    /// Copies past the page cache (<see cref="DirectFile"/>), whose new pages cost more here than the disk, and
+    /// leaves all-zero blocks as holes (<see cref="CopySparse"/>): the hash index is mostly empty buckets. Copies,
     /// not hard links: FASTER's recovery of a snapshot checkpoint writes the checkpoint's in-memory pages
     /// back into the log's segment files, and a recovery of an older checkpoint rewrites pages of segments that a
     /// newer one reads; a link would let either side change the other's bytes. Segments the live log appends to
@@ -29,14 +30,15 @@ internal static class SnapshotFiles
     public static SnapshotInfo Copy(CheckpointImage image, string name, string target)
     {
         string checkpoints = Path.Combine(target, "checkpoints");
+        long stored = 0;
         foreach (string kind in (string[])["cpr-checkpoints", "index-checkpoints"])
-            CopyTree(Path.Combine(image.CheckpointDirectory, kind, image.Token.ToString()), Path.Combine(checkpoints, kind, image.Token.ToString()));
+            stored += CopyTree(Path.Combine(image.CheckpointDirectory, kind, image.Token.ToString()), Path.Combine(checkpoints, kind, image.Token.ToString()));
         string log = Path.Combine(target, "log");
         Directory.CreateDirectory(log);
         foreach (string segment in Directory.GetFiles(image.LogDirectory, "hlog.log.*"))
         {
             if (!long.TryParse(Path.GetExtension(segment).AsSpan(1), out long number) || number < image.FirstSegment) continue;
-            DirectFile.Copy(segment, Path.Combine(log, Path.GetFileName(segment)));
+            stored += CopySparse(segment, Path.Combine(log, Path.GetFileName(segment)));
         }
         FileSync.Tree(target);
         long rows = 0;
@@ -48,7 +50,7 @@ internal static class SnapshotFiles
             Tables = image.Contents.Tables,
             Rows = rows,
             Workers = image.Contents.Workers,
-            Bytes = TreeBytes(target),
+            Bytes = stored,
         };
         WriteInfo(target, info);
         return info;
@@ -57,6 +59,7 @@ internal static class SnapshotFiles
     /// <summary>Copies the snapshot's state folders into <paramref name="target"/> (a restore's staging), fsynced.</summary>
     public static void CopyState(string snapshot, string target)
     {
+        // Sparse as well: the restored store's checkpoint takes no more disk than the snapshot's.
         CopyTree(Path.Combine(snapshot, "checkpoints"), Path.Combine(target, "checkpoints"));
         CopyTree(Path.Combine(snapshot, "log"), Path.Combine(target, "log"));
         FileSync.Tree(target);
@@ -94,18 +97,72 @@ internal static class SnapshotFiles
     private static void WriteInfo(string directory, SnapshotInfo info) =>
         WriteSynced(Path.Combine(directory, InfoFile), JsonSerializer.SerializeToUtf8Bytes(info, ProtocolJson.Default.SnapshotInfo));
 
-    private static void CopyTree(string source, string target)
+    /// <summary>Copies a folder tree with <see cref="CopySparse"/>; the bytes stored.</summary>
+    private static long CopyTree(string source, string target)
     {
         if (!Directory.Exists(source)) throw new DirectoryNotFoundException($"{source} is missing.");
         Directory.CreateDirectory(target);
-        foreach (string file in Directory.GetFiles(source)) DirectFile.Copy(file, Path.Combine(target, Path.GetFileName(file)));
-        foreach (string folder in Directory.GetDirectories(source)) CopyTree(folder, Path.Combine(target, Path.GetFileName(folder)));
+        long stored = 0;
+        foreach (string file in Directory.GetFiles(source)) stored += CopySparse(file, Path.Combine(target, Path.GetFileName(file)));
+        foreach (string folder in Directory.GetDirectories(source)) stored += CopyTree(folder, Path.Combine(target, Path.GetFileName(folder)));
+        return stored;
     }
 
-    private static long TreeBytes(string directory)
+    /// <summary>
+    /// Bytes per hole-or-write decision: 4 KiB, the file system block (a hole is made of whole blocks) and a
+    /// multiple of <see cref="DirectFile.Alignment"/>; it is 64 hash buckets, so a table of r rows dirties at most
+    /// r × 4 KiB of a mostly empty bucket array. Runs of non-zero blocks are written as one request.
+    /// </summary>
+    internal const int SparseBlock = 4 << 10;
+
+    /// <summary>
+    /// Copies a file past the page cache and leaves every all-zero 4 KiB block of it as a hole: the copy reads
+    /// back the same bytes (a hole reads as zeros, so the manifest's CRC-32C still matches) but only the other
+    /// blocks take disk space. What this is for: FASTER writes its whole hash index into every full checkpoint,
+    /// 64 bytes per bucket, and the bucket count follows the memory budget (<c>--memory</c> / 16), not the rows:
+    /// at 1 GiB that is 1 Mi buckets, a 64 MiB <c>ht.dat.0</c> that a 4-row table leaves 99.9 % zeros. The
+    /// snapshot then takes about as much disk as its non-empty buckets and log pages (docs/snapshots.md).
+    /// </summary>
+    /// <returns>The bytes stored: the file's length less its holes.</returns>
+    internal static long CopySparse(string source, string target)
     {
-        long bytes = 0;
-        foreach (string file in Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories)) bytes += new FileInfo(file).Length;
-        return bytes;
+        using DirectFile from = DirectFile.Open(source, FileMode.Open, FileAccess.Read);
+        long length = from.Length;
+        // The length first, so trailing zero blocks are a hole too; the blocks with data are written into it.
+        using (var sized = new FileStream(target, FileMode.CreateNew, FileAccess.Write, FileShare.None)) sized.SetLength(length);
+        using DirectFile to = DirectFile.Open(target, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+        AlignedBuffer buffer = AlignedBuffer.Rent();
+        long stored = 0;
+        try
+        {
+            long offset = 0;
+            int n;
+            while ((n = from.ReadFull(buffer.Span, offset)) > 0)
+            {
+                int run = -1;   // start of the current run of non-zero blocks
+                for (int at = 0; ;)
+                {
+                    int end = Math.Min(at + SparseBlock, n);
+                    bool zero = at == n || !buffer.Span[at..end].ContainsAnyExcept((byte)0);   // vectorised
+                    if (!zero && run < 0) run = at;
+                    if (zero && run >= 0)
+                    {
+                        // A last piece that ends inside a 512-byte sector goes through the page cache (DirectFile.Write).
+                        to.Write(buffer.Span[run..at], offset + run);
+                        stored += at - run;
+                        run = -1;
+                    }
+                    if (at == n) break;
+                    at = end;
+                }
+                offset += n;
+                if (n < buffer.Span.Length) break;
+            }
+        }
+        finally
+        {
+            AlignedBuffer.Return(buffer);
+        }
+        return stored;
     }
 }
