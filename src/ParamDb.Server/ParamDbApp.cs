@@ -75,6 +75,7 @@ public static partial class ParamDbApp
 
         var app = builder.Build();
         app.UseExceptionHandler();
+        app.UseBrowserGuard();
         app.UseStatusCodePages();
         app.UseParamDbOpenApi();
         app.UseRouting();
