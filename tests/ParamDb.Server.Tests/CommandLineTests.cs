@@ -56,6 +56,7 @@ public sealed partial class CommandLineTests
     [InlineData("--zzzzqq 1", "unknown option --zzzzqq; paramdb --help lists the options.")]
     [InlineData("imprt file", "unexpected argument 'imprt'; did you mean the command import?")]
     [InlineData("--data", "--data needs a value.")]
+    [InlineData("--AllowedHosts x", "unknown option --AllowedHosts; did you mean --allowed-hosts?")]
     public void AnUnknownSwitchOrArgumentIsRefusedNamingIt(string commandLine, string message)
     {
         var e = Assert.Throws<OptionsException>(() => CommandLine.Check(commandLine.Split(' ')));

@@ -33,14 +33,16 @@ public static class CommandLine
     /// <summary>
     /// ASP.NET's own host settings, which its command-line configuration takes too (<c>--urls</c>,
     /// <c>--environment</c>, …). Configuration paths with a colon (<c>--Kestrel:Endpoints:…</c>,
-    /// <c>--Logging:LogLevel:Default</c>, <c>--ParamDb:Memory</c>) pass as well.
+    /// <c>--Logging:LogLevel:Default</c>, <c>--ParamDb:Memory</c>) pass as well. ASP.NET's <c>AllowedHosts</c> is left
+    /// out on purpose: its filter answers a foreign host with an empty 400, and <c>--AllowedHosts</c> is most likely a
+    /// typo of <c>--allowed-hosts</c>, which the message then names.
     /// </summary>
     private static readonly string[] HostSettings =
     [
         "urls", "environment", "contentRoot", "applicationName", "webroot", "http_ports", "https_ports",
         "preventHostingStartup", "hostingStartupAssemblies", "hostingStartupExcludeAssemblies", "detailedErrors",
         "captureStartupErrors", "shutdownTimeoutSeconds", "suppressStatusMessages", "startupAssembly",
-        "preferHostingUrls", "AllowedHosts",
+        "preferHostingUrls",
     ];
 
     /// <summary>Whether <paramref name="args"/> ask for stack traces (<see cref="Verbose"/>).</summary>
