@@ -62,6 +62,16 @@ public static class ProblemCodes
     public const string NotAcceptable = "not_acceptable";
     /// <summary>400: a header carries a value that does not parse.</summary>
     public const string BadHeader = "bad_header";
+    /// <summary>
+    /// 400: the <c>Host</c> header names a host this node does not answer (a node listening on loopback answers
+    /// loopback names, plus <c>--allowed-hosts</c>): the defence against DNS rebinding.
+    /// </summary>
+    public const string HostNotAllowed = "host_not_allowed";
+    /// <summary>
+    /// 403: a request that would change state comes from a web page of another site (<c>Sec-Fetch-Site: cross-site</c>,
+    /// or an <c>Origin</c> that is neither the node's host nor loopback); nothing was changed.
+    /// </summary>
+    public const string CrossSiteRequest = "cross_site_request";
     /// <summary>408: a consistent pull waited past its timeout.</summary>
     public const string ClockWaitTimeout = "clock_wait_timeout";
     /// <summary>404: no registered worker has that id (it never registered, or it left).</summary>

@@ -1,3 +1,5 @@
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using ParamDb.Protocol;
 using ParamDb.Server.Endpoints;
@@ -12,9 +14,18 @@ namespace ParamDb.Server;
 public static partial class ParamDbApp
 {
     /// <summary>Builds (but does not start) a node from command-line <paramref name="args"/>.</summary>
-    /// <exception cref="OptionsException">An option is unusable; the message names it.</exception>
-    public static WebApplication Build(string[] args)
+    /// <exception cref="OptionsException">An option is unusable or unknown; the message names it.</exception>
+    public static WebApplication Build(string[] args) => Build(args, openStore: true);
+
+    /// <summary>
+    /// Builds (but does not start) a node from command-line <paramref name="args"/>; without <paramref name="openStore"/>
+    /// starting it serves the endpoints' descriptions only: no store is opened and no data directory created. That is
+    /// what the build-time OpenAPI generator needs, and it runs in the source tree.
+    /// </summary>
+    /// <exception cref="OptionsException">An option is unusable or unknown; the message names it.</exception>
+    public static WebApplication Build(string[] args, bool openStore)
     {
+        args = CommandLine.Check(args);
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
             Args = args,
@@ -31,8 +42,11 @@ public static partial class ParamDbApp
         builder.Services.AddSingleton(settings);
         builder.Services.AddSingleton(endpoints);
         builder.Services.AddSingleton<StoreHost>();
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<StoreHost>());
-        builder.Services.AddHostedService<CheckpointLoop>();
+        if (openStore)
+        {
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<StoreHost>());
+            builder.Services.AddHostedService<CheckpointLoop>();
+        }
         builder.Services.ConfigureHttpJsonOptions(o =>
         {
             o.SerializerOptions.TypeInfoResolverChain.Insert(0, ProtocolJson.Default);
@@ -61,6 +75,7 @@ public static partial class ParamDbApp
 
         var app = builder.Build();
         app.UseExceptionHandler();
+        app.UseBrowserGuard();
         app.UseStatusCodePages();
         app.UseParamDbOpenApi();
         app.UseRouting();
@@ -74,10 +89,30 @@ public static partial class ParamDbApp
         app.MapAdmin();
         app.MapStream();
 
-        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ParamDb");
-        app.Lifetime.ApplicationStarted.Register(() =>
-            Log.Listening(logger, AdminEndpoints.Version, endpoints.Http1Url, endpoints.Http2Url, settings.DataDirectory));
+        if (openStore)
+        {
+            var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ParamDb");
+            var server = app.Services.GetRequiredService<IServer>();
+            app.Lifetime.ApplicationStarted.Register(() => LogListening(logger, settings, endpoints, server));
+        }
         return app;
+    }
+
+    /// <summary>
+    /// Says where the node listens, naming also the listeners opened through ASP.NET's own <c>Kestrel</c> settings
+    /// (<c>--Kestrel:Endpoints:NAME:Url=…</c>): they serve everything the HTTP/1.1 port does, and an operator who
+    /// did not see them in the log would not know the node is reachable there.
+    /// </summary>
+    private static void LogListening(ILogger logger, NodeSettings settings, ListenEndpoints endpoints, IServer server)
+    {
+        int?[] ours = [endpoints.Http1?.IPEndPoint?.Port, endpoints.Http2?.IPEndPoint?.Port];
+        var extra = (server.Features.Get<IServerAddressesFeature>()?.Addresses ?? [])
+            .Where(a => !Uri.TryCreate(a, UriKind.Absolute, out Uri? uri) || !ours.Contains(uri.Port))
+            .ToList();
+        if (extra.Count == 0)
+            Log.Listening(logger, AdminEndpoints.Version, endpoints.Http1Url, endpoints.Http2Url, settings.DataDirectory);
+        else
+            Log.ListeningWithExtra(logger, AdminEndpoints.Version, endpoints.Http1Url, endpoints.Http2Url, string.Join(", ", extra), settings.DataDirectory);
     }
 
     private static ListenOptions Listen(KestrelServerOptions kestrel, ListenAddress address, HttpProtocols protocols)
@@ -97,5 +132,8 @@ public static partial class ParamDbApp
     {
         [LoggerMessage(20, LogLevel.Information, "ParamDb {Version} listening on {Http1} (HTTP/1.1: REST, Swagger UI at /swagger) and {Http2} (HTTP/2 cleartext); data in {Directory}")]
         public static partial void Listening(ILogger logger, string version, string? http1, string? http2, string directory);
+
+        [LoggerMessage(21, LogLevel.Information, "ParamDb {Version} listening on {Http1} (HTTP/1.1: REST, Swagger UI at /swagger) and {Http2} (HTTP/2 cleartext), and on {Extra} (Kestrel settings); data in {Directory}")]
+        public static partial void ListeningWithExtra(ILogger logger, string version, string? http1, string? http2, string extra, string directory);
     }
 }

@@ -1,3 +1,4 @@
+using System.Reflection;
 using ParamDb.Server;
 using ParamDb.Server.Cli;
 using ParamDb.Server.Options;
@@ -22,24 +23,35 @@ if (args.Contains("--help") || args.Contains("-h"))
     return 0;
 }
 
+// A start-up failure is one line a person can act on; its stack trace is for --verbose (the host's own
+// failures are also in the log, with theirs).
+bool verbose = CommandLine.IsVerbose(args);
 try
 {
-    var app = ParamDbApp.Build(args);
+    // The build-time OpenAPI generator (dotnet-getdocument) loads this assembly into its own process and runs this
+    // entry point with a server that does nothing; the hosted services would still start, and the store would
+    // create ./paramdb-data in the source tree, the generator's working directory.
+    bool generatingDocument = Assembly.GetEntryAssembly() != typeof(Program).Assembly;
+    var app = ParamDbApp.Build(args, openStore: !generatingDocument);
     await app.RunAsync();
     return 0;
 }
 catch (OptionsException e)
 {
-    Console.Error.WriteLine($"paramdb: {e.Message}");
-    Console.Error.WriteLine("Run paramdb --help for the options.");
+    Console.Error.WriteLine($"paramdb: {OneLine(e.Message)}");
+    if (verbose) Console.Error.WriteLine(e);
     return 2;
 }
 catch (Exception e) when (e is not HostAbortedException)
 {
-    // HostAbortedException is how the build-time OpenAPI generator stops the program after Build(); let it pass.
-    Console.Error.WriteLine($"paramdb: failed to start: {e.Message}");
+    // HostAbortedException is how a host factory resolver (EF tools, older OpenAPI generators) stops the program
+    // after Build(); let it pass.
+    Console.Error.WriteLine($"paramdb: failed to start: {OneLine(e.Message)}");
+    if (verbose) Console.Error.WriteLine(e);
     return 1;
 }
+
+static string OneLine(string message) => string.Join(' ', message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries));
 
 /// <summary>The program's entry type, public so tests and the OpenAPI generator can find it.</summary>
 public partial class Program;

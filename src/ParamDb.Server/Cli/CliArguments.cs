@@ -91,7 +91,11 @@ public sealed class CliArguments
             }
             int equals = arg.IndexOf('=');
             string name = equals > 0 ? arg[..equals] : arg;
-            if (name != "--url" && !valueOptions.Contains(name)) throw new UsageException($"Unknown option {name}.");
+            if (name != "--url" && !valueOptions.Contains(name))
+            {
+                string? closest = Options.ClosestName.Find(name, [.. valueOptions, "--url", "--help"]);
+                throw new UsageException(closest is null ? $"Unknown option {name}." : $"Unknown option {name}; did you mean {closest}?");
+            }
             string value;
             if (equals > 0) value = arg[(equals + 1)..];
             else if (i + 1 < args.Length) value = args[++i];

@@ -21,7 +21,96 @@ public static class CommandLine
         ["--durability"] = "ParamDb:Durability",
         ["--checkpoint-wal"] = "ParamDb:CheckpointWal",
         ["--export-run-keys"] = "ParamDb:ExportRunKeys",
+        ["--allowed-hosts"] = "ParamDb:AllowedHosts",
     };
+
+    /// <summary>Prints a start-up failure's stack trace, not only its message; taken by the program, not configuration.</summary>
+    public const string Verbose = "--verbose";
+
+    /// <summary>Switches without a value, read by the program itself and kept from configuration.</summary>
+    private static readonly string[] Flags = ["--help", "-h", Verbose];
+
+    /// <summary>
+    /// ASP.NET's own host settings, which its command-line configuration takes too (<c>--urls</c>,
+    /// <c>--environment</c>, …). Configuration paths with a colon (<c>--Kestrel:Endpoints:…</c>,
+    /// <c>--Logging:LogLevel:Default</c>, <c>--ParamDb:Memory</c>) pass as well. ASP.NET's <c>AllowedHosts</c> is left
+    /// out on purpose: its filter answers a foreign host with an empty 400, and <c>--AllowedHosts</c> is most likely a
+    /// typo of <c>--allowed-hosts</c>, which the message then names.
+    /// </summary>
+    private static readonly string[] HostSettings =
+    [
+        "urls", "environment", "contentRoot", "applicationName", "webroot", "http_ports", "https_ports",
+        "preventHostingStartup", "hostingStartupAssemblies", "hostingStartupExcludeAssemblies", "detailedErrors",
+        "captureStartupErrors", "shutdownTimeoutSeconds", "suppressStatusMessages", "startupAssembly",
+        "preferHostingUrls",
+    ];
+
+    /// <summary>Whether <paramref name="args"/> ask for stack traces (<see cref="Verbose"/>).</summary>
+    public static bool IsVerbose(IEnumerable<string> args) => args.Contains(Verbose, StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// Checks the node's command line and returns what configuration reads: <paramref name="args"/> without the
+    /// program's flags (a flag left in would take the next argument as its value). ASP.NET's command-line
+    /// configuration keeps any <c>--name value</c> it is given, so without this check a mistyped switch
+    /// (<c>--durabilty fsync</c>) would be ignored and the node would start with the default.
+    /// </summary>
+    /// <remarks>The forms are ASP.NET's: <c>--name value</c>, <c>--name=value</c>, <c>/name value</c>, <c>name=value</c>.</remarks>
+    /// <exception cref="OptionsException">An unknown switch or argument (the message names the closest known one), or a switch without its value.</exception>
+    public static string[] Check(IReadOnlyList<string> args)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        var configuration = new List<string>(args.Count);
+        for (int i = 0; i < args.Count; i++)
+        {
+            string arg = args[i];
+            if (Flags.Contains(arg, StringComparer.OrdinalIgnoreCase)) continue;
+            configuration.Add(arg);
+            int equals = arg.IndexOf('=', StringComparison.Ordinal);
+            string name = equals < 0 ? arg : arg[..equals];
+            if (name.StartsWith("--", StringComparison.Ordinal))
+            {
+                if (!IsKnownSwitch(name)) throw Unknown(name);
+            }
+            else if (name.StartsWith('/') && name.Length > 1)
+            {
+                if (!IsKnownSwitch("--" + name[1..])) throw Unknown(name);
+            }
+            else if (name.StartsWith('-') && name.Length > 1)
+            {
+                throw Unknown(name);   // ASP.NET takes a one-dash switch only through a mapping; ours have two dashes
+            }
+            else if (equals < 0 || !IsKnownSetting(name))
+            {
+                throw equals < 0 ? Unexpected(arg) : Unknown(name);
+            }
+            if (equals >= 0) continue;
+            if (i + 1 == args.Count) throw new OptionsException($"{name} needs a value.");
+            configuration.Add(args[++i]);
+        }
+        return [.. configuration];
+    }
+
+    private static bool IsKnownSwitch(string name) =>
+        SwitchMappings.Keys.Contains(name, StringComparer.OrdinalIgnoreCase) || IsKnownSetting(name[2..]);
+
+    private static bool IsKnownSetting(string key) =>
+        HostSettings.Contains(key, StringComparer.OrdinalIgnoreCase) || (key.Length > 1 && key.Contains(':', StringComparison.Ordinal));
+
+    private static OptionsException Unknown(string name)
+    {
+        string? closest = ClosestName.Find(name, [.. SwitchMappings.Keys, .. Flags, .. HostSettings.Select(h => "--" + h)]);
+        return new OptionsException(closest is null
+            ? $"unknown option {name}; paramdb --help lists the options."
+            : $"unknown option {name}; did you mean {closest}?");
+    }
+
+    private static OptionsException Unexpected(string arg)
+    {
+        string? command = ClosestName.Find(arg, Cli.Commands.All.Select(c => c.Words[0]).Distinct());
+        return new OptionsException(command is null
+            ? $"unexpected argument '{arg}'; a node takes only --options (paramdb --help lists them)."
+            : $"unexpected argument '{arg}'; did you mean the command {command}?");
+    }
 
     /// <summary>Usage text for <c>--help</c>.</summary>
     public const string Usage = """
@@ -49,6 +138,14 @@ public static class CommandLine
           --stream-buffer SIZE       per stream: queued replies, and blocks of waiting pulls (default 64m)
           --stream-max-waiting N     per stream: pulls waiting for clocks at once (default 65536)
           --export-run-keys N        per export: keys sorted in memory at once, 8 bytes each (default 4194304)
+          --allowed-hosts H1,H2      Host names answered besides loopback ones; * = any (default: loopback
+                                     names only when every listen address is loopback, else any)
+          --verbose                  a start-up failure prints its stack trace, not only its message
+          -h, --help                 this text
+
+        An unknown switch stops the start (exit code 2) naming the closest known one. ASP.NET's own
+        settings pass through: --urls, --environment, --Kestrel:Endpoints:NAME:Url=URL (an extra
+        listener, named in the "listening on" log line), --Logging:LogLevel:Default=Debug, …
 
         Every option can also be set as configuration (section ParamDb in appsettings.json)
         or as an environment variable: ParamDb__Data, ParamDb__Listen, ParamDb__Memory, …

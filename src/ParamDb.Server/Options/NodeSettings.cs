@@ -39,6 +39,12 @@ public sealed record NodeSettings
     /// <summary>Keys a table export sorts in memory at once (8 bytes each); larger tables sort in runs on disk.</summary>
     public int ExportRunKeys { get; init; } = ParamDb.Storage.Export.TableExport.DefaultRunKeys;
 
+    /// <summary>
+    /// Host names answered besides loopback ones (lower case, IPv6 without brackets); null when not configured (then
+    /// the listen addresses decide, see <see cref="ServerOptions.AllowedHosts"/>); containing <c>*</c> when any is.
+    /// </summary>
+    public IReadOnlyList<string>? AllowedHosts { get; init; }
+
     /// <summary>Smallest run an export may use: 1,024 keys (8 KiB); below it the run files cost more than the sort.</summary>
     public const int MinExportRunKeys = 1024;
 
@@ -76,6 +82,7 @@ public sealed record NodeSettings
             throw new OptionsException($"--checkpoint-wal: '{o.CheckpointWal}' is not 0 or a size of at least 1m (e.g. 2g).");
         if (o.ExportRunKeys is < MinExportRunKeys or > MaxExportRunKeys)
             throw new OptionsException($"--export-run-keys must be from {MinExportRunKeys} to {MaxExportRunKeys}; got {o.ExportRunKeys}.");
+        IReadOnlyList<string>? allowedHosts = ParseAllowedHosts(o.AllowedHosts);
         return new NodeSettings
         {
             DataDirectory = Path.GetFullPath(o.Data),
@@ -93,7 +100,23 @@ public sealed record NodeSettings
             Durability = durability,
             CheckpointWalBytes = checkpointWal,
             ExportRunKeys = o.ExportRunKeys,
+            AllowedHosts = allowedHosts,
         };
+    }
+
+    private static List<string>? ParseAllowedHosts(string? text)
+    {
+        if (string.IsNullOrWhiteSpace(text)) return null;
+        var hosts = new List<string>();
+        foreach (string entry in text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            string host = entry.Trim('[', ']').ToLowerInvariant();
+            // A Host header's name is compared without its port, so a port here could never match.
+            if (host != "*" && Uri.CheckHostName(host) == UriHostNameType.Unknown)
+                throw new OptionsException($"--allowed-hosts: '{entry}' is not a host name or IP address (give names without ports, comma-separated; * allows any).");
+            hosts.Add(host);
+        }
+        return hosts.Count == 0 ? null : hosts;
     }
 }
 

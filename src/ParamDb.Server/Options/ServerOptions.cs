@@ -73,4 +73,12 @@ public sealed class ServerOptions
     /// many runs.
     /// </summary>
     public int ExportRunKeys { get; set; } = ParamDb.Storage.Export.TableExport.DefaultRunKeys;
+
+    /// <summary>
+    /// Host names (the request's <c>Host</c> header, port aside) the node answers besides loopback ones, comma-separated;
+    /// <c>*</c> answers any. Unset: a node whose every listen address is loopback answers only loopback names (a
+    /// defence against DNS rebinding: a web page whose name resolves to 127.0.0.1 cannot reach the node), any other
+    /// node answers any name.
+    /// </summary>
+    public string? AllowedHosts { get; set; }
 }
