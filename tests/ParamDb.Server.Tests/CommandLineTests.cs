@@ -112,7 +112,7 @@ public sealed partial class CommandLineTests
         string log = Path.GetTempFileName();
         try
         {
-            using (var node = await NodeProcess.StartAsync(data, log, "--Kestrel:Endpoints:Extra:Url=http://127.0.0.1:0"))
+            using (var node = await NodeProcess.StartLoggingAsync(data, log, "--Kestrel:Endpoints:Extra:Url=http://127.0.0.1:0"))
             {
                 string text = await File.ReadAllTextAsync(log);
                 Match extra = ExtraListener().Match(text);

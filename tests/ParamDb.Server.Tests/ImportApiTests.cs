@@ -301,7 +301,7 @@ public sealed class ImportDurabilityTests
         try
         {
             byte[] file = ImportFiles.Make([4, 8, 15, 16, 23, 42]);
-            using (var node = await NodeProcess.StartAsync(data, logFile: null, "--checkpoint-interval", "0"))
+            using (var node = await NodeProcess.StartAsync(data, "--checkpoint-interval", "0"))
             {
                 using var http = new HttpClient { BaseAddress = node.Http1 };
                 await Wire.CreateTableAsync(http, "kept", """{"dim":2}""");
@@ -310,7 +310,7 @@ public sealed class ImportDurabilityTests
                 await ImportFiles.ImportAsync(http, "made", file, 201);
                 await node.KillAsync();
             }
-            using (var node = await NodeProcess.StartAsync(data, logFile: null, "--checkpoint-interval", "0"))
+            using (var node = await NodeProcess.StartAsync(data, "--checkpoint-interval", "0"))
             {
                 using var http = new HttpClient { BaseAddress = node.Http1 };
                 float[] expected = ImportFiles.ValuesOf(6);

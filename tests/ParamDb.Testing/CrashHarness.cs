@@ -41,7 +41,7 @@ public sealed record CrashReport(int Rounds, long Acknowledged, long InFlight, l
 /// <summary>
 /// Kills a real node with SIGKILL at random moments while workers push with clocks, restarts it, and checks
 /// that no acknowledged push was lost and that every push cut off in flight, retried at the same clock, landed
-/// exactly once (DESIGN.md §6, §7).
+/// exactly once (docs/consistency.md, docs/durability.md).
 /// </summary>
 /// <remarks>
 /// Worker <c>w</c> pushes +1 to its own 32 rows and to the shared row 0 at clocks 1, 2, 3…; one push per clock.
@@ -71,7 +71,7 @@ public static class CrashHarness
         long acknowledged = 0, inFlight = 0, applied = 0, skipped = 0;
         try
         {
-            using (NodeProcess first = await NodeProcess.StartAsync(data, logFile, nodeArgs))
+            using (NodeProcess first = await NodeProcess.StartLoggingAsync(data, logFile, nodeArgs))
             using (HttpClient http = Client(first))
             {
                 await SendAsync(http, HttpMethod.Put, $"/v1/tables/{Table}", $$"""{"dim":{{Dim}}}""");
@@ -85,7 +85,7 @@ public static class CrashHarness
             }
             for (int round = 1; round <= options.Rounds; round++)
             {
-                using NodeProcess node = await NodeProcess.StartAsync(data, logFile, nodeArgs);
+                using NodeProcess node = await NodeProcess.StartLoggingAsync(data, logFile, nodeArgs);
                 using HttpClient http = Client(node);
                 foreach (CrashWorker worker in workers)
                 {
@@ -107,7 +107,7 @@ public static class CrashHarness
                 foreach (Task<long> loop in loops) acknowledged += await loop.WaitAsync(TimeSpan.FromSeconds(60));
                 log($"round {round}: killed after {killAfter} ms; clocks {string.Join(", ", workers.Select(w => w.Clock))}; in flight {workers.Count(w => w.InFlight != 0)}");
             }
-            using (NodeProcess last = await NodeProcess.StartAsync(data, logFile, nodeArgs))
+            using (NodeProcess last = await NodeProcess.StartLoggingAsync(data, logFile, nodeArgs))
             using (HttpClient http = Client(last))
             {
                 foreach (CrashWorker worker in workers)

@@ -28,10 +28,14 @@ public sealed partial class NodeProcess : IDisposable
     /// <summary>Starts a node on <paramref name="data"/> and waits (at most 60 s) until it listens.</summary>
     /// <param name="data">Data directory.</param>
     /// <param name="extraArgs">More options, e.g. <c>--durability fsync</c>.</param>
-    public static Task<NodeProcess> StartAsync(string data, params string[] extraArgs) => StartAsync(data, null, extraArgs);
+    public static Task<NodeProcess> StartAsync(string data, params string[] extraArgs) => StartLoggingAsync(data, null, extraArgs);
 
-    /// <summary>Like <see cref="StartAsync(string, string[])"/>, appending the node's output to <paramref name="logFile"/>.</summary>
-    public static async Task<NodeProcess> StartAsync(string data, string? logFile, params string[] extraArgs)
+    /// <summary>
+    /// Like <see cref="StartAsync(string, string[])"/>, appending the node's output to <paramref name="logFile"/>.
+    /// A name of its own: as an overload, <c>StartAsync(data, "--checkpoint-interval", "0")</c> bound the switch
+    /// to the log file and the node ran with the default interval.
+    /// </summary>
+    public static async Task<NodeProcess> StartLoggingAsync(string data, string? logFile, params string[] extraArgs)
     {
         string[] args = ["--data", data, "--listen", "127.0.0.1:0", "--listen-h2", "127.0.0.1:0", "--memory", "64m", .. extraArgs];
         var p = Process.Start(Command(args))!;
