@@ -11,7 +11,7 @@ namespace ParamDb.Bench;
 /// <summary>
 /// One <c>POST /v1/stream</c> on its own HTTP/2 connection, carrying prebuilt frames for a fixed number of
 /// slots. Slot <c>s</c> always uses request id <c>s + 1</c> and has at most one request in flight, so a reply is
-/// matched to its slot by id alone and nothing is allocated per request. Ids are the client's choice (§5.1):
+/// matched to its slot by id alone and nothing is allocated per request. Ids are the client's choice (docs/streaming.md):
 /// the server only echoes them, so reusing one once its reply is in is fine.
 /// </summary>
 internal sealed class StreamTransport : IAsyncDisposable
@@ -74,7 +74,7 @@ internal sealed class StreamTransport : IAsyncDisposable
         // A refusal (wrong port, HTTP/1.1) comes before the body is asked for: then only the send completes.
         if (await Task.WhenAny(content.RequestStream, sending) == sending) await EnsureOkAsync(await sending, cancellationToken);
         Stream requests = await content.RequestStream.WaitAsync(cancellationToken);
-        // Sends the HEADERS frame now: without it the server never starts the response (DESIGN.md §10).
+        // Sends the HEADERS frame now: without it the server never starts the response (docs/design.md#facts-measured-on-the-development-machine).
         await requests.FlushAsync(cancellationToken);
         HttpResponseMessage response = await sending;
         await EnsureOkAsync(response, cancellationToken);

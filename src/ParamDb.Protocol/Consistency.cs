@@ -3,7 +3,7 @@ using System.Globalization;
 namespace ParamDb.Protocol;
 
 /// <summary>
-/// How fresh a pull must be (DESIGN.md §6), as the staleness of the stream frame: -1 eventual (never waits),
+/// How fresh a pull must be (docs/consistency.md), as the staleness of the stream frame: -1 eventual (never waits),
 /// 0 sequential (every live worker's pushes up to clock c-1 applied), τ &gt; 0 bounded delay (up to c-1-τ).
 /// Written <c>eventual</c> | <c>sequential</c> | <c>bounded:τ</c> in the <c>ParamDb-Consistency</c> header.
 /// </summary>

@@ -1,12 +1,12 @@
 namespace ParamDb.Protocol;
 
-/// <summary>Media types, encodings and header names of the v1 HTTP contract (DESIGN.md §4–§6).</summary>
+/// <summary>Media types, encodings and header names of the v1 HTTP contract (docs/wire-format.md, docs/consistency.md).</summary>
 public static class MediaTypes
 {
-    /// <summary>The binary KV block of §4.</summary>
+    /// <summary>The binary KV block (docs/wire-format.md).</summary>
     public const string KvBlock = "application/x-paramdb-kv";
 
-    /// <summary>The body of <c>POST /v1/stream</c>, both ways: a sequence of frames (DESIGN.md §5.1).</summary>
+    /// <summary>The body of <c>POST /v1/stream</c>, both ways: a sequence of frames (docs/streaming.md).</summary>
     public const string Stream = "application/x-paramdb-stream";
 
     /// <summary>JSON bodies.</summary>

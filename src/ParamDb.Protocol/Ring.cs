@@ -4,7 +4,7 @@ using System.Text;
 namespace ParamDb.Protocol;
 
 /// <summary>
-/// The consistent-hash ring of DESIGN.md §8. A key sits at <see cref="Position"/>: a hash of its table's name
+/// The consistent-hash ring of docs/design.md. A key sits at <see cref="Position"/>: a hash of its table's name
 /// and its block (<c>key &gt;&gt; 12</c>), so a dense run of 4,096 keys stays in one place. Each node holds V
 /// tokens; the range (arc) a position falls in is named by the first token at or after it, clockwise.
 /// A range is the unit of vector clocks, ownership, replication and migration; on a single node all its V

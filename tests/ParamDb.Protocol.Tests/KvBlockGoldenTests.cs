@@ -3,7 +3,7 @@ using ParamDb.Protocol;
 namespace ParamDb.Protocol.Tests;
 
 /// <summary>
-/// Golden bytes of the KV block (DESIGN.md §4), written out by hand from the layout, not produced by the
+/// Golden bytes of the KV block (docs/wire-format.md), written out by hand from the layout, not produced by the
 /// writer. Clients in other languages are checked against the same bytes, so these cases may only grow:
 /// never edit or delete one, add a new one.
 /// </summary>

@@ -5,7 +5,7 @@ using ParamDb.Protocol.Stream;
 namespace ParamDb.Protocol.Tests;
 
 /// <summary>
-/// Golden bytes of the stream's request and reply frames (DESIGN.md §5.1), written out by hand from the layout;
+/// Golden bytes of the stream's request and reply frames (docs/streaming.md), written out by hand from the layout;
 /// clients in other languages are checked against the same bytes, so these may only grow. Then a table of
 /// malformed request headers with the code each must give and whether its id can still be answered.
 /// </summary>

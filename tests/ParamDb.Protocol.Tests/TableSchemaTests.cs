@@ -3,7 +3,7 @@ using ParamDb.Protocol;
 
 namespace ParamDb.Protocol.Tests;
 
-/// <summary>Schema validation and normalization (DESIGN.md §3), read from the JSON a client would send.</summary>
+/// <summary>Schema validation and normalization (docs/tables.md), read from the JSON a client would send.</summary>
 public sealed class TableSchemaTests
 {
     private static TableSchema Parse(string json) =>

@@ -6,7 +6,7 @@ using ParamDb.Testing;
 
 namespace ParamDb.Server.Tests;
 
-/// <summary>Workers, clocked pushes and consistent pulls over REST (DESIGN.md §6).</summary>
+/// <summary>Workers, clocked pushes and consistent pulls over REST (docs/consistency.md).</summary>
 public sealed class ClockApiTests(ServerFixture fixture) : IClassFixture<ServerFixture>
 {
     private readonly HttpClient http = fixture.Http;

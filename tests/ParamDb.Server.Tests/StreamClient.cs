@@ -11,7 +11,7 @@ using ParamDb.Testing;
 namespace ParamDb.Server.Tests;
 
 /// <summary>
-/// A raw <c>POST /v1/stream</c> over HTTP/2 (DESIGN.md §10): HttpClient at version 2.0 exact, a request content
+/// A raw <c>POST /v1/stream</c> over HTTP/2 (docs/design.md#facts-measured-on-the-development-machine): HttpClient at version 2.0 exact, a request content
 /// that hands out its stream (flushed at once so the headers go out), and the response read as it arrives.
 /// </summary>
 internal sealed class StreamClient : IAsyncDisposable
@@ -54,7 +54,7 @@ internal sealed class StreamClient : IAsyncDisposable
         using var deadline = new CancellationTokenSource(Deadline);
         var sending = http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, deadline.Token);
         var requests = await content.RequestStream.WaitAsync(deadline.Token);
-        // Sends the HEADERS frame now: without it the server never starts the response (DESIGN.md §10).
+        // Sends the HEADERS frame now: without it the server never starts the response (docs/design.md#facts-measured-on-the-development-machine).
         await requests.FlushAsync(deadline.Token);
         var response = await sending;
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);

@@ -6,7 +6,7 @@ using ParamDb.Testing;
 namespace ParamDb.Server.Tests;
 
 /// <summary>
-/// Pulls that wait for vector clocks on the stream (DESIGN.md §6): parked without a thread, answered out of order
+/// Pulls that wait for vector clocks on the stream (docs/consistency.md): parked without a thread, answered out of order
 /// when a later tick reaches their clock, bounded per stream, cancelled on shutdown.
 /// </summary>
 public sealed class StreamClockTests(ServerFixture fixture) : IClassFixture<ServerFixture>

@@ -27,7 +27,7 @@ public sealed class StreamLimitServer : IAsyncLifetime
 }
 
 /// <summary>
-/// Malformed frames (DESIGN.md §5.1): each is answered under its id with the status and code REST would give,
+/// Malformed frames (docs/streaming.md): each is answered under its id with the status and code REST would give,
 /// and the same stream then serves a good frame; frames that cannot be delimited end the stream with id 0.
 /// </summary>
 public sealed class StreamMalformedTests(StreamLimitServer fixture) : IClassFixture<StreamLimitServer>

@@ -1,6 +1,6 @@
 namespace ParamDb.Storage.Tests;
 
-/// <summary>The updaters of DESIGN.md §3 written out plainly in double precision, to check the store against.</summary>
+/// <summary>The updaters of docs/tables.md written out plainly in double precision, to check the store against.</summary>
 public sealed class ReferenceRow
 {
     private readonly UpdaterSpec updater;

@@ -4,7 +4,7 @@ using ParamDb.Protocol;
 
 namespace ParamDb.Client;
 
-// Workers (DESIGN.md §6): registration, heartbeats, leaving. ParamDbWorker uses these and renews its lease
+// Workers (docs/consistency.md): registration, heartbeats, leaving. ParamDbWorker uses these and renews its lease
 // itself; call them directly to manage workers by hand.
 public sealed partial class ParamDbClient
 {

@@ -10,7 +10,7 @@ namespace ParamDb.Client;
 
 /// <summary>
 /// A client of one ParamDb server: table management over JSON, push and pull over the binary KV block
-/// (DESIGN.md §4–§5).
+/// (docs/wire-format.md).
 /// <code>
 /// using var db = new ParamDbClient(new Uri("http://127.0.0.1:7420"));
 /// await db.CreateTableAsync("emb", new TableSchema { Dim = 4 });

@@ -6,7 +6,7 @@ using System.Text.Json;
 namespace ParamDb.Protocol.Safetensors;
 
 /// <summary>
-/// The prefix of a table export (DESIGN.md §7): a safetensors file (https://github.com/huggingface/safetensors)
+/// The prefix of a table export (docs/export.md): a safetensors file (https://github.com/huggingface/safetensors)
 /// with exactly two tensors, <c>keys</c> U64 [n] and <c>values</c> F32 [n, dim], and the table's schema in
 /// <c>__metadata__</c>. All integers little-endian.
 /// <code>

@@ -1,6 +1,6 @@
 namespace ParamDb.Protocol.Stream;
 
-/// <summary>The operation of a stream request frame (DESIGN.md §5.1).</summary>
+/// <summary>The operation of a stream request frame (docs/streaming.md).</summary>
 public enum StreamOp : byte
 {
     /// <summary>Push: the KV block carries VALUES.</summary>

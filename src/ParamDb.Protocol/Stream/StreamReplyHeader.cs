@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 namespace ParamDb.Protocol.Stream;
 
 /// <summary>
-/// The fixed part of a stream reply frame (DESIGN.md §5.1). All integers little-endian.
+/// The fixed part of a stream reply frame (docs/streaming.md). All integers little-endian.
 /// <code>
 /// offset  size  field
 /// 0       4     u32 length of the rest of the frame

@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 namespace ParamDb.Protocol.Stream;
 
 /// <summary>
-/// The fixed part of a stream request frame (DESIGN.md §5.1). All integers little-endian.
+/// The fixed part of a stream request frame (docs/streaming.md). All integers little-endian.
 /// <code>
 /// offset  size  field
 /// 0       4     u32 length of the rest of the frame (everything after these 4 bytes)
@@ -15,7 +15,7 @@ namespace ParamDb.Protocol.Stream;
 /// 20      4     i32 staleness: -1 eventual, 0 sequential, τ &gt; 0 bounded delay τ
 /// 24      8     u64 clock (0 = none)
 /// 32      L     table name (UTF-8), zero-padded to a multiple of 8
-/// …       …     KV block (§4): push with VALUES, pull without, tick empty
+/// …       …     KV block (docs/wire-format.md): push with VALUES, pull without, tick empty
 /// </code>
 /// The KV block starts at <c>32 + pad8(L)</c> from the frame's start, so it stays 8-byte aligned in a buffer
 /// that holds the frame at an aligned offset.

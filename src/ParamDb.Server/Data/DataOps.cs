@@ -14,7 +14,7 @@ namespace ParamDb.Server.Data;
 /// </summary>
 public static class DataOps
 {
-    /// <summary>How long a consistent pull waits when the request names no timeout (DESIGN.md §6).</summary>
+    /// <summary>How long a consistent pull waits when the request names no timeout (docs/consistency.md).</summary>
     public static readonly TimeSpan DefaultWaitTimeout = TimeSpan.FromSeconds(30);
 
     /// <summary>The longest wait a request may ask for: one hour.</summary>

@@ -9,7 +9,7 @@ using ParamDb.Storage;
 
 namespace ParamDb.Server.Endpoints;
 
-/// <summary>Push, pull and single-row reads (DESIGN.md §5): <c>/v1/tables/{table}/push|pull|rows/{key}</c>.</summary>
+/// <summary>Push, pull and single-row reads (docs/wire-format.md): <c>/v1/tables/{table}/push|pull|rows/{key}</c>.</summary>
 public static class DataEndpoints
 {
     /// <summary>Maps the data routes.</summary>

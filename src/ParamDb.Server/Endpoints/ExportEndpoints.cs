@@ -7,7 +7,7 @@ using ParamDb.Server.Options;
 
 namespace ParamDb.Server.Endpoints;
 
-/// <summary>Table export (DESIGN.md §7, docs/export.md): <c>GET /v1/tables/{table}/export</c>, a live table as a safetensors file.</summary>
+/// <summary>Table export (docs/durability.md, docs/export.md): <c>GET /v1/tables/{table}/export</c>, a live table as a safetensors file.</summary>
 public static class ExportEndpoints
 {
     /// <summary>The only export format, and the default.</summary>

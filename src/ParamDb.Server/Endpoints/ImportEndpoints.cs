@@ -12,7 +12,7 @@ using ParamDb.Storage.Import;
 namespace ParamDb.Server.Endpoints;
 
 /// <summary>
-/// Table import (DESIGN.md §7, docs/export.md): <c>POST /v1/tables/{table}/import</c> loads a safetensors file in the
+/// Table import (docs/durability.md, docs/export.md): <c>POST /v1/tables/{table}/import</c> loads a safetensors file in the
 /// export's layout, creating the table from the file's schema when it is missing.
 /// </summary>
 public static class ImportEndpoints

@@ -11,7 +11,7 @@ using ParamDb.Storage.Snapshots;
 namespace ParamDb.Server.Endpoints;
 
 /// <summary>
-/// Named snapshots (DESIGN.md §7, docs/durability.md): create, list, get, delete, restore, and export a table of
+/// Named snapshots (docs/durability.md, docs/snapshots.md): create, list, get, delete, restore, and export a table of
 /// one as a safetensors file.
 /// </summary>
 public static class SnapshotEndpoints

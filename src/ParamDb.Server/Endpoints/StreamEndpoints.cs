@@ -12,7 +12,7 @@ using ParamDb.Server.Streaming;
 
 namespace ParamDb.Server.Endpoints;
 
-/// <summary><c>POST /v1/stream</c>: the HTTP/2 duplex stream of framed pushes, pulls and ticks (DESIGN.md §5.1, docs/streaming.md).</summary>
+/// <summary><c>POST /v1/stream</c>: the HTTP/2 duplex stream of framed pushes, pulls and ticks (docs/streaming.md).</summary>
 public static class StreamEndpoints
 {
     /// <summary>Maps the stream route and publishes its <see cref="StreamMetrics"/>.</summary>
@@ -51,7 +51,7 @@ public static class StreamEndpoints
         var features = context.Features;
         // The stream is one request that lives as long as the worker: the body limit (--max-body-size) applies
         // to each frame instead, and a worker that pauses between iterations must not be cut off for sending
-        // (or reading) less than Kestrel's 240 bytes/s minimum (§10).
+        // (or reading) less than Kestrel's 240 bytes/s minimum (docs/design.md, facts measured).
         if (features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } maxBody) maxBody.MaxRequestBodySize = null;
         if (features.Get<IHttpMinRequestBodyDataRateFeature>() is { } minRequestRate) minRequestRate.MinDataRate = null;
         if (features.Get<IHttpMinResponseDataRateFeature>() is { } minResponseRate) minResponseRate.MinDataRate = null;

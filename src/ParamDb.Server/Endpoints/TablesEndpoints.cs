@@ -7,7 +7,7 @@ using ParamDb.Storage;
 
 namespace ParamDb.Server.Endpoints;
 
-/// <summary>Table management (DESIGN.md §3): <c>PUT/GET/DELETE /v1/tables/{name}</c>, <c>GET /v1/tables</c>.</summary>
+/// <summary>Table management (docs/tables.md): <c>PUT/GET/DELETE /v1/tables/{name}</c>, <c>GET /v1/tables</c>.</summary>
 public static class TablesEndpoints
 {
     /// <summary>Largest schema body accepted; a schema is a few hundred bytes.</summary>

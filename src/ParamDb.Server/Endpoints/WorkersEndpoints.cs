@@ -9,7 +9,7 @@ using ParamDb.Storage;
 namespace ParamDb.Server.Endpoints;
 
 /// <summary>
-/// Workers (DESIGN.md §6): <c>POST /v1/workers</c>, <c>POST /v1/workers/{id}/heartbeat</c>,
+/// Workers (docs/consistency.md): <c>POST /v1/workers</c>, <c>POST /v1/workers/{id}/heartbeat</c>,
 /// <c>DELETE /v1/workers/{id}</c>, <c>GET /v1/workers</c>.
 /// </summary>
 public static class WorkersEndpoints

@@ -4,7 +4,7 @@ using ParamDb.Server.Data;
 
 namespace ParamDb.Server.Http;
 
-/// <summary>The clock fields of a REST request: <c>ParamDb-Worker</c>, <c>-Clock</c>, <c>-Consistency</c>, <c>-Timeout-Ms</c> (DESIGN.md §5.1, §6).</summary>
+/// <summary>The clock fields of a REST request: <c>ParamDb-Worker</c>, <c>-Clock</c>, <c>-Consistency</c>, <c>-Timeout-Ms</c> (docs/streaming.md, docs/consistency.md).</summary>
 /// <param name="Worker">Registered worker id; 0 for none.</param>
 /// <param name="Clock">The worker's clock; 0 for none.</param>
 /// <param name="Consistency">What a pull waits for; eventual by default.</param>

@@ -6,7 +6,7 @@ using ParamDb.Protocol;
 namespace ParamDb.Server.Http;
 
 /// <summary>
-/// Rows parsed from the JSON form of a KV block (DESIGN.md §4). The convenience path: it allocates per
+/// Rows parsed from the JSON form of a KV block (docs/wire-format.md). The convenience path: it allocates per
 /// row while parsing, and flattens values into one pooled array so the store sees what the binary path gives it.
 /// </summary>
 public sealed class JsonRows : IDisposable

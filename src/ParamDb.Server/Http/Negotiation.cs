@@ -12,7 +12,7 @@ public enum BodyFormat
     Json,
 }
 
-/// <summary>Content negotiation for the data endpoints (DESIGN.md §4): the reply follows <c>Accept</c>, else the request's type.</summary>
+/// <summary>Content negotiation for the data endpoints (docs/wire-format.md): the reply follows <c>Accept</c>, else the request's type.</summary>
 public static class Negotiation
 {
     /// <summary>The format of the request body, from <c>Content-Type</c>.</summary>

@@ -24,7 +24,7 @@ public sealed class KvBlockBodyFilter : IOperationFilter
     private static void MakeBinary(IDictionary<string, IOpenApiMediaType> content)
     {
         if (content.TryGetValue(MediaTypes.KvBlock, out var media) && media is OpenApiMediaType concrete)
-            concrete.Schema = new OpenApiSchema { Type = JsonSchemaType.String, Format = "binary", Description = "A KV block (DESIGN.md §4): 24-byte header \"PDB1\", keys, float32 values." };
+            concrete.Schema = new OpenApiSchema { Type = JsonSchemaType.String, Format = "binary", Description = "A KV block (docs/wire-format.md): 24-byte header \"PDB1\", keys, float32 values." };
         if (content.TryGetValue(MediaTypes.Stream, out media) && media is OpenApiMediaType stream)
             stream.Schema = new OpenApiSchema { Type = JsonSchemaType.String, Format = "binary", Description = "A sequence of stream frames, each a u32 length then the frame (docs/streaming.md)." };
         if (content.TryGetValue(MediaTypeNames.Application.Octet, out media) && media is OpenApiMediaType file)

@@ -19,7 +19,7 @@ internal static class FrameLz4
     /// <returns>The KV block, or null with 413 <c>body_too_large</c> or 400 <c>bad_compression</c>.</returns>
     public static PooledBuffer? Inflate(ReadOnlyMemory<byte> compressed, long maxBytes, out ProtocolError error)
     {
-        // Dense floats do not shrink and sparse gradients shrink to ~18 % (DESIGN.md §10): start at 4× the
+        // Dense floats do not shrink and sparse gradients shrink to ~18 % (docs/design.md#facts-measured-on-the-development-machine): start at 4× the
         // wire size and double, which copies at most as much again as the block.
         var plain = new PooledBuffer((int)Math.Min(maxBytes, Math.Max(64 * 1024, compressed.Length * 4L)));
         try

@@ -30,7 +30,7 @@ internal readonly record struct IncomingFrame(FrameStatus Status, StreamRequestH
 }
 
 /// <summary>
-/// Splits the stream's request body into frames at the <see cref="PipeReader"/> level (DESIGN.md §5.1, §10): the
+/// Splits the stream's request body into frames at the <see cref="PipeReader"/> level (docs/streaming.md, docs/design.md#facts-measured-on-the-development-machine): the
 /// header is parsed where it lies in Kestrel's buffers (copied to the stack only when it straddles two
 /// segments), and the payload is copied once, segment by segment as it arrives, into one pooled buffer of its
 /// exact size. Nothing is re-scanned: every byte is consumed as soon as it has been looked at. The bytes of a

@@ -7,7 +7,7 @@ using ParamDb.Server.Options;
 namespace ParamDb.Server.Streaming;
 
 /// <summary>
-/// One <c>POST /v1/stream</c> request (DESIGN.md §5.1): a reader loop that takes request frames in arrival
+/// One <c>POST /v1/stream</c> request (docs/streaming.md): a reader loop that takes request frames in arrival
 /// order and answers them, pulls parked while they wait for clocks, and a <see cref="ReplyWriter"/> that sends
 /// the replies in whatever order they are ready.
 /// </summary>
@@ -69,7 +69,7 @@ internal sealed partial class StreamSession : IDisposable
         var response = _context.Response;
         response.StatusCode = StatusCodes.Status200OK;
         response.ContentType = MediaTypes.Stream;
-        // §10: without this flush the client sees no response headers and both sides wait for each other.
+        // Without this flush (docs/design.md, facts measured) the client sees no response headers and both sides wait for each other.
         await response.StartAsync(_aborted);
         await response.BodyWriter.FlushAsync(_aborted);
 

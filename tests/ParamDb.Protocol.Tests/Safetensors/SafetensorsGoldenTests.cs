@@ -6,7 +6,7 @@ using static ParamDb.Protocol.Tests.Safetensors.SafetensorsFiles;
 namespace ParamDb.Protocol.Tests.Safetensors;
 
 /// <summary>
-/// Golden bytes of a table export (DESIGN.md §7), written out by hand from the safetensors format, not produced
+/// Golden bytes of a table export (docs/export.md), written out by hand from the safetensors format, not produced
 /// by the writer: keys [1, 2, 5] as uint64 and values [[1, 2], [-0.5, 0.25], [0, 3]] as float32, which is what
 /// <c>safetensors.numpy.save_file({"keys": k, "values": v}, path, metadata)</c> writes: compact JSON, metadata
 /// first, then the tensors by descending dtype alignment (U64 before F32), the header padded with spaces to a

@@ -7,7 +7,7 @@ using static ParamDb.Client.Internal.BatchChecks;
 namespace ParamDb.Client;
 
 /// <summary>
-/// Pipelined push, pull and tick over one HTTP/2 connection and one long <c>POST /v1/stream</c> (DESIGN.md §5.1):
+/// Pipelined push, pull and tick over one HTTP/2 connection and one long <c>POST /v1/stream</c> (docs/streaming.md):
 /// many requests in flight, replies matched by request id, in any order. The low-level half of
 /// <see cref="ParamDbWorker"/>; use it directly for anonymous traffic or to stamp requests yourself.
 /// <code>

@@ -5,7 +5,7 @@ namespace ParamDb.Client;
 
 /// <summary>
 /// A registered worker in the spirit of ps-lite's <c>KVWorker</c>: pipelined push, pull and push-pull over one
-/// <see cref="ParamDbStream"/>, every request stamped with this worker's id and clock (DESIGN.md §6).
+/// <see cref="ParamDbStream"/>, every request stamped with this worker's id and clock (docs/consistency.md).
 /// <code>
 /// await using var worker = await ParamDbWorker.RegisterAsync(new Uri("http://127.0.0.1:7421"), "w0", ["emb"]);
 /// for (int step = 0; step &lt; steps; step++)
@@ -26,7 +26,7 @@ namespace ParamDb.Client;
 /// worker and skips pushes at or below it — that is what makes a retry exactly-once — and a push advances every
 /// range of the table on the node. So a second push to the same table at the same clock would be silently dropped;
 /// this class refuses it with <see cref="InvalidOperationException"/> instead. To push several batches per
-/// iteration, merge them, or end the iteration between them (DESIGN.md §6: increasing clocks). A push that failed
+/// iteration, merge them, or end the iteration between them (docs/consistency.md: increasing clocks). A push that failed
 /// (refused, timed out, cancelled, or lost with its connection) gives the table back for this clock: pushing the
 /// same batch again is safe, since the server applies it at most once (<see cref="PushResult.Applied"/> says).</para>
 /// <para><b>Automatic ticks.</b> <see cref="EndIterationAsync"/> sends an empty push (a tick) at the ending clock to

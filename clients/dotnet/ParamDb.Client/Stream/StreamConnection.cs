@@ -82,7 +82,7 @@ internal sealed class StreamConnection
                 if (early.StatusCode != HttpStatusCode.OK) throw await RefusalAsync(early, connect.Token).ConfigureAwait(false);
             }
             Stream requestBody = await content.RequestStream.WaitAsync(connect.Token).ConfigureAwait(false);
-            // Sends the HEADERS frame now: without it the server never starts the response (DESIGN.md §10).
+            // Sends the HEADERS frame now: without it the server never starts the response (docs/design.md#facts-measured-on-the-development-machine).
             await requestBody.FlushAsync(connect.Token).ConfigureAwait(false);
             response = await send.WaitAsync(connect.Token).ConfigureAwait(false);
             if (response.StatusCode != HttpStatusCode.OK) throw await RefusalAsync(response, connect.Token).ConfigureAwait(false);

@@ -62,7 +62,7 @@ public sealed record ParamDbStreamOptions
 public readonly record struct ParamDbCallOptions
 {
     /// <summary>
-    /// How fresh a pull must be (DESIGN.md §6): eventual never waits; sequential waits until every live worker
+    /// How fresh a pull must be (docs/consistency.md): eventual never waits; sequential waits until every live worker
     /// reached clock c-1; bounded τ until c-1-τ. Only pulls that carry a clock wait. Ignored by pushes.
     /// </summary>
     public Consistency? Consistency { get; init; }
@@ -78,7 +78,7 @@ public readonly record struct ParamDbCallOptions
     public TimeSpan? Timeout { get; init; }
 }
 
-/// <summary>Who sends a request, at which clock: the frame's worker and clock fields (DESIGN.md §5.1, §6).</summary>
+/// <summary>Who sends a request, at which clock: the frame's worker and clock fields (docs/streaming.md, docs/consistency.md).</summary>
 /// <param name="Worker">Registered worker id; 0 for an anonymous request (never deduplicated, never waits).</param>
 /// <param name="Clock">The worker's clock; 0 for none.</param>
 public readonly record struct ClockStamp(uint Worker, ulong Clock)
