@@ -4,7 +4,7 @@ using ParamDb.Protocol;
 namespace ParamDb.Storage;
 
 /// <summary>
-/// Initial row values (DESIGN.md §3). Element <c>j</c> of row <c>k</c> is a pure function of
+/// Initial row values (docs/tables.md). Element <c>j</c> of row <c>k</c> is a pure function of
 /// <c>(seed, k, j)</c>, so every node, restart and migration produces the same value without storing it.
 /// </summary>
 /// <remarks>

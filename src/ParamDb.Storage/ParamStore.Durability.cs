@@ -7,7 +7,7 @@ using ParamDb.Storage.Durability;
 namespace ParamDb.Storage;
 
 /// <summary>
-/// The write-ahead log (DESIGN.md §7): every write is appended before it is applied, inside the same push-gate
+/// The write-ahead log (docs/durability.md): every write is appended before it is applied, inside the same push-gate
 /// section, and acknowledged once its record is durable. A checkpoint records the newest LSN it contains (the
 /// cut); recovery replays only what follows the cut, so each record lands exactly once.
 /// </summary>

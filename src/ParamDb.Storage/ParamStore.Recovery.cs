@@ -10,6 +10,9 @@ public sealed partial class ParamStore
     /// <summary>How the last open loaded the recovered state, for the log and for tests.</summary>
     internal RecoveredStateSource RecoveredStateSource { get; private set; }
 
+    /// <summary>Checkpoint versions the last open found damaged or could not recover (tests check there were none).</summary>
+    internal int DamagedCheckpointsAtOpen { get; private set; }
+
     /// <summary>System-record reads at open that went to the on-disk log (tests check the pending path ran).</summary>
     internal int RecoveryPendingReads { get; private set; }
 

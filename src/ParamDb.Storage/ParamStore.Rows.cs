@@ -18,7 +18,7 @@ public sealed partial class ParamStore
     /// <param name="keys">Row keys, strictly ascending (validated by the caller).</param>
     /// <param name="values">Row-major, <c>keys.Length × Dim</c> floats.</param>
     /// <param name="stamp">The pushing worker and its clock: with both, the push is exactly-once per range and
-    /// advances the worker's clock on every range of the table (DESIGN.md §6).</param>
+    /// advances the worker's clock on every range of the table (docs/consistency.md).</param>
     public PushOutcome Push(TableHandle table, ReadOnlySpan<ulong> keys, ReadOnlySpan<float> values, WorkerStamp stamp = default)
     {
         CheckBatch(table, keys.Length, values.Length, nameof(values));
@@ -73,7 +73,7 @@ public sealed partial class ParamStore
             }
             if (keys.Count == 0) return new PushOutcome(PushStatus.Ok, 0);
             Task? durable;
-            pushGate.EnterReadLock();
+            EnterPushGate();
             try
             {
                 durable = LogPush(table, keys, values, stamp);

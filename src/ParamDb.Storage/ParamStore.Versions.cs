@@ -6,7 +6,7 @@ using ParamDb.Storage.Durability;
 namespace ParamDb.Storage;
 
 /// <summary>
-/// Vector clocks and workers (DESIGN.md §6): clocked pushes are exactly-once per (worker, clock) per range,
+/// Vector clocks and workers (docs/consistency.md): clocked pushes are exactly-once per (worker, clock) per range,
 /// clocks persist in the same store as the rows, and consistent pulls wait without a thread.
 /// </summary>
 public sealed partial class ParamStore
@@ -23,7 +23,7 @@ public sealed partial class ParamStore
 
     /// <summary>
     /// An empty push: advances <paramref name="stamp"/>'s clock on every range of the table, so pulls waiting for
-    /// this worker move on although it had no rows for this node (DESIGN.md §6).
+    /// this worker move on although it had no rows for this node (docs/consistency.md).
     /// </summary>
     public PushOutcome Tick(TableHandle table, WorkerStamp stamp)
     {
@@ -222,7 +222,7 @@ public sealed partial class ParamStore
                 durable = DurableSoFar();
                 return 0;
             }
-            pushGate.EnterReadLock();
+            EnterPushGate();
             try
             {
                 durable = LogPush(table, keys, values, stamp);
@@ -290,7 +290,7 @@ public sealed partial class ParamStore
         byte[] bytes = registry.Serialize();
         if (bytes.Length > MaxRegistryBytes)
             throw new InvalidOperationException($"The worker registry would take {bytes.Length} bytes; at most {MaxRegistryBytes} fit in one log record. Remove workers first.");
-        pushGate.EnterReadLock();
+        EnterPushGate();
         try
         {
             Task? durable = LogSystemRecord(WalRecordKind.Registry, bytes);

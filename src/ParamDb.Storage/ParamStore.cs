@@ -9,7 +9,7 @@ namespace ParamDb.Storage;
 
 /// <summary>
 /// The parameter store of one node: every table's rows in one FASTER <c>FasterKV</c>, keyed by
-/// (table id, uint64 key), valued by the row and its optimizer state (DESIGN.md §7).
+/// (table id, uint64 key), valued by the row and its optimizer state (docs/durability.md).
 /// </summary>
 /// <remarks>
 /// <para>Batch calls (<see cref="Push"/>, <see cref="Pull"/>…) are thread-safe: each rents a FASTER session for
@@ -95,13 +95,14 @@ public sealed partial class ParamStore : IDisposable
 
         FasterKV<RowKey, SpanByte>? store = null;
         CheckpointId? recovered = null;
+        (long Cut, List<(string Path, long Length, uint Crc)> LogPrefixes)? vouched = null;
         foreach (CheckpointId candidate in Candidates(checkpointDirectory, tokens, logger, damage))
         {
             store = CreateKv(options, logDevice, checkpointManager);
             try
             {
                 // FASTER must see only what this version holds (see IncrementFallBack), and must recover exactly it.
-                long? vouchedCut = IncrementFallBack.Confine(checkpointDirectory, candidate.Token, candidate.Version, root, options.ReadOnly);
+                vouched = IncrementFallBack.Confine(checkpointDirectory, candidate.Token, candidate.Version, root, options.ReadOnly);
                 if (candidate.Version is long version && CheckpointManifest.Sizes(checkpointDirectory, candidate.Token).Delta > 0)
                     // Recover(token) would apply every increment in the delta log; recoverTo stops at the one the
                     // manifest vouched for. FASTER picks the newest checkpoint at or below it, which is this one:
@@ -109,7 +110,7 @@ public sealed partial class ParamStore : IDisposable
                     store.Recover(numPagesToPreload: -1, undoNextVersion: true, recoverTo: version);
                 else
                     store.Recover(candidate.Token);
-                if (vouchedCut is long expectedCut && RecoveredCut(store) is long cut && cut != expectedCut)
+                if (vouched is { Cut: long expectedCut } && RecoveredCut(store) is long cut && cut != expectedCut)
                     throw new InvalidDataException($"FASTER recovered a state whose cut is record {cut}, where checkpoint {candidate} holds records up to {expectedCut}: it is not that checkpoint's state.");
                 recovered = candidate;
                 break;
@@ -150,13 +151,14 @@ public sealed partial class ParamStore : IDisposable
             store = CreateKv(options, logDevice, checkpointManager);
         }
 
-        var paramStore = new ParamStore(options, logger, logDevice, checkpointManager, writtenChecksums, store);
+        var paramStore = new ParamStore(options, logger, logDevice, checkpointManager, writtenChecksums, store) { DamagedCheckpointsAtOpen = damage.Count };
         try
         {
             if (recovered is { } recoveredId)
             {
                 paramStore.LoadRecoveredState();
                 paramStore.wholeCheckpoints.Add(recoveredId);
+                if (vouched is { } checkedPrefixes) paramStore.logChecksums.Seed(checkedPrefixes.LogPrefixes);
                 paramStore.checkpointCuts[recoveredId] = paramStore.recoveredCut;
                 paramStore.SetLastCheckpoint(Directory.GetLastWriteTimeUtc(Path.Combine(checkpointDirectory, "cpr-checkpoints", recoveredId.Token.ToString())));
             }

@@ -31,7 +31,7 @@ internal unsafe struct RowOutput
 
 /// <summary>
 /// Value lengths for RMW. Without it FASTER sizes a new record from <see cref="SpanByteVarLenStruct"/>, and
-/// <c>InitialUpdater</c> receives a 0-byte value (DESIGN.md §10). Rows of a table never change size, so both
+/// <c>InitialUpdater</c> receives a 0-byte value (docs/design.md#facts-measured-on-the-development-machine). Rows of a table never change size, so both
 /// lengths are the header plus <see cref="RowLayout.PayloadBytes"/>.
 /// </summary>
 internal sealed class RowLength : IVariableLengthStruct<SpanByte, RowInput>

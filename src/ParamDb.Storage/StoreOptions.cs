@@ -26,7 +26,7 @@ public sealed class StoreOptions
     public int CheckpointsToKeep { get; init; } = 2;
 
     /// <summary>
-    /// The ring whose arcs are this node's ranges, the unit of vector clocks (DESIGN.md §6, §8). A single node
+    /// The ring whose arcs are this node's ranges, the unit of vector clocks (docs/consistency.md, docs/design.md). A single node
     /// owns every arc of its own ring; the default is the 64 tokens of a node named "paramdb". Recovered clock
     /// records name their ranges by token, so a different ring recovers only the clocks of the tokens it keeps.
     /// </summary>

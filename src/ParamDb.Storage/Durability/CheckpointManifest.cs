@@ -177,21 +177,24 @@ internal static class CheckpointManifest
 
     /// <summary>
     /// What the manifest of <paramref name="version"/> in <paramref name="token"/>'s folder vouches for: the cut it
-    /// holds, and the bytes of each delta-log file (by name) that belong to it; a delta file it does not list has
-    /// none (a base version). Null when no readable manifest has that version.
+    /// holds, the bytes of each delta-log file (by name) that belong to it (a delta file it does not list has none:
+    /// a base version), and the hybrid-log prefixes it lists. Null when no readable manifest has that version.
     /// </summary>
-    public static (long Cut, Dictionary<string, long> Delta)? Vouched(string checkpoints, Guid token, long? version)
+    public static (long Cut, Dictionary<string, long> Delta, List<(string Path, long Length, uint Crc)> LogPrefixes)? Vouched(string checkpoints, Guid token, long? version)
     {
         foreach ((long? v, string path) in Manifests(checkpoints, token))
         {
             if (v != version || Read(path, token, out _) is not { } manifest) continue;
             var delta = new Dictionary<string, long>(StringComparer.Ordinal);
+            var log = new List<(string, long, uint)>();
             foreach (ManifestFile file in manifest.Files)
             {
                 string name = System.IO.Path.GetFileName(file.Path);
                 if (name.StartsWith("delta.", StringComparison.Ordinal)) delta[name] = file.Length;
+                if (file.Path.StartsWith(LogPrefixPath, StringComparison.Ordinal))
+                    log.Add((System.IO.Path.GetFullPath(System.IO.Path.Combine(checkpoints, file.Path)), file.Length, file.Crc32C));
             }
-            return (manifest.Cut, delta);
+            return (manifest.Cut, delta, log);
         }
         return null;
     }

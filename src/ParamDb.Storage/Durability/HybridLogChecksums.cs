@@ -22,6 +22,24 @@ internal sealed class HybridLogChecksums(string logDirectory, int segmentSizeBit
 {
     private readonly Dictionary<long, (long Length, uint Crc)> segments = [];
 
+    /// <summary>The first address FASTER writes a record at; below it the log's first segment holds nothing.</summary>
+    private const long FirstAddress = 64;
+
+    /// <summary>
+    /// Starts from prefixes a manifest vouched for and the open just checked, so the first checkpoint after a start
+    /// reads only what FASTER flushed since, not the whole on-disk log again.
+    /// </summary>
+    public void Seed(IEnumerable<(string Path, long Length, uint Crc)> prefixes)
+    {
+        foreach ((string path, long length, uint crc) in prefixes)
+        {
+            string name = Path.GetFileName(path);
+            if (name.StartsWith("hlog.log.", StringComparison.Ordinal)
+                && long.TryParse(name.AsSpan("hlog.log.".Length), NumberStyles.None, CultureInfo.InvariantCulture, out long segment))
+                segments[segment] = (length, crc);
+        }
+    }
+
     /// <summary>The file FASTER keeps segment <paramref name="segment"/> in.</summary>
     public string SegmentPath(long segment) => Path.Combine(logDirectory, "hlog.log." + segment.ToString(CultureInfo.InvariantCulture));
 
@@ -38,8 +56,9 @@ internal sealed class HybridLogChecksums(string logDirectory, int segmentSizeBit
         for (long segment = first; segment << segmentSizeBits < flushedUntil; segment++)
         {
             long want = Math.Min(segmentBytes, flushedUntil - (segment << segmentSizeBits));
+            // FASTER's log starts at address 64 and reports those first bytes flushed before it writes any.
+            if (segment == 0 && want <= FirstAddress) continue;
             string path = SegmentPath(segment);
-            if (!File.Exists(path)) continue;   // nothing of it was ever written (the log's first page starts at 64)
             (long length, uint crc) = segments.GetValueOrDefault(segment);
             if (length > want) (length, crc) = (0, 0);
             if (length < want)

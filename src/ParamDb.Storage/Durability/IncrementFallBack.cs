@@ -21,11 +21,12 @@ internal static class IncrementFallBack
 {
     /// <summary>
     /// Cuts the delta log of <paramref name="token"/>'s folder down to what <paramref name="version"/> vouches for,
-    /// moving the longer files aside. Returns the manifest's cut, or null without a manifest of that version (a
+    /// moving the longer files aside. Returns the manifest's cut and the hybrid-log prefixes it vouches for (checked
+    /// already, so the next checkpoint need not read them again), or null without a manifest of that version (a
     /// store written before manifests: nothing to cut, nothing to check).
     /// </summary>
     /// <exception cref="InvalidDataException">The delta log must be cut but the store is opened read-only.</exception>
-    public static long? Confine(string checkpoints, Guid token, long? version, string dataDirectory, bool readOnly)
+    public static (long Cut, List<(string Path, long Length, uint Crc)> LogPrefixes)? Confine(string checkpoints, Guid token, long? version, string dataDirectory, bool readOnly)
     {
         if (CheckpointManifest.Vouched(checkpoints, token, version) is not { } vouched) return null;
         foreach (string file in CheckpointManifest.DeltaFiles(checkpoints, token))
@@ -49,7 +50,7 @@ internal static class IncrementFallBack
             }
             FileSync.Directory(Path.GetDirectoryName(file)!);
         }
-        return vouched.Cut;
+        return (vouched.Cut, vouched.LogPrefixes);
     }
 
     private static void CopyPrefix(Stream source, Stream destination, long bytes)

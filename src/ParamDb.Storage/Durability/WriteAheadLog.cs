@@ -3,7 +3,7 @@ using System.Buffers;
 namespace ParamDb.Storage.Durability;
 
 /// <summary>
-/// An append-only log of push records with group commit (DESIGN.md §7). Appenders copy their record into the
+/// An append-only log of push records with group commit (docs/durability.md). Appenders copy their record into the
 /// open batch and get back a task for it; whole batches are written to the newest segment, one at a time, and,
 /// when <see cref="FlushToDisk"/> is set, fsynced before the batch's task completes. So a thousand concurrent
 /// pushes cost one write (and one fsync), not a thousand.

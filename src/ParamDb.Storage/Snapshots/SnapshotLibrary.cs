@@ -7,7 +7,7 @@ using ParamDb.Storage.Durability;
 namespace ParamDb.Storage.Snapshots;
 
 /// <summary>
-/// The node's named snapshots (DESIGN.md §7), one folder each under <c>DATA/snapshots/</c>: create, list, delete,
+/// The node's named snapshots (docs/durability.md), one folder each under <c>DATA/snapshots/</c>: create, list, delete,
 /// read (exports) and stage for a restore. Outlives the <see cref="ParamStore"/>, which a restore replaces.
 /// </summary>
 /// <remarks>

@@ -1,6 +1,6 @@
 namespace ParamDb.Storage;
 
-/// <summary>Who pushes, at which clock (DESIGN.md §6). The default is an anonymous push, which is never deduplicated.</summary>
+/// <summary>Who pushes, at which clock (docs/consistency.md). The default is an anonymous push, which is never deduplicated.</summary>
 /// <param name="Worker">Registered worker id; 0 for none.</param>
 /// <param name="Clock">The worker's clock; 0 for none (the push is applied and advances nothing).</param>
 public readonly record struct WorkerStamp(uint Worker, ulong Clock)

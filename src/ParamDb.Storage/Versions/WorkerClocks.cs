@@ -21,7 +21,7 @@ internal sealed class WorkerClocks(int ranges)
     /// <summary>The highest clock over the ranges.</summary>
     public ulong Max { get; private set; }
 
-    /// <summary>Raises every range to at least <paramref name="clock"/>: a push to a node advances all its ranges of the table (DESIGN.md §6).</summary>
+    /// <summary>Raises every range to at least <paramref name="clock"/>: a push to a node advances all its ranges of the table (docs/consistency.md).</summary>
     public void AdvanceAll(ulong clock)
     {
         ulong[] r = Ranges;
