@@ -118,7 +118,4 @@ internal static partial class LogMessages
 
     [LoggerMessage(73, LogLevel.Warning, "The write-ahead log ends in a torn record: {Segment} from byte {Offset} ({Bytes} bytes, nothing intact after them) is dropped, and the log continues after record {LastLsn}. A crash during a write leaves this; damage to a finished last record looks the same")]
     public static partial void WalTornTail(this ILogger logger, string segment, long offset, long bytes, long lastLsn);
-
-    [LoggerMessage(74, LogLevel.Debug, "Writes came in while full checkpoint {Token} was written: the next checkpoint is full too (FASTER would drop their dirty bits)")]
-    public static partial void IncrementBaseTouched(this ILogger logger, Guid token);
 }

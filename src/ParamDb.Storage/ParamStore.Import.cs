@@ -119,7 +119,7 @@ public sealed partial class ParamStore
         fixed (float* v = values)
         {
             var batch = new PinnedBatch(table, isRange: false, 0, k, v, keys.Length);
-            EnterPushGate();
+            pushGate.EnterReadLock();
             try
             {
                 Task? durable = LogSetRows(table, keys, values);

@@ -73,7 +73,7 @@ public sealed partial class ParamStore
             }
             if (keys.Count == 0) return new PushOutcome(PushStatus.Ok, 0);
             Task? durable;
-            EnterPushGate();
+            pushGate.EnterReadLock();
             try
             {
                 durable = LogPush(table, keys, values, stamp);

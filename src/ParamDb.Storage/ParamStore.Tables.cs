@@ -103,7 +103,7 @@ public sealed partial class ParamStore
         byte[] bytes = next.Serialize();
         if (bytes.Length > MaxCatalogBytes)
             throw new InvalidOperationException($"The table catalog would take {bytes.Length} bytes; at most {MaxCatalogBytes} fit in one log record. Delete tables first.");
-        EnterPushGate();
+        pushGate.EnterReadLock();
         try
         {
             Task? durable = LogSystemRecord(WalRecordKind.Catalog, bytes);

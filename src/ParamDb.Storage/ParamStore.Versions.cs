@@ -222,7 +222,7 @@ public sealed partial class ParamStore
                 durable = DurableSoFar();
                 return 0;
             }
-            EnterPushGate();
+            pushGate.EnterReadLock();
             try
             {
                 durable = LogPush(table, keys, values, stamp);
@@ -290,7 +290,7 @@ public sealed partial class ParamStore
         byte[] bytes = registry.Serialize();
         if (bytes.Length > MaxRegistryBytes)
             throw new InvalidOperationException($"The worker registry would take {bytes.Length} bytes; at most {MaxRegistryBytes} fit in one log record. Remove workers first.");
-        EnterPushGate();
+        pushGate.EnterReadLock();
         try
         {
             Task? durable = LogSystemRecord(WalRecordKind.Registry, bytes);
