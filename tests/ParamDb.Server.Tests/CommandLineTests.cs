@@ -72,14 +72,7 @@ public sealed partial class CommandLineTests
         Assert.Contains("paramdb import: Unknown option --tabel; did you mean --table?", error.ToString());
     }
 
-    private static async Task<(int ExitCode, string Out, string Error)> RunNodeAsync(params string[] args)
-    {
-        using var p = Process.Start(NodeProcess.Command(args))!;
-        Task<string> output = p.StandardOutput.ReadToEndAsync();
-        string error = await p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
-        return (p.ExitCode, await output, error);
-    }
+    private static Task<(int ExitCode, string Out, string Error)> RunNodeAsync(params string[] args) => NodeProcess.RunToEndAsync(args);
 
     [Fact]
     public async Task AnUnknownSwitchStopsTheStartWithOneLineAndExitCodeTwo()

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using ParamDb.Testing;
 
 namespace ParamDb.Server.Tests;
@@ -15,14 +14,6 @@ public sealed class DamagedLogProcessTests : IDisposable
     public void Dispose()
     {
         if (Directory.Exists(data)) Directory.Delete(data, recursive: true);
-    }
-
-    private static async Task<(int Code, string Out, string Error)> RunToEndAsync(params string[] args)
-    {
-        using var p = Process.Start(NodeProcess.Command(args))!;
-        Task<string> output = p.StandardOutput.ReadToEndAsync(), error = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(120));
-        return (p.ExitCode, await output, await error);
     }
 
     [Fact]
@@ -42,16 +33,16 @@ public sealed class DamagedLogProcessTests : IDisposable
         for (int i = bytes.Length / 2; i < bytes.Length / 2 + 4; i++) bytes[i] ^= 0xFF;
         File.WriteAllBytes(segment, bytes);
 
-        var refused = await RunToEndAsync("--data", data, "--listen", "127.0.0.1:0", "--listen-h2", "127.0.0.1:0", "--memory", "64m");
-        Assert.NotEqual(0, refused.Code);
+        var refused = await NodeProcess.RunToEndAsync("--data", data, "--listen", "127.0.0.1:0", "--listen-h2", "127.0.0.1:0", "--memory", "64m");
+        Assert.NotEqual(0, refused.ExitCode);
         string line = Assert.Single(refused.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Contains(Path.GetFileName(segment), line);
         Assert.Matches(@"at byte \d+: .* and \d+ intact records were written after it", line);
         Assert.Contains("paramdb recover --accept-loss", line);
         Assert.Equal(bytes, File.ReadAllBytes(segment));   // a refused start changes nothing
 
-        var recovered = await RunToEndAsync("recover", "--data", data, "--memory", "64m", "--accept-loss");
-        Assert.Equal(0, recovered.Code);
+        var recovered = await NodeProcess.RunToEndAsync("recover", "--data", data, "--memory", "64m", "--accept-loss");
+        Assert.Equal(0, recovered.ExitCode);
         Assert.Contains("dropped", recovered.Error);
 
         using (var node = await NodeProcess.StartAsync(data))

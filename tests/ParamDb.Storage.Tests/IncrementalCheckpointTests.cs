@@ -96,17 +96,11 @@ public sealed class IncrementalCheckpointTests : IDisposable
     [Fact]
     public async Task PushesDuringAFullCheckpointsWritesAreInTheNextIncrement()
     {
-        var options = new StoreOptions
-        {
-            DataDirectory = dir.Directory,
-            MemoryBytes = TestStore.DefaultMemory,
-            CheckpointWriteCompletionDelay = TimeSpan.FromSeconds(1),
-        };
         const int rows = 256;
         ulong[] keys = TestStore.Keys(0, rows);
         float[] ones = Ones(rows);
         int pushes = 0;
-        using (ParamStore store = ParamStore.Open(options))
+        using (ParamStore store = ParamStore.Open(SlowCompletions))
         {
             TableHandle t = TestStore.Create(store, "t", TestStore.Schema(Dim));
             store.Push(t, keys, ones);
@@ -143,14 +137,8 @@ public sealed class IncrementalCheckpointTests : IDisposable
     [Fact]
     public async Task RowsCreatedWhileAFullCheckpointIsWrittenSurviveTheNextCheckpointAndACrash()
     {
-        var options = new StoreOptions
-        {
-            DataDirectory = dir.Directory,
-            MemoryBytes = TestStore.DefaultMemory,
-            CheckpointWriteCompletionDelay = TimeSpan.FromSeconds(1),
-        };
         var pushed = new List<ulong>();
-        using (ParamStore store = ParamStore.Open(options))
+        using (ParamStore store = ParamStore.Open(SlowCompletions))
         {
             TableHandle t = TestStore.Create(store, "t", TestStore.Schema(Dim));
             store.PushRange(t, 0, 256, Ones(256));
@@ -278,6 +266,17 @@ public sealed class IncrementalCheckpointTests : IDisposable
         Assert.All(TestStore.Pull(reopened, table!, TestStore.Keys(0, 100)), v => Assert.Equal(5f, v));
         Assert.All(TestStore.Pull(reopened, table!, TestStore.Keys(100, 100)), v => Assert.Equal(2f, v));
     }
+
+    /// <summary>
+    /// The store with each checkpoint write's completion held back a second: pushes made after FASTER copied a page
+    /// land before it clears the page's dirty bits.
+    /// </summary>
+    private StoreOptions SlowCompletions => new()
+    {
+        DataDirectory = dir.Directory,
+        MemoryBytes = TestStore.DefaultMemory,
+        CheckpointWriteCompletionDelay = TimeSpan.FromSeconds(1),
+    };
 
     /// <summary>Rows 0…99 hold 1, 2, 3 at the full checkpoint and two increments; a push of 1 follows the last.</summary>
     private async Task<Guid> ThreeVersionsAsync(DurabilityMode durability)

@@ -25,6 +25,18 @@ public sealed partial class NodeProcess : IDisposable
         return info;
     }
 
+    /// <summary>
+    /// Runs <c>paramdb</c> with <paramref name="args"/> to its end (at most 120 s): a command, or a node start that
+    /// is expected to fail. Returns its exit code and what it wrote to stdout and stderr.
+    /// </summary>
+    public static async Task<(int ExitCode, string Out, string Error)> RunToEndAsync(params string[] args)
+    {
+        using var p = Process.Start(Command(args))!;
+        Task<string> output = p.StandardOutput.ReadToEndAsync(), error = p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(120));
+        return (p.ExitCode, await output, await error);
+    }
+
     /// <summary>Starts a node on <paramref name="data"/> and waits (at most 60 s) until it listens.</summary>
     /// <param name="data">Data directory.</param>
     /// <param name="extraArgs">More options, e.g. <c>--durability fsync</c>.</param>
