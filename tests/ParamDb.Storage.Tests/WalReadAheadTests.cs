@@ -143,6 +143,34 @@ public sealed class WalReadAheadTests : IDisposable
         Assert.Contains("a segment is missing", e.Message);
     }
 
+    /// <summary>
+    /// A damaged length that still fits in the file makes the reader take intact records as the bad one's payload,
+    /// and it reads forward only: it goes on from the first intact record after them when the replay needs none of
+    /// the records it passed over, and refuses when it needs one. It never hands out a record twice or skips one
+    /// silently.
+    /// </summary>
+    [Fact]
+    public async Task ALengthDamagedToSpanIntactRecordsSkipsThemOnlyWhenTheReplayNeedsNone()
+    {
+        const int payload = 100, record = WalFormat.HeaderSize + payload;
+        using (var wal = WriteAheadLog.Open(_directory, segmentBytes: 1 << 20, flushToDisk: false))
+        {
+            for (int i = 0; i < 10; i++) await wal.Append(new byte[payload]).Durable;
+        }
+        string segment = Assert.Single(WalFormat.ListSegments(_directory)).Path;
+        byte[] bytes = File.ReadAllBytes(segment);
+        BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(3 * record), payload + 2 * record);   // record 4 now spans 5 and 6
+        File.WriteAllBytes(segment, bytes);
+
+        var records = Read(4096, out WalScan scan, fromLsn: 7);
+        Assert.Equal([7L, 8L, 9L, 10L], records.ConvertAll(r => r.Lsn));
+        Assert.Equal(10, scan.LastLsn);
+
+        var e = Assert.Throws<WalCorruptException>(() => Read(4096, out _, fromLsn: 5));
+        Assert.Equal(4, e.Damage!.Lsn);
+        Assert.Equal(3 * record, e.Damage.Offset);
+    }
+
     [Fact]
     public async Task SegmentsWhollyBeforeTheReplayStartAreNotReadButTheOneHoldingItIs()
     {

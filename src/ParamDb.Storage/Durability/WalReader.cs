@@ -128,9 +128,13 @@ internal static class WalReader
                         // A torn tail, or damage with intact records after it (see WalSalvage)?
                         (long intact, long resumeAt, long resumeLsn, long lastIntact) = WalSalvage.SurveyToEnd(segments, s, offset + 1, expected);
                         if (intact == 0 && newest) return Done(new WalScan(last, visited, path, offset), reads, s - start + 1);
+                        var damage = new WalDamage(path, offset, expected, tear, intact, resumeLsn, lastIntact);
+                        if (resumeAt >= 0 && resumeAt < position)
+                            // The bad record's length ran over intact records, and the read-ahead cannot go back: go on
+                            // from the first intact record after where it stands (those before it count as lost).
+                            (_, resumeAt, resumeLsn, _) = WalSalvage.SurveyToEnd(segments, s, position, expected);
                         // Records lost to the damage are expected…resumeLsn-1: harmless when the replay starts after them.
-                        if (intact == 0 || resumeLsn > fromLsn)
-                            throw new WalCorruptException(new WalDamage(path, offset, expected, tear, intact, resumeLsn, lastIntact));
+                        if (resumeLsn == 0 || resumeLsn > fromLsn) throw new WalCorruptException(damage);
                         if (resumeAt < 0) break;   // the next intact record starts a later segment
                         Skip(reads, resumeAt - position, ref buffer);
                         position = offset = resumeAt;
