@@ -29,12 +29,6 @@ public sealed partial class ParamStore
     private long walBytesAtCut;
 
     /// <summary>
-    /// What the last open dropped from a damaged write-ahead log, with <see cref="StoreOptions.AcceptWalLoss"/>;
-    /// null when it dropped nothing.
-    /// </summary>
-    internal WalDamage? LastWalLoss { get; private set; }
-
-    /// <summary>
     /// What the last open dropped from a damaged write-ahead log and where the damaged bytes went, with
     /// <see cref="StoreOptions.AcceptWalLoss"/>; null when it dropped nothing.
     /// </summary>
@@ -233,7 +227,6 @@ public sealed partial class ParamStore
             // applied, the rest is set aside, and the log continues from the damage.
             string aside = WalSalvage.SetAside(directory, damage, Path.GetFullPath(options.DataDirectory));
             logger.WalLossAccepted(damage.Describe(), aside);
-            LastWalLoss = damage;
             AcceptedLoss = $"{damage.Describe()}; those records were dropped, and the damaged bytes moved to {aside}.";
             lsnFloor = Math.Max(cut, damage.Lsn - 1);
             return expected - cut - 1;
