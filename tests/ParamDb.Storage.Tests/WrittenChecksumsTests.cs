@@ -110,7 +110,9 @@ public sealed class WrittenChecksumsTests : IDisposable
     {
         const int rows = 20_000, dim = 64;
         var tokens = new HashSet<Guid>();
-        using (ParamStore store = dir.Open())
+        // 256 MiB of log memory: the pushes below grow the log by tens of MiB, and an increment is taken only while
+        // FASTER has flushed nothing since its full checkpoint (durability.md), which 32 MiB did not always keep.
+        using (ParamStore store = dir.Open(memoryBytes: 256L << 20))
         {
             TableHandle t = TestStore.Create(store, "t", TestStore.Schema(dim));
             store.PushRange(t, 0, rows, new float[rows * dim]);
