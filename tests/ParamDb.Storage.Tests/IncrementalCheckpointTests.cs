@@ -122,7 +122,7 @@ public sealed class IncrementalCheckpointTests : IDisposable
             Assert.Equal(folder, (await store.CheckpointAsync()).Token);   // an increment of that full checkpoint
         }
 
-        using ParamStore reopened = dir.Open();
+        using ParamStore reopened = ParamStore.Open(SlowCompletions);
         Assert.True(reopened.TryGetTable("t", out TableHandle? table));
         float[] values = TestStore.Pull(reopened, table!, keys);
         for (int i = 0; i < values.Length; i++)
@@ -160,7 +160,7 @@ public sealed class IncrementalCheckpointTests : IDisposable
             Assert.Equal(folder, (await store.CheckpointAsync()).Token);   // an increment of that full checkpoint
         }
 
-        using ParamStore reopened = dir.Open();
+        using ParamStore reopened = ParamStore.Open(SlowCompletions);
         Assert.True(reopened.TryGetTable("t", out TableHandle? table));
         Assert.NotEmpty(pushed);
         float[] values = TestStore.Pull(reopened, table!, [.. pushed]);
@@ -269,12 +269,13 @@ public sealed class IncrementalCheckpointTests : IDisposable
 
     /// <summary>
     /// The store with each checkpoint write's completion held back a second: pushes made after FASTER copied a page
-    /// land before it clears the page's dirty bits.
+    /// land before it clears the page's dirty bits. 256 MiB of log memory, so the rows pushed meanwhile (tens of
+    /// MiB in a second) never make FASTER flush, which would rule the increment out.
     /// </summary>
     private StoreOptions SlowCompletions => new()
     {
         DataDirectory = dir.Directory,
-        MemoryBytes = TestStore.DefaultMemory,
+        MemoryBytes = 256L << 20,
         CheckpointWriteCompletionDelay = TimeSpan.FromSeconds(1),
     };
 
