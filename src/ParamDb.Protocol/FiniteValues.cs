@@ -66,7 +66,7 @@ public static class FiniteValues
         int row = at / dim, element = at % dim;
         ulong key = range ? first + (ulong)row : BitConverter.IsLittleEndian ? keys[row] : System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(keys[row]);
         float value = values[at];
-        string what = float.IsNaN(value) ? "NaN" : value > 0 ? "+Infinity" : "-Infinity";
+        string what = Name(value);
         string why = fromJson && !float.IsNaN(value)
             ? $" (a JSON number beyond float32's range, ±{float.MaxValue:R}, reads as {what})"
             : "";
@@ -74,4 +74,7 @@ public static class FiniteValues
             $"Row {row} (key {key}), element {element} is {what}{why}; table '{table}' stores only finite values. Nothing was applied. Create the table with \"allowNonFinite\": true to store NaN and ±Infinity.");
         return false;
     }
+
+    /// <summary>How a detail names a non-finite value: <c>NaN</c>, <c>+Infinity</c> or <c>-Infinity</c>.</summary>
+    public static string Name(float value) => float.IsNaN(value) ? "NaN" : value > 0 ? "+Infinity" : "-Infinity";
 }

@@ -49,19 +49,23 @@ public sealed partial class ParamStore
     /// <summary>
     /// How far FASTER has written the log to its segments: every byte below is on disk and never changes again.
     /// FASTER 2.6.5 keeps it in its allocator and does not expose it (<see cref="LogAccessor{Key, Value}"/> gives
-    /// only the head, which can lag it by the pages in flight), so it is read by reflection, once per checkpoint;
-    /// FASTER.core is no longer developed, so the name cannot move under a pinned version. Falls back to the head.
+    /// only the head, which can lag it by the pages in flight), so it is read by reflection; FASTER.core is no longer
+    /// developed, so the names cannot move under the pinned version, and a test checks they resolve
+    /// (<see cref="ReadsFlushedAddress"/>). Falls back to the head, which only makes the rules that use it stricter.
     /// </summary>
-    private static long FlushedUntilAddress(FasterKV<RowKey, SpanByte> store)
-    {
-        object? allocator = HlogField?.GetValue(store);
-        return allocator is not null && allocator.GetType().GetField("FlushedUntilAddress") is { } field && field.GetValue(allocator) is long flushed
+    private static long FlushedUntilAddress(FasterKV<RowKey, SpanByte> store) =>
+        FlushedField is { } field && HlogField!.GetValue(store) is { } allocator && field.GetValue(allocator) is long flushed
             ? flushed
             : store.Log.HeadAddress;
-    }
 
     private static readonly System.Reflection.FieldInfo? HlogField =
         typeof(FasterKV<RowKey, SpanByte>).GetField("hlog", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Public);
+
+    /// <summary>The allocator's public <c>FlushedUntilAddress</c> field, found once on the field's declared type.</summary>
+    private static readonly System.Reflection.FieldInfo? FlushedField = HlogField?.FieldType.GetField("FlushedUntilAddress");
+
+    /// <summary>Whether <see cref="FlushedUntilAddress"/> reads FASTER's own address rather than falling back (tests).</summary>
+    internal static bool ReadsFlushedAddress => FlushedField is not null;
 
     private long lastCheckpointTicks;   // UTC ticks; 0 = none. A long so readers need no lock.
 
@@ -219,9 +223,10 @@ public sealed partial class ParamStore
 
     /// <summary>
     /// Whether the next checkpoint can be an increment on <see cref="incrementBase"/>: there is one, no compaction
-    /// moved records since (the increment would not describe them), the chain is short, the whole log is in memory
-    /// (and was when the base started), and it has flushed nothing since the base started (FASTER's own condition; the tail at the base's cut is a lower bound of that
-    /// end, and the read-only address an upper bound of what is flushed).
+    /// moved records since (the increment would not describe them), the chain is short, the log has not flushed
+    /// past the base's end (FASTER's own condition; the tail at the base's cut is a lower bound of that end, and the
+    /// read-only address an upper bound of what is flushed), and the whole log is in memory, as it was when the
+    /// base started, with nothing flushed since.
     /// </summary>
     private bool CanIncrement()
     {

@@ -39,4 +39,11 @@ public sealed class LargerThanMemoryCrashTests : IDisposable
         float[] values = TestStore.Pull(last, table!, TestStore.Keys(0, rows));
         for (int k = 0; k < rows; k++) Assert.Equal(acknowledged[k], values[k * dim]);
     }
+
+    /// <summary>
+    /// The increment rules and the log's checksums read FASTER's flushed address by reflection; should the names
+    /// ever stop resolving, they would quietly fall back to the head: this says so loudly instead.
+    /// </summary>
+    [Fact]
+    public void FastersFlushedAddressIsReadNotGuessed() => Assert.True(ParamStore.ReadsFlushedAddress);
 }

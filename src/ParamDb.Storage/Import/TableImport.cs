@@ -115,8 +115,7 @@ public sealed class TableImport
                     long bad = row + at / dim;
                     Span<ulong> key = stackalloc ulong[1];
                     ReadExactly(file, MemoryMarshal.AsBytes(key), header.KeysOffset + bad * sizeof(ulong));
-                    float value = values[at];
-                    string what = float.IsNaN(value) ? "NaN" : value > 0 ? "+Infinity" : "-Infinity";
+                    string what = FiniteValues.Name(values[at]);
                     error = new ProtocolError(400, ProblemCodes.NonFiniteValue,
                         $"Row {bad} (key {key[0]}), element {at % dim} of the file is {what}; its schema does not have \"allowNonFinite\": true, so its values must be finite. Nothing was applied.");
                     return false;
