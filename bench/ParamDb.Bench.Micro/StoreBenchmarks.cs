@@ -69,8 +69,7 @@ public class StoreBenchmarks
     private TableHandle Create(string name, int dim)
     {
         if (!new TableSchema { Dim = dim }.TryNormalize(out var schema, out var error)) throw new InvalidOperationException(error.Detail);
-        _store.CreateTable(name, schema, out var table);
-        return table;
+        return _store.AddTable(_store.NextTableId, name, schema);
     }
 
     private static float[] Values(Random rng, int count)

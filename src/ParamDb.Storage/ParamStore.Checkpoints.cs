@@ -29,7 +29,7 @@ public sealed partial class ParamStore
     /// (pushes held 0.7–2 s by a full checkpoint instead of ~0.3 s). A push that gets past it as a checkpoint
     /// starts still waits at the gate itself, briefly.
     /// </summary>
-    public ValueTask WhenPushGateOpenAsync(CancellationToken cancellationToken = default)
+    internal ValueTask WhenPushGateOpenAsync(CancellationToken cancellationToken = default)
     {
         TaskCompletionSource? closed = Volatile.Read(ref pushGateClosed);
         return closed is null ? ValueTask.CompletedTask : new ValueTask(closed.Task.WaitAsync(cancellationToken));

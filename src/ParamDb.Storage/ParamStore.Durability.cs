@@ -185,7 +185,6 @@ public sealed partial class ParamStore
         var clock = Stopwatch.StartNew();
         long replayed = ReplayLog(directory, recoveredCut);
         if (replayed > 0) logger.WalReplayed(replayed, recoveredCut, clock.ElapsedMilliseconds);
-        ArmRecoveredLeases();
         if (options.Durability != DurabilityMode.Checkpoint)
         {
             wal = WriteAheadLog.Open(directory, options.WalSegmentBytes, options.Durability == DurabilityMode.Fsync, lastLsnAtLeast: lsnFloor);

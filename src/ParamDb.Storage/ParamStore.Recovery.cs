@@ -141,14 +141,6 @@ public sealed partial class ParamStore
         return 1;
     }
 
-    /// <summary>Arms the lease timer for the recovered and replayed workers, whose leases start now.</summary>
-    private void ArmRecoveredLeases()
-    {
-        long firstExpiry = long.MaxValue;
-        foreach (Worker w in registry.All) firstExpiry = Math.Min(firstExpiry, w.ExpiresAtTicks);
-        if (firstExpiry != long.MaxValue) ArmLeaseTimer(firstExpiry);
-    }
-
     /// <summary>Push iterator over the distinct live records (FASTER skips older versions and tombstones).</summary>
     private struct RecoveryScan(Dictionary<uint, long> rowsByTable) : IScanIteratorFunctions<RowKey, SpanByte>
     {

@@ -57,11 +57,12 @@ public sealed partial class ParamStore
     /// <summary>
     /// Applies one validated push batch: one RMW per row, inside a push-gate section so a checkpoint holds all
     /// of the batch or none of it. The single place every push goes through, live or replayed: the
-    /// write-ahead log appends the batch here, before the first RMW. A stamped push renews its worker's lease.
+    /// write-ahead log appends the batch here, before the first RMW. A stamp must name a registered worker (its
+    /// directory renews the lease: the data plane touches it before the push).
     /// </summary>
     internal unsafe PushOutcome ApplyPush(TableHandle table, BatchKeys keys, ReadOnlySpan<float> values, WorkerStamp stamp)
     {
-        if (stamp.Worker != 0 && !TouchWorker(stamp.Worker)) return new PushOutcome(PushStatus.WorkerNotFound, 0);
+        if (stamp.Worker != 0 && !registry.TryGet(stamp.Worker, out _)) return new PushOutcome(PushStatus.WorkerNotFound, 0);
         fixed (ulong* k = keys.Explicit)
         fixed (float* v = values)
         {

@@ -5,7 +5,13 @@ using ParamDb.Storage.Durability;
 
 namespace ParamDb.Storage;
 
-/// <summary>Tables: create, look up, list, delete, statistics.</summary>
+/// <summary>
+/// The tables this store holds rows for. The store does not decide which tables exist or which id a table gets:
+/// a table directory does (<see cref="ITableDirectory"/>: locally <see cref="Local.LocalTableDirectory"/>, in a
+/// cluster the server manager) and tells the store with <see cref="AddTable"/> and <see cref="DropTable"/>. The
+/// store keeps a durable copy because its rows and clocks cannot be read without their table's layout: the
+/// write-ahead log replays pushes by table id, and compaction drops the rows of tables that are gone.
+/// </summary>
 public sealed partial class ParamStore
 {
     /// <summary>Largest catalog record: half a 2 MiB log page, roughly 3,000 tables with full schemas.</summary>
@@ -15,18 +21,18 @@ public sealed partial class ParamStore
     private volatile Catalog catalog = Catalog.Empty;
 
     /// <summary>
-    /// Creates a table, or finds the one of that name. The new table and its schema are durable from the next
-    /// checkpoint on, together with its rows.
+    /// Adds a table under the id its directory assigned. The table and its schema are durable once this returns
+    /// (in the store's durability mode), and from the next checkpoint on together with its rows.
     /// </summary>
-    /// <param name="name">Table name, <c>[A-Za-z0-9_.-]{1,128}</c>.</param>
+    /// <param name="id">The table id, ≥ 1, never used before in this store (ids of deleted tables are not reused).</param>
+    /// <param name="name">Table name, <c>[A-Za-z0-9_.-]{1,128}</c>, not held by a live table.</param>
     /// <param name="schema">A schema already normalized with <see cref="TableSchema.TryNormalize"/>.</param>
-    /// <param name="table">The created table, or the existing one for <see cref="CreateTableOutcome.AlreadyExists"/> and <see cref="CreateTableOutcome.Conflict"/>.</param>
-    /// <returns>Created; AlreadyExists when the same name has an identical schema; Conflict when its schema differs.</returns>
-    /// <exception cref="ArgumentException">The name is invalid or the schema is not normalized.</exception>
-    public CreateTableOutcome CreateTable(string name, TableSchema schema, out TableHandle table)
+    /// <exception cref="ArgumentException">The name is invalid, the schema is not normalized, or the name or id is taken.</exception>
+    public TableHandle AddTable(uint id, string name, TableSchema schema)
     {
         ArgumentNullException.ThrowIfNull(name);
         ArgumentNullException.ThrowIfNull(schema);
+        ArgumentOutOfRangeException.ThrowIfZero(id);
         if (!TableNames.IsValid(name)) throw new ArgumentException($"Invalid table name \"{name}\".", nameof(name));
         if (!schema.TryNormalize(out TableSchema normalized, out ProtocolError error) || normalized != schema)
             throw new ArgumentException($"The schema must be normalized first (TryNormalize). {error.Detail}", nameof(schema));
@@ -36,21 +42,22 @@ public sealed partial class ParamStore
         lock (catalogLock)
         {
             Catalog current = catalog;
-            if (current.TryGet(name, out TableHandle? existing))
-            {
-                table = existing!;
-                return existing!.Schema == schema ? CreateTableOutcome.AlreadyExists : CreateTableOutcome.Conflict;
-            }
-            created = new TableHandle(name, current.NextId, schema, options.Ring.Count);
+            if (current.TryGet(name, out _)) throw new ArgumentException($"A table named \"{name}\" exists already.", nameof(name));
+            if (id < current.NextId) throw new ArgumentException($"Table id {id} was used before in this store (the next free id is {current.NextId}).", nameof(id));
+            created = new TableHandle(name, id, schema, options.Ring.Count);
             Catalog next = current.WithTable(created);
             durable = WriteCatalog(next);
             catalog = next;
         }
         WaitDurable(durable);
-        table = created;
-        logger.TableCreated(name, created.Id, created.Dim);
-        return CreateTableOutcome.Created;
+        return created;
     }
+
+    /// <summary>This node's ranges (<see cref="StoreOptions.Ring"/>): one vector clock per range and worker.</summary>
+    public ParamDb.Protocol.Ring Ranges => options.Ring;
+
+    /// <summary>The lowest table id never used in this store: what a local directory assigns next.</summary>
+    public uint NextTableId => catalog.NextId;
 
     /// <summary>Finds a live table by name.</summary>
     public bool TryGetTable(string name, [NotNullWhen(true)] out TableHandle? table) => catalog.TryGet(name, out table);
@@ -59,26 +66,24 @@ public sealed partial class ParamStore
     public IReadOnlyList<TableHandle> ListTables() => catalog.Sorted;
 
     /// <summary>
-    /// Deletes a table. Its rows vanish at once (a re-created table of the same name gets a new id and starts from
-    /// the initializer) and leave the log at the next compaction.
+    /// Drops a table. Its rows vanish at once (a table created again under the same name gets a new id and starts
+    /// from the initializer) and leave the log at the next compaction; pulls waiting on its clocks end.
     /// </summary>
-    /// <returns>False when no table has that name.</returns>
-    public bool DeleteTable(string name)
+    /// <returns>False when no live table has that id.</returns>
+    public bool DropTable(uint id)
     {
-        ArgumentNullException.ThrowIfNull(name);
-        TableHandle? deleted;
+        TableHandle? dropped;
         Task? durable;
         lock (catalogLock)
         {
             Catalog current = catalog;
-            if (!current.TryGet(name, out deleted)) return false;
-            Catalog next = current.WithoutTable(name);
+            if (!current.TryGet(id, out dropped)) return false;
+            Catalog next = current.WithoutTable(dropped!.Name);
             durable = WriteCatalog(next);
             catalog = next;
         }
         WaitDurable(durable);
-        deleted!.Clocks.EndAll(ClockWaitStatus.TableDeleted);
-        logger.TableDeleted(name, deleted.Id);
+        dropped!.Clocks.EndAll(ClockWaitStatus.TableDeleted);
         return true;
     }
 

@@ -16,10 +16,6 @@ public sealed partial class ParamStore
 
     private readonly Lock registryLock = new();
     private WorkerRegistry registry = new();
-    private ITimer? leaseTimer;
-    private long leaseTimerDueTicks = long.MaxValue;
-
-    private long NowTicks => options.TimeProvider.GetUtcNow().UtcTicks;
 
     /// <summary>
     /// An empty push: advances <paramref name="stamp"/>'s clock on every range of the table, so pulls waiting for
@@ -75,12 +71,19 @@ public sealed partial class ParamStore
         }
     }
 
-    /// <summary>Registers a worker; its id is never reused. Durable from the next checkpoint, with the clocks.</summary>
+    /// <summary>
+    /// Adds a worker under the id its directory assigned (<see cref="IWorkerDirectory"/>), so its clocked pushes
+    /// are accepted and it counts for consistent pulls. Durable once this returns, and from the next checkpoint
+    /// on together with the clocks. Its lease starts now; the directory renews and expires it.
+    /// </summary>
+    /// <param name="id">Worker id, ≥ 1, above every id used before in this store (ids are never reused).</param>
     /// <param name="name">A name for people, 1…128 characters.</param>
     /// <param name="tables">Tables the worker counts for (validated names); empty for every table.</param>
     /// <param name="leaseMs">Lease, <see cref="WorkerLimits.MinLeaseMs"/>…<see cref="WorkerLimits.MaxLeaseMs"/>.</param>
-    public WorkerState RegisterWorker(string name, IReadOnlyList<string> tables, int leaseMs)
+    /// <exception cref="ArgumentException">The id was used before.</exception>
+    public WorkerState AddWorker(uint id, string name, IReadOnlyList<string> tables, int leaseMs)
     {
+        ArgumentOutOfRangeException.ThrowIfZero(id);
         ArgumentException.ThrowIfNullOrEmpty(name);
         ArgumentNullException.ThrowIfNull(tables);
         ArgumentOutOfRangeException.ThrowIfLessThan(leaseMs, WorkerLimits.MinLeaseMs);
@@ -91,47 +94,32 @@ public sealed partial class ParamStore
         Task? durable;
         lock (registryLock)
         {
-            worker = registry.Add(name, [.. tables], leaseMs, now);
+            if (id < registry.NextId) throw new ArgumentException($"Worker id {id} was used before in this store (the next free id is {registry.NextId}).", nameof(id));
+            worker = registry.Add(id, name, [.. tables], leaseMs, now);
             durable = WriteRegistry();
         }
         WaitDurable(durable);
-        ArmLeaseTimer(worker.ExpiresAtTicks);
-        logger.WorkerRegistered(worker.Id, name, leaseMs);
         return worker.ToState(now);
     }
 
-    /// <summary>Renews a worker's lease (a heartbeat); false when no worker has that id.</summary>
-    public bool TryHeartbeat(uint worker, out WorkerState state)
-    {
-        long now = NowTicks;
-        if (!registry.TryTouch(worker, now, out Worker w, out _))
-        {
-            state = default;
-            return false;
-        }
-        ArmLeaseTimer(w.ExpiresAtTicks);
-        state = w.ToState(now);
-        return true;
-    }
+    /// <summary>The lowest worker id never used in this store: what a local directory assigns next.</summary>
+    public uint NextWorkerId => registry.NextId;
 
-    /// <summary>Renews a worker's lease on any request it makes; false when no worker has that id.</summary>
-    public bool TouchWorker(uint worker) => TryHeartbeat(worker, out _);
+    /// <summary>The workers as this store knows them (leases are kept by the directory).</summary>
+    internal WorkerRegistry Workers => registry;
 
-    /// <summary>Every registered worker, by id.</summary>
-    public IReadOnlyList<WorkerState> ListWorkers()
-    {
-        long now = NowTicks;
-        Worker[] all = registry.All;
-        var states = new WorkerState[all.Length];
-        for (int i = 0; i < all.Length; i++) states[i] = all[i].ToState(now);
-        return states;
-    }
+    /// <summary>The current time of the store's clock, in ticks.</summary>
+    internal long NowTicks => options.TimeProvider.GetUtcNow().UtcTicks;
+
+    /// <summary>The clock leases are measured by (tests pass a fake one in <see cref="StoreOptions.TimeProvider"/>).</summary>
+    public TimeProvider TimeProvider => options.TimeProvider;
 
     /// <summary>
-    /// Removes a worker: it stops counting at once (waiting pulls re-check), and its clocks are forgotten, so a
+    /// Drops a worker: it stops counting at once (waiting pulls re-check), and its clocks are forgotten, so a
     /// push stamped with its id is refused from now on.
     /// </summary>
-    public bool RemoveWorker(uint worker)
+    /// <returns>False when no worker has that id.</returns>
+    public bool DropWorker(uint worker)
     {
         Task? durable;
         lock (registryLock)
@@ -141,7 +129,6 @@ public sealed partial class ParamStore
         }
         WaitDurable(durable);
         foreach (TableHandle table in catalog.Sorted) table.Clocks.Forget(worker);
-        logger.WorkerRemoved(worker);
         ReleaseAllTables();
         return true;
     }
@@ -170,38 +157,11 @@ public sealed partial class ParamStore
         return behind;
     }
 
-    private void ReleaseAllTables()
+    /// <summary>Lets every waiting pull re-check its clocks: the set of workers that count changed.</summary>
+    internal void ReleaseAllTables()
     {
         foreach (TableHandle table in catalog.Sorted)
             if (table.Clocks.HasWaiters) table.Clocks.Release(Floor(table));
-    }
-
-    /// <summary>Makes sure the lease timer fires no later than <paramref name="expiresAtTicks"/>.</summary>
-    private void ArmLeaseTimer(long expiresAtTicks)
-    {
-        // Every stamped push renews a lease and lands here; a renewal only moves an expiry later, so almost always
-        // the timer is already due sooner and the registry lock is not taken.
-        if (expiresAtTicks >= Interlocked.Read(ref leaseTimerDueTicks)) return;
-        lock (registryLock)
-        {
-            if (expiresAtTicks >= leaseTimerDueTicks || Volatile.Read(ref disposed) != 0) return;
-            Interlocked.Exchange(ref leaseTimerDueTicks, expiresAtTicks);
-            TimeSpan due = TimeSpan.FromTicks(Math.Max(0, expiresAtTicks - NowTicks));
-            leaseTimer ??= options.TimeProvider.CreateTimer(static s => ((ParamStore)s!).SweepLeases(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-            leaseTimer.Change(due, Timeout.InfiniteTimeSpan);
-        }
-    }
-
-    /// <summary>Expires the leases that ended; waiting pulls re-check, since fewer workers count.</summary>
-    private void SweepLeases()
-    {
-        if (Volatile.Read(ref disposed) != 0) return;
-        // The timer is spent: forget its due time before the scan, so a worker registered during the scan arms
-        // the timer itself instead of being missed by both.
-        lock (registryLock) Interlocked.Exchange(ref leaseTimerDueTicks, long.MaxValue);
-        bool changed = registry.Sweep(NowTicks, out long next);
-        if (next != long.MaxValue) ArmLeaseTimer(next);
-        if (changed) ReleaseAllTables();
     }
 
     /// <summary>

@@ -19,7 +19,7 @@ namespace ParamDb.Storage;
 /// write-ahead log in ParamStore.Durability.cs, vector clocks and workers in ParamStore.Versions.cs, the key scan
 /// and exports in ParamStore.Scan.cs and ParamStore.Export.cs.</para>
 /// </remarks>
-public sealed partial class ParamStore : IDisposable
+public sealed partial class ParamStore : INodeStorage, IDisposable
 {
     /// <summary>Log page, in bits: 2 MiB holds the largest row (dim 65,536 with adam: 768 KiB + 4 B); a record never spans pages.</summary>
     private const int PageSizeBits = 21;
@@ -261,7 +261,6 @@ public sealed partial class ParamStore : IDisposable
     {
         if (Interlocked.Exchange(ref disposed, 1) != 0) return;
         EndClockWaits();
-        leaseTimer?.Dispose();
         walTruncation.Wait();   // never faults: TruncateLog logs what fails
         wal?.Dispose();   // writes what was appended; nothing acknowledged is waiting on it, since callers are gone
         sessions.Dispose();

@@ -1,6 +1,6 @@
 namespace ParamDb.Storage;
 
-/// <summary>What <see cref="ParamStore.CreateTable"/> did.</summary>
+/// <summary>What a table directory did on a create (<see cref="ITableDirectory.CreateAsync"/>).</summary>
 public enum CreateTableOutcome
 {
     /// <summary>A new, empty table was created.</summary>

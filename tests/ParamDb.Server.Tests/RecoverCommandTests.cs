@@ -27,7 +27,7 @@ public sealed class RecoverCommandTests : IDisposable
         using (ParamStore store = ParamStore.Open(Options))
         {
             Assert.True(new TableSchema { Dim = 2 }.TryNormalize(out TableSchema schema, out _));
-            store.CreateTable("t", schema, out TableHandle t);
+            TableHandle t = store.AddTable(store.NextTableId, "t", schema);
             await store.CheckpointAsync();
             for (int k = 0; k < 40; k++) await store.Push(t, [(ulong)k], [k + 1f, k + 1f]).Durable;
         }

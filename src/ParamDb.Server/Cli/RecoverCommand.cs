@@ -70,21 +70,20 @@ public sealed class RecoverCommand : CliCommand
         using var release = held;
         try
         {
-            using ParamStore store = ParamStore.Open(new StoreOptions
+            RecoveryReport report = await OfflineRecovery.RunAsync(new StoreOptions
             {
                 DataDirectory = data,
                 MemoryBytes = memory,
                 Durability = durability,
                 AcceptWalLoss = acceptLoss,
-            }, NullLogger.Instance);
-            if (store.AcceptedLoss is { } loss)
+            }, cancellationToken);
+            if (report.AcceptedLoss is { } loss)
             {
                 await console.Error.WriteLineAsync($"paramdb recover: {loss}");
-                await store.CheckpointAsync(cancellationToken);
                 await console.Out.WriteLineAsync($"{data} recovered without the dropped records, into a new checkpoint; the node can start.");
                 return 0;
             }
-            await console.Out.WriteLineAsync($"{data} recovers whole: {store.ListTables().Count} tables; nothing was dropped.");
+            await console.Out.WriteLineAsync($"{data} recovers whole: {report.Tables} tables; nothing was dropped.");
             return 0;
         }
         catch (InvalidDataException e)

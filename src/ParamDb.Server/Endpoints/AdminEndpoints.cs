@@ -22,22 +22,22 @@ public static class AdminEndpoints
 
     private static Results<Ok<HealthReply>, ProblemHttpResult> Health(StoreHost host, ListenEndpoints endpoints)
     {
-        if (host.Store is not { } store) return Problems.Unavailable();
+        if (host.Node is not { } node) return Problems.Unavailable();
         return TypedResults.Ok(new HealthReply
         {
             Status = "ok",
             Version = Version,
             Http1 = endpoints.Http1Url,
             Http2 = endpoints.Http2Url,
-            Tables = store.ListTables().Count,
-            LastCheckpoint = store.LastCheckpoint,
+            Tables = node.Tables.List().Count,
+            LastCheckpoint = node.Storage.LastCheckpoint,
         });
     }
 
     private static async Task<Results<Ok<CheckpointReply>, ProblemHttpResult>> CheckpointAsync(StoreHost host, CancellationToken ct)
     {
-        if (host.Store is not { } store) return Problems.Unavailable();
-        var result = await store.CheckpointAsync(ct);
+        if (host.Node is not { } node) return Problems.Unavailable();
+        var result = await node.Storage.CheckpointAsync(ct);
         return TypedResults.Ok(new CheckpointReply { Token = result.Token.ToString(), DurationMs = result.Duration.TotalMilliseconds, CompletedAt = result.CompletedAt });
     }
 }

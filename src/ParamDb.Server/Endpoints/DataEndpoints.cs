@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using Microsoft.AspNetCore.Http.HttpResults;
 using ParamDb.Protocol;
+using System.Diagnostics.CodeAnalysis;
 using ParamDb.Server.Data;
 using ParamDb.Server.Hosting;
 using ParamDb.Server.Http;
@@ -28,7 +29,7 @@ public static class DataEndpoints
             .Accepts<KvJson>(MediaTypes.Json, MediaTypes.KvBlock)
             .Produces<KvJson>(200, MediaTypes.Json, MediaTypes.KvBlock)
             .ProducesProblem(400).ProducesProblem(404).ProducesProblem(406).ProducesProblem(413).ProducesProblem(415);
-        group.MapGet("/rows/{key}", GetRow)
+        group.MapGet("/rows/{key}", GetRowAsync)
             .WithName("GetRow")
             .WithSummary("Read one row as JSON.");
         return group;
@@ -36,131 +37,103 @@ public static class DataEndpoints
 
     private static async Task<Results<Ok<PushResult>, ProblemHttpResult>> PushAsync(string table, HttpRequest request, StoreHost host, NodeSettings settings)
     {
-        if (!DataOps.TryResolve(host, table, out var store, out var handle, out var error)) return Problems.From(error);
-        if (!ClockHeaders.TryRead(request, out var clock, out error)) return Problems.From(error);
-        if (!DataOps.TryCheckStamp(clock.Worker, clock.Clock, out error)) return Problems.From(error);
+        if (!TryOpen(host, table, out var node, out var handle, out var problem)) return problem;
+        if (!ClockHeaders.TryRead(request, out var clock, out var error)) return Problems.From(error);
+        if (clock.Clock != 0 && clock.Worker == 0) return Problems.From(DataErrors.ClockWithoutWorker(clock.Clock));
         if (!Negotiation.TryRequestFormat(request, out var format, out error)) return Problems.From(error);
-        var (body, readError) = await RequestBody.ReadAsync(request, settings.MaxBodyBytes, request.HttpContext.RequestAborted);
+        CancellationToken aborted = request.HttpContext.RequestAborted;
+        var (body, readError) = await RequestBody.ReadAsync(request, settings.MaxBodyBytes, aborted);
         if (body is null) return Problems.From(readError);
-        PushResult result;
-        Task durable;
+        PushReply reply;
         using (body)
         {
-            await store.WhenPushGateOpenAsync(request.HttpContext.RequestAborted);
-            if (!ApplyPush(store, handle, body, format, clock.Stamp, settings.MaxKeys, out result, out durable, out error)) return Problems.From(error);
+            if (format == BodyFormat.Kv) reply = await node.Data.PushAsync(handle, body.Memory, clock.Stamp, fromJson: false, aborted);
+            else
+            {
+                if (!JsonRows.TryParse(body.Span, push: true, settings.MaxKeys, out var json, out error)) return Problems.From(error);
+                using (json)
+                {
+                    // An empty JSON push has no rows to give a width: it is a tick.
+                    if (json.Count == 0) reply = await node.Data.TickAsync(handle, clock.Stamp, aborted);
+                    else
+                    {
+                        using PooledBuffer block = json.ToBlock();
+                        reply = await node.Data.PushAsync(handle, block.Memory, clock.Stamp, fromJson: true, aborted);
+                    }
+                }
+            }
         }
-        error = await DataOps.AwaitDurableAsync(durable);
-        return error.IsNone ? TypedResults.Ok(result) : Problems.From(error);
-    }
-
-    private static bool ApplyPush(ParamStore store, TableHandle table, PooledBuffer body, BodyFormat format, WorkerStamp stamp, int maxKeys, out PushResult result, out Task durable, out ProtocolError error)
-    {
-        if (format == BodyFormat.Kv) return DataOps.TryPush(store, table, body.Span, stamp, maxKeys, out result, out durable, out error);
-        result = null!;
-        durable = Task.CompletedTask;
-        if (!JsonRows.TryParse(body.Span, push: true, maxKeys, out var json, out error)) return false;
-        using (json)
-        {
-            // An empty JSON push has no rows to give a width: it is a tick.
-            if (json.Count > 0 && !RowRules.Check(table, json.Dim, isPull: false, json.Count, json.LastKey, out error)) return false;
-            // A number beyond float32's range has already become ±Infinity in the parse: caught here as well.
-            if (!RowRules.CheckFinite(table, json.Values, json.IsRange, json.First, json.Keys, fromJson: true, out error)) return false;
-            return DataOps.TryPushRows(store, table, json.IsRange, json.First, json.Keys, json.Count, json.Values, stamp, out result, out durable, out error);
-        }
+        if (!reply.Accepted) return Problems.From(reply.Error);
+        error = await PushReply.AwaitDurableAsync(reply.Durable);
+        return error.IsNone ? TypedResults.Ok(reply.Result!) : Problems.From(error);
     }
 
     private static async Task<IResult> PullAsync(string table, HttpRequest request, StoreHost host, NodeSettings settings)
     {
-        if (!DataOps.TryResolve(host, table, out var store, out var handle, out var error)) return Problems.From(error);
-        if (!ClockHeaders.TryRead(request, out var clock, out error)) return Problems.From(error);
-        if (!DataOps.TryTouchWorker(store, clock.Worker, out error)) return Problems.From(error);
+        if (!TryOpen(host, table, out var node, out var handle, out var problem)) return problem;
+        if (!ClockHeaders.TryRead(request, out var clock, out var error)) return Problems.From(error);
         if (!Negotiation.TryRequestFormat(request, out var format, out error)) return Problems.From(error);
         if (!Negotiation.TryReplyFormat(request, format, out var replyFormat, out error)) return Problems.From(error);
-        var (body, readError) = await RequestBody.ReadAsync(request, settings.MaxBodyBytes, request.HttpContext.RequestAborted);
+        CancellationToken aborted = request.HttpContext.RequestAborted;
+        var (body, readError) = await RequestBody.ReadAsync(request, settings.MaxBodyBytes, aborted);
         if (body is null) return Problems.From(readError);
-        using (body)
-        {
-            // Validate everything before waiting: a bad pull fails at once, not after its clocks arrive.
-            KvBlock plan = default;
-            JsonRows? json = null;
-            if (format == BodyFormat.Kv)
-            {
-                if (!DataOps.TryPlanPull(handle, body.Span, settings.MaxKeys, settings.MaxBodyBytes, out plan, out error)) return Problems.From(error);
-            }
-            else
-            {
-                if (!JsonRows.TryParse(body.Span, push: false, settings.MaxKeys, out json, out error)) return Problems.From(error);
-                if (!RowRules.Check(handle, 0, isPull: true, json.Count, json.LastKey, out error)
-                    || !RowRules.CheckReplySize(handle, json.IsRange, json.Count, settings.MaxBodyBytes, out _, out error))
-                {
-                    json.Dispose();
-                    return Problems.From(error);
-                }
-            }
-            using (json)
-            {
-                var wait = await DataOps.WaitAsync(store, handle, clock.Consistency, clock.Clock, clock.Timeout, request.HttpContext.RequestAborted);
-                if (!wait.Error.IsNone) return Problems.From(wait.Error, wait.Behind, wait.Target);
-                string clockMin = wait.ClockMin.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                bool lz4 = Negotiation.AcceptsLz4(request);
-                if (format == BodyFormat.Kv && replyFormat == BodyFormat.Kv)
-                    return new BufferReply(DataOps.PullKv(store, handle, body.Span, plan, headroom: 0), MediaTypes.KvBlock, lz4, clockMin);
-                PooledBuffer reply = json is not null
-                    ? Reply(store, handle, replyFormat, json.IsRange, json.First, json.Keys, json.Count)
-                    : Reply(store, handle, replyFormat, plan.IsRange, plan.First, plan.IsRange ? default : plan.Keys(body.Span), plan.Count);
-                return new BufferReply(reply, replyFormat == BodyFormat.Kv ? MediaTypes.KvBlock : MediaTypes.Json, lz4, clockMin);
-            }
-        }
-    }
-
-    /// <summary>Builds the reply, pulling straight into its values section (binary) or a pooled scratch array (JSON).</summary>
-    private static PooledBuffer Reply(ParamStore store, TableHandle table, BodyFormat replyFormat, bool range, ulong first, ReadOnlySpan<ulong> keys, int count)
-    {
-        int dim = table.Dim;
-        if (replyFormat == BodyFormat.Kv)
-        {
-            int size = checked((int)KvBlockWriter.SizeOf(range, count, dim, values: true));   // checked against the limit before
-            var reply = new PooledBuffer(size) { Length = size };
-            var span = reply.Span;
-            int valuesOffset = KvBlockWriter.WriteForValues(span, range, first, keys, count, dim);
-            var values = MemoryMarshal.Cast<byte, float>(span[valuesOffset..]);
-            if (range) store.PullRange(table, first, count, values);
-            else store.Pull(table, keys, values);
-            return reply;
-        }
-        var scratch = new PooledBuffer(checked(count * dim * 4));
+        PooledBuffer block = body;
         try
         {
-            var values = MemoryMarshal.Cast<byte, float>(scratch.Array.AsSpan(0, count * dim * 4));
-            if (range) store.PullRange(table, first, count, values);
-            else store.Pull(table, keys, values);
-            // ~12 bytes of JSON per float is a fair first guess; the writer grows the buffer when short.
-            var json = new PooledBuffer((int)Math.Min(int.MaxValue / 2, 64L + 12L * count * dim + 24L * count));
-            JsonRows.WriteReply(new PooledBufferWriter(json), range, first, keys, count, values, dim);
-            return json;
+            if (format == BodyFormat.Json)
+            {
+                if (!JsonRows.TryParse(body.Span, push: false, settings.MaxKeys, out var json, out error)) return Problems.From(error);
+                using (json) block = json.ToBlock();
+            }
+            // Checked before waiting: a bad pull fails at once, not after its clocks arrive.
+            if (!node.Data.TryPlanPull(handle, block.Span, clock.Worker, out KvBlock plan, out error)) return Problems.From(error);
+            var wait = await node.Data.WaitAsync(handle, clock.Consistency, clock.Clock, clock.Timeout, aborted);
+            if (!wait.Error.IsNone) return Problems.From(wait.Error, wait.Behind, wait.Target);
+            string clockMin = wait.ClockMin.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            bool lz4 = Negotiation.AcceptsLz4(request);
+            PooledBuffer reply = await DataReplies.PullKvAsync(node.Data, handle, block.Memory, plan, headroom: 0, aborted);
+            if (replyFormat == BodyFormat.Kv) return new BufferReply(reply, MediaTypes.KvBlock, lz4, clockMin);
+            using (reply) return new BufferReply(JsonReply(reply.Span, plan, handle.Dim), MediaTypes.Json, lz4, clockMin);
         }
         finally
         {
-            scratch.Dispose();
+            if (block != body) block.Dispose();
+            body.Dispose();
         }
     }
 
-    private static Results<Ok<RowReply>, ProblemHttpResult> GetRow(string table, string key, StoreHost host)
+    /// <summary>A pull's KV reply block as JSON with the request's key layout.</summary>
+    private static PooledBuffer JsonReply(ReadOnlySpan<byte> kvReply, in KvBlock plan, int dim)
     {
-        if (!TryOpen(host, table, out var store, out var handle, out var problem)) return problem;
-        if (!ulong.TryParse(key, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out ulong k))
-            return Problems.Of(400, ProblemCodes.KeyOutOfRange, $"'{key}' is not a key: keys are integers 0 … 2^64-1.");
-        if (!RowRules.Check(handle, handle.Dim, isPull: true, 1, k, out var error)) return Problems.From(error);
-        var values = new float[handle.Dim];
-        store.Pull(handle, [k], values);
-        return TypedResults.Ok(new RowReply(k, values));
+        KvBlock.TryParse(kvReply, KvExpect.Values, int.MaxValue, out KvBlock rows, out _);   // written just now: always valid
+        // ~12 bytes of JSON per float is a fair first guess; the writer grows the buffer when short.
+        var json = new PooledBuffer((int)Math.Min(int.MaxValue / 2, 64L + 12L * plan.Count * dim + 24L * plan.Count));
+        JsonRows.WriteReply(new PooledBufferWriter(json), rows.IsRange, rows.First, rows.IsRange ? default : rows.Keys(kvReply), rows.Count, rows.Values(kvReply), dim);
+        return json;
     }
 
-    /// <summary>Resolves the store and the table, or the problem that stops the request.</summary>
-    internal static bool TryOpen(StoreHost host, string table, out ParamStore store, out TableHandle handle, out ProblemHttpResult problem)
+    private static async Task<Results<Ok<RowReply>, ProblemHttpResult>> GetRowAsync(string table, string key, StoreHost host, CancellationToken ct)
     {
-        bool ok = DataOps.TryResolve(host, table, out store, out handle, out var error);
-        problem = ok ? null! : Problems.From(error);
-        return ok;
+        if (!TryOpen(host, table, out var node, out var handle, out var problem)) return problem;
+        if (!ulong.TryParse(key, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out ulong k))
+            return Problems.Of(400, ProblemCodes.KeyOutOfRange, $"'{key}' is not a key: keys are integers 0 … 2^64-1.");
+        byte[] request = new byte[KvBlockWriter.SizeOf(range: false, 1, handle.Dim, values: false)];
+        KvBlockWriter.Write(request, [k], default, handle.Dim, withValues: false);
+        if (!node.Data.TryPlanPull(handle, request, worker: 0, out KvBlock plan, out var error)) return Problems.From(error);
+        byte[] row = new byte[handle.Dim * sizeof(float)];
+        await node.Data.ReadAsync(handle, request, plan, row, ct);
+        return TypedResults.Ok(new RowReply(k, MemoryMarshal.Cast<byte, float>(row).ToArray()));
+    }
+
+    /// <summary>Resolves the node's seams and the table, or the problem that stops the request.</summary>
+    internal static bool TryOpen(StoreHost host, string table, [NotNullWhen(true)] out NodeServices? node, [NotNullWhen(true)] out TableHandle? handle, out ProblemHttpResult problem)
+    {
+        handle = null;
+        problem = null!;
+        node = host.Node;
+        if (!TableNames.IsValid(table)) problem = Problems.InvalidName(table);
+        else if (node is null) problem = Problems.Unavailable();
+        else if (!node.TryResolve(table, out handle, out var error)) problem = Problems.From(error);
+        return problem is null;
     }
 }

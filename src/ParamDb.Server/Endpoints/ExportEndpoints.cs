@@ -49,9 +49,9 @@ public static class ExportEndpoints
     private static Results<SafetensorsReply, ProblemHttpResult> Export(string table, StoreHost host, NodeSettings settings, HttpContext context, string format = SafetensorsFormat)
     {
         if (RejectFormat(format, "export") is { } badFormat) return badFormat;
-        if (!DataEndpoints.TryOpen(host, table, out var store, out var handle, out var problem)) return problem;
+        if (!DataEndpoints.TryOpen(host, table, out var node, out var handle, out var problem)) return problem;
         // The scan and sort run here, before the reply starts: a failure is still a problem reply, not a cut download.
-        var export = store.PrepareExport(handle, settings.ExportRunKeys, context.RequestAborted);
+        var export = node.Storage.PrepareExport(handle, settings.ExportRunKeys, context.RequestAborted);
         return new SafetensorsReply(export, $"{handle.Name}.safetensors");
     }
 }

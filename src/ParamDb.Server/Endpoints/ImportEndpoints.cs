@@ -54,16 +54,16 @@ public static class ImportEndpoints
     {
         if (ExportEndpoints.RejectFormat(format, "import") is { } badFormat) return badFormat;
         if (!TableNames.IsValid(table)) return Problems.InvalidName(table);
-        if (host.Store is not { } store) return Problems.Unavailable();
+        if (host.Node is not { } node) return Problems.Unavailable();
 
-        await using FileStream spool = store.CreateImportFile();   // deleted when closed, however the request ends
+        await using FileStream spool = node.Storage.CreateImportFile();   // deleted when closed, however the request ends
         var (length, error) = await RequestSpool.CopyToAsync(request, spool, settings.MaxImportBytes, request.HttpContext.RequestAborted);
         if (!error.IsNone) return Problems.From(error);
         if (!TableImport.TryCheck(spool.SafeFileHandle, out TableImport? import, out error, request.HttpContext.RequestAborted)) return Problems.From(error);
 
         TableSchema schema = import.Header.Schema;
         // Nothing has changed so far; the create is the first change, made only for a file that checked out whole.
-        CreateTableOutcome outcome = store.CreateTable(table, schema, out TableHandle handle);
+        var (outcome, handle) = await node.Tables.CreateAsync(table, schema, request.HttpContext.RequestAborted);
         if (outcome == CreateTableOutcome.Conflict)
             return Problems.Of(409, ProblemCodes.TableExists,
                 $"Table '{table}' exists with another schema than the file's: {SchemaDifference(handle.Schema, schema)}. Import into another table name, or delete the table first.");
@@ -71,13 +71,13 @@ public static class ImportEndpoints
         ImportResult result;
         try
         {
-            result = store.Import(import, handle, lifetime.ApplicationStopping);
+            result = node.Storage.Import(import, handle, lifetime.ApplicationStopping);
         }
         catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested)
         {
             return Problems.Of(503, ProblemCodes.Unavailable, $"The node is stopping: the import into '{table}' stopped part-way, with some of its rows applied. Run it again once the node is back; an import is idempotent.");
         }
-        error = await DataOps.AwaitDurableAsync(result.Durable);
+        error = await PushReply.AwaitDurableAsync(result.Durable);
         if (!error.IsNone) return Problems.From(error);
 
         var reply = new ImportReply

@@ -52,7 +52,7 @@ public static class SnapshotEndpoints
 
     private static async Task<Results<Created<SnapshotInfo>, ProblemHttpResult>> CreateAsync(HttpRequest request, StoreHost host)
     {
-        if (host.Store is not { } store || host.Snapshots is not { } snapshots) return Problems.Unavailable();
+        if (host.Node is null || host.Snapshots is null) return Problems.Unavailable();
         if (!Negotiation.TryRequestFormat(request, out var format, out _) || format != BodyFormat.Json)
             return Problems.Of(415, ProblemCodes.UnsupportedMediaType, $"Send the snapshot's name as JSON, {{\"name\": \"...\"}}, with Content-Type: {MediaTypes.Json}.");
         var (body, readError) = await RequestBody.ReadAsync(request, MaxRequestBytes, request.HttpContext.RequestAborted);
@@ -72,7 +72,7 @@ public static class SnapshotEndpoints
         if (create?.Name is not { } name) return Problems.Of(400, ProblemCodes.InvalidSnapshotName, "The body names no snapshot: send {\"name\": \"...\"}.");
         try
         {
-            SnapshotInfo info = await snapshots.CreateAsync(store, name, request.HttpContext.RequestAborted);
+            SnapshotInfo info = await host.CreateSnapshotAsync(name, request.HttpContext.RequestAborted);
             return TypedResults.Created($"/v1/snapshots/{info.Name}", info);
         }
         catch (SnapshotException e)
@@ -161,12 +161,12 @@ public static class SnapshotEndpoints
         }
         try
         {
-            if (!reader.Store.TryGetTable(table, out TableHandle? handle))
+            if (!reader.TryGetTable(table, out TableHandle? handle))
             {
                 reader.Dispose();
                 return Problems.Of(404, ProblemCodes.TableNotFound, $"Snapshot '{name}' has no table '{table}'; GET /v1/snapshots/{name} lists its tables.");
             }
-            var export = reader.Store.PrepareExport(handle, settings.ExportRunKeys, context.RequestAborted);
+            var export = reader.PrepareExport(handle, settings.ExportRunKeys, context.RequestAborted);
             context.Response.RegisterForDispose(reader);
             return new SafetensorsReply(export, $"{handle.Name}.safetensors");
         }

@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
 using ParamDb.Protocol;
-using ParamDb.Server.Data;
+using ParamDb.Storage;
 using ParamDb.Server.Hosting;
 using ParamDb.Server.Http;
 using ParamDb.Server.Options;
@@ -64,11 +64,11 @@ public static class StreamEndpoints
     /// <summary><c>ParamDb-Timeout-Ms</c>: 0 … 3,600,000 ms, default 30 s, for every consistent pull of the stream.</summary>
     private static bool TryWaitTimeout(HttpRequest request, out TimeSpan timeout, out ProblemHttpResult problem)
     {
-        timeout = DataOps.DefaultWaitTimeout;
+        timeout = DataErrors.DefaultWaitTimeout;
         problem = null!;
         var text = request.Headers[ParamDbHeaders.TimeoutMs].ToString();
         if (text.Length == 0) return true;
-        long maxMs = (long)DataOps.MaxWaitTimeout.TotalMilliseconds;
+        long maxMs = (long)DataErrors.MaxWaitTimeout.TotalMilliseconds;
         if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long ms) || ms > maxMs)
         {
             problem = Problems.Of(400, ProblemCodes.BadHeader, $"{ParamDbHeaders.TimeoutMs}: '{text}' is not a number of milliseconds from 0 to {maxMs}.");

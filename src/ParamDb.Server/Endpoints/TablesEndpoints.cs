@@ -21,16 +21,16 @@ public static class TablesEndpoints
             .WithName("CreateTable")
             .WithSummary("Create a table; re-creating an identical one is a no-op (200), a different schema is 409.")
             .Accepts<TableSchema>(MediaTypes.Json);
-        group.MapGet("/", List).WithName("ListTables").WithSummary("List tables with their schemas and statistics.");
-        group.MapGet("/{name}", Get).WithName("GetTable").WithSummary("A table's schema and statistics (rows, bytes).");
-        group.MapDelete("/{name}", Delete).WithName("DeleteTable").WithSummary("Delete a table and its rows.");
+        group.MapGet("/", ListAsync).WithName("ListTables").WithSummary("List tables with their schemas and statistics.");
+        group.MapGet("/{name}", GetAsync).WithName("GetTable").WithSummary("A table's schema and statistics (rows, bytes).");
+        group.MapDelete("/{name}", DeleteAsync).WithName("DeleteTable").WithSummary("Delete a table and its rows.");
         return group;
     }
 
     private static async Task<Results<Created<TableInfo>, Ok<TableInfo>, ProblemHttpResult>> CreateAsync(string name, HttpRequest request, StoreHost host)
     {
         if (!TableNames.IsValid(name)) return Problems.InvalidName(name);
-        if (host.Store is not { } store) return Problems.Unavailable();
+        if (host.Node is not { } node) return Problems.Unavailable();
         if (!Negotiation.TryRequestFormat(request, out var format, out var error) || format != BodyFormat.Json)
             return Problems.Of(415, ProblemCodes.UnsupportedMediaType, $"A table schema is JSON: send Content-Type: {MediaTypes.Json}.");
         var (body, readError) = await RequestBody.ReadAsync(request, MaxSchemaBytes, request.HttpContext.RequestAborted);
@@ -50,42 +50,44 @@ public static class TablesEndpoints
         if (schema is null) return Problems.Of(400, ProblemCodes.InvalidSchema, "The schema is null; send {\"dim\": 64, ...}.");
         if (!schema.TryNormalize(out var normalized, out error)) return Problems.From(error);
 
-        switch (store.CreateTable(name, normalized, out var table))
+        CancellationToken ct = request.HttpContext.RequestAborted;
+        var (outcome, table) = await node.Tables.CreateAsync(name, normalized, ct);
+        switch (outcome)
         {
             case CreateTableOutcome.Created:
-                return TypedResults.Created($"/v1/tables/{name}", Describe(store, table));
+                return TypedResults.Created($"/v1/tables/{name}", await DescribeAsync(node, table, ct));
             case CreateTableOutcome.AlreadyExists:
-                return TypedResults.Ok(Describe(store, table));
+                return TypedResults.Ok(await DescribeAsync(node, table, ct));
             default:
                 return Problems.Of(409, ProblemCodes.TableExists,
                     $"Table '{name}' exists with another schema: {JsonSerializer.Serialize(table.Schema, ProtocolJson.Default.TableSchema)}. Delete it first or use another name.");
         }
     }
 
-    private static Results<Ok<TableList>, ProblemHttpResult> List(StoreHost host)
+    private static async Task<Results<Ok<TableList>, ProblemHttpResult>> ListAsync(StoreHost host, CancellationToken ct)
     {
-        if (host.Store is not { } store) return Problems.Unavailable();
-        var tables = store.ListTables();
+        if (host.Node is not { } node) return Problems.Unavailable();
+        var tables = node.Tables.List();
         var infos = new List<TableInfo>(tables.Count);
-        foreach (var t in tables) infos.Add(Describe(store, t));
+        foreach (var t in tables) infos.Add(await DescribeAsync(node, t, ct));
         return TypedResults.Ok(new TableList { Tables = infos });
     }
 
-    private static Results<Ok<TableInfo>, ProblemHttpResult> Get(string name, StoreHost host) =>
-        DataEndpoints.TryOpen(host, name, out var store, out var table, out var problem)
-            ? TypedResults.Ok(Describe(store, table))
+    private static async Task<Results<Ok<TableInfo>, ProblemHttpResult>> GetAsync(string name, StoreHost host, CancellationToken ct) =>
+        DataEndpoints.TryOpen(host, name, out var node, out var table, out var problem)
+            ? TypedResults.Ok(await DescribeAsync(node, table, ct))
             : problem;
 
-    private static Results<NoContent, ProblemHttpResult> Delete(string name, StoreHost host)
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string name, StoreHost host, CancellationToken ct)
     {
         if (!TableNames.IsValid(name)) return Problems.InvalidName(name);
-        if (host.Store is not { } store) return Problems.Unavailable();
-        return store.DeleteTable(name) ? TypedResults.NoContent() : Problems.TableNotFound(name);
+        if (host.Node is not { } node) return Problems.Unavailable();
+        return await node.Tables.DeleteAsync(name, ct) ? TypedResults.NoContent() : Problems.TableNotFound(name);
     }
 
-    private static TableInfo Describe(ParamStore store, TableHandle table)
+    private static async ValueTask<TableInfo> DescribeAsync(NodeServices node, TableHandle table, CancellationToken ct)
     {
-        var stats = store.GetStats(table);
+        var stats = await node.Tables.GetStatsAsync(table, ct);
         return new TableInfo { Name = table.Name, Schema = table.Schema, Rows = stats.Rows, Bytes = stats.Bytes };
     }
 }

@@ -27,14 +27,14 @@ public static class WorkersEndpoints
             .WithDescription("Body: {\"name\":\"w0\",\"tables\":[\"emb\"],\"leaseMs\":10000}. tables (optional, default every table) are those whose consistent pulls wait for this worker; a worker not heard from for leaseMs stops counting until it is heard from again.")
             .Accepts<WorkerRegistration>(MediaTypes.Json);
         group.MapGet("/", List).WithName("ListWorkers").WithSummary("Every registered worker, with its lease.");
-        group.MapPost("/{id}/heartbeat", Heartbeat).WithName("WorkerHeartbeat").WithSummary("Renew a worker's lease (any push or pull by the worker renews it too).");
-        group.MapDelete("/{id}", Remove).WithName("RemoveWorker").WithSummary("A worker leaves: it stops counting at once and its id is refused from then on.");
+        group.MapPost("/{id}/heartbeat", HeartbeatAsync).WithName("WorkerHeartbeat").WithSummary("Renew a worker's lease (any push or pull by the worker renews it too).");
+        group.MapDelete("/{id}", RemoveAsync).WithName("RemoveWorker").WithSummary("A worker leaves: it stops counting at once and its id is refused from then on.");
         return group;
     }
 
     private static async Task<Results<Created<WorkerInfo>, ProblemHttpResult>> RegisterAsync(HttpRequest request, StoreHost host)
     {
-        if (host.Store is not { } store) return Problems.Unavailable();
+        if (host.Node is not { } node) return Problems.Unavailable();
         if (!Negotiation.TryRequestFormat(request, out var format, out var error) || format != BodyFormat.Json)
             return Problems.Of(415, ProblemCodes.UnsupportedMediaType, $"A worker registration is JSON: send Content-Type: {MediaTypes.Json}.");
         var (body, readError) = await RequestBody.ReadAsync(request, MaxRegistrationBytes, request.HttpContext.RequestAborted);
@@ -52,7 +52,7 @@ public static class WorkersEndpoints
             }
         }
         if (!TryValidate(registration, out string name, out string[] tables, out int leaseMs, out error)) return Problems.From(error);
-        WorkerState state = store.RegisterWorker(name, tables, leaseMs);
+        WorkerState state = await node.Workers.RegisterAsync(name, tables, leaseMs, request.HttpContext.RequestAborted);
         return TypedResults.Created($"/v1/workers/{state.Id}", Describe(state));
     }
 
@@ -81,27 +81,27 @@ public static class WorkersEndpoints
     }
 
     private static Ok<WorkerList> List(StoreHost host) =>
-        TypedResults.Ok(new WorkerList { Workers = host.Store is { } store ? store.ListWorkers().Select(Describe).ToList() : [] });
+        TypedResults.Ok(new WorkerList { Workers = host.Node is { } node ? node.Workers.List().Select(Describe).ToList() : [] });
 
-    private static Results<Ok<WorkerInfo>, ProblemHttpResult> Heartbeat(string id, StoreHost host)
+    private static async Task<Results<Ok<WorkerInfo>, ProblemHttpResult>> HeartbeatAsync(string id, StoreHost host, CancellationToken ct)
     {
-        if (host.Store is not { } store) return Problems.Unavailable();
+        if (host.Node is not { } node) return Problems.Unavailable();
         if (!TryParseId(id, out uint worker, out var problem)) return problem;
-        return store.TryHeartbeat(worker, out var state) ? TypedResults.Ok(Describe(state)) : Problems.From(DataOps.WorkerNotFound(worker));
+        return await node.Workers.HeartbeatAsync(worker, ct) is { } state ? TypedResults.Ok(Describe(state)) : Problems.From(DataErrors.WorkerNotFound(worker));
     }
 
-    private static Results<NoContent, ProblemHttpResult> Remove(string id, StoreHost host)
+    private static async Task<Results<NoContent, ProblemHttpResult>> RemoveAsync(string id, StoreHost host, CancellationToken ct)
     {
-        if (host.Store is not { } store) return Problems.Unavailable();
+        if (host.Node is not { } node) return Problems.Unavailable();
         if (!TryParseId(id, out uint worker, out var problem)) return problem;
-        return store.RemoveWorker(worker) ? TypedResults.NoContent() : Problems.From(DataOps.WorkerNotFound(worker));
+        return await node.Workers.RemoveAsync(worker, ct) ? TypedResults.NoContent() : Problems.From(DataErrors.WorkerNotFound(worker));
     }
 
     private static bool TryParseId(string id, out uint worker, out ProblemHttpResult problem)
     {
         problem = null!;
         if (uint.TryParse(id, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out worker) && worker != 0) return true;
-        problem = Problems.From(DataOps.WorkerNotFound(0) with { Detail = $"'{id}' is not a worker id: ids are integers from 1, as POST /v1/workers returns them." });
+        problem = Problems.From(DataErrors.WorkerNotFound(0) with { Detail = $"'{id}' is not a worker id: ids are integers from 1, as POST /v1/workers returns them." });
         return false;
     }
 

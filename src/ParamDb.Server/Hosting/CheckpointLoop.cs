@@ -26,14 +26,14 @@ public sealed partial class CheckpointLoop(StoreHost host, NodeSettings settings
         {
             // Through the gate, like a request: a restore must not close the store under a running checkpoint.
             using StoreGate.Pass pass = await host.Gate.EnterAsync(stoppingToken);
-            if (host.Store is not { } store) continue;
-            long walBytes = store.WalBytesSinceCheckpoint;
+            if (host.Node is not { } node) continue;
+            long walBytes = host.WalBytesSinceCheckpoint;
             bool due = byTime && sinceLast.Elapsed >= settings.CheckpointInterval;
             bool full = bySize && walBytes >= settings.CheckpointWalBytes;
             if (!due && !full) continue;
             try
             {
-                var result = await store.CheckpointAsync(stoppingToken);
+                var result = await node.Storage.CheckpointAsync(stoppingToken);
                 if (full && !due) Log.WalCheckpoint(logger, result.Token, walBytes >> 20, result.Duration.TotalMilliseconds);
                 else Log.Checkpoint(logger, result.Token, result.Duration.TotalMilliseconds);
             }

@@ -2,13 +2,15 @@ using System.Diagnostics;
 using ParamDb.Protocol;
 using ParamDb.Server.Options;
 using ParamDb.Storage;
+using ParamDb.Storage.Local;
 using ParamDb.Storage.Snapshots;
 
 namespace ParamDb.Server.Hosting;
 
 /// <summary>
-/// Owns the node's <see cref="ParamStore"/>: opens (and recovers) it when the host starts, takes a final
-/// checkpoint and closes it on clean shutdown (SIGTERM, Ctrl-C), and swaps it for a snapshot on a restore. FASTER
+/// Owns the node's <see cref="ParamStore"/> and wires the seams over it (<see cref="Node"/>): opens (and recovers)
+/// the store when the host starts, takes a final checkpoint and closes it on clean shutdown (SIGTERM, Ctrl-C), and
+/// swaps it for a snapshot on a restore. The only place in the server that names the store. FASTER
 /// opens here rather than in <c>Build()</c> because the build-time OpenAPI generator runs the program up to
 /// <c>Build()</c>. ASP.NET starts user hosted services before Kestrel and stops them after it, so no request sees
 /// a closed store.
@@ -16,13 +18,18 @@ namespace ParamDb.Server.Hosting;
 public sealed partial class StoreHost(NodeSettings settings, ILogger<StoreHost> logger, IHostApplicationLifetime lifetime) : IHostedService, IDisposable
 {
     private ParamStore? _store;
+    private NodeServices? _node;
+    private LocalWorkerDirectory? _workers;
     private SnapshotLibrary? _snapshots;
     private FileStream? _lock;
     private readonly SemaphoreSlim _restoring = new(1, 1);
     private CancellationTokenSource _restoreStarting = new();
 
-    /// <summary>The open store; null before start, after stop, and when a failed restore could not reopen any state.</summary>
-    public ParamStore? Store => _store;
+    /// <summary>The node's seams; null before start, after stop, and when a failed restore could not reopen any state.</summary>
+    public NodeServices? Node => Volatile.Read(ref _node);
+
+    /// <summary>Write-ahead log bytes appended since the last checkpoint (the checkpoint loop's size rule); 0 when closed.</summary>
+    internal long WalBytesSinceCheckpoint => _store?.WalBytesSinceCheckpoint ?? 0;
 
     /// <summary>The node's named snapshots; null before start.</summary>
     public SnapshotLibrary? Snapshots => _snapshots;
@@ -38,12 +45,45 @@ public sealed partial class StoreHost(NodeSettings settings, ILogger<StoreHost> 
     {
         Directory.CreateDirectory(settings.DataDirectory);
         _lock = DataDirectoryLock.Acquire(settings.DataDirectory);
-        _store = ParamStore.Open(StoreOptions(), logger);
+        Attach(ParamStore.Open(StoreOptions(), logger));
         _snapshots = new SnapshotLibrary(StoreOptions(), settings.SnapshotsToKeep, logger);
         // Kestrel waits for running requests before the store stops: end waiting pulls first, or a shutdown would
         // last as long as the longest clock wait (30 s by default).
         lifetime.ApplicationStopping.Register(() => _store?.EndClockWaits());
         return Task.CompletedTask;
+    }
+
+    /// <summary>Wires the seams of a single node over a just-opened store.</summary>
+    private void Attach(ParamStore store)
+    {
+        var workers = new LocalWorkerDirectory(store, logger);
+        _store = store;
+        _workers = workers;
+        Volatile.Write(ref _node, new NodeServices(
+            new LocalDataPlane(store, workers, new DataLimits(settings.MaxKeys, settings.MaxBodyBytes)),
+            new LocalTableDirectory(store, logger),
+            workers,
+            new LocalRangeOwnership(store.Ranges),
+            store));
+    }
+
+    /// <summary>Unwires the seams and closes the store (no request may be using it).</summary>
+    private void Detach()
+    {
+        Volatile.Write(ref _node, null);
+        Interlocked.Exchange(ref _workers, null)?.Dispose();
+        Interlocked.Exchange(ref _store, null)?.Dispose();
+    }
+
+    /// <summary>
+    /// Takes a named snapshot of the node (docs/snapshots.md).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The store is not open.</exception>
+    public Task<SnapshotInfo> CreateSnapshotAsync(string name, CancellationToken cancellationToken)
+    {
+        ParamStore store = _store ?? throw new InvalidOperationException("The store is not open.");
+        SnapshotLibrary snapshots = _snapshots ?? throw new InvalidOperationException("The node has not started.");
+        return snapshots.CreateAsync(store, name, cancellationToken);
     }
 
     /// <summary>
@@ -95,16 +135,16 @@ public sealed partial class StoreHost(NodeSettings settings, ILogger<StoreHost> 
     /// <summary>Closes the store and reopens it on the staged snapshot, or back on its own data if that fails.</summary>
     private void SwapStore()
     {
-        Interlocked.Exchange(ref _store, null)?.Dispose();
+        Detach();
         try
         {
-            _store = ParamStore.Open(StoreOptions(), logger);   // finishes the staged restore (RestoreStaging)
+            Attach(ParamStore.Open(StoreOptions(), logger));   // finishes the staged restore (RestoreStaging)
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             Log.RestoreFailed(logger, e);
             _snapshots!.RollBackRestore();
-            _store = ParamStore.Open(StoreOptions(), logger);
+            Attach(ParamStore.Open(StoreOptions(), logger));
             throw;
         }
     }
@@ -121,7 +161,8 @@ public sealed partial class StoreHost(NodeSettings settings, ILogger<StoreHost> 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         await _restoring.WaitAsync(CancellationToken.None);   // a restore finishes its swap before the node stops
-        var store = Interlocked.Exchange(ref _store, null);
+        ParamStore? store = _store;
+        Volatile.Write(ref _node, null);
         Interlocked.Exchange(ref _snapshots, null)?.Dispose();
         if (store is null) return;
         try
@@ -131,7 +172,7 @@ public sealed partial class StoreHost(NodeSettings settings, ILogger<StoreHost> 
         }
         finally
         {
-            store.Dispose();
+            Detach();
             _lock?.Dispose();
             _lock = null;
         }
@@ -140,7 +181,7 @@ public sealed partial class StoreHost(NodeSettings settings, ILogger<StoreHost> 
     /// <inheritdoc />
     public void Dispose()
     {
-        Interlocked.Exchange(ref _store, null)?.Dispose();
+        Detach();
         Interlocked.Exchange(ref _snapshots, null)?.Dispose();
         _lock?.Dispose();
         _restoreStarting.Dispose();

@@ -1,6 +1,6 @@
 using System.Globalization;
 using ParamDb.Protocol;
-using ParamDb.Server.Data;
+using ParamDb.Storage;
 
 namespace ParamDb.Server.Http;
 
@@ -21,7 +21,7 @@ public readonly record struct ClockHeaders(uint Worker, ulong Clock, Consistency
         uint worker = 0;
         ulong clock = 0;
         Consistency consistency = Consistency.Eventual;
-        TimeSpan timeout = DataOps.DefaultWaitTimeout;
+        TimeSpan timeout = DataErrors.DefaultWaitTimeout;
         if (request.Headers[ParamDbHeaders.Worker].ToString() is { Length: > 0 } w
             && !uint.TryParse(w, NumberStyles.None, CultureInfo.InvariantCulture, out worker))
         {
@@ -42,9 +42,9 @@ public readonly record struct ClockHeaders(uint Worker, ulong Clock, Consistency
         }
         if (request.Headers[ParamDbHeaders.TimeoutMs].ToString() is { Length: > 0 } t)
         {
-            if (!long.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out long ms) || ms > (long)DataOps.MaxWaitTimeout.TotalMilliseconds)
+            if (!long.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out long ms) || ms > (long)DataErrors.MaxWaitTimeout.TotalMilliseconds)
             {
-                error = Bad(ParamDbHeaders.TimeoutMs, t, $"milliseconds, 0 … {(long)DataOps.MaxWaitTimeout.TotalMilliseconds}");
+                error = Bad(ParamDbHeaders.TimeoutMs, t, $"milliseconds, 0 … {(long)DataErrors.MaxWaitTimeout.TotalMilliseconds}");
                 return false;
             }
             timeout = TimeSpan.FromMilliseconds(ms);

@@ -92,6 +92,20 @@ public sealed class JsonRows : IDisposable
         return true;
     }
 
+    /// <summary>
+    /// The rows as a KV block (with VALUES for a push), in a pooled buffer the caller disposes: the data plane
+    /// checks and applies one format only. One copy of the keys and values, small beside the JSON parse.
+    /// </summary>
+    public PooledBuffer ToBlock()
+    {
+        bool values = Dim > 0;
+        int size = checked((int)KvBlockWriter.SizeOf(IsRange, Count, Dim, values));
+        var block = new PooledBuffer(size) { Length = size };
+        if (IsRange) KvBlockWriter.WriteRange(block.Span, First, Count, Values, Dim, values);
+        else KvBlockWriter.Write(block.Span, Keys, Values, Dim, values);
+        return block;
+    }
+
     /// <summary>Writes a JSON pull reply with the request's key layout: <c>{"keys":[…],"values":[[…],…]}</c> or <c>{"first":f,"values":…}</c>.</summary>
     public static void WriteReply(IBufferWriter<byte> output, bool range, ulong first, ReadOnlySpan<ulong> keys, int count, ReadOnlySpan<float> values, int dim)
     {

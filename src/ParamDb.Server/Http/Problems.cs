@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using ParamDb.Protocol;
+using ParamDb.Storage;
 
 namespace ParamDb.Server.Http;
 
@@ -28,13 +29,13 @@ public static class Problems
     public static ProblemHttpResult Of(int status, string code, string detail) => From(new ProtocolError(status, code, detail));
 
     /// <summary>404 <c>table_not_found</c>.</summary>
-    public static ProblemHttpResult TableNotFound(string name) => From(Data.DataOps.TableNotFound(name));
+    public static ProblemHttpResult TableNotFound(string name) => From(DataErrors.TableNotFound(name));
 
     /// <summary>400 <c>invalid_table_name</c>.</summary>
-    public static ProblemHttpResult InvalidName(string name) => From(Data.DataOps.InvalidName(name));
+    public static ProblemHttpResult InvalidName(string name) => From(DataErrors.InvalidName(name));
 
     /// <summary>503 <c>unavailable</c>, for a request that arrives while the store is closed.</summary>
-    public static ProblemHttpResult Unavailable() => From(Data.DataOps.Unavailable);
+    public static ProblemHttpResult Unavailable() => From(DataErrors.Unavailable);
 
     /// <summary>The code for a status that reached the generic problem writer without one.</summary>
     public static string CodeForStatus(int status) => status switch

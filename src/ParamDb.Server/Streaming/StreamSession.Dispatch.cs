@@ -6,7 +6,7 @@ using ParamDb.Storage;
 
 namespace ParamDb.Server.Streaming;
 
-/// <summary>Push, tick and pull frames, through <see cref="DataOps"/> like the REST endpoints.</summary>
+/// <summary>Push, tick and pull frames, through the node's data plane like the REST endpoints.</summary>
 internal sealed partial class StreamSession
 {
     /// <summary>Answers one well-formed frame; owns and returns its payload unless a parked pull takes it.</summary>
@@ -16,28 +16,27 @@ internal sealed partial class StreamSession
         PooledBuffer? payload = frame.Payload;
         try
         {
-            if (!DataOps.TryResolve(_host, frame.Table!, out var store, out var table, out var error))
+            if (_host.Node is not { } node)
+            {
+                await ReplyErrorAsync(h.RequestId, DataErrors.Unavailable, isReader: true);
+                return;
+            }
+            if (!node.TryResolve(frame.Table!, out var table, out var error))
             {
                 await ReplyErrorAsync(h.RequestId, error, isReader: true);
                 return;
             }
             if (h.Op == StreamOp.Pull)
             {
-                if (await PullAsync(h, store, table, payload!)) payload = null; // parked: the wait owns it now
-                return;
-            }
-            if (!DataOps.TryCheckStamp(h.Worker, h.Clock, out error))
-            {
-                await ReplyErrorAsync(h.RequestId, error, isReader: true);
+                if (await PullAsync(h, node.Data, table, payload!)) payload = null; // parked: the wait owns it now
                 return;
             }
             var stamp = new WorkerStamp(h.Worker, h.Clock);
-            await store.WhenPushGateOpenAsync(_stop.Token);
-            bool applied = h.Op == StreamOp.Tick
-                ? DataOps.TryTick(store, table, stamp, out var result, out var durable, out error)
-                : DataOps.TryPush(store, table, payload!.Span, stamp, _settings.MaxKeys, out result, out durable, out error);
-            if (applied) await ReplyPushAsync(h.RequestId, result, durable);
-            else await ReplyErrorAsync(h.RequestId, error, isReader: true);
+            PushReply reply = h.Op == StreamOp.Tick
+                ? await node.Data.TickAsync(table, stamp, _stop.Token)
+                : await node.Data.PushAsync(table, payload!.Memory, stamp, fromJson: false, _stop.Token);
+            if (reply.Accepted) await ReplyPushAsync(h.RequestId, reply.Result!, reply.Durable);
+            else await ReplyErrorAsync(h.RequestId, reply.Error, isReader: true);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -52,9 +51,9 @@ internal sealed partial class StreamSession
     }
 
     /// <summary>Serves a pull now, or parks it on its clock wait; true when parked (the wait owns the payload).</summary>
-    private async ValueTask<bool> PullAsync(StreamRequestHeader h, ParamStore store, TableHandle table, PooledBuffer payload)
+    private async ValueTask<bool> PullAsync(StreamRequestHeader h, IDataPlane data, TableHandle table, PooledBuffer payload)
     {
-        if (!DataOps.TryPlanPull(table, payload.Span, _settings.MaxKeys, _settings.MaxBodyBytes, out var plan, out var error))
+        if (!data.TryPlanPull(table, payload.Span, h.Worker, out var plan, out var error))
         {
             await ReplyErrorAsync(h.RequestId, error, isReader: true);
             return false;
@@ -65,10 +64,10 @@ internal sealed partial class StreamSession
         // At the limit a pull may still be served if its clocks are already there: ask with no time to wait.
         bool full = Volatile.Read(ref _waiting) >= _settings.StreamMaxWaiting
             || Interlocked.Read(ref _waitingBytes) + payload.Length > _settings.StreamBufferBytes;
-        ValueTask<ClockWait> wait = DataOps.WaitAsync(store, table, consistency, h.Clock, full ? TimeSpan.Zero : _waitTimeout, _stop.Token);
+        ValueTask<ClockWait> wait = data.WaitAsync(table, consistency, h.Clock, full ? TimeSpan.Zero : _waitTimeout, _stop.Token);
         if (wait.IsCompleted || full)
         {
-            await ServePullAsync(h, store, table, payload, plan, await wait, full, isReader: true);
+            await ServePullAsync(h, data, table, payload, plan, await wait, full, isReader: true);
             return false;
         }
 
@@ -76,12 +75,12 @@ internal sealed partial class StreamSession
         Interlocked.Increment(ref _waiting);
         Interlocked.Add(ref _waitingBytes, payload.Length);
         _metrics.Waiting(+1);
-        _ = ParkAsync(wait, h, store, table, payload, plan);
+        _ = ParkAsync(wait, h, data, table, payload, plan);
         return true;
     }
 
     /// <summary>A pull waiting for clocks: answered when they are reached, on timeout (408) or when the stream ends (503).</summary>
-    private async Task ParkAsync(ValueTask<ClockWait> wait, StreamRequestHeader h, ParamStore store, TableHandle table, PooledBuffer payload, KvBlock plan)
+    private async Task ParkAsync(ValueTask<ClockWait> wait, StreamRequestHeader h, IDataPlane data, TableHandle table, PooledBuffer payload, KvBlock plan)
     {
         try
         {
@@ -96,7 +95,7 @@ internal sealed partial class StreamSession
                     $"This pull was waiting for clocks when {EndReason}; it was not served. Send it again."), isReader: false);
                 return;
             }
-            await ServePullAsync(h, store, table, payload, plan, reached, full: false, isReader: false);
+            await ServePullAsync(h, data, table, payload, plan, reached, full: false, isReader: false);
         }
         catch (OperationCanceledException) when (_aborted.IsCancellationRequested)
         {
@@ -122,7 +121,7 @@ internal sealed partial class StreamSession
     /// Answers a pull whose wait ended: the reply header and the KV block go into one pooled buffer (the rows
     /// are read straight into its values section), reserved in the reply budget before the rows are read.
     /// </summary>
-    private async ValueTask ServePullAsync(StreamRequestHeader h, ParamStore store, TableHandle table, PooledBuffer payload, KvBlock plan, ClockWait wait, bool full, bool isReader)
+    private async ValueTask ServePullAsync(StreamRequestHeader h, IDataPlane data, TableHandle table, PooledBuffer payload, KvBlock plan, ClockWait wait, bool full, bool isReader)
     {
         if (!wait.Error.IsNone)
         {
@@ -145,7 +144,7 @@ internal sealed partial class StreamSession
         PooledBuffer? frame = null;
         try
         {
-            frame = DataOps.PullKv(store, table, payload.Span, plan, StreamReplyHeader.Size);
+            frame = await DataReplies.PullKvAsync(data, table, payload.Memory, plan, StreamReplyHeader.Size, isReader ? _stop.Token : _aborted);
             var flags = StreamFrameFlags.None;
             if ((h.Flags & StreamFrameFlags.Lz4) != 0)
             {
@@ -175,7 +174,7 @@ internal sealed partial class StreamSession
     {
         if (durable.IsFaulted)
         {
-            await ReplyErrorAsync(requestId, await DataOps.AwaitDurableAsync(durable), isReader: true);
+            await ReplyErrorAsync(requestId, await PushReply.AwaitDurableAsync(durable), isReader: true);
             return;
         }
         const int size = StreamReplyHeader.Size + StreamReplyHeader.PushPayloadSize;
@@ -185,14 +184,14 @@ internal sealed partial class StreamSession
         StreamReplyHeader.Write(frame.Span, requestId, 200, StreamFrameFlags.None, 0, StreamReplyHeader.PushPayloadSize);
         StreamReplyHeader.WritePushPayload(frame.Span[StreamReplyHeader.Size..], result.Rows, result.Applied);
         if (durable.IsCompletedSuccessfully) _writer.Enqueue(frame, charge);
-        else _writer.Enqueue(frame, charge, durable, e => ErrorFrame(requestId, DataOps.LogFailed(e as IOException ?? new IOException(e.Message, e))));
+        else _writer.Enqueue(frame, charge, durable, e => ErrorFrame(requestId, DataErrors.LogFailed(e as IOException ?? new IOException(e.Message, e))));
     }
 
     /// <summary>An error reply: the problem details JSON that REST would send, with the HTTP status in the header.</summary>
     private async ValueTask ReplyErrorAsync(ulong requestId, ProtocolError error, bool isReader, IReadOnlyList<WorkerClock>? behind = null, ulong? target = null, ulong clock = 0)
     {
         _metrics.FrameFailed();
-        byte[] json = DataOps.ProblemJson(error, behind, target);
+        byte[] json = DataReplies.ProblemJson(error, behind, target);
         int size = StreamReplyHeader.Size + json.Length;
         long charge = ReplyBudget.ChargeFor(size);
         await _budget.ReserveAsync(charge, isReader, isReader ? _stop.Token : _aborted);
@@ -205,7 +204,7 @@ internal sealed partial class StreamSession
         if (json is null)
         {
             _metrics.FrameFailed();
-            json = DataOps.ProblemJson(error);
+            json = DataReplies.ProblemJson(error);
         }
         int size = StreamReplyHeader.Size + json.Length;
         var frame = new PooledBuffer(size) { Length = size };

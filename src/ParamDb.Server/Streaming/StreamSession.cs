@@ -15,7 +15,7 @@ namespace ParamDb.Server.Streaming;
 /// Ordering: pushes and ticks are applied by the reader loop one after another, so a worker's clocks reach the
 /// store in the order it sent them; a pull that needs no wait is served by the reader loop too, after every
 /// earlier push of the stream (a stream reads its own writes). A pull that must wait is parked on
-/// <see cref="Data.DataOps.WaitAsync"/> (no thread held) and answered when its clocks are reached, so its reply
+/// <see cref="ParamDb.Storage.IDataPlane.WaitAsync"/> (no thread held) and answered when its clocks are reached, so its reply
 /// may overtake or trail others: replies carry the request id.
 /// <para>Ending: when the client ends its request body the reader stops, the parked pulls are still answered,
 /// then the response ends. On server shutdown or a frame that cannot be delimited, parked pulls are cancelled and

@@ -353,6 +353,12 @@ public sealed class SnapshotReader : IDisposable
     /// <summary>The snapshot as a store, to read from (its tables, <see cref="ParamStore.PrepareExport"/>); never write to it.</summary>
     public ParamStore Store { get; }
 
+    /// <summary>Finds a table of the snapshot by name.</summary>
+    public bool TryGetTable(string name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out TableHandle? table) => Store.TryGetTable(name, out table);
+
+    /// <summary>Prepares the export of one of the snapshot's tables (see <see cref="ParamStore.PrepareExport"/>).</summary>
+    public Export.TableExport PrepareExport(TableHandle table, int runKeys, CancellationToken cancellationToken) => Store.PrepareExport(table, runKeys, cancellationToken);
+
     /// <inheritdoc/>
     public void Dispose()
     {

@@ -49,10 +49,15 @@ internal sealed class WorkerRegistry
         return -1;
     }
 
-    /// <summary>Adds a worker (the caller holds the store's registry lock and persists the result).</summary>
-    public Worker Add(string name, string[] tables, int leaseMs, long nowTicks)
+    /// <summary>The lowest id never used: every id added must be at least this, so <see cref="All"/> stays sorted.</summary>
+    public uint NextId => nextId;
+
+    /// <summary>Adds a worker under an id ≥ <see cref="NextId"/> (the caller holds the store's registry lock and persists the result).</summary>
+    public Worker Add(uint id, string name, string[] tables, int leaseMs, long nowTicks)
     {
-        var worker = new Worker(nextId++, name, tables, leaseMs, nowTicks);
+        if (id < nextId) throw new ArgumentOutOfRangeException(nameof(id), id, $"Worker ids only grow; the next is {nextId}.");
+        var worker = new Worker(id, name, tables, leaseMs, nowTicks);
+        nextId = id + 1;
         all = [.. all, worker];
         return worker;
     }

@@ -1,7 +1,6 @@
 using ParamDb.Protocol;
-using ParamDb.Storage;
 
-namespace ParamDb.Server.Http;
+namespace ParamDb.Storage;
 
 /// <summary>Checks a request's rows against its table before anything is applied: a rejected request changes nothing.</summary>
 public static class RowRules

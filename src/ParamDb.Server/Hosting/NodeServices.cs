@@ -1,0 +1,36 @@
+using System.Diagnostics.CodeAnalysis;
+using ParamDb.Protocol;
+using ParamDb.Storage;
+
+namespace ParamDb.Server.Hosting;
+
+/// <summary>
+/// The seams the endpoints and the stream reach the node through (docs/design.md): the data path, the table and
+/// worker directories, range ownership and the storage operations. The host picks the implementations (one node
+/// or a cluster); nothing above it knows which.
+/// </summary>
+/// <param name="Data">Push, pull, tick and clock waits.</param>
+/// <param name="Tables">Which tables exist.</param>
+/// <param name="Workers">Registered workers and their leases.</param>
+/// <param name="Ranges">The ranges this node owns.</param>
+/// <param name="Storage">Checkpoints, imports and exports.</param>
+public sealed record NodeServices(IDataPlane Data, ITableDirectory Tables, IWorkerDirectory Workers, IRangeOwnership Ranges, INodeStorage Storage)
+{
+    /// <summary>Finds a live table by a name from a request, or the problem that stops the request.</summary>
+    public bool TryResolve(string table, [NotNullWhen(true)] out TableHandle? handle, out ProtocolError error)
+    {
+        handle = null;
+        if (!TableNames.IsValid(table))
+        {
+            error = DataErrors.InvalidName(table);
+            return false;
+        }
+        if (!Tables.TryGet(table, out handle))
+        {
+            error = DataErrors.TableNotFound(table);
+            return false;
+        }
+        error = default;
+        return true;
+    }
+}

@@ -1,0 +1,115 @@
+using System.Runtime.InteropServices;
+using ParamDb.Protocol;
+
+namespace ParamDb.Storage.Local;
+
+/// <summary>
+/// The data plane of a single node: checks each request once and applies it to this node's store. Every call
+/// completes synchronously unless a push must wait for a checkpoint to let it in (the push gate, held for
+/// milliseconds while FASTER moves to its next version).
+/// </summary>
+/// <param name="store">The node's store.</param>
+/// <param name="workers">Whose leases data requests renew.</param>
+/// <param name="limits">The node's request limits.</param>
+public sealed class LocalDataPlane(ParamStore store, IWorkerDirectory workers, DataLimits limits) : IDataPlane
+{
+    /// <inheritdoc />
+    public ValueTask<PushReply> PushAsync(TableHandle table, ReadOnlyMemory<byte> block, WorkerStamp stamp, bool fromJson, CancellationToken cancellationToken)
+    {
+        ValueTask open = store.WhenPushGateOpenAsync(cancellationToken);
+        if (!open.IsCompletedSuccessfully) return PushAfterGateAsync(open, table, block, stamp, fromJson);
+        return new(Push(table, block.Span, stamp, fromJson));
+    }
+
+    private async ValueTask<PushReply> PushAfterGateAsync(ValueTask open, TableHandle table, ReadOnlyMemory<byte> block, WorkerStamp stamp, bool fromJson)
+    {
+        await open.ConfigureAwait(false);
+        return Push(table, block.Span, stamp, fromJson);
+    }
+
+    private PushReply Push(TableHandle table, ReadOnlySpan<byte> block, WorkerStamp stamp, bool fromJson)
+    {
+        if (!KvBlock.TryParse(block, KvExpect.Values, limits.MaxKeys, out KvBlock kv, out ProtocolError error)
+            || !RowRules.Check(table, kv.Dim, isPull: false, kv.Count, kv.LastKey(block), out error)
+            || !RowRules.CheckFinite(table, kv.Values(block), kv.IsRange, kv.First, kv.IsRange ? default : kv.Keys(block), fromJson, out error)
+            || !TryStamp(stamp, out error))
+            return PushReply.Refused(error);
+        PushOutcome outcome = kv.IsRange
+            ? store.PushRange(table, kv.First, kv.Count, kv.Values(block), stamp)
+            : store.Push(table, kv.Keys(block), kv.Values(block), stamp);
+        return Finish(outcome, kv.Count, stamp);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<PushReply> TickAsync(TableHandle table, WorkerStamp stamp, CancellationToken cancellationToken)
+    {
+        ValueTask open = store.WhenPushGateOpenAsync(cancellationToken);
+        if (!open.IsCompletedSuccessfully) return TickAfterGateAsync(open, table, stamp);
+        return new(Tick(table, stamp));
+    }
+
+    private async ValueTask<PushReply> TickAfterGateAsync(ValueTask open, TableHandle table, WorkerStamp stamp)
+    {
+        await open.ConfigureAwait(false);
+        return Tick(table, stamp);
+    }
+
+    private PushReply Tick(TableHandle table, WorkerStamp stamp) =>
+        TryStamp(stamp, out ProtocolError error) ? Finish(store.Tick(table, stamp), 0, stamp) : PushReply.Refused(error);
+
+    /// <summary>A clock needs its worker, and a push made for a worker renews its lease (an unknown worker is refused).</summary>
+    private bool TryStamp(WorkerStamp stamp, out ProtocolError error)
+    {
+        if (stamp.Clock != 0 && stamp.Worker == 0)
+        {
+            error = DataErrors.ClockWithoutWorker(stamp.Clock);
+            return false;
+        }
+        return TryTouch(stamp.Worker, out error);
+    }
+
+    private bool TryTouch(uint worker, out ProtocolError error)
+    {
+        error = default;
+        if (worker == 0 || workers.Touch(worker)) return true;
+        error = DataErrors.WorkerNotFound(worker);
+        return false;
+    }
+
+    private static PushReply Finish(PushOutcome outcome, long rows, WorkerStamp stamp) =>
+        outcome.Status == PushStatus.WorkerNotFound
+            ? PushReply.Refused(DataErrors.WorkerNotFound(stamp.Worker))   // removed between the touch and the push
+            : new PushReply(default, new PushResult(rows, outcome.Applied), outcome.Durable);
+
+    /// <inheritdoc />
+    public bool TryPlanPull(TableHandle table, ReadOnlySpan<byte> block, uint worker, out KvBlock plan, out ProtocolError error)
+    {
+        plan = default;
+        return TryTouch(worker, out error)
+            && KvBlock.TryParse(block, KvExpect.NoValues, limits.MaxKeys, out plan, out error)
+            && RowRules.Check(table, plan.Dim, isPull: true, plan.Count, plan.LastKey(block), out error)
+            && RowRules.CheckReplySize(table, plan.IsRange, plan.Count, limits.MaxReplyBytes, out _, out error);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<ClockWait> WaitAsync(TableHandle table, Consistency consistency, ulong clock, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        ulong target = consistency.Target(clock);
+        if (target == 0) return new(new ClockWait(store.ClockMin(table), default, null, 0));
+        ValueTask<ClockWaitResult> wait = store.WaitForClockAsync(table, target, timeout, cancellationToken);
+        if (wait.IsCompletedSuccessfully) return new(ClockWaits.From(wait.Result, table, consistency, clock, target, timeout));
+        return WaitSlowAsync(wait, table, consistency, clock, target, timeout);
+    }
+
+    private static async ValueTask<ClockWait> WaitSlowAsync(ValueTask<ClockWaitResult> wait, TableHandle table, Consistency consistency, ulong clock, ulong target, TimeSpan timeout) =>
+        ClockWaits.From(await wait.ConfigureAwait(false), table, consistency, clock, target, timeout);
+
+    /// <inheritdoc />
+    public ValueTask ReadAsync(TableHandle table, ReadOnlyMemory<byte> block, KvBlock plan, Memory<byte> destination, CancellationToken cancellationToken)
+    {
+        Span<float> rows = MemoryMarshal.Cast<byte, float>(destination.Span);
+        if (plan.IsRange) store.PullRange(table, plan.First, plan.Count, rows);
+        else store.Pull(table, plan.Keys(block.Span), rows);
+        return ValueTask.CompletedTask;
+    }
+}
