@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Runtime.CompilerServices;
 
 namespace ParamDb.Protocol.Cluster;
@@ -45,7 +46,8 @@ public sealed class ClusterRing
     }
 
     /// <summary>
-    /// A ring of nodes with given tokens, e.g. as a <c>GET /v1/cluster</c> document lists them. Nodes are indexed by id in ordinal order whatever order they come in, so every
+    /// A ring of nodes with given tokens, e.g. as a <c>GET /v1/cluster</c> document lists them
+    /// (<see cref="FromView"/>). Nodes are indexed by id in ordinal order whatever order they come in, so every
     /// client that sees the same membership numbers the nodes the same way.
     /// </summary>
     /// <param name="epoch">The ring epoch this membership was committed at (0 on a single node).</param>
@@ -197,6 +199,65 @@ public sealed class ClusterRing
     /// <summary>True when the node at <paramref name="nodeIndex"/> keeps <paramref name="key"/> of a table, as primary or backup.</summary>
     public bool Holds(int nodeIndex, ulong tableHash, ulong key) =>
         replicaSets.AsSpan(RangeOf(Ring.Position(tableHash, key)) * replicaWidth, replicaWidth).Contains(nodeIndex);
+
+    /// <summary>
+    /// The tokens of the node at <paramref name="nodeIndex"/> as <c>GET /v1/cluster</c> lists them: ascending
+    /// decimal strings, since a u64 above 2^53 does not survive a JSON number in JavaScript.
+    /// </summary>
+    public string[] TokenStrings(int nodeIndex)
+    {
+        ReadOnlySpan<ulong> own = nodeRings[nodeIndex].Tokens;
+        var strings = new string[own.Length];
+        for (int i = 0; i < own.Length; i++) strings[i] = own[i].ToString(CultureInfo.InvariantCulture);
+        return strings;
+    }
+
+    /// <summary>
+    /// The ring a <c>GET /v1/cluster</c> document describes: its epoch, R, V and every listed node with its listed
+    /// tokens, whatever the node's state (a down primary still owns its arcs; clients fail over to the backups
+    /// <see cref="ReplicasOf(ulong, Span{int})"/> names).
+    /// </summary>
+    /// <exception cref="FormatException">
+    /// The document does not describe a ring: no nodes, a node without an id or tokens, an id listed twice, a token
+    /// that is not a decimal u64 (digits only: no sign, spaces or hex), a token listed twice for one node, or R or
+    /// V below 1.
+    /// </exception>
+    public static ClusterRing FromView(ClusterView view)
+    {
+        ArgumentNullException.ThrowIfNull(view);
+        if (view.Replicas < 1) throw Malformed($"replicas is {view.Replicas}; it must be at least 1.");
+        if (view.VirtualNodes < 1) throw Malformed($"vnodes is {view.VirtualNodes}; it must be at least 1.");
+        if (view.Nodes is not { Count: > 0 } nodes) throw Malformed("it lists no nodes.");
+        var members = new KeyValuePair<string, Ring>[nodes.Count];
+        for (int n = 0; n < nodes.Count; n++)
+        {
+            ClusterNode? node = nodes[n];
+            if (node is null) throw Malformed($"node {n} is null.");
+            if (string.IsNullOrEmpty(node.Id)) throw Malformed($"node {n} has no id.");
+            if (node.Tokens is not { Length: > 0 } strings) throw Malformed($"node '{node.Id}' lists no tokens.");
+            var parsed = new ulong[strings.Length];
+            for (int i = 0; i < strings.Length; i++)
+            {
+                if (!ulong.TryParse(strings[i], NumberStyles.None, CultureInfo.InvariantCulture, out parsed[i]))
+                {
+                    throw Malformed($"token {i} of node '{node.Id}' is \"{strings[i]}\", not a decimal u64 (0 … 18446744073709551615).");
+                }
+            }
+            var ring = new Ring(parsed);
+            if (ring.Count != parsed.Length) throw Malformed($"node '{node.Id}' lists a token twice.");
+            members[n] = new(node.Id, ring);
+        }
+        try
+        {
+            return new ClusterRing(view.Epoch, view.Replicas, view.VirtualNodes, members);
+        }
+        catch (ArgumentException e)
+        {
+            throw new FormatException($"The cluster document is malformed: {e.Message}", e);
+        }
+    }
+
+    private static FormatException Malformed(string what) => new($"The cluster document is malformed: {what}");
 
     private static IEnumerable<KeyValuePair<string, Ring>> DefaultRings(IEnumerable<string> nodeIds, int virtualNodes)
     {
