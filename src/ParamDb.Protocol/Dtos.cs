@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using ParamDb.Protocol.Cluster;
 
 namespace ParamDb.Protocol;
 
@@ -116,4 +117,5 @@ public sealed record ProblemReply
 [JsonSerializable(typeof(SnapshotList))]
 [JsonSerializable(typeof(RestoreReply))]
 [JsonSerializable(typeof(ImportReply))]
+[JsonSerializable(typeof(ClusterView))]
 public sealed partial class ProtocolJson : JsonSerializerContext;

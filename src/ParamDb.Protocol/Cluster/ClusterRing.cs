@@ -1,0 +1,274 @@
+using System.Globalization;
+using System.Runtime.CompilerServices;
+
+namespace ParamDb.Protocol.Cluster;
+
+/// <summary>
+/// The ring of a server group at one epoch: every node's V tokens merged on the 64-bit ring. A position's
+/// <b>primary</b> is the node of the first token at or after it, clockwise (wrapping past 2^64 − 1 to the
+/// smallest token); its <b>backups</b> are the next R − 1 distinct nodes clockwise. A node's tokens are by default
+/// exactly <see cref="Ring.ForNode"/>(id, V), so the arcs a node is primary for end at the same tokens as the
+/// ranges its store keeps clocks for: for a position X is primary of, <c>Ring.ForNode(X, V).RangeOf(position)</c>
+/// names X's token that ends the position's arc. Immutable, so one instance can be shared by every request of an
+/// epoch. The per-key members (<see cref="PrimaryOf(ulong)"/>, <see cref="ReplicasOf(ulong, Span{int})"/>,
+/// <see cref="Owns"/>) do one binary search over the N × V merged tokens (13 steps for 100 nodes × 64) and
+/// allocate nothing.
+/// </summary>
+public sealed class ClusterRing
+{
+    /// <summary>Copies of each key, primary included, by default: 2 survives one node loss at 2× the memory.</summary>
+    public const int DefaultReplicas = 2;
+
+    // Merged tokens, ascending; a token two nodes share comes once per node, the node of the ordinally smaller
+    // id first, so that node is primary of the shared arc and the other its first backup on every client.
+    private readonly ulong[] tokens;
+    private readonly int[] owners;
+    // Per merged token i, replicaWidth node indices at [i * replicaWidth …]: the primary, then its backups.
+    // Precomputed so ReplicasOf is a search and a copy: N × V × min(R, N) ints, 77 KB for 100 nodes × 64 × R 3.
+    private readonly int[] replicaSets;
+    private readonly int replicaWidth;
+    private readonly string[] ids;
+    private readonly Ring[] nodeRings;
+    private readonly Dictionary<string, int> indexById;
+
+    /// <summary>
+    /// A ring of the nodes <paramref name="nodeIds"/>, each holding <see cref="Ring.ForNode"/>(id,
+    /// <paramref name="virtualNodes"/>): the tokens every node derives from its own id, so no token list needs
+    /// to be agreed on.
+    /// </summary>
+    /// <param name="epoch">The ring epoch this membership was committed at (0 on a single node).</param>
+    /// <param name="replicas">R, copies per key, primary included (at least 1).</param>
+    /// <param name="virtualNodes">V, tokens per node (at least 1).</param>
+    /// <param name="nodeIds">Distinct, non-empty node ids, in any order.</param>
+    public ClusterRing(ulong epoch, int replicas, int virtualNodes, IEnumerable<string> nodeIds)
+        : this(epoch, replicas, virtualNodes, DefaultRings(nodeIds, virtualNodes))
+    {
+    }
+
+    /// <summary>
+    /// A ring of nodes with given tokens, e.g. as a <c>GET /v1/cluster</c> document lists them
+    /// (<see cref="FromView"/>). Nodes are indexed by id in ordinal order whatever order they come in, so every
+    /// client that sees the same membership numbers the nodes the same way.
+    /// </summary>
+    /// <param name="epoch">The ring epoch this membership was committed at (0 on a single node).</param>
+    /// <param name="replicas">R, copies per key, primary included (at least 1).</param>
+    /// <param name="virtualNodes">V, tokens per node as the cluster is configured; recorded, not checked against the rings.</param>
+    /// <param name="nodes">Node id → the node's tokens; ids distinct and non-empty, at least one node.</param>
+    public ClusterRing(ulong epoch, int replicas, int virtualNodes, IEnumerable<KeyValuePair<string, Ring>> nodes)
+    {
+        ArgumentNullException.ThrowIfNull(nodes);
+        ArgumentOutOfRangeException.ThrowIfLessThan(replicas, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(virtualNodes, 1);
+        KeyValuePair<string, Ring>[] members = [.. nodes];
+        if (members.Length == 0) throw new ArgumentException("A cluster ring needs at least one node.", nameof(nodes));
+        foreach (var (id, ring) in members)
+        {
+            if (string.IsNullOrEmpty(id)) throw new ArgumentException("A node id is null or empty.", nameof(nodes));
+            if (ring is null) throw new ArgumentException($"Node '{id}' has no tokens.", nameof(nodes));
+        }
+        Array.Sort(members, static (a, b) => string.CompareOrdinal(a.Key, b.Key));
+
+        Epoch = epoch;
+        Replicas = replicas;
+        VirtualNodes = virtualNodes;
+        ids = new string[members.Length];
+        nodeRings = new Ring[members.Length];
+        indexById = new Dictionary<string, int>(members.Length, StringComparer.Ordinal);
+        int total = 0;
+        for (int n = 0; n < members.Length; n++)
+        {
+            ids[n] = members[n].Key;
+            nodeRings[n] = members[n].Value;
+            if (!indexById.TryAdd(ids[n], n)) throw new ArgumentException($"Node '{ids[n]}' is listed twice.", nameof(nodes));
+            total += nodeRings[n].Count;
+        }
+        Nodes = Array.AsReadOnly(ids);
+
+        // (token, node index) pairs sorted by token then index: within a node tokens are distinct (Ring removes
+        // duplicates), so the order is total and the same on every client.
+        var merged = new (ulong Token, int Node)[total];
+        int k = 0;
+        for (int n = 0; n < nodeRings.Length; n++)
+        {
+            foreach (ulong token in nodeRings[n].Tokens) merged[k++] = (token, n);
+        }
+        Array.Sort(merged);
+        tokens = new ulong[total];
+        owners = new int[total];
+        for (int i = 0; i < total; i++) (tokens[i], owners[i]) = merged[i];
+
+        replicaWidth = Math.Min(replicas, ids.Length);
+        replicaSets = new int[total * replicaWidth];
+        for (int i = 0; i < total; i++)
+        {
+            Span<int> set = replicaSets.AsSpan(i * replicaWidth, replicaWidth);
+            int found = 0;
+            // Every node has at least one token, so one lap finds min(R, N) distinct nodes.
+            for (int j = i; found < replicaWidth; j = j + 1 == total ? 0 : j + 1)
+            {
+                int node = owners[j];
+                if (!set[..found].Contains(node)) set[found++] = node;
+            }
+        }
+    }
+
+    /// <summary>The ring epoch this membership was committed at; a client holding an older one refetches.</summary>
+    public ulong Epoch { get; }
+
+    /// <summary>R: copies per key, primary included, as configured (a ring of fewer nodes keeps fewer).</summary>
+    public int Replicas { get; }
+
+    /// <summary>V: tokens per node, as configured.</summary>
+    public int VirtualNodes { get; }
+
+    /// <summary>Node ids in ordinal order; a node's index here is what the per-key members return.</summary>
+    public IReadOnlyList<string> Nodes { get; }
+
+    /// <summary>Number of nodes, N.</summary>
+    public int NodeCount => ids.Length;
+
+    /// <summary>
+    /// Nodes a position is kept on: min(R, N), since a key is never kept twice on one node. The length
+    /// <see cref="ReplicasOf(ulong, Span{int})"/> needs.
+    /// </summary>
+    public int ReplicaCount => replicaWidth;
+
+    /// <summary>All tokens, ascending (N × V when no two collide); merged token i ends the arc (tokens[i-1], tokens[i]].</summary>
+    public ReadOnlySpan<ulong> Tokens => tokens;
+
+    /// <summary>The node index owning each of <see cref="Tokens"/>.</summary>
+    public ReadOnlySpan<int> Owners => owners;
+
+    /// <summary>The tokens of the node at <paramref name="nodeIndex"/>: its store's ranges.</summary>
+    public Ring NodeRing(int nodeIndex) => nodeRings[nodeIndex];
+
+    /// <summary>The index of node <paramref name="id"/> in <see cref="Nodes"/>, or -1 when it is not in this ring.</summary>
+    public int NodeIndex(string id)
+    {
+        ArgumentNullException.ThrowIfNull(id);
+        return indexById.TryGetValue(id, out int index) ? index : -1;
+    }
+
+    /// <summary>
+    /// The index in <see cref="Tokens"/> of the token ending the arc that holds <paramref name="position"/>:
+    /// the first token ≥ it, wrapping to 0 past the largest. Of equal tokens, the first.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int RangeOf(ulong position)
+    {
+        // Lower bound, not Array.BinarySearch: that may land on any of several equal tokens, and the tie rule
+        // needs the first.
+        ulong[] t = tokens;
+        int lo = 0, hi = t.Length;
+        while (lo < hi)
+        {
+            int mid = (int)((uint)(lo + hi) >> 1);
+            if (t[mid] < position) lo = mid + 1;
+            else hi = mid;
+        }
+        return lo == t.Length ? 0 : lo;
+    }
+
+    /// <summary>The node index of the primary of <paramref name="position"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int PrimaryOf(ulong position) => owners[RangeOf(position)];
+
+    /// <summary>The node index of the primary of <paramref name="key"/> in the table whose <see cref="Ring.NameHash"/> is <paramref name="tableHash"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int PrimaryOf(ulong tableHash, ulong key) => owners[RangeOf(Ring.Position(tableHash, key))];
+
+    /// <summary>
+    /// Writes the nodes that keep <paramref name="position"/>: the primary, then the next distinct nodes clockwise,
+    /// <see cref="ReplicaCount"/> = min(R, N) in all. Returns that count.
+    /// </summary>
+    /// <param name="position">A ring position.</param>
+    /// <param name="destination">At least <see cref="ReplicaCount"/> long, else <see cref="ArgumentException"/>.</param>
+    public int ReplicasOf(ulong position, Span<int> destination)
+    {
+        replicaSets.AsSpan(RangeOf(position) * replicaWidth, replicaWidth).CopyTo(destination);
+        return replicaWidth;
+    }
+
+    /// <summary>As <see cref="ReplicasOf(ulong, Span{int})"/> for <paramref name="key"/> of a table.</summary>
+    public int ReplicasOf(ulong tableHash, ulong key, Span<int> destination) =>
+        ReplicasOf(Ring.Position(tableHash, key), destination);
+
+    /// <summary>True when the node at <paramref name="nodeIndex"/> is the primary of <paramref name="key"/> of a table.</summary>
+    public bool Owns(int nodeIndex, ulong tableHash, ulong key) => PrimaryOf(tableHash, key) == nodeIndex;
+
+    /// <summary>True when the node at <paramref name="nodeIndex"/> keeps <paramref name="key"/> of a table, as primary or backup.</summary>
+    public bool Holds(int nodeIndex, ulong tableHash, ulong key) =>
+        replicaSets.AsSpan(RangeOf(Ring.Position(tableHash, key)) * replicaWidth, replicaWidth).Contains(nodeIndex);
+
+    /// <summary>
+    /// The tokens of the node at <paramref name="nodeIndex"/> as <c>GET /v1/cluster</c> lists them: ascending
+    /// decimal strings, since a u64 above 2^53 does not survive a JSON number in JavaScript.
+    /// </summary>
+    public string[] TokenStrings(int nodeIndex)
+    {
+        ReadOnlySpan<ulong> own = nodeRings[nodeIndex].Tokens;
+        var strings = new string[own.Length];
+        for (int i = 0; i < own.Length; i++) strings[i] = own[i].ToString(CultureInfo.InvariantCulture);
+        return strings;
+    }
+
+    /// <summary>
+    /// The ring a <c>GET /v1/cluster</c> document describes: its epoch, R, V and every listed node with its listed
+    /// tokens, whatever the node's state (a down primary still owns its arcs; clients fail over to the backups
+    /// <see cref="ReplicasOf(ulong, Span{int})"/> names).
+    /// </summary>
+    /// <exception cref="FormatException">
+    /// The document does not describe a ring: no nodes, a node without an id or tokens, an id listed twice, a token
+    /// that is not a decimal u64 (digits only: no sign, spaces or hex), a token listed twice for one node, or R or
+    /// V below 1.
+    /// </exception>
+    public static ClusterRing FromView(ClusterView view)
+    {
+        ArgumentNullException.ThrowIfNull(view);
+        if (view.Replicas < 1) throw Malformed($"replicas is {view.Replicas}; it must be at least 1.");
+        if (view.VirtualNodes < 1) throw Malformed($"vnodes is {view.VirtualNodes}; it must be at least 1.");
+        if (view.Nodes is not { Count: > 0 } nodes) throw Malformed("it lists no nodes.");
+        var members = new KeyValuePair<string, Ring>[nodes.Count];
+        for (int n = 0; n < nodes.Count; n++)
+        {
+            ClusterNode? node = nodes[n];
+            if (node is null) throw Malformed($"node {n} is null.");
+            if (string.IsNullOrEmpty(node.Id)) throw Malformed($"node {n} has no id.");
+            if (node.Tokens is not { Length: > 0 } strings) throw Malformed($"node '{node.Id}' lists no tokens.");
+            var parsed = new ulong[strings.Length];
+            for (int i = 0; i < strings.Length; i++)
+            {
+                if (!ulong.TryParse(strings[i], NumberStyles.None, CultureInfo.InvariantCulture, out parsed[i]))
+                {
+                    throw Malformed($"token {i} of node '{node.Id}' is \"{strings[i]}\", not a decimal u64 (0 … 18446744073709551615).");
+                }
+            }
+            var ring = new Ring(parsed);
+            if (ring.Count != parsed.Length) throw Malformed($"node '{node.Id}' lists a token twice.");
+            members[n] = new(node.Id, ring);
+        }
+        try
+        {
+            return new ClusterRing(view.Epoch, view.Replicas, view.VirtualNodes, members);
+        }
+        catch (ArgumentException e)
+        {
+            throw new FormatException($"The cluster document is malformed: {e.Message}", e);
+        }
+    }
+
+    private static FormatException Malformed(string what) => new($"The cluster document is malformed: {what}");
+
+    private static IEnumerable<KeyValuePair<string, Ring>> DefaultRings(IEnumerable<string> nodeIds, int virtualNodes)
+    {
+        ArgumentNullException.ThrowIfNull(nodeIds);
+        ArgumentOutOfRangeException.ThrowIfLessThan(virtualNodes, 1);
+        var rings = new List<KeyValuePair<string, Ring>>();
+        foreach (string id in nodeIds)
+        {
+            if (string.IsNullOrEmpty(id)) throw new ArgumentException("A node id is null or empty.", nameof(nodeIds));
+            rings.Add(new(id, Ring.ForNode(id, virtualNodes)));
+        }
+        return rings;
+    }
+}
