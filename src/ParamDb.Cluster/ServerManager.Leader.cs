@@ -57,7 +57,8 @@ public sealed partial class ServerManager
     /// <summary>The current leader with what is known of it, or null.</summary>
     private LeaderInfo? CurrentLeader()
     {
-        if (Volatile.Read(ref _phase) != Running || _cluster?.Leader is not { } leader) return null;
+        if (Volatile.Read(ref _phase) != Running || _cluster is not { } cluster || cluster.Leader is not { } leader) return null;
+        if (!leader.IsRemote && !HoldsLeadership(cluster)) return null; // stepped down, or not yet serving
         var info = _leader is { } cached && EndPointEquals(cached.EndPoint, leader.EndPoint)
             ? cached
             : new LeaderInfo(leader.EndPoint, null, null);

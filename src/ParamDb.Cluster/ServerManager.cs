@@ -69,8 +69,12 @@ public sealed partial class ServerManager : IAsyncDisposable
     /// </summary>
     public event Action<ClusterState>? StateChanged;
 
-    /// <summary>True while this member is the leader.</summary>
-    public bool IsLeader => Volatile.Read(ref _phase) == Running && _cluster?.Leader is { IsRemote: false };
+    /// <summary>
+    /// True while this member leads and has committed an entry of its term (so it can serve reads and proposals).
+    /// Not <c>Leader.IsRemote == false</c>: a leader that steps down keeps naming itself as leader until it
+    /// hears of another, for up to an election timeout.
+    /// </summary>
+    public bool IsLeader => Volatile.Read(ref _phase) == Running && _cluster is { } cluster && HoldsLeadership(cluster);
 
     /// <summary>
     /// Opens (or creates) the data directory, restores the newest state snapshot, replays the committed log and
@@ -225,12 +229,38 @@ public sealed partial class ServerManager : IAsyncDisposable
         return done;
     }
 
+    private static bool HoldsLeadership(RaftCluster cluster)
+    {
+        try
+        {
+            return !cluster.LeadershipToken.IsCancellationRequested;
+        }
+        catch (Exception)
+        {
+            return false; // DotNext's zombie state (a fatal WAL failure) throws here; such a member leads nothing.
+        }
+    }
+
     private RaftCluster RequireRunning() =>
         Volatile.Read(ref _phase) == Running && _cluster is { } cluster
             ? cluster
             : throw new InvalidOperationException("The server manager is not running.");
 
-    private void OnStateChanged(ClusterState state) => StateChanged?.Invoke(state);
+    private void OnStateChanged(ClusterState state)
+    {
+        if (StateChanged is not { } handlers) return;
+        foreach (Action<ClusterState> handler in handlers.GetInvocationList())
+        {
+            try
+            {
+                handler(state);
+            }
+            catch (Exception e)
+            {
+                _logger.StateChangedHandlerFailed(e);
+            }
+        }
+    }
 
     /// <summary>Disposes, in order, whatever <see cref="StartAsync"/> created; safe to call twice.</summary>
     private async ValueTask ReleaseAsync()
