@@ -174,6 +174,8 @@ public sealed partial class ServerManager : IAsyncDisposable
     public async Task ReadBarrierAsync(CancellationToken cancellationToken = default)
     {
         var cluster = RequireRunning();
+        // A deposed leader still naming itself would make DotNext's barrier spin until an election settles.
+        if (cluster.Leader is { IsRemote: false } && !HoldsLeadership(cluster)) throw new NoLeaderException();
         try
         {
             await cluster.ApplyReadBarrierAsync(ReadBarrierType.Strong, cancellationToken).ConfigureAwait(false);

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using ParamDb.Cluster.Tests.Support;
 
@@ -21,6 +22,8 @@ public sealed class ServerManagerTests(ITestOutputHelper output)
         await group.FormAsync();
         var formed = clock.Elapsed;
         var (l, f1, f2) = Roles(group);
+        var changes = new ConcurrentQueue<ClusterState>();
+        group[f2].StateChanged += changes.Enqueue;
 
         var result = await group[l].ProposeAsync(Table("emb"));
         Assert.Equal((CommandOutcome.Created, 1u), (result.Outcome, result.Id));
@@ -30,6 +33,7 @@ public sealed class ServerManagerTests(ITestOutputHelper output)
         // A read barrier on a follower makes the committed table visible there at once.
         await group[f2].ReadBarrierAsync();
         Assert.True(group[f2].State.Tables.ContainsKey("emb"));
+        Assert.Contains(changes, state => state.Tables.ContainsKey("emb"));
         await Eventually.TrueAsync(() => group.Running.All(i => group[i].State.Tables.ContainsKey("emb")), Deadline,
             "all three members applied table emb");
         var everywhere = clock.Elapsed;
@@ -112,6 +116,24 @@ public sealed class ServerManagerTests(ITestOutputHelper output)
 
         await group[l].ReadBarrierAsync();
         Assert.False(group[l].State.Tables.ContainsKey("nope"));
+    }
+
+    [Fact]
+    public async Task A_leader_without_a_quorum_steps_down_and_answers_NoLeader()
+    {
+        await using var group = new ManagerGroup(output);
+        await group.FormAsync();
+        var (l, f1, f2) = Roles(group);
+        await group.StopAsync(f1);
+        await group.StopAsync(f2);
+
+        var alone = group[l];
+        var clock = Stopwatch.StartNew();
+        await Eventually.TrueAsync(() => !alone.IsLeader && alone.LeaderId is null, Deadline, $"n{l + 1} alone stops leading");
+        output.WriteLine($"n{l + 1} stepped down {clock.ElapsedMilliseconds} ms after losing both followers");
+        await Assert.ThrowsAsync<NoLeaderException>(() => alone.ProposeAsync(Table("x")));
+        await Assert.ThrowsAsync<NoLeaderException>(() => alone.ReadBarrierAsync());
+        Assert.False(alone.State.Tables.ContainsKey("x"));
     }
 
     /// <summary>The leader and the two followers, after formation (usually n1, n2, n3; a hiccup while forming may move the lead).</summary>

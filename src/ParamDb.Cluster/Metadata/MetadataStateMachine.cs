@@ -24,7 +24,6 @@ public sealed class MetadataStateMachine : SimpleStateMachine
 {
     private readonly ILogger _logger;
     private ClusterState _state = ClusterState.Empty;
-    private long _lastAppliedIndex;
 
     /// <summary>A state machine keeping its snapshots in <paramref name="location"/> (created if missing).</summary>
     public MetadataStateMachine(DirectoryInfo location, ILogger? logger = null) : base(location)
@@ -34,9 +33,6 @@ public sealed class MetadataStateMachine : SimpleStateMachine
 
     /// <summary>The current state: the last one applied or restored.</summary>
     public ClusterState State => Volatile.Read(ref _state);
-
-    /// <summary>Index of the last command entry applied (0 before any, or when the state came from a snapshot).</summary>
-    public long LastAppliedIndex => Volatile.Read(ref _lastAppliedIndex);
 
     /// <summary>
     /// Raised with the new state after a command changed it or a snapshot replaced it, on DotNext's applier:
@@ -66,7 +62,6 @@ public sealed class MetadataStateMachine : SimpleStateMachine
             result = new CommandResult(CommandOutcome.Invalid, Detail: e.Message) { RingEpoch = state.RingEpoch };
         }
         result = result with { LogIndex = entry.Index };
-        Volatile.Write(ref _lastAppliedIndex, entry.Index);
         (entry.Context as ProposalContext)?.TryComplete(bytes, result);
 
         if (command is not null) _logger.CommandApplied(entry.Index, command.Id, result.Outcome, result.Id, result.Detail);

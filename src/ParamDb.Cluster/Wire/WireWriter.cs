@@ -52,6 +52,7 @@ internal sealed class WireWriter
     /// <summary>u16 byte length, then UTF-8.</summary>
     public void WriteString16(string value)
     {
+        ArgumentNullException.ThrowIfNull(value);
         int length = Encoding.UTF8.GetByteCount(value);
         if (length > ushort.MaxValue)
             throw new ArgumentException($"String of {length} UTF-8 bytes does not fit a u16 length.", nameof(value));
