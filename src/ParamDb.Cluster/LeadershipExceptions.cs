@@ -1,0 +1,37 @@
+namespace ParamDb.Cluster;
+
+/// <summary>
+/// This member is not the leader and another one is: send the request there. <see cref="LeaderHttp"/> is the
+/// leader's HTTP address when known (from its member metadata or the node table).
+/// <para>
+/// Thrown after a proposal was appended (leadership lost while replicating), the command may still commit under
+/// the next leader: the outcome is unknown, and retrying is safe for every command but <c>RegisterWorker</c>.
+/// </para>
+/// </summary>
+public sealed class NotLeaderException : InvalidOperationException
+{
+    /// <summary>An exception naming the leader.</summary>
+    public NotLeaderException(string? leaderId, string? leaderHttp, Exception? innerException = null)
+        : base($"This member is not the leader; the leader is {leaderId ?? "unknown"} at {leaderHttp ?? "an unknown address"}.", innerException)
+    {
+        LeaderId = leaderId;
+        LeaderHttp = leaderHttp;
+    }
+
+    /// <summary>The leader's node id, or null when not yet known.</summary>
+    public string? LeaderId { get; }
+
+    /// <summary>The leader's HTTP address (<c>host:port</c>), or null when not yet known.</summary>
+    public string? LeaderHttp { get; }
+}
+
+/// <summary>
+/// No leader is known (an election is under way, or too few members are reachable): retry after a short wait.
+/// The same ambiguity as <see cref="NotLeaderException"/> applies to a proposal that was already appended.
+/// </summary>
+public sealed class NoLeaderException : InvalidOperationException
+{
+    /// <summary>An exception with a default message.</summary>
+    public NoLeaderException(Exception? innerException = null)
+        : base("No leader is known for the server manager's Raft group; an election may be under way.", innerException) { }
+}

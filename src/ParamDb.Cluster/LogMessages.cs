@@ -1,0 +1,35 @@
+using Microsoft.Extensions.Logging;
+using ParamDb.Cluster.Commands;
+
+namespace ParamDb.Cluster;
+
+/// <summary>Every log line of the server manager, source-generated so a disabled level costs one check.</summary>
+internal static partial class LogMessages
+{
+    [LoggerMessage(1, LogLevel.Information, "Server manager {NodeId} started on raft {RaftEndPoint} (cold start {ColdStart}, data {DataDirectory})")]
+    public static partial void ManagerStarted(this ILogger logger, string nodeId, string raftEndPoint, bool coldStart, string dataDirectory);
+
+    [LoggerMessage(2, LogLevel.Information, "Server manager {NodeId} stopped")]
+    public static partial void ManagerStopped(this ILogger logger, string nodeId);
+
+    [LoggerMessage(3, LogLevel.Information, "Node {NodeId}: leader is now {Leader}")]
+    public static partial void LeaderChanged(this ILogger logger, string nodeId, string leader);
+
+    [LoggerMessage(4, LogLevel.Debug, "Applied entry {Index}: {Command} → {Outcome} (id {Id}) {Detail}")]
+    public static partial void CommandApplied(this ILogger logger, long index, CommandId command, CommandOutcome outcome, uint? id, string? detail);
+
+    [LoggerMessage(5, LogLevel.Warning, "Log entry {Index} is not a command this build reads; applied as a no-op: {Reason}")]
+    public static partial void UndecodableCommand(this ILogger logger, long index, string reason);
+
+    [LoggerMessage(6, LogLevel.Information, "Restored metadata snapshot {File}: ring epoch {Epoch}, {Nodes} nodes, {Tables} tables, {Workers} workers")]
+    public static partial void SnapshotRestored(this ILogger logger, string file, ulong epoch, int nodes, int tables, int workers);
+
+    [LoggerMessage(7, LogLevel.Warning, "A StateChanged handler threw; the state was applied regardless")]
+    public static partial void StateChangedHandlerFailed(this ILogger logger, Exception exception);
+
+    [LoggerMessage(8, LogLevel.Information, "Raft member {MemberId} at {EndPoint}: {Action} → {Done}")]
+    public static partial void MembershipChanged(this ILogger logger, string memberId, string endPoint, string action, bool done);
+
+    [LoggerMessage(9, LogLevel.Debug, "Could not read the metadata of leader {Leader}")]
+    public static partial void LeaderMetadataFailed(this ILogger logger, string leader, Exception exception);
+}

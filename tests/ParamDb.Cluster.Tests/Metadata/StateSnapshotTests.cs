@@ -1,0 +1,80 @@
+using ParamDb.Cluster.Wire;
+using static ParamDb.Cluster.Tests.Support.Samples;
+
+namespace ParamDb.Cluster.Tests.Metadata;
+
+/// <summary>The snapshot file's exact bytes: old snapshots must stay readable, so the layout only grows.</summary>
+public sealed class StateSnapshotTests
+{
+    /// <summary>Init (n1), AddNode n2, CreateTable emb, RegisterWorker w, one of each kind of entry.</summary>
+    internal static ClusterState SampleState()
+    {
+        var state = Init().Apply(ClusterState.Empty, out _);
+        state = new AddNode(Node("n2", 2, NodeState.Joining)).Apply(state, out _);
+        state = new CreateTable("emb", Schema()).Apply(state, out _);
+        return new RegisterWorker("w", ["emb"], 10_000).Apply(state, out _);
+    }
+
+    private static readonly string SchemaJsonHex =
+        Convert.ToHexString("{\"dim\":4,\"init\":{\"kind\":\"zeros\"},\"updater\":{\"kind\":\"sgd\",\"lr\":0.5}}"u8).ToLowerInvariant();
+
+    private static readonly string GoldenHex =
+        "5044424d" + "0100" +                                   // "PDBM", version 1
+        "5bad8f0fcbd99f46a16570867728950e" +                    // cluster id
+        "0300" + "4000" + "0200000000000000" +                  // R 3, V 64, ring epoch 2
+        "02000000" + "02000000" +                               // next table id 2, next worker id 2
+        "02000000" +                                            // 2 nodes
+        "0200" + "6e31" + "0e00" + "3132372e302e302e313a38303830" + "0e00" + "3132372e302e302e313a38303831" +
+        "0e00" + "3132372e302e302e313a37303030" + "01" +
+        "0200" + "6e32" + "0e00" + "3132372e302e302e323a38303830" + "0e00" + "3132372e302e302e323a38303831" +
+        "0e00" + "3132372e302e302e323a37303030" + "00" +
+        "01000000" +                                            // 1 table
+        "0300" + "656d62" + "01000000" + "43000000" + SchemaJsonHex +
+        "01000000" +                                            // 1 worker
+        "01000000" + "0100" + "77" + "0100" + "0300" + "656d62" + "10270000";
+
+    [Fact]
+    public void Encodes_to_golden_bytes() => Assert.Equal(GoldenHex, Hex(StateSnapshot.Encode(SampleState())));
+
+    [Fact]
+    public void Golden_bytes_decode_to_the_state() => Assert.Equal(SampleState(), StateSnapshot.Decode(Bytes(GoldenHex)));
+
+    [Fact]
+    public void The_empty_state_round_trips()
+    {
+        byte[] bytes = StateSnapshot.Encode(ClusterState.Empty);
+        Assert.Equal(ClusterState.Empty, StateSnapshot.Decode(bytes));
+        Assert.False(StateSnapshot.Decode(bytes).IsInitialized);
+    }
+
+    [Fact]
+    public void Every_truncation_is_rejected()
+    {
+        byte[] bytes = Bytes(GoldenHex);
+        for (int length = 0; length < bytes.Length; length++)
+        {
+            var e = Assert.Throws<MetadataFormatException>(() => StateSnapshot.Decode(bytes.AsSpan(0, length)));
+            Assert.StartsWith("Metadata snapshot", e.Message);
+        }
+    }
+
+    [Fact]
+    public void Wrong_magic_newer_versions_and_trailing_bytes_are_rejected()
+    {
+        Assert.Contains("does not start with \"PDBM\"",
+            Assert.Throws<MetadataFormatException>(() => StateSnapshot.Decode(Bytes("5044424e" + GoldenHex[8..]))).Message);
+        Assert.Equal("Metadata snapshot version 2; this build reads version 1.",
+            Assert.Throws<MetadataFormatException>(() => StateSnapshot.Decode(Bytes("5044424d0200" + GoldenHex[12..]))).Message);
+        Assert.Contains("1 unexpected trailing bytes",
+            Assert.Throws<MetadataFormatException>(() => StateSnapshot.Decode(Bytes(GoldenHex + "ff"))).Message);
+    }
+
+    [Fact]
+    public void States_differing_in_any_map_entry_are_not_equal()
+    {
+        var state = SampleState();
+        Assert.Equal(state, StateSnapshot.Decode(StateSnapshot.Encode(state)));
+        Assert.NotEqual(state, state with { Workers = state.Workers.SetItem(1, state.Workers[1] with { Tables = ["other"] }) });
+        Assert.NotEqual(state, state with { Tables = state.Tables.SetItem("emb", state.Tables["emb"] with { Schema = Schema(8) }) });
+    }
+}
