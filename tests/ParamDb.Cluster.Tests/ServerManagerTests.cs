@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using ParamDb.Cluster.Tests.Support;
+using ParamDb.Protocol.Cluster;
 
 namespace ParamDb.Cluster.Tests;
 

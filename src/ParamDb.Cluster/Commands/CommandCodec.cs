@@ -1,4 +1,5 @@
 using ParamDb.Cluster.Wire;
+using ParamDb.Protocol.Cluster;
 
 namespace ParamDb.Cluster.Commands;
 

@@ -1,5 +1,6 @@
 using ParamDb.Cluster.Metadata;
 using ParamDb.Cluster.Wire;
+using ParamDb.Protocol.Cluster;
 
 namespace ParamDb.Cluster.Commands;
 

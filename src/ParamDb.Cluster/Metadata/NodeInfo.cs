@@ -1,22 +1,7 @@
 using System.Globalization;
+using ParamDb.Protocol.Cluster;
 
 namespace ParamDb.Cluster.Metadata;
-
-/// <summary>Where a node stands in the ring's life cycle; a byte on the wire, values never renumbered.</summary>
-public enum NodeState : byte
-{
-    /// <summary>Added, not yet serving its ranges (data is being moved to it).</summary>
-    Joining = 0,
-
-    /// <summary>Serving its ranges.</summary>
-    Up = 1,
-
-    /// <summary>Known but unreachable; its replicas serve its ranges.</summary>
-    Down = 2,
-
-    /// <summary>Handing its ranges off before removal.</summary>
-    Leaving = 3,
-}
 
 /// <summary>
 /// A server of the group: its id and the three addresses other nodes and clients reach it at, each
@@ -27,8 +12,20 @@ public enum NodeState : byte
 /// <param name="H2">The HTTP/2 (gRPC-style streaming) address.</param>
 /// <param name="Raft">The server manager's Raft TCP address.</param>
 /// <param name="State">Life-cycle state.</param>
-public sealed record NodeInfo(string Id, string Http, string H2, string Raft, NodeState State)
+/// <param name="Tokens">The node's ring tokens, ascending (V of them; chosen by the leader when it joined).</param>
+public sealed record NodeInfo(string Id, string Http, string H2, string Raft, NodeState State, ulong[] Tokens)
 {
+    /// <summary>A node without tokens (tests, and commands that name a node only by its addresses).</summary>
+    public NodeInfo(string id, string http, string h2, string raft, NodeState state) : this(id, http, h2, raft, state, []) { }
+
+    /// <summary>Equal when every field is, the tokens compared element by element.</summary>
+    public bool Equals(NodeInfo? other) =>
+        other is not null && Id == other.Id && Http == other.Http && H2 == other.H2 && Raft == other.Raft && State == other.State
+        && Tokens.AsSpan().SequenceEqual(other.Tokens);
+
+    /// <inheritdoc />
+    public override int GetHashCode() => HashCode.Combine(Id, Http, H2, Raft, State, Tokens.Length);
+
     /// <summary>Longest node id, in characters.</summary>
     public const int MaxIdLength = 64;
 
@@ -81,6 +78,9 @@ public sealed record NodeInfo(string Id, string Http, string H2, string Raft, No
         if (!IsValidAddress(H2)) return $"Node {Id}: h2 must be host:port; got \"{H2}\".";
         if (!IsValidAddress(Raft)) return $"Node {Id}: raft must be host:port; got \"{Raft}\".";
         if (!Enum.IsDefined(State)) return $"Node {Id}: unknown state {(byte)State}.";
+        if (Tokens.Length > ushort.MaxValue) return $"Node {Id}: {Tokens.Length} tokens; at most {ushort.MaxValue}.";
+        for (int i = 1; i < Tokens.Length; i++)
+            if (Tokens[i] <= Tokens[i - 1]) return $"Node {Id}: tokens must be strictly ascending.";
         return null;
     }
 }

@@ -1,13 +1,14 @@
 using System.Text.Json;
 using ParamDb.Cluster.Metadata;
 using ParamDb.Protocol;
+using ParamDb.Protocol.Cluster;
 
 namespace ParamDb.Cluster.Wire;
 
 /// <summary>
 /// Layouts shared by commands and snapshots.
 /// <code>
-/// node   := str16 id | str16 http | str16 h2 | str16 raft | u8 state
+/// node   := str16 id | str16 http | str16 h2 | str16 raft | u8 state | u16 n | n × u64 token (ascending)
 /// schema := u32 length | UTF-8 JSON of TableSchema (ProtocolJson: camelCase, nulls left out)
 /// str16  := u16 length | UTF-8 bytes
 /// </code>
@@ -21,6 +22,8 @@ internal static class MetadataFields
         writer.WriteString16(node.H2);
         writer.WriteString16(node.Raft);
         writer.WriteU8((byte)node.State);
+        writer.WriteU16((ushort)node.Tokens.Length);
+        foreach (ulong token in node.Tokens) writer.WriteU64(token);
     }
 
     public static NodeInfo ReadNode(ref WireReader reader)
@@ -31,7 +34,13 @@ internal static class MetadataFields
         string raft = reader.ReadString16("node raft");
         byte state = reader.ReadU8();
         if (!Enum.IsDefined((NodeState)state)) throw reader.Invalid($"node {id} has unknown state {state}");
-        return new NodeInfo(id, http, h2, raft, (NodeState)state);
+        var tokens = new ulong[reader.ReadU16()];
+        for (int i = 0; i < tokens.Length; i++)
+        {
+            tokens[i] = reader.ReadU64();
+            if (i > 0 && tokens[i] <= tokens[i - 1]) throw reader.Invalid($"node {id} has tokens out of order");
+        }
+        return new NodeInfo(id, http, h2, raft, (NodeState)state, tokens);
     }
 
     public static void WriteSchema(this WireWriter writer, TableSchema schema) =>

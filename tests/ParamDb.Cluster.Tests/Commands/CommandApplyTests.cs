@@ -1,4 +1,5 @@
 using static ParamDb.Cluster.Tests.Support.Samples;
+using ParamDb.Protocol.Cluster;
 
 namespace ParamDb.Cluster.Tests.Commands;
 

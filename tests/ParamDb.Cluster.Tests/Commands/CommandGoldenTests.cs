@@ -1,6 +1,7 @@
 using ParamDb.Cluster.Tests.Support;
 using ParamDb.Cluster.Wire;
 using static ParamDb.Cluster.Tests.Support.Samples;
+using ParamDb.Protocol.Cluster;
 
 namespace ParamDb.Cluster.Tests.Commands;
 
@@ -14,9 +15,9 @@ public sealed class CommandGoldenTests
     {
         {
             "InitCluster", Init(),
-            "010001" + "5bad8f0fcbd99f46a16570867728950e" + "0300" + "4000" + NodeHex
+            "010001" + "5bad8f0fcbd99f46a16570867728950e" + "0300" + "4000" + NodeHex + "0000"
         },
-        { "AddNode", new AddNode(Node("n2", 2, NodeState.Joining)), "020001" + Node2Hex },
+        { "AddNode", new AddNode(Node("n2", 2, NodeState.Joining) with { Tokens = Tokens }), "020001" + Node2Hex + TokensHex },
         { "SetNodeState", new SetNodeState("n2", NodeState.Leaving), "030001" + "0200" + "6e32" + "03" },
         { "RemoveNode", new RemoveNode("n2"), "040001" + "0200" + "6e32" },
         {
@@ -32,7 +33,7 @@ public sealed class CommandGoldenTests
         { "RemoveWorker", new RemoveWorker(7, WorkerRemovalReason.LeaseExpired), "080001" + "07000000" + "01" },
     };
 
-    // node := str16 id | str16 http | str16 h2 | str16 raft | u8 state
+    // node := str16 id | str16 http | str16 h2 | str16 raft | u8 state | u16 n | n × u64 token (the tokens follow these constants)
     private const string NodeHex =
         "0200" + "6e31" +
         "0e00" + "3132372e302e302e313a38303830" +
@@ -117,6 +118,14 @@ public sealed class CommandGoldenTests
         string hex = "020001" + Node2Hex[..^2] + "09";
         var e = Assert.Throws<MetadataFormatException>(() => CommandCodec.Decode(Bytes(hex)));
         Assert.Contains("unknown state 9", e.Message);
+    }
+
+    [Fact]
+    public void Tokens_out_of_order_are_rejected_when_decoding_a_node()
+    {
+        string hex = "020001" + Node2Hex + "0200" + "0807060504030201" + "0500000000000000";
+        var e = Assert.Throws<MetadataFormatException>(() => CommandCodec.Decode(Bytes(hex)));
+        Assert.Contains("tokens out of order", e.Message);
     }
 
     [Fact]

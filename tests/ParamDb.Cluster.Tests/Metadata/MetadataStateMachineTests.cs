@@ -3,6 +3,7 @@ using DotNext.Net.Cluster.Consensus.Raft.StateMachine;
 using ParamDb.Cluster.Raft;
 using ParamDb.Cluster.Tests.Support;
 using static ParamDb.Cluster.Tests.Support.Samples;
+using ParamDb.Protocol.Cluster;
 
 namespace ParamDb.Cluster.Tests.Metadata;
 

@@ -1,5 +1,6 @@
 using ParamDb.Cluster.Wire;
 using static ParamDb.Cluster.Tests.Support.Samples;
+using ParamDb.Protocol.Cluster;
 
 namespace ParamDb.Cluster.Tests.Metadata;
 
@@ -10,7 +11,7 @@ public sealed class StateSnapshotTests
     internal static ClusterState SampleState()
     {
         var state = Init().Apply(ClusterState.Empty, out _);
-        state = new AddNode(Node("n2", 2, NodeState.Joining)).Apply(state, out _);
+        state = new AddNode(Node("n2", 2, NodeState.Joining) with { Tokens = Tokens }).Apply(state, out _);
         state = new CreateTable("emb", Schema()).Apply(state, out _);
         return new RegisterWorker("w", ["emb"], 10_000).Apply(state, out _);
     }
@@ -25,9 +26,9 @@ public sealed class StateSnapshotTests
         "02000000" + "02000000" +                               // next table id 2, next worker id 2
         "02000000" +                                            // 2 nodes
         "0200" + "6e31" + "0e00" + "3132372e302e302e313a38303830" + "0e00" + "3132372e302e302e313a38303831" +
-        "0e00" + "3132372e302e302e313a37303030" + "01" +
+        "0e00" + "3132372e302e302e313a37303030" + "01" + "0000" +
         "0200" + "6e32" + "0e00" + "3132372e302e302e323a38303830" + "0e00" + "3132372e302e302e323a38303831" +
-        "0e00" + "3132372e302e302e323a37303030" + "00" +
+        "0e00" + "3132372e302e302e323a37303030" + "00" + TokensHex +
         "01000000" +                                            // 1 table
         "0300" + "656d62" + "01000000" + "43000000" + SchemaJsonHex +
         "01000000" +                                            // 1 worker

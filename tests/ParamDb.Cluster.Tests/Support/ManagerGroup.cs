@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using ParamDb.Protocol.Cluster;
 
 namespace ParamDb.Cluster.Tests.Support;
 

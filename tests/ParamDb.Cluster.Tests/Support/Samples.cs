@@ -1,3 +1,5 @@
+using ParamDb.Protocol.Cluster;
+
 namespace ParamDb.Cluster.Tests.Support;
 
 /// <summary>Fixed values the golden tests encode; changing one changes the golden bytes.</summary>
@@ -7,6 +9,12 @@ internal static class Samples
 
     public static NodeInfo Node(string id = "n1", int octet = 1, NodeState state = NodeState.Up) =>
         new(id, $"127.0.0.{octet}:8080", $"127.0.0.{octet}:8081", $"127.0.0.{octet}:7000", state);
+
+    /// <summary>Two tokens, the second with every byte distinct so the byte order shows in the golden hex.</summary>
+    public static readonly ulong[] Tokens = [5, 0x0102030405060708];
+
+    /// <summary>Their bytes: u16 count, then each u64 little-endian.</summary>
+    public const string TokensHex = "0200" + "0500000000000000" + "0807060504030201";
 
     /// <summary>Normalized: {"dim":4,"init":{"kind":"zeros"},"updater":{"kind":"sgd","lr":0.5}}.</summary>
     public static TableSchema Schema(int dim = 4) =>
