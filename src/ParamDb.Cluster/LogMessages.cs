@@ -32,4 +32,19 @@ internal static partial class LogMessages
 
     [LoggerMessage(9, LogLevel.Debug, "Could not read the metadata of leader {Leader}")]
     public static partial void LeaderMetadataFailed(this ILogger logger, string leader, Exception exception);
+
+    [LoggerMessage(10, LogLevel.Information, "Node {NodeId} is a member of cluster {ClusterId}: ring epoch {Epoch}, {Nodes} nodes")]
+    public static partial void ClusterNodeStarted(this ILogger logger, string nodeId, Guid clusterId, ulong epoch, int nodes);
+
+    [LoggerMessage(11, LogLevel.Information, "Ring epoch {Epoch}: {Nodes} nodes")]
+    public static partial void RingEpochChanged(this ILogger logger, ulong epoch, int nodes);
+
+    [LoggerMessage(12, LogLevel.Information, "Admitted node {NodeId} at {Http} (raft {Raft}) with {Tokens} tokens, ring epoch {Epoch}")]
+    public static partial void NodeAdmitted(this ILogger logger, string nodeId, string http, string raft, int tokens, ulong epoch);
+
+    [LoggerMessage(13, LogLevel.Information, "Mirrored table {Name} (id {Id}) into this node's store")]
+    public static partial void MirrorAddedTable(this ILogger logger, string name, uint id);
+
+    [LoggerMessage(14, LogLevel.Information, "Dropped table {Name} (id {Id}) from this node's store: the cluster no longer has it")]
+    public static partial void MirrorDroppedTable(this ILogger logger, string name, uint id);
 }

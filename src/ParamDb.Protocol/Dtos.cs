@@ -118,4 +118,6 @@ public sealed record ProblemReply
 [JsonSerializable(typeof(RestoreReply))]
 [JsonSerializable(typeof(ImportReply))]
 [JsonSerializable(typeof(ClusterView))]
+[JsonSerializable(typeof(JoinRequest))]
+[JsonSerializable(typeof(JoinReply))]
 public sealed partial class ProtocolJson : JsonSerializerContext;

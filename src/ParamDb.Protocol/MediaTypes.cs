@@ -36,4 +36,10 @@ public static class ParamDbHeaders
 
     /// <summary>On a pull reply: the minimum clock of the ranges read.</summary>
     public const string ClockMin = "ParamDb-Clock-Min";
+
+    /// <summary>
+    /// On a request: the ring epoch the client sliced its keys by (docs/cluster.md), so the node serves only keys
+    /// it owns and answers 421 <c>wrong_node</c> otherwise; on a 421 reply: the node's epoch.
+    /// </summary>
+    public const string RingEpoch = "ParamDb-Ring-Epoch";
 }

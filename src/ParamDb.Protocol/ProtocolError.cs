@@ -107,4 +107,18 @@ public static class ProblemCodes
     public const string BadRequest = "bad_request";
     /// <summary>500: a fault inside the server; the detail says what.</summary>
     public const string Internal = "internal_error";
+    /// <summary>421: the request was sliced by a ring epoch in which this node does not own some of its keys; refetch GET /v1/cluster.</summary>
+    public const string WrongNode = "wrong_node";
+    /// <summary>503: the cluster has no leader to take a metadata change right now; retry after the Retry-After seconds.</summary>
+    public const string NoLeader = "no_leader";
+    /// <summary>409: a node with that id, or at that Raft address, is already a member.</summary>
+    public const string NodeIdTaken = "node_id_taken";
+    /// <summary>409: a node cannot join a cluster that already holds tables (moving rows to it comes with replication).</summary>
+    public const string ClusterNotEmpty = "cluster_not_empty";
+    /// <summary>501: the operation is not built for clusters yet (snapshots, restore).</summary>
+    public const string NotSupportedInCluster = "not_supported_in_cluster";
+    /// <summary>404: this node is not a member of a cluster (a cluster route on a single node).</summary>
+    public const string NotInCluster = "not_in_cluster";
+    /// <summary>403: a cluster peer route without the right <c>--cluster-secret</c>.</summary>
+    public const string PeerRefused = "peer_refused";
 }

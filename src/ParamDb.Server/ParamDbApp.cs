@@ -25,6 +25,7 @@ public static partial class ParamDbApp
     /// <exception cref="OptionsException">An option is unusable or unknown; the message names it.</exception>
     public static WebApplication Build(string[] args, bool openStore)
     {
+        bool clusterInit = args.Contains(CommandLine.ClusterInit, StringComparer.OrdinalIgnoreCase);
         args = CommandLine.Check(args);
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
@@ -34,6 +35,7 @@ public static partial class ParamDbApp
             ContentRootPath = AppContext.BaseDirectory,
         });
         builder.Configuration.AddCommandLine(args, new Dictionary<string, string>(CommandLine.SwitchMappings));
+        if (clusterInit) builder.Configuration.AddInMemoryCollection([new("ParamDb:Cluster:Init", "true")]);
 
         var options = builder.Configuration.GetSection(ServerOptions.Section).Get<ServerOptions>() ?? new ServerOptions();
         var settings = NodeSettings.From(options);
@@ -41,9 +43,12 @@ public static partial class ParamDbApp
 
         builder.Services.AddSingleton(settings);
         builder.Services.AddSingleton(endpoints);
+        builder.Services.AddSingleton<ClusterHost>();
         builder.Services.AddSingleton<StoreHost>();
         if (openStore)
         {
+            // In this order: the cluster decides the store's ranges before the store opens, and stops after it.
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<ClusterHost>());
             builder.Services.AddHostedService(sp => sp.GetRequiredService<StoreHost>());
             builder.Services.AddHostedService<CheckpointLoop>();
         }
@@ -57,6 +62,7 @@ public static partial class ParamDbApp
             // Every problem carries a stable code, including the ones ASP.NET writes itself (404 route, 405, 500).
             context.ProblemDetails.Extensions.TryAdd("code", Problems.CodeForStatus(context.ProblemDetails.Status ?? context.HttpContext.Response.StatusCode));
         });
+        builder.Services.AddExceptionHandler<MetadataExceptionHandler>();
         builder.Services.AddParamDbOpenApi();
         builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>, LargeBlockMemoryPoolFactory>();
 
@@ -78,6 +84,7 @@ public static partial class ParamDbApp
         app.UseBrowserGuard();
         app.UseStatusCodePages();
         app.UseParamDbOpenApi();
+        app.UsePeerCheck(settings);
         app.UseRouting();
         app.UseStoreGate();
         app.MapTables();
@@ -87,6 +94,7 @@ public static partial class ParamDbApp
         app.MapImport();
         app.MapWorkers();
         app.MapAdmin();
+        app.MapCluster();
         app.MapStream();
 
         if (openStore)

@@ -24,33 +24,55 @@ public interface IDataPlane
     /// </summary>
     /// <param name="table">The table, from <see cref="ITableDirectory.TryGet"/>.</param>
     /// <param name="block">A KV block with VALUES, already inflated; it must stay unchanged until the returned task completes.</param>
-    /// <param name="stamp">The pushing worker and its clock (both 0 for an anonymous push).</param>
-    /// <param name="fromJson">True when the block was built from a JSON body: errors then explain JSON's number rules.</param>
+    /// <param name="options">The worker's stamp and how the request reached this node.</param>
     /// <param name="cancellationToken">Ends a push still waiting for a checkpoint to let it in; once applied, it is not undone.</param>
-    ValueTask<PushReply> PushAsync(TableHandle table, ReadOnlyMemory<byte> block, WorkerStamp stamp, bool fromJson, CancellationToken cancellationToken);
+    ValueTask<PushReply> PushAsync(TableHandle table, ReadOnlyMemory<byte> block, PushOptions options, CancellationToken cancellationToken);
 
     /// <summary>An empty push: advances the worker's clock on every range of the table (docs/consistency.md).</summary>
-    ValueTask<PushReply> TickAsync(TableHandle table, WorkerStamp stamp, CancellationToken cancellationToken);
+    ValueTask<PushReply> TickAsync(TableHandle table, PushOptions options, CancellationToken cancellationToken);
 
     /// <summary>
     /// Checks a pull before any wait, so a bad pull fails at once: the worker (a pull made for a worker renews its
     /// lease), the block's layout, its keys against the table, and the size of the reply. The plan holds offsets
     /// into <paramref name="block"/>.
     /// </summary>
-    bool TryPlanPull(TableHandle table, ReadOnlySpan<byte> block, uint worker, out KvBlock plan, out ProtocolError error);
+    bool TryPlanPull(TableHandle table, ReadOnlySpan<byte> block, PullOptions options, out KvBlock plan, out ProtocolError error);
 
     /// <summary>
     /// Waits, without holding a thread, until every live worker of the table has reached the clock the
-    /// consistency asks for at <paramref name="clock"/>. Eventual pulls and pulls without a clock return at once.
+    /// consistency asks for, on the ranges this node reads for the pull. Eventual pulls and pulls without a clock
+    /// return at once. A pull whose rows other nodes hold waits there, within <see cref="ReadAsync"/>.
     /// </summary>
-    ValueTask<ClockWait> WaitAsync(TableHandle table, Consistency consistency, ulong clock, TimeSpan timeout, CancellationToken cancellationToken);
+    ValueTask<ClockWait> WaitAsync(TableHandle table, ReadOnlyMemory<byte> block, KvBlock plan, PullOptions options, CancellationToken cancellationToken);
 
     /// <summary>
     /// Reads the rows of a planned pull into <paramref name="destination"/>: <c>plan.Count × Dim</c> float32
     /// values, row-major, little-endian (a KV block's values section; bytes, so a pooled reply buffer can be
-    /// filled in place without wrapping it). Rows never pushed read as their initial value.
+    /// filled in place without wrapping it). Rows never pushed read as their initial value. Rows held by other
+    /// nodes are pulled from them with the same consistency; the result merges what they report.
     /// </summary>
-    ValueTask ReadAsync(TableHandle table, ReadOnlyMemory<byte> block, KvBlock plan, Memory<byte> destination, CancellationToken cancellationToken);
+    /// <returns>None, or the error of a part read elsewhere; the lowest clock of the ranges read elsewhere
+    /// (<see cref="ulong.MaxValue"/> when none was).</returns>
+    ValueTask<ClockWait> ReadAsync(TableHandle table, ReadOnlyMemory<byte> block, KvBlock plan, PullOptions options, Memory<byte> destination, CancellationToken cancellationToken);
+}
+
+/// <summary>How a push reached the node.</summary>
+/// <param name="Stamp">The pushing worker and its clock (both 0 for an anonymous push).</param>
+/// <param name="RingEpoch">The ring epoch the sender sliced the keys by (docs/cluster.md); 0 when it did not, and
+/// the node routes the keys itself.</param>
+/// <param name="FromJson">True when the block was built from a JSON body: errors then explain JSON's number rules.</param>
+public readonly record struct PushOptions(WorkerStamp Stamp, ulong RingEpoch = 0, bool FromJson = false);
+
+/// <summary>How a pull reached the node, and what it waits for.</summary>
+/// <param name="Worker">The worker pulling, 0 for none.</param>
+/// <param name="Clock">The worker's clock, 0 for none.</param>
+/// <param name="Consistency">What the pull waits for.</param>
+/// <param name="Timeout">How long it may wait.</param>
+/// <param name="RingEpoch">The ring epoch the sender sliced the keys by; 0 when the node routes them itself.</param>
+public readonly record struct PullOptions(uint Worker, ulong Clock, Consistency Consistency, TimeSpan Timeout, ulong RingEpoch = 0)
+{
+    /// <summary>An eventual pull with no worker: reads at once.</summary>
+    public static PullOptions Eventual => new(0, 0, Consistency.Eventual, TimeSpan.Zero);
 }
 
 /// <summary>The outcome of a push or tick through an <see cref="IDataPlane"/>.</summary>

@@ -34,8 +34,9 @@ public interface ITableDirectory
     /// <summary>Deletes a table and its rows; false when no table has that name.</summary>
     ValueTask<bool> DeleteAsync(string name, CancellationToken cancellationToken);
 
-    /// <summary>Rows and bytes of a table (in a cluster, summed over the nodes).</summary>
-    ValueTask<TableStats> GetStatsAsync(TableHandle table, CancellationToken cancellationToken);
+    /// <summary>Rows and bytes of a table: in a cluster, summed over the nodes unless <paramref name="thisNodeOnly"/>.</summary>
+    /// <exception cref="MetadataUnavailableException">A node that holds part of the table did not answer.</exception>
+    ValueTask<TableStats> GetStatsAsync(TableHandle table, bool thisNodeOnly, CancellationToken cancellationToken);
 }
 
 /// <summary>What a <see cref="ITableDirectory.CreateAsync"/> did.</summary>

@@ -105,6 +105,18 @@ public sealed partial class ParamStore
     /// <summary>The lowest worker id never used in this store: what a local directory assigns next.</summary>
     public uint NextWorkerId => registry.NextId;
 
+    /// <summary>Whether a worker of that id is registered in this store.</summary>
+    public bool HasWorker(uint id) => registry.TryGet(id, out _);
+
+    /// <summary>The ids of the registered workers, ascending.</summary>
+    public uint[] WorkerIds()
+    {
+        Worker[] all = registry.All;
+        var ids = new uint[all.Length];
+        for (int i = 0; i < all.Length; i++) ids[i] = all[i].Id;
+        return ids;
+    }
+
     /// <summary>The workers as this store knows them (leases are kept by the directory).</summary>
     internal WorkerRegistry Workers => registry;
 

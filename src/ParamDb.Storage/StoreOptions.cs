@@ -74,6 +74,9 @@ public sealed class StoreOptions
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
     private static readonly ParamDb.Protocol.Ring DefaultRing = ParamDb.Protocol.Ring.ForNode("paramdb");
+
+    /// <summary>A single node's ranges: 64 tokens hashed from the name "paramdb", the same on every single node and every start.</summary>
+    public static ParamDb.Protocol.Ring SingleNodeRing => DefaultRing;
 }
 
 /// <summary>When a write (push, tick, table or worker change) is acknowledged, and so what a crash can lose.</summary>

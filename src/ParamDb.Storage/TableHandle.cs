@@ -40,8 +40,8 @@ public sealed class TableHandle
     internal readonly RowUpdater Updater;
     internal readonly RowLayout Layout;
 
-    /// <summary>The table name's hash, from which <see cref="ParamDb.Protocol.Ring.Position"/> places its blocks.</summary>
-    internal readonly ulong RingHash;
+    /// <summary>The table name's hash (<see cref="ParamDb.Protocol.Ring.NameHash"/>), from which <see cref="ParamDb.Protocol.Ring.Position"/> places its blocks.</summary>
+    public readonly ulong RingHash;
 
     /// <summary>The table's vector clocks on this node and the pulls waiting on them.</summary>
     internal readonly TableClocks Clocks;

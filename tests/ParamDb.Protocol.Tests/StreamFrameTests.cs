@@ -75,6 +75,39 @@ public sealed class StreamFrameTests
         Assert.Equal(7UL, block.KeyAt(golden.AsSpan(h.PayloadOffset), 0));
     }
 
+    /// <summary>The pull frame above, sliced by a client at ring epoch 0x1122 (flag bit1, the epoch after the name).</summary>
+    private const string PullFrameWithEpoch =
+        "4C 00 00 00" +             // length 76: 8 more than without the epoch
+        "08 07 06 05 04 03 02 01" + // request id
+        "02" +                      // op pull
+        "02" +                      // flags: bit1, a ring epoch follows the table name
+        "03 00" +                   // table name length 3
+        "05 00 00 00" +             // worker 5
+        "00 00 00 00" +             // staleness 0: sequential
+        "09 00 00 00 00 00 00 00" + // clock 9
+        "65 6D 62 00 00 00 00 00" + // "emb", zero-padded to 8
+        "22 11 00 00 00 00 00 00" + // ring epoch 0x1122
+        "50 44 42 31 01 00 00 00 00 00 00 00 00 00 00 00" + // KV block: PDB1 v1, no flags, dim 0
+        "01 00 00 00 00 00 00 00" + // count 1
+        "07 00 00 00 00 00 00 00";  // key 7
+
+    [Fact]
+    public void AFrameWithARingEpochMatchesItsGoldenBytes()
+    {
+        byte[] golden = Hex(PullFrameWithEpoch);
+        byte[] kv = golden[48..];
+        var written = new byte[golden.Length];
+        int offset = StreamRequestHeader.Write(written, 0x0102030405060708, StreamOp.Pull, StreamFrameFlags.None, "emb"u8, 5, 0, 9, kv.Length, ringEpoch: 0x1122);
+        kv.CopyTo(written, offset);
+
+        Assert.Equal(48, offset);
+        Assert.Equal(golden, written);
+        Assert.True(StreamRequestHeader.TryParse(golden, out var h, out _, out var error), error.Detail);
+        Assert.Equal((StreamFrameFlags.RingEpoch, 0x1122UL, 48, 32L), (h.Flags, h.RingEpoch, h.PayloadOffset, h.PayloadLength));
+        Assert.True(StreamRequestHeader.TryParse(Hex(PullFrame), out var plain, out _, out _));
+        Assert.Equal(0UL, plain.RingEpoch);
+    }
+
     [Fact]
     public void PushAndTickFramesMatchTheirGoldenBytes()
     {
@@ -159,7 +192,7 @@ public sealed class StreamFrameTests
         { "request id 0", Golden(f => f.AsSpan(4, 8).Clear()), ProblemCodes.BadFrame, 0 },
         { "op 0", Golden(f => f[12] = 0), ProblemCodes.BadFrame, 0x0102030405060708 },
         { "op 4", Golden(f => f[12] = 4), ProblemCodes.BadFrame, 0x0102030405060708 },
-        { "flag bit1", Golden(f => f[13] = 2), ProblemCodes.BadFrame, 0x0102030405060708 },
+        { "flag bit2", Golden(f => f[13] = 4), ProblemCodes.BadFrame, 0x0102030405060708 },   // bit1 is the ring epoch
         { "flag bit7", Golden(f => f[13] = 0x80), ProblemCodes.BadFrame, 0x0102030405060708 },
         { "staleness -2", Golden(f => BinaryPrimitives.WriteInt32LittleEndian(f.AsSpan(20), -2)), ProblemCodes.BadFrame, 0x0102030405060708 },
         { "name length 0", Golden(f => f[14] = 0), ProblemCodes.InvalidTableName, 0x0102030405060708 },

@@ -70,7 +70,7 @@ public sealed class StreamMalformedTests(StreamLimitServer fixture) : IClassFixt
     {
         { "op 9", With(Pull(), f => f[12] = 9), Id, 400, ProblemCodes.BadFrame },
         { "op 0", With(Pull(), f => f[12] = 0), Id, 400, ProblemCodes.BadFrame },
-        { "unknown flag bit1", With(Pull(), f => f[13] = 2), Id, 400, ProblemCodes.BadFrame },
+        { "unknown flag bit2", With(Pull(), f => f[13] = 4), Id, 400, ProblemCodes.BadFrame },   // bit1 is the ring epoch
         { "staleness -2", With(Pull(), f => BinaryPrimitives.WriteInt32LittleEndian(f.AsSpan(20), -2)), Id, 400, ProblemCodes.BadFrame },
         { "name length 0", StreamFrames.Frame(Id, StreamOp.Pull, "", Wire.PullBlock([1])), Id, 400, ProblemCodes.InvalidTableName },
         { "name length 129", StreamFrames.Frame(Id, StreamOp.Pull, new string('a', 129), Wire.PullBlock([1])), Id, 400, ProblemCodes.InvalidTableName },

@@ -80,19 +80,21 @@ public sealed class DurabilityTests : IDisposable
     [Fact]
     public async Task PushesDuringCheckpointsLandExactlyOnce()
     {
-        const int rounds = 2000;
+        const int minRounds = 2000;
+        int rounds = 0, checkpoints = 0;
         ulong[] keys = TestStore.Keys(0, 64);
         using (ParamStore store = dir.Open())
         {
             TableHandle t = TestStore.Create(store, "t", TestStore.Schema(2));
             float[] ones = Fill(keys.Length * 2, 1f);
             var pushing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            // A dedicated thread: a busy loop on the pool would starve FASTER's checkpoint I/O completions.
+            // A dedicated thread: a busy loop on the pool would starve FASTER's checkpoint I/O completions. It pushes
+            // until at least two checkpoints have run beside it, however slow the machine makes them.
             var pusher = new Thread(() =>
             {
                 try
                 {
-                    for (int r = 0; r < rounds; r++) store.Push(t, keys, ones).Durable.GetAwaiter().GetResult();
+                    for (; rounds < minRounds || Volatile.Read(ref checkpoints) < 2; rounds++) store.Push(t, keys, ones).Durable.GetAwaiter().GetResult();
                     pushing.SetResult();
                 }
                 catch (Exception e)
@@ -101,11 +103,10 @@ public sealed class DurabilityTests : IDisposable
                 }
             });
             pusher.Start();
-            int checkpoints = 0;
             while (!pushing.Task.IsCompleted)
             {
                 await store.CheckpointAsync();
-                checkpoints++;
+                Interlocked.Increment(ref checkpoints);
             }
             await pushing.Task;
             Assert.True(checkpoints >= 2, $"only {checkpoints} checkpoints ran during the pushes");

@@ -19,4 +19,9 @@ public enum StreamFrameFlags : ushort
     None = 0,
     /// <summary>The KV block (request) or payload (reply) is one LZ4 frame.</summary>
     Lz4 = 1,
+    /// <summary>
+    /// Requests only: a u64 ring epoch follows the padded table name (the frame form of <c>ParamDb-Ring-Epoch</c>,
+    /// docs/cluster.md), so the node serves only keys it owns in that epoch, and answers 421 otherwise.
+    /// </summary>
+    RingEpoch = 2,
 }

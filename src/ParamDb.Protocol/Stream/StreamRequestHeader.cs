@@ -9,16 +9,17 @@ namespace ParamDb.Protocol.Stream;
 /// 0       4     u32 length of the rest of the frame (everything after these 4 bytes)
 /// 4       8     u64 request id (client's choice; 0 is reserved for stream-level errors)
 /// 12      1     u8  op: 1 push, 2 pull, 3 tick
-/// 13      1     u8  flags: bit0 the KV block is one LZ4 frame
+/// 13      1     u8  flags: bit0 the KV block is one LZ4 frame; bit1 a ring epoch follows the table name
 /// 14      2     u16 table name length L, 1…128
 /// 16      4     u32 worker (0 = none)
 /// 20      4     i32 staleness: -1 eventual, 0 sequential, τ &gt; 0 bounded delay τ
 /// 24      8     u64 clock (0 = none)
 /// 32      L     table name (UTF-8), zero-padded to a multiple of 8
+/// (8)           u64 ring epoch, only with flag bit1 (docs/cluster.md)
 /// …       …     KV block (docs/wire-format.md): push with VALUES, pull without, tick empty
 /// </code>
-/// The KV block starts at <c>32 + pad8(L)</c> from the frame's start, so it stays 8-byte aligned in a buffer
-/// that holds the frame at an aligned offset.
+/// The KV block starts at <c>32 + pad8(L)</c> (+ 8 with the epoch) from the frame's start, so it stays 8-byte
+/// aligned in a buffer that holds the frame at an aligned offset.
 /// </summary>
 public readonly record struct StreamRequestHeader
 {
@@ -55,8 +56,11 @@ public readonly record struct StreamRequestHeader
     /// <summary>The worker's clock, 0 for none.</summary>
     public ulong Clock { get; init; }
 
+    /// <summary>The ring epoch the sender sliced the keys by (flag bit1); 0 without it.</summary>
+    public ulong RingEpoch { get; init; }
+
     /// <summary>Offset of the KV block from the frame's start.</summary>
-    public int PayloadOffset => Size + Pad8(TableNameLength);
+    public int PayloadOffset => Size + Pad8(TableNameLength) + ((Flags & StreamFrameFlags.RingEpoch) != 0 ? 8 : 0);
 
     /// <summary>Bytes of the KV block (possibly LZ4-framed).</summary>
     public long PayloadLength => LengthPrefix + (long)Length - PayloadOffset;
@@ -125,9 +129,9 @@ public readonly record struct StreamRequestHeader
             error = Bad($"Unknown op {op}: 1 push, 2 pull, 3 tick.");
             return false;
         }
-        if ((flags & ~(int)StreamFrameFlags.Lz4) != 0)
+        if ((flags & ~(int)(StreamFrameFlags.Lz4 | StreamFrameFlags.RingEpoch)) != 0)
         {
-            error = Bad($"Unknown request flag bits 0x{flags:x2}: only bit0 (LZ4) is defined.");
+            error = Bad($"Unknown request flag bits 0x{flags:x2}: only bit0 (LZ4) and bit1 (ring epoch) are defined.");
             return false;
         }
         if (staleness < -1)
@@ -160,7 +164,9 @@ public readonly record struct StreamRequestHeader
             return false;
         }
         tableName = frame.Slice(Size, nameLength);
-        foreach (byte pad in frame[(Size + nameLength)..header.PayloadOffset])
+        int nameEnd = Size + Pad8(nameLength);
+        if ((header.Flags & StreamFrameFlags.RingEpoch) != 0) header = header with { RingEpoch = BinaryPrimitives.ReadUInt64LittleEndian(frame[nameEnd..]) };
+        foreach (byte pad in frame[(Size + nameLength)..nameEnd])
         {
             if (pad != 0)
             {
@@ -187,9 +193,12 @@ public readonly record struct StreamRequestHeader
     /// <paramref name="payloadLength"/> bytes at <see cref="PayloadOffset"/>.
     /// </summary>
     /// <returns>Bytes written (the payload offset).</returns>
-    public static int Write(Span<byte> destination, ulong requestId, StreamOp op, StreamFrameFlags flags, ReadOnlySpan<byte> tableNameUtf8, uint worker, int staleness, ulong clock, long payloadLength)
+    public static int Write(Span<byte> destination, ulong requestId, StreamOp op, StreamFrameFlags flags, ReadOnlySpan<byte> tableNameUtf8, uint worker, int staleness, ulong clock, long payloadLength,
+        ulong ringEpoch = 0)
     {
-        int payloadOffset = Size + Pad8(tableNameUtf8.Length);
+        if (ringEpoch != 0) flags |= StreamFrameFlags.RingEpoch;
+        int nameEnd = Size + Pad8(tableNameUtf8.Length);
+        int payloadOffset = nameEnd + ((flags & StreamFrameFlags.RingEpoch) != 0 ? 8 : 0);
         long length = payloadOffset - LengthPrefix + payloadLength;
         if (length > uint.MaxValue) throw new ArgumentOutOfRangeException(nameof(payloadLength), "A stream frame holds at most 4 GiB.");
         BinaryPrimitives.WriteUInt32LittleEndian(destination, (uint)length);
@@ -201,7 +210,8 @@ public readonly record struct StreamRequestHeader
         BinaryPrimitives.WriteInt32LittleEndian(destination[20..], staleness);
         BinaryPrimitives.WriteUInt64LittleEndian(destination[24..], clock);
         tableNameUtf8.CopyTo(destination[Size..]);
-        destination[(Size + tableNameUtf8.Length)..payloadOffset].Clear();
+        destination[(Size + tableNameUtf8.Length)..nameEnd].Clear();
+        if (payloadOffset > nameEnd) BinaryPrimitives.WriteUInt64LittleEndian(destination[nameEnd..], ringEpoch);
         return payloadOffset;
     }
 

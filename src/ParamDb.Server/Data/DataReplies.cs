@@ -13,15 +13,18 @@ public static class DataReplies
     /// into the returned buffer (the stream writes its reply header there). The rows go straight into the
     /// reply's values section.
     /// </summary>
-    public static async ValueTask<PooledBuffer> PullKvAsync(IDataPlane data, TableHandle table, ReadOnlyMemory<byte> block, KvBlock plan, int headroom, CancellationToken cancellationToken)
+    /// <returns>The reply, and what the read reports (an error from a part read on another node, and the lowest
+    /// clock of those parts); the caller disposes the reply either way.</returns>
+    public static async ValueTask<(PooledBuffer Reply, ClockWait Read)> PullKvAsync(IDataPlane data, TableHandle table, ReadOnlyMemory<byte> block, KvBlock plan,
+        PullOptions options, int headroom, CancellationToken cancellationToken)
     {
         int size = checked((int)KvBlockWriter.SizeOf(plan.IsRange, plan.Count, table.Dim, values: true));
         var reply = new PooledBuffer(headroom + size) { Length = headroom + size };
         try
         {
             int valuesOffset = headroom + WriteHeader(reply.Array.AsSpan(headroom, size), block.Span, plan, table.Dim);
-            await data.ReadAsync(table, block, plan, reply.Array.AsMemory(valuesOffset, headroom + size - valuesOffset), cancellationToken).ConfigureAwait(false);
-            return reply;
+            ClockWait read = await data.ReadAsync(table, block, plan, options, reply.Array.AsMemory(valuesOffset, headroom + size - valuesOffset), cancellationToken).ConfigureAwait(false);
+            return (reply, read);
         }
         catch
         {

@@ -47,23 +47,23 @@ public static class DataEndpoints
         PushReply reply;
         using (body)
         {
-            if (format == BodyFormat.Kv) reply = await node.Data.PushAsync(handle, body.Memory, clock.Stamp, fromJson: false, aborted);
+            if (format == BodyFormat.Kv) reply = await node.Data.PushAsync(handle, body.Memory, clock.Push(fromJson: false), aborted);
             else
             {
                 if (!JsonRows.TryParse(body.Span, push: true, settings.MaxKeys, out var json, out error)) return Problems.From(error);
                 using (json)
                 {
                     // An empty JSON push has no rows to give a width: it is a tick.
-                    if (json.Count == 0) reply = await node.Data.TickAsync(handle, clock.Stamp, aborted);
+                    if (json.Count == 0) reply = await node.Data.TickAsync(handle, clock.Push(fromJson: true), aborted);
                     else
                     {
                         using PooledBuffer block = json.ToBlock();
-                        reply = await node.Data.PushAsync(handle, block.Memory, clock.Stamp, fromJson: true, aborted);
+                        reply = await node.Data.PushAsync(handle, block.Memory, clock.Push(fromJson: true), aborted);
                     }
                 }
             }
         }
-        if (!reply.Accepted) return Problems.From(reply.Error);
+        if (!reply.Accepted) return Refused(request, node, reply.Error);
         error = await PushReply.AwaitDurableAsync(reply.Durable);
         return error.IsNone ? TypedResults.Ok(reply.Result!) : Problems.From(error);
     }
@@ -86,12 +86,18 @@ public static class DataEndpoints
                 using (json) block = json.ToBlock();
             }
             // Checked before waiting: a bad pull fails at once, not after its clocks arrive.
-            if (!node.Data.TryPlanPull(handle, block.Span, clock.Worker, out KvBlock plan, out error)) return Problems.From(error);
-            var wait = await node.Data.WaitAsync(handle, clock.Consistency, clock.Clock, clock.Timeout, aborted);
+            PullOptions options = clock.Pull;
+            if (!node.Data.TryPlanPull(handle, block.Span, options, out KvBlock plan, out error)) return Refused(request, node, error);
+            var wait = await node.Data.WaitAsync(handle, block.Memory, plan, options, aborted);
             if (!wait.Error.IsNone) return Problems.From(wait.Error, wait.Behind, wait.Target);
-            string clockMin = wait.ClockMin.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var (reply, read) = await DataReplies.PullKvAsync(node.Data, handle, block.Memory, plan, options, headroom: 0, aborted);
+            if (!read.Error.IsNone)
+            {
+                reply.Dispose();
+                return Problems.From(read.Error, read.Behind, read.Target);
+            }
+            string clockMin = Math.Min(wait.ClockMin, read.ClockMin).ToString(System.Globalization.CultureInfo.InvariantCulture);
             bool lz4 = Negotiation.AcceptsLz4(request);
-            PooledBuffer reply = await DataReplies.PullKvAsync(node.Data, handle, block.Memory, plan, headroom: 0, aborted);
             if (replyFormat == BodyFormat.Kv) return new BufferReply(reply, MediaTypes.KvBlock, lz4, clockMin);
             using (reply) return new BufferReply(JsonReply(reply.Span, plan, handle.Dim), MediaTypes.Json, lz4, clockMin);
         }
@@ -119,10 +125,19 @@ public static class DataEndpoints
             return Problems.Of(400, ProblemCodes.KeyOutOfRange, $"'{key}' is not a key: keys are integers 0 … 2^64-1.");
         byte[] request = new byte[KvBlockWriter.SizeOf(range: false, 1, handle.Dim, values: false)];
         KvBlockWriter.Write(request, [k], default, handle.Dim, withValues: false);
-        if (!node.Data.TryPlanPull(handle, request, worker: 0, out KvBlock plan, out var error)) return Problems.From(error);
+        if (!node.Data.TryPlanPull(handle, request, PullOptions.Eventual, out KvBlock plan, out var error)) return Problems.From(error);
         byte[] row = new byte[handle.Dim * sizeof(float)];
-        await node.Data.ReadAsync(handle, request, plan, row, ct);
+        ClockWait read = await node.Data.ReadAsync(handle, request, plan, PullOptions.Eventual, row, ct);
+        if (!read.Error.IsNone) return Problems.From(read.Error);
         return TypedResults.Ok(new RowReply(k, MemoryMarshal.Cast<byte, float>(row).ToArray()));
+    }
+
+    /// <summary>A refused request's problem; a 421 carries the node's ring epoch (<c>ParamDb-Ring-Epoch</c>) so the client knows it must refetch the ring.</summary>
+    private static ProblemHttpResult Refused(HttpRequest request, NodeServices node, ProtocolError error)
+    {
+        if (error.Status == StatusCodes.Status421MisdirectedRequest)
+            request.HttpContext.Response.Headers[ParamDbHeaders.RingEpoch] = node.Ranges.Epoch.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return Problems.From(error);
     }
 
     /// <summary>Resolves the node's seams and the table, or the problem that stops the request.</summary>

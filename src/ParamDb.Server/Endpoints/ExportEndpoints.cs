@@ -16,7 +16,7 @@ public static class ExportEndpoints
     /// <summary>Maps the export route.</summary>
     public static RouteGroupBuilder MapExport(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1/tables/{table}").WithTags("Export");
+        var group = app.MapGroup("/v1/tables/{table}").WithTags("Export").SingleNodeOnlyUntil("Exporting a table");
         group.MapGet("/export", Export)
             .WithName("ExportTable")
             .WithSummary("Download a table as a safetensors file: keys ascending, then their rows. A live export, not a point-in-time view: "

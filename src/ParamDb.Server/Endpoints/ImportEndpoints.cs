@@ -20,7 +20,7 @@ public static class ImportEndpoints
     /// <summary>Maps the import route.</summary>
     public static RouteGroupBuilder MapImport(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1/tables/{table}").WithTags("Export");
+        var group = app.MapGroup("/v1/tables/{table}").WithTags("Export").SingleNodeOnlyUntil("Importing a table");
         group.MapPost("/import", ImportAsync)
             .WithName("ImportTable")
             .WithSummary("Load a safetensors file in the export's layout: creates the table from the file's schema when it is missing (201), "

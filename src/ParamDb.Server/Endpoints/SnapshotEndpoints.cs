@@ -22,7 +22,7 @@ public static class SnapshotEndpoints
     /// <summary>Maps the snapshot routes.</summary>
     public static RouteGroupBuilder MapSnapshots(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1/snapshots").WithTags("Snapshots");
+        var group = app.MapGroup("/v1/snapshots").WithTags("Snapshots").SingleNodeOnlyUntil("Snapshots (create, restore, export)");
         group.MapPost("/", CreateAsync)
             .WithName("CreateSnapshot")
             .WithSummary("Take a named snapshot of every table, with its rows, vector clocks and the registered workers, as of one cut. "

@@ -55,7 +55,8 @@ public static class TablesEndpoints
         switch (outcome)
         {
             case CreateTableOutcome.Created:
-                return TypedResults.Created($"/v1/tables/{name}", await DescribeAsync(node, table, ct));
+                // A new table has no rows anywhere: nothing to ask the other nodes (one of which may be down).
+                return TypedResults.Created($"/v1/tables/{name}", await DescribeAsync(node, table, ct, thisNodeOnly: true));
             case CreateTableOutcome.AlreadyExists:
                 return TypedResults.Ok(await DescribeAsync(node, table, ct));
             default:
@@ -73,9 +74,9 @@ public static class TablesEndpoints
         return TypedResults.Ok(new TableList { Tables = infos });
     }
 
-    private static async Task<Results<Ok<TableInfo>, ProblemHttpResult>> GetAsync(string name, StoreHost host, CancellationToken ct) =>
+    private static async Task<Results<Ok<TableInfo>, ProblemHttpResult>> GetAsync(string name, HttpRequest request, StoreHost host, CancellationToken ct) =>
         DataEndpoints.TryOpen(host, name, out var node, out var table, out var problem)
-            ? TypedResults.Ok(await DescribeAsync(node, table, ct))
+            ? TypedResults.Ok(await DescribeAsync(node, table, ct, thisNodeOnly: Peers.IsPeer(request)))
             : problem;
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string name, StoreHost host, CancellationToken ct)
@@ -85,9 +86,9 @@ public static class TablesEndpoints
         return await node.Tables.DeleteAsync(name, ct) ? TypedResults.NoContent() : Problems.TableNotFound(name);
     }
 
-    private static async ValueTask<TableInfo> DescribeAsync(NodeServices node, TableHandle table, CancellationToken ct)
+    private static async ValueTask<TableInfo> DescribeAsync(NodeServices node, TableHandle table, CancellationToken ct, bool thisNodeOnly = false)
     {
-        var stats = await node.Tables.GetStatsAsync(table, ct);
+        var stats = await node.Tables.GetStatsAsync(table, thisNodeOnly, ct);
         return new TableInfo { Name = table.Name, Schema = table.Schema, Rows = stats.Rows, Bytes = stats.Bytes };
     }
 }

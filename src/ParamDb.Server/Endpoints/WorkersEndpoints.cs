@@ -83,10 +83,15 @@ public static class WorkersEndpoints
     private static Ok<WorkerList> List(StoreHost host) =>
         TypedResults.Ok(new WorkerList { Workers = host.Node is { } node ? node.Workers.List().Select(Describe).ToList() : [] });
 
-    private static async Task<Results<Ok<WorkerInfo>, ProblemHttpResult>> HeartbeatAsync(string id, StoreHost host, CancellationToken ct)
+    private static async Task<Results<Ok<WorkerInfo>, ProblemHttpResult>> HeartbeatAsync(string id, HttpRequest request, StoreHost host, CancellationToken ct)
     {
         if (host.Node is not { } node) return Problems.Unavailable();
         if (!TryParseId(id, out uint worker, out var problem)) return problem;
+        // A peer passing on a heartbeat: renewed here only.
+        if (Peers.IsPeer(request))
+            return node.Workers.Touch(worker) && node.Workers.List().FirstOrDefault(w => w.Id == worker) is { Id: > 0 } renewed
+                ? TypedResults.Ok(Describe(renewed))
+                : Problems.From(DataErrors.WorkerNotFound(worker));
         return await node.Workers.HeartbeatAsync(worker, ct) is { } state ? TypedResults.Ok(Describe(state)) : Problems.From(DataErrors.WorkerNotFound(worker));
     }
 

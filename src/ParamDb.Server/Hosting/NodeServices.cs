@@ -16,6 +16,9 @@ namespace ParamDb.Server.Hosting;
 /// <param name="Storage">Checkpoints, imports and exports.</param>
 public sealed record NodeServices(IDataPlane Data, ITableDirectory Tables, IWorkerDirectory Workers, IRangeOwnership Ranges, INodeStorage Storage)
 {
+    /// <summary>This node's cluster membership; null on a single node.</summary>
+    public ParamDb.Cluster.Membership.ClusterMember? Cluster { get; init; }
+
     /// <summary>Finds a live table by a name from a request, or the problem that stops the request.</summary>
     public bool TryResolve(string table, [NotNullWhen(true)] out TableHandle? handle, out ProtocolError error)
     {

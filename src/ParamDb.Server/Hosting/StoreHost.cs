@@ -1,6 +1,9 @@
 using System.Diagnostics;
 using ParamDb.Protocol;
 using ParamDb.Server.Options;
+using ParamDb.Cluster.Directories;
+using ParamDb.Cluster.Membership;
+using ParamDb.Cluster.Routing;
 using ParamDb.Storage;
 using ParamDb.Storage.Local;
 using ParamDb.Storage.Snapshots;
@@ -15,11 +18,13 @@ namespace ParamDb.Server.Hosting;
 /// <c>Build()</c>. ASP.NET starts user hosted services before Kestrel and stops them after it, so no request sees
 /// a closed store.
 /// </summary>
-public sealed partial class StoreHost(NodeSettings settings, ILogger<StoreHost> logger, IHostApplicationLifetime lifetime) : IHostedService, IDisposable
+public sealed partial class StoreHost(NodeSettings settings, ClusterHost cluster, ILogger<StoreHost> logger, IHostApplicationLifetime lifetime) : IHostedService, IDisposable
 {
     private ParamStore? _store;
     private NodeServices? _node;
     private LocalWorkerDirectory? _workers;
+    private MetadataMirror? _mirror;
+    private PeerLinks? _peers;
     private SnapshotLibrary? _snapshots;
     private FileStream? _lock;
     private readonly SemaphoreSlim _restoring = new(1, 1);
@@ -53,24 +58,40 @@ public sealed partial class StoreHost(NodeSettings settings, ILogger<StoreHost> 
         return Task.CompletedTask;
     }
 
-    /// <summary>Wires the seams of a single node over a just-opened store.</summary>
+    /// <summary>
+    /// Wires the seams over a just-opened store: a single node's local ones, or, for a cluster member, the router,
+    /// the manager's directories and the mirror that keeps the store's tables and workers in step with them.
+    /// </summary>
     private void Attach(ParamStore store)
     {
         var workers = new LocalWorkerDirectory(store, logger);
+        var local = new LocalDataPlane(store, workers, new DataLimits(settings.MaxKeys, settings.MaxBodyBytes));
         _store = store;
         _workers = workers;
-        Volatile.Write(ref _node, new NodeServices(
-            new LocalDataPlane(store, workers, new DataLimits(settings.MaxKeys, settings.MaxBodyBytes)),
-            new LocalTableDirectory(store, logger),
-            workers,
-            new LocalRangeOwnership(store.Ranges),
-            store));
+        if (cluster.Member is not { } member)
+        {
+            Volatile.Write(ref _node, new NodeServices(local, new LocalTableDirectory(store, logger), workers, new LocalRangeOwnership(store.Ranges), store));
+            return;
+        }
+        var mirror = new MetadataMirror(logger, workers.Adopt);
+        mirror.Attach(store, member.Manager.State);
+        member.Manager.StateChanged += mirror.OnStateChanged;
+        _mirror = mirror;
+        _peers = new PeerLinks(member);
+        Volatile.Write(ref _node, new NodeServices(new Router(member, local, _peers), new ClusterTableDirectory(member, store),
+            new ClusterWorkerDirectory(member, workers), new ClusterOwnership(member), store) { Cluster = member });
     }
 
     /// <summary>Unwires the seams and closes the store (no request may be using it).</summary>
     private void Detach()
     {
         Volatile.Write(ref _node, null);
+        if (Interlocked.Exchange(ref _mirror, null) is { } mirror)
+        {
+            if (cluster.Member is { } member) member.Manager.StateChanged -= mirror.OnStateChanged;
+            mirror.Detach();
+        }
+        if (Interlocked.Exchange(ref _peers, null) is { } peers) peers.DisposeAsync().AsTask().GetAwaiter().GetResult();
         Interlocked.Exchange(ref _workers, null)?.Dispose();
         Interlocked.Exchange(ref _store, null)?.Dispose();
     }
@@ -151,6 +172,8 @@ public sealed partial class StoreHost(NodeSettings settings, ILogger<StoreHost> 
 
     private StoreOptions StoreOptions() => new()
     {
+        // A cluster member's ranges are its ring tokens: one vector clock per arc it owns.
+        Ring = cluster.Member is { } member ? new ParamDb.Protocol.Ring(member.Identity.Tokens) : ParamDb.Storage.StoreOptions.SingleNodeRing,
         DataDirectory = settings.DataDirectory,
         MemoryBytes = settings.MemoryBytes,
         CheckpointsToKeep = settings.CheckpointsToKeep,

@@ -9,10 +9,17 @@ namespace ParamDb.Server.Http;
 /// <param name="Clock">The worker's clock; 0 for none.</param>
 /// <param name="Consistency">What a pull waits for; eventual by default.</param>
 /// <param name="Timeout">How long a pull may wait.</param>
-public readonly record struct ClockHeaders(uint Worker, ulong Clock, Consistency Consistency, TimeSpan Timeout)
+/// <param name="RingEpoch">The ring epoch the client sliced its keys by (<c>ParamDb-Ring-Epoch</c>); 0 when absent.</param>
+public readonly record struct ClockHeaders(uint Worker, ulong Clock, Consistency Consistency, TimeSpan Timeout, ulong RingEpoch)
 {
     /// <summary>The push stamp.</summary>
-    public ParamDb.Storage.WorkerStamp Stamp => new(Worker, Clock);
+    public WorkerStamp Stamp => new(Worker, Clock);
+
+    /// <summary>The push's options for the data plane.</summary>
+    public PushOptions Push(bool fromJson) => new(Stamp, RingEpoch, fromJson);
+
+    /// <summary>The pull's options for the data plane.</summary>
+    public PullOptions Pull => new(Worker, Clock, Consistency, Timeout, RingEpoch);
 
     /// <summary>Reads and validates the headers; absent headers take their defaults.</summary>
     public static bool TryRead(HttpRequest request, out ClockHeaders headers, out ProtocolError error)
@@ -49,7 +56,14 @@ public readonly record struct ClockHeaders(uint Worker, ulong Clock, Consistency
             }
             timeout = TimeSpan.FromMilliseconds(ms);
         }
-        headers = new ClockHeaders(worker, clock, consistency, timeout);
+        ulong epoch = 0;
+        if (request.Headers[ParamDbHeaders.RingEpoch].ToString() is { Length: > 0 } e
+            && !ulong.TryParse(e, NumberStyles.None, CultureInfo.InvariantCulture, out epoch))
+        {
+            error = Bad(ParamDbHeaders.RingEpoch, e, "a ring epoch from GET /v1/cluster (an integer 0 … 2^64-1)");
+            return false;
+        }
+        headers = new ClockHeaders(worker, clock, consistency, timeout, epoch);
         error = default;
         return true;
     }

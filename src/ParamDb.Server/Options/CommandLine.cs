@@ -22,13 +22,22 @@ public static class CommandLine
         ["--checkpoint-wal"] = "ParamDb:CheckpointWal",
         ["--export-run-keys"] = "ParamDb:ExportRunKeys",
         ["--allowed-hosts"] = "ParamDb:AllowedHosts",
+        ["--node-id"] = "ParamDb:Cluster:NodeId",
+        ["--raft"] = "ParamDb:Cluster:Raft",
+        ["--join"] = "ParamDb:Cluster:Join",
+        ["--replicas"] = "ParamDb:Cluster:Replicas",
+        ["--vnodes"] = "ParamDb:Cluster:Vnodes",
+        ["--cluster-secret"] = "ParamDb:Cluster:Secret",
     };
+
+    /// <summary>Founds a cluster (first start of its first node): a switch without a value, read into <c>ParamDb:Cluster:Init</c>.</summary>
+    public const string ClusterInit = "--cluster-init";
 
     /// <summary>Prints a start-up failure's stack trace, not only its message; taken by the program, not configuration.</summary>
     public const string Verbose = "--verbose";
 
     /// <summary>Switches without a value, read by the program itself and kept from configuration.</summary>
-    private static readonly string[] Flags = ["--help", "-h", Verbose];
+    private static readonly string[] Flags = ["--help", "-h", Verbose, ClusterInit];
 
     /// <summary>
     /// ASP.NET's own host settings, which its command-line configuration takes too (<c>--urls</c>,

@@ -45,6 +45,9 @@ public sealed record NodeSettings
     /// </summary>
     public IReadOnlyList<string>? AllowedHosts { get; init; }
 
+    /// <summary>The cluster options (whether the node founds, joins or rejoins a cluster is decided at start).</summary>
+    public ClusterSettings? Cluster { get; init; }
+
     /// <summary>Smallest run an export may use: 1,024 keys (8 KiB); below it the run files cost more than the sort.</summary>
     public const int MinExportRunKeys = 1024;
 
@@ -83,6 +86,7 @@ public sealed record NodeSettings
         if (o.ExportRunKeys is < MinExportRunKeys or > MaxExportRunKeys)
             throw new OptionsException($"--export-run-keys must be from {MinExportRunKeys} to {MaxExportRunKeys}; got {o.ExportRunKeys}.");
         IReadOnlyList<string>? allowedHosts = ParseAllowedHosts(o.AllowedHosts);
+        ClusterSettings cluster = ClusterSettings.From(o.Cluster);
         return new NodeSettings
         {
             DataDirectory = Path.GetFullPath(o.Data),
@@ -101,6 +105,7 @@ public sealed record NodeSettings
             CheckpointWalBytes = checkpointWal,
             ExportRunKeys = o.ExportRunKeys,
             AllowedHosts = allowedHosts,
+            Cluster = cluster,
         };
     }
 

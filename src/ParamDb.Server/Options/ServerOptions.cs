@@ -81,4 +81,35 @@ public sealed class ServerOptions
     /// node answers any name.
     /// </summary>
     public string? AllowedHosts { get; set; }
+
+    /// <summary>Cluster membership (docs/cluster.md), section <c>ParamDb:Cluster</c>; none of it set: a single node.</summary>
+    public ClusterSection Cluster { get; set; } = new();
+}
+
+/// <summary>
+/// The cluster options, bound from <c>ParamDb:Cluster</c>: <c>--node-id</c>, <c>--raft</c>, <c>--cluster-init</c>,
+/// <c>--join</c>, <c>--replicas</c>, <c>--vnodes</c>, <c>--cluster-secret</c>.
+/// </summary>
+public sealed class ClusterSection
+{
+    /// <summary>Stable name of the node, <c>[A-Za-z0-9_.-]{1,64}</c>; kept in the data folder after the first start. Default: the host name.</summary>
+    public string? NodeId { get; set; }
+
+    /// <summary>The Raft peer endpoint, HOST:PORT (an IP address).</summary>
+    public string Raft { get; set; } = "127.0.0.1:7422";
+
+    /// <summary>First start of the first node: found a new cluster.</summary>
+    public bool Init { get; set; }
+
+    /// <summary>First start of any other node: the HTTP address (HOST:PORT) of any member.</summary>
+    public string? Join { get; set; }
+
+    /// <summary>Copies of each range, primary included (cluster-wide, fixed at init).</summary>
+    public int Replicas { get; set; } = 2;
+
+    /// <summary>Ring tokens per node (cluster-wide, fixed at init).</summary>
+    public int Vnodes { get; set; } = ParamDb.Protocol.Ring.DefaultVirtualNodes;
+
+    /// <summary>The secret peers prove to each other; required when any endpoint is not loopback.</summary>
+    public string? Secret { get; set; }
 }

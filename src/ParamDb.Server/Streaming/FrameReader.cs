@@ -39,8 +39,8 @@ internal readonly record struct IncomingFrame(FrameStatus Status, StreamRequestH
 /// <remarks>Not thread-safe: one per stream, used by its reader loop only.</remarks>
 internal sealed class FrameReader(PipeReader reader, long maxBodyBytes)
 {
-    /// <summary>The fixed header plus the longest padded table name: every header check fits in this.</summary>
-    private const int MaxHeaderBytes = StreamRequestHeader.Size + TableNames.MaxLength;
+    /// <summary>The fixed header, the longest padded table name and a ring epoch: every header check fits in this.</summary>
+    private const int MaxHeaderBytes = StreamRequestHeader.Size + TableNames.MaxLength + sizeof(ulong);
 
     private long _skip;
     private readonly byte[] _tableBytes = new byte[TableNames.MaxLength];

@@ -28,15 +28,15 @@ internal sealed partial class StreamSession
             }
             if (h.Op == StreamOp.Pull)
             {
-                if (await PullAsync(h, node.Data, table, payload!)) payload = null; // parked: the wait owns it now
+                if (await PullAsync(h, node, table, payload!)) payload = null; // parked: the wait owns it now
                 return;
             }
-            var stamp = new WorkerStamp(h.Worker, h.Clock);
+            var options = new PushOptions(new WorkerStamp(h.Worker, h.Clock), h.RingEpoch);
             PushReply reply = h.Op == StreamOp.Tick
-                ? await node.Data.TickAsync(table, stamp, _stop.Token)
-                : await node.Data.PushAsync(table, payload!.Memory, stamp, fromJson: false, _stop.Token);
+                ? await node.Data.TickAsync(table, options, _stop.Token)
+                : await node.Data.PushAsync(table, payload!.Memory, options, _stop.Token);
             if (reply.Accepted) await ReplyPushAsync(h.RequestId, reply.Result!, reply.Durable);
-            else await ReplyErrorAsync(h.RequestId, reply.Error, isReader: true);
+            else await ReplyErrorAsync(h.RequestId, reply.Error, isReader: true, clock: EpochIfMisdirected(reply.Error, node));
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -50,24 +50,29 @@ internal sealed partial class StreamSession
         }
     }
 
+    /// <summary>A 421's reply carries the node's ring epoch in its clock field (docs/streaming.md), as REST's header does.</summary>
+    private static ulong EpochIfMisdirected(ProtocolError error, Hosting.NodeServices node) =>
+        error.Status == 421 ? node.Ranges.Epoch : 0;
+
     /// <summary>Serves a pull now, or parks it on its clock wait; true when parked (the wait owns the payload).</summary>
-    private async ValueTask<bool> PullAsync(StreamRequestHeader h, IDataPlane data, TableHandle table, PooledBuffer payload)
+    private async ValueTask<bool> PullAsync(StreamRequestHeader h, Hosting.NodeServices node, TableHandle table, PooledBuffer payload)
     {
-        if (!data.TryPlanPull(table, payload.Span, h.Worker, out var plan, out var error))
-        {
-            await ReplyErrorAsync(h.RequestId, error, isReader: true);
-            return false;
-        }
+        IDataPlane data = node.Data;
         // The header parser already refused staleness below -1, so this cannot fail.
         Consistency.TryFromStaleness(h.Staleness, out var consistency);
-
         // At the limit a pull may still be served if its clocks are already there: ask with no time to wait.
         bool full = Volatile.Read(ref _waiting) >= _settings.StreamMaxWaiting
             || Interlocked.Read(ref _waitingBytes) + payload.Length > _settings.StreamBufferBytes;
-        ValueTask<ClockWait> wait = data.WaitAsync(table, consistency, h.Clock, full ? TimeSpan.Zero : _waitTimeout, _stop.Token);
+        var options = new PullOptions(h.Worker, h.Clock, consistency, full ? TimeSpan.Zero : _waitTimeout, h.RingEpoch);
+        if (!data.TryPlanPull(table, payload.Span, options, out var plan, out var error))
+        {
+            await ReplyErrorAsync(h.RequestId, error, isReader: true, clock: EpochIfMisdirected(error, node));
+            return false;
+        }
+        ValueTask<ClockWait> wait = data.WaitAsync(table, payload.Memory, plan, options, _stop.Token);
         if (wait.IsCompleted || full)
         {
-            await ServePullAsync(h, data, table, payload, plan, await wait, full, isReader: true);
+            await ServePullAsync(h, data, table, payload, plan, options, await wait, full, isReader: true);
             return false;
         }
 
@@ -75,12 +80,12 @@ internal sealed partial class StreamSession
         Interlocked.Increment(ref _waiting);
         Interlocked.Add(ref _waitingBytes, payload.Length);
         _metrics.Waiting(+1);
-        _ = ParkAsync(wait, h, data, table, payload, plan);
+        _ = ParkAsync(wait, h, data, table, payload, plan, options);
         return true;
     }
 
     /// <summary>A pull waiting for clocks: answered when they are reached, on timeout (408) or when the stream ends (503).</summary>
-    private async Task ParkAsync(ValueTask<ClockWait> wait, StreamRequestHeader h, IDataPlane data, TableHandle table, PooledBuffer payload, KvBlock plan)
+    private async Task ParkAsync(ValueTask<ClockWait> wait, StreamRequestHeader h, IDataPlane data, TableHandle table, PooledBuffer payload, KvBlock plan, PullOptions options)
     {
         try
         {
@@ -95,7 +100,7 @@ internal sealed partial class StreamSession
                     $"This pull was waiting for clocks when {EndReason}; it was not served. Send it again."), isReader: false);
                 return;
             }
-            await ServePullAsync(h, data, table, payload, plan, reached, full: false, isReader: false);
+            await ServePullAsync(h, data, table, payload, plan, options, reached, full: false, isReader: false);
         }
         catch (OperationCanceledException) when (_aborted.IsCancellationRequested)
         {
@@ -121,7 +126,7 @@ internal sealed partial class StreamSession
     /// Answers a pull whose wait ended: the reply header and the KV block go into one pooled buffer (the rows
     /// are read straight into its values section), reserved in the reply budget before the rows are read.
     /// </summary>
-    private async ValueTask ServePullAsync(StreamRequestHeader h, IDataPlane data, TableHandle table, PooledBuffer payload, KvBlock plan, ClockWait wait, bool full, bool isReader)
+    private async ValueTask ServePullAsync(StreamRequestHeader h, IDataPlane data, TableHandle table, PooledBuffer payload, KvBlock plan, PullOptions options, ClockWait wait, bool full, bool isReader)
     {
         if (!wait.Error.IsNone)
         {
@@ -144,7 +149,16 @@ internal sealed partial class StreamSession
         PooledBuffer? frame = null;
         try
         {
-            frame = await DataReplies.PullKvAsync(data, table, payload.Memory, plan, StreamReplyHeader.Size, isReader ? _stop.Token : _aborted);
+            (frame, ClockWait read) = await DataReplies.PullKvAsync(data, table, payload.Memory, plan, options, StreamReplyHeader.Size, isReader ? _stop.Token : _aborted);
+            if (!read.Error.IsNone)
+            {
+                frame.Dispose();
+                frame = null;
+                _budget.Release(charge);
+                await ReplyErrorAsync(h.RequestId, read.Error, isReader, read.Behind, read.Target, read.ClockMin == ulong.MaxValue ? 0 : read.ClockMin);
+                return;
+            }
+            wait = wait with { ClockMin = Math.Min(wait.ClockMin, read.ClockMin) };
             var flags = StreamFrameFlags.None;
             if ((h.Flags & StreamFrameFlags.Lz4) != 0)
             {

@@ -14,11 +14,11 @@ namespace ParamDb.Storage.Local;
 public sealed class LocalDataPlane(ParamStore store, IWorkerDirectory workers, DataLimits limits) : IDataPlane
 {
     /// <inheritdoc />
-    public ValueTask<PushReply> PushAsync(TableHandle table, ReadOnlyMemory<byte> block, WorkerStamp stamp, bool fromJson, CancellationToken cancellationToken)
+    public ValueTask<PushReply> PushAsync(TableHandle table, ReadOnlyMemory<byte> block, PushOptions options, CancellationToken cancellationToken)
     {
         ValueTask open = store.WhenPushGateOpenAsync(cancellationToken);
-        if (!open.IsCompletedSuccessfully) return PushAfterGateAsync(open, table, block, stamp, fromJson);
-        return new(Push(table, block.Span, stamp, fromJson));
+        if (!open.IsCompletedSuccessfully) return PushAfterGateAsync(open, table, block, options.Stamp, options.FromJson);
+        return new(Push(table, block.Span, options.Stamp, options.FromJson));
     }
 
     private async ValueTask<PushReply> PushAfterGateAsync(ValueTask open, TableHandle table, ReadOnlyMemory<byte> block, WorkerStamp stamp, bool fromJson)
@@ -27,11 +27,27 @@ public sealed class LocalDataPlane(ParamStore store, IWorkerDirectory workers, D
         return Push(table, block.Span, stamp, fromJson);
     }
 
+    /// <summary>
+    /// Checks a push as <see cref="PushAsync"/> does before applying it (layout, dim, key bound, finite values, a
+    /// clock's worker), without applying it or renewing a lease: what a router checks once before slicing.
+    /// </summary>
+    public bool TryCheckPush(TableHandle table, ReadOnlySpan<byte> block, PushOptions options, out KvBlock kv, out ProtocolError error)
+    {
+        if (!KvBlock.TryParse(block, KvExpect.Values, limits.MaxKeys, out kv, out error)
+            || !RowRules.Check(table, kv.Dim, isPull: false, kv.Count, kv.LastKey(block), out error)
+            || !RowRules.CheckFinite(table, kv.Values(block), kv.IsRange, kv.First, kv.IsRange ? default : kv.Keys(block), options.FromJson, out error))
+            return false;
+        if (options.Stamp.Clock != 0 && options.Stamp.Worker == 0)
+        {
+            error = DataErrors.ClockWithoutWorker(options.Stamp.Clock);
+            return false;
+        }
+        return true;
+    }
+
     private PushReply Push(TableHandle table, ReadOnlySpan<byte> block, WorkerStamp stamp, bool fromJson)
     {
-        if (!KvBlock.TryParse(block, KvExpect.Values, limits.MaxKeys, out KvBlock kv, out ProtocolError error)
-            || !RowRules.Check(table, kv.Dim, isPull: false, kv.Count, kv.LastKey(block), out error)
-            || !RowRules.CheckFinite(table, kv.Values(block), kv.IsRange, kv.First, kv.IsRange ? default : kv.Keys(block), fromJson, out error)
+        if (!TryCheckPush(table, block, new PushOptions(stamp, 0, fromJson), out KvBlock kv, out ProtocolError error)
             || !TryStamp(stamp, out error))
             return PushReply.Refused(error);
         PushOutcome outcome = kv.IsRange
@@ -41,11 +57,11 @@ public sealed class LocalDataPlane(ParamStore store, IWorkerDirectory workers, D
     }
 
     /// <inheritdoc />
-    public ValueTask<PushReply> TickAsync(TableHandle table, WorkerStamp stamp, CancellationToken cancellationToken)
+    public ValueTask<PushReply> TickAsync(TableHandle table, PushOptions options, CancellationToken cancellationToken)
     {
         ValueTask open = store.WhenPushGateOpenAsync(cancellationToken);
-        if (!open.IsCompletedSuccessfully) return TickAfterGateAsync(open, table, stamp);
-        return new(Tick(table, stamp));
+        if (!open.IsCompletedSuccessfully) return TickAfterGateAsync(open, table, options.Stamp);
+        return new(Tick(table, options.Stamp));
     }
 
     private async ValueTask<PushReply> TickAfterGateAsync(ValueTask open, TableHandle table, WorkerStamp stamp)
@@ -82,16 +98,20 @@ public sealed class LocalDataPlane(ParamStore store, IWorkerDirectory workers, D
             : new PushReply(default, new PushResult(rows, outcome.Applied), outcome.Durable);
 
     /// <inheritdoc />
-    public bool TryPlanPull(TableHandle table, ReadOnlySpan<byte> block, uint worker, out KvBlock plan, out ProtocolError error)
+    public bool TryPlanPull(TableHandle table, ReadOnlySpan<byte> block, PullOptions options, out KvBlock plan, out ProtocolError error)
     {
         plan = default;
-        return TryTouch(worker, out error)
+        return TryTouch(options.Worker, out error)
             && KvBlock.TryParse(block, KvExpect.NoValues, limits.MaxKeys, out plan, out error)
             && RowRules.Check(table, plan.Dim, isPull: true, plan.Count, plan.LastKey(block), out error)
             && RowRules.CheckReplySize(table, plan.IsRange, plan.Count, limits.MaxReplyBytes, out _, out error);
     }
 
     /// <inheritdoc />
+    public ValueTask<ClockWait> WaitAsync(TableHandle table, ReadOnlyMemory<byte> block, KvBlock plan, PullOptions options, CancellationToken cancellationToken) =>
+        WaitAsync(table, options.Consistency, options.Clock, options.Timeout, cancellationToken);
+
+    /// <summary>Waits for the table's clocks on this node (see <see cref="IDataPlane.WaitAsync"/>).</summary>
     public ValueTask<ClockWait> WaitAsync(TableHandle table, Consistency consistency, ulong clock, TimeSpan timeout, CancellationToken cancellationToken)
     {
         ulong target = consistency.Target(clock);
@@ -105,11 +125,20 @@ public sealed class LocalDataPlane(ParamStore store, IWorkerDirectory workers, D
         ClockWaits.From(await wait.ConfigureAwait(false), table, consistency, clock, target, timeout);
 
     /// <inheritdoc />
-    public ValueTask ReadAsync(TableHandle table, ReadOnlyMemory<byte> block, KvBlock plan, Memory<byte> destination, CancellationToken cancellationToken)
+    public ValueTask<ClockWait> ReadAsync(TableHandle table, ReadOnlyMemory<byte> block, KvBlock plan, PullOptions options, Memory<byte> destination, CancellationToken cancellationToken)
     {
-        Span<float> rows = MemoryMarshal.Cast<byte, float>(destination.Span);
-        if (plan.IsRange) store.PullRange(table, plan.First, plan.Count, rows);
-        else store.Pull(table, plan.Keys(block.Span), rows);
-        return ValueTask.CompletedTask;
+        Read(table, block.Span, plan, destination.Span);
+        return new(NothingElsewhere);
     }
+
+    /// <summary>Reads a planned pull's rows from this node's store (see <see cref="IDataPlane.ReadAsync"/>).</summary>
+    public void Read(TableHandle table, ReadOnlySpan<byte> block, in KvBlock plan, Span<byte> destination)
+    {
+        Span<float> rows = MemoryMarshal.Cast<byte, float>(destination);
+        if (plan.IsRange) store.PullRange(table, plan.First, plan.Count, rows);
+        else store.Pull(table, plan.Keys(block), rows);
+    }
+
+    /// <summary>A read with no part on another node: no error, no clock to merge.</summary>
+    private static readonly ClockWait NothingElsewhere = new(ulong.MaxValue, default, null, 0);
 }

@@ -51,5 +51,5 @@ public sealed class LocalTableDirectory(ParamStore store, ILogger logger) : ITab
     }
 
     /// <inheritdoc />
-    public ValueTask<TableStats> GetStatsAsync(TableHandle table, CancellationToken cancellationToken) => new(store.GetStats(table));
+    public ValueTask<TableStats> GetStatsAsync(TableHandle table, bool thisNodeOnly, CancellationToken cancellationToken) => new(store.GetStats(table));
 }

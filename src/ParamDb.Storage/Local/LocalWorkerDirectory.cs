@@ -64,6 +64,15 @@ public sealed class LocalWorkerDirectory : IWorkerDirectory, IDisposable
         return new(removed);
     }
 
+    /// <summary>
+    /// Starts keeping the lease of a worker someone else added to the store (a cluster's manager, through its
+    /// mirror): from now, like one registered here.
+    /// </summary>
+    public void Adopt(uint worker)
+    {
+        if (store.Workers.TryGet(worker, out Worker w)) ArmLeaseTimer(w.ExpiresAtTicks);
+    }
+
     /// <summary>Stops the lease timer.</summary>
     public void Dispose()
     {

@@ -17,6 +17,7 @@ public sealed partial class ParamDbStream
         request.Stamp = stamp;
         request.Staleness = op == StreamOp.Pull ? (options.Consistency ?? Consistency.Eventual).Staleness : -1;
         request.Lz4 = (options.Compression ?? _options.Compression) == ParamDbCompression.Lz4;
+        request.RingEpoch = options.RingEpoch ?? 0;
         return request;
     }
 

@@ -50,6 +50,7 @@ internal sealed class PendingRequest : IValueTaskSource<StreamReply>
     public string Table = "";
     public ClockStamp Stamp;
     public int Staleness = -1;
+    public ulong RingEpoch;
     public bool Lz4;
     public bool Range;
     public ulong First;
@@ -101,6 +102,7 @@ internal sealed class PendingRequest : IValueTaskSource<StreamReply>
         Table = "";
         Stamp = default;
         Staleness = -1;
+        RingEpoch = 0;
         Lz4 = false;
         Range = false;
         First = 0;

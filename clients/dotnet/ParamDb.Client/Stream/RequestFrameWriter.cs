@@ -38,7 +38,7 @@ internal sealed class RequestFrameWriter : IDisposable
     /// </summary>
     public async ValueTask WriteAsync(PendingRequest request, CancellationToken cancellationToken)
     {
-        int prefixLength = StreamRequestHeader.Size + StreamRequestHeader.Pad8(request.Table.Length);
+        int prefixLength = StreamRequestHeader.Size + StreamRequestHeader.Pad8(Encoding.UTF8.GetByteCount(request.Table)) + (request.RingEpoch != 0 ? sizeof(ulong) : 0);
         long blockLength = BlockLength(request);
         if (request.Lz4 && request.Op != StreamOp.Tick)
         {
@@ -150,7 +150,7 @@ internal sealed class RequestFrameWriter : IDisposable
         int nameLength = Encoding.UTF8.GetBytes(request.Table, name);
         var flags = request.Lz4 && request.Op != StreamOp.Tick ? StreamFrameFlags.Lz4 : StreamFrameFlags.None;
         StreamRequestHeader.Write(destination, request.Id, request.Op, flags, name[..nameLength],
-            request.Stamp.Worker, request.Staleness, request.Stamp.Clock, payloadLength);
+            request.Stamp.Worker, request.Staleness, request.Stamp.Clock, payloadLength, request.RingEpoch);
     }
 
     /// <summary>The whole KV block: a push with its values, a pull without.</summary>

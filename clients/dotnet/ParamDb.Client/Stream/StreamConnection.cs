@@ -65,6 +65,8 @@ internal sealed class StreamConnection
             VersionPolicy = HttpVersionPolicy.RequestVersionExact,
             Content = content,
         };
+        if (options.Headers is { } headers)
+            foreach (var (name, value) in headers) request.Headers.TryAddWithoutValidation(name, value);
         if (options.ClockWaitTimeout is { } wait)
             request.Headers.TryAddWithoutValidation(ParamDbHeaders.TimeoutMs, ((long)Math.Ceiling(wait.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture));
         var abort = CancellationTokenSource.CreateLinkedTokenSource(lifetime);

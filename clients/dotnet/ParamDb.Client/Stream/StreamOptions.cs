@@ -46,6 +46,9 @@ public sealed record ParamDbStreamOptions
     /// </summary>
     public TimeSpan CloseTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>Headers sent on the stream's request, e.g. a cluster peer's secret; none by default.</summary>
+    public IReadOnlyDictionary<string, string>? Headers { get; init; }
+
     internal void Validate()
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxInFlight, 1, nameof(MaxInFlight));
@@ -76,6 +79,13 @@ public readonly record struct ParamDbCallOptions
     /// clock is safe. Null: no deadline beyond the server's clock-wait timeout.
     /// </summary>
     public TimeSpan? Timeout { get; init; }
+
+    /// <summary>
+    /// The ring epoch the caller sliced this request's keys by (<c>GET /v1/cluster</c>, docs/cluster.md): the node
+    /// then serves only keys it owns in that epoch and answers 421 <c>wrong_node</c> otherwise. Null or 0: the node
+    /// routes the keys itself.
+    /// </summary>
+    public ulong? RingEpoch { get; init; }
 }
 
 /// <summary>Who sends a request, at which clock: the frame's worker and clock fields (docs/streaming.md, docs/consistency.md).</summary>

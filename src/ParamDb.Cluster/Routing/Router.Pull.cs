@@ -1,0 +1,123 @@
+using System.Runtime.InteropServices;
+using ParamDb.Client;
+using ParamDb.Protocol;
+using ParamDb.Protocol.Cluster;
+using ParamDb.Storage;
+
+namespace ParamDb.Cluster.Routing;
+
+/// <summary>Pulls: this node's slice from its store, the others' through their peer links with the same consistency.</summary>
+public sealed partial class Router
+{
+    /// <inheritdoc />
+    public bool TryPlanPull(TableHandle table, ReadOnlySpan<byte> block, PullOptions options, out KvBlock plan, out ProtocolError error)
+    {
+        if (!local.TryPlanPull(table, block, options, out plan, out error)) return false;
+        if (options.RingEpoch == 0 || node.Ring is not { } ring) return true;
+        return OwnsAll(ring, table, block, plan, out error);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<ClockWait> WaitAsync(TableHandle table, ReadOnlyMemory<byte> block, KvBlock plan, PullOptions options, CancellationToken cancellationToken)
+    {
+        if (options.RingEpoch != 0 || node.Ring is not { } ring || OwnsAny(ring, table, block.Span, plan))
+            return local.WaitAsync(table, block, plan, options, cancellationToken);
+        // Nothing is read here: the nodes that hold the rows wait (ReadAsync); this node only reports its clock.
+        return local.WaitAsync(table, block, plan, options with { Consistency = Consistency.Eventual }, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<ClockWait> ReadAsync(TableHandle table, ReadOnlyMemory<byte> block, KvBlock plan, PullOptions options, Memory<byte> destination, CancellationToken cancellationToken)
+    {
+        if (options.RingEpoch != 0 || node.Ring is not { } ring) return local.ReadAsync(table, block, plan, options, destination, cancellationToken);
+        int self = ring.NodeIndex(node.Identity.NodeId);
+        var slices = Slices.Of(ring, table, block.Span, plan, withValues: false);
+        if (slices.NodesWithKeys() <= 1 && (plan.Count == 0 || slices.Count(self) == plan.Count))
+        {
+            slices.Dispose();
+            return local.ReadAsync(table, block, plan, options, destination, cancellationToken);
+        }
+        return ReadRoutedAsync(ring, self, table, slices, options, destination, cancellationToken);
+    }
+
+    private async ValueTask<ClockWait> ReadRoutedAsync(ClusterRing ring, int self, TableHandle table, Slices slices, PullOptions options, Memory<byte> destination, CancellationToken cancellationToken)
+    {
+        using (slices)
+        {
+            int dim = table.Dim;
+            slices.RentRows(dim);
+            var parts = new List<Task<ClockWait>>(ring.NodeCount);
+            for (int n = 0; n < ring.NodeCount; n++)
+            {
+                if (slices.Count(n) == 0) continue;
+                parts.Add(n == self ? Task.FromResult(ReadLocal(table, slices, n)) : PullPeerAsync(ring, n, table, slices, options, cancellationToken));
+            }
+            ClockWait merged = new(ulong.MaxValue, default, null, 0);
+            foreach (ClockWait part in await Task.WhenAll(parts).ConfigureAwait(false))
+            {
+                if (!part.Error.IsNone) return part;
+                merged = merged with { ClockMin = Math.Min(merged.ClockMin, part.ClockMin) };
+            }
+            slices.Gather(dim, MemoryMarshal.Cast<byte, float>(destination.Span));
+            return merged;
+        }
+    }
+
+    private ClockWait ReadLocal(TableHandle table, Slices slices, int n)
+    {
+        byte[] part = slices.Block(n, table.Dim, withValues: false, out int length);
+        try
+        {
+            KvBlock.TryParse(part.AsSpan(0, length), KvExpect.NoValues, int.MaxValue, out KvBlock plan, out _);   // built just now: valid
+            local.Read(table, part.AsSpan(0, length), plan, MemoryMarshal.AsBytes(slices.Rows(n, table.Dim).Span));
+            return new ClockWait(ulong.MaxValue, default, null, 0);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(part);
+        }
+    }
+
+    private async Task<ClockWait> PullPeerAsync(ClusterRing ring, int n, TableHandle table, Slices slices, PullOptions options, CancellationToken cancellationToken)
+    {
+        Task<ParamDbStream> link = peers.GetAsync(ring, n);
+        try
+        {
+            ParamDbStream stream = await link.ConfigureAwait(false);
+            var call = new ParamDbCallOptions
+            {
+                RingEpoch = ring.Epoch,
+                Consistency = options.Consistency,
+                // The caller's wait bound, plus time for the rows to travel back.
+                Timeout = options.Timeout + TimeSpan.FromSeconds(10),
+            };
+            PullResult result = await stream.PullAsync(table.Name, slices.Keys(n), slices.Rows(n, table.Dim),
+                new ClockStamp(options.Worker, options.Clock), call, cancellationToken).ConfigureAwait(false);
+            return new ClockWait(result.ClockMin, default, null, 0);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            return new ClockWait(0, PeerError(ring, n, link, e), null, 0);
+        }
+    }
+
+    /// <summary>Whether this node is the primary of any key of the request.</summary>
+    private bool OwnsAny(ClusterRing ring, TableHandle table, ReadOnlySpan<byte> block, in KvBlock kv)
+    {
+        int self = ring.NodeIndex(node.Identity.NodeId);
+        if (kv.IsRange)
+        {
+            foreach (NodeRange run in KeySlicer.SliceRange(ring, table.RingHash, kv.First, kv.Count))
+                if (run.Node == self) return true;
+            return false;
+        }
+        ulong lastBlock = ulong.MaxValue;
+        foreach (ulong key in kv.Keys(block))
+        {
+            if (key >> Protocol.Ring.BlockBits == lastBlock) continue;
+            lastBlock = key >> Protocol.Ring.BlockBits;
+            if (ring.PrimaryOf(table.RingHash, key) == self) return true;
+        }
+        return false;
+    }
+}

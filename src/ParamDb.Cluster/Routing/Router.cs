@@ -1,0 +1,163 @@
+using System.Buffers;
+using ParamDb.Client;
+using ParamDb.Cluster.Membership;
+using ParamDb.Protocol;
+using ParamDb.Protocol.Cluster;
+using ParamDb.Storage;
+using ParamDb.Storage.Local;
+
+namespace ParamDb.Cluster.Routing;
+
+/// <summary>
+/// The data plane of a cluster node (docs/cluster.md, "Routing"). A request sliced by the sender (it carries a
+/// ring epoch: a smart client, or a peer's router) is served from this node's store if the node owns all its keys
+/// in its current epoch, and answered 421 <c>wrong_node</c> otherwise. Any other request is routed: its keys are
+/// sliced by primary, this node applies its own slice, each other node gets its slice over its peer link, and the
+/// replies are gathered in key order. A clocked push reaches every node (an empty push where it has no keys), so
+/// every node's clocks move with every worker's.
+/// </summary>
+/// <remarks>
+/// A routed request is not atomic across nodes: when one part fails, the others may have applied. A push with a
+/// worker clock is safe to retry (each node skips what it already applied); one without may apply twice.
+/// </remarks>
+public sealed partial class Router(ClusterMember node, LocalDataPlane local, PeerLinks peers) : IDataPlane
+{
+    /// <inheritdoc />
+    public ValueTask<PushReply> PushAsync(TableHandle table, ReadOnlyMemory<byte> block, PushOptions options, CancellationToken cancellationToken)
+    {
+        if (node.Ring is not { } ring) return local.PushAsync(table, block, options, cancellationToken);
+        if (options.RingEpoch != 0)
+        {
+            if (!KvBlock.TryParse(block.Span, KvExpect.Values, int.MaxValue, out KvBlock kv, out ProtocolError error)) return new(PushReply.Refused(error));
+            return OwnsAll(ring, table, block.Span, kv, out error) ? local.PushAsync(table, block, options, cancellationToken) : new(PushReply.Refused(error));
+        }
+        if (!local.TryCheckPush(table, block.Span, options, out KvBlock plan, out ProtocolError refused)) return new(PushReply.Refused(refused));
+        return PushRoutedAsync(ring, table, block, plan, options, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<PushReply> TickAsync(TableHandle table, PushOptions options, CancellationToken cancellationToken)
+    {
+        if (node.Ring is not { } ring || options.RingEpoch != 0 || !options.Stamp.IsClocked) return local.TickAsync(table, options, cancellationToken);
+        return TickEverywhereAsync(ring, table, options, cancellationToken);
+    }
+
+    private async ValueTask<PushReply> PushRoutedAsync(ClusterRing ring, TableHandle table, ReadOnlyMemory<byte> block, KvBlock plan, PushOptions options, CancellationToken cancellationToken)
+    {
+        using Slices slices = Slices.Of(ring, table, block.Span, plan, withValues: true);
+        int self = ring.NodeIndex(node.Identity.NodeId);
+        var parts = new List<Task<PushReply>>(ring.NodeCount);
+        for (int n = 0; n < ring.NodeCount; n++)
+        {
+            if (slices.Count(n) == 0 && !options.Stamp.IsClocked) continue;
+            parts.Add(n == self
+                ? PushLocalAsync(table, slices, n, options, cancellationToken)
+                : PushPeerAsync(ring, n, table, slices, options, cancellationToken));
+        }
+        return Merge(await Task.WhenAll(parts).ConfigureAwait(false), plan.Count);
+    }
+
+    private async ValueTask<PushReply> TickEverywhereAsync(ClusterRing ring, TableHandle table, PushOptions options, CancellationToken cancellationToken)
+    {
+        int self = ring.NodeIndex(node.Identity.NodeId);
+        var parts = new Task<PushReply>[ring.NodeCount];
+        for (int n = 0; n < ring.NodeCount; n++)
+        {
+            parts[n] = n == self
+                ? local.TickAsync(table, options, cancellationToken).AsTask()
+                : PushPeerAsync(ring, n, table, Slices.Empty, options, cancellationToken);
+        }
+        return Merge(await Task.WhenAll(parts).ConfigureAwait(false), 0);
+    }
+
+    private async Task<PushReply> PushLocalAsync(TableHandle table, Slices slices, int n, PushOptions options, CancellationToken cancellationToken)
+    {
+        if (slices.Count(n) == 0) return await local.TickAsync(table, options, cancellationToken).ConfigureAwait(false);
+        byte[] part = slices.Block(n, table.Dim, withValues: true, out int length);
+        try
+        {
+            return await local.PushAsync(table, part.AsMemory(0, length), options with { RingEpoch = 0 }, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(part);
+        }
+    }
+
+    private async Task<PushReply> PushPeerAsync(ClusterRing ring, int n, TableHandle table, Slices slices, PushOptions options, CancellationToken cancellationToken)
+    {
+        Task<ParamDbStream> link = peers.GetAsync(ring, n);
+        try
+        {
+            ParamDbStream stream = await link.ConfigureAwait(false);
+            var stamp = new ClockStamp(options.Stamp.Worker, options.Stamp.Clock);
+            var call = new ParamDbCallOptions { RingEpoch = ring.Epoch };
+            Protocol.PushResult result = slices.Count(n) == 0
+                ? await stream.TickAsync(table.Name, stamp, call, cancellationToken).ConfigureAwait(false)
+                : await stream.PushAsync(table.Name, slices.Keys(n), slices.Rows(n, table.Dim), stamp, call, cancellationToken).ConfigureAwait(false);
+            return new PushReply(default, result, Task.CompletedTask);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            return PushReply.Refused(PeerError(ring, n, link, e));
+        }
+    }
+
+    /// <summary>One reply for all parts: the first refusal, else rows and applied summed; durable when the local part is.</summary>
+    private static PushReply Merge(PushReply[] parts, long rows)
+    {
+        long applied = 0;
+        Task durable = Task.CompletedTask;
+        foreach (PushReply part in parts)
+        {
+            if (!part.Accepted) return part;
+            applied += part.Result!.Applied;
+            if (!part.Durable.IsCompletedSuccessfully) durable = part.Durable;
+        }
+        return new PushReply(default, new Protocol.PushResult(rows, applied), durable);
+    }
+
+    /// <summary>The problem a failed peer call becomes; a broken link is dropped so the next call opens a new one.</summary>
+    private ProtocolError PeerError(ClusterRing ring, int n, Task<ParamDbStream> link, Exception e)
+    {
+        if (e is ParamDbException problem) return new ProtocolError(problem.Status, problem.Code, problem.Detail ?? problem.Message);
+        peers.Forget(ring, n, link);
+        if (e is TimeoutException)
+            return new ProtocolError(408, ProblemCodes.ClockWaitTimeout, $"Node '{ring.Nodes[n]}' did not answer its part of this request in time: {e.Message}");
+        return new ProtocolError(503, ProblemCodes.Unavailable, $"Node '{ring.Nodes[n]}' could not be reached for its part of this request ({e.GetType().Name}: {e.Message}). Parts on other nodes may have been applied; a push with a worker clock is safe to retry.");
+    }
+
+    /// <summary>Whether this node owns every key of a block in its ring; else the 421 to answer.</summary>
+    private bool OwnsAll(ClusterRing ring, TableHandle table, ReadOnlySpan<byte> block, in KvBlock kv, out ProtocolError error)
+    {
+        int self = ring.NodeIndex(node.Identity.NodeId);
+        error = default;
+        if (kv.IsRange)
+        {
+            foreach (NodeRange run in KeySlicer.SliceRange(ring, table.RingHash, kv.First, kv.Count))
+                if (run.Node != self) return WrongNode(ring, run.First, run.Node, out error);
+            return true;
+        }
+        ReadOnlySpan<ulong> keys = kv.Keys(block);
+        ulong lastBlock = ulong.MaxValue;
+        foreach (ulong key in keys)
+        {
+            if (key >> Protocol.Ring.BlockBits == lastBlock) continue;   // a block has one primary
+            lastBlock = key >> Protocol.Ring.BlockBits;
+            int primary = ring.PrimaryOf(table.RingHash, key);
+            if (primary != self) return WrongNode(ring, key, primary, out error);
+        }
+        return true;
+    }
+
+    private bool WrongNode(ClusterRing ring, ulong key, int primary, out ProtocolError error)
+    {
+        error = WrongNodeError(node.Identity.NodeId, ring, key, primary);
+        return false;
+    }
+
+    /// <summary>421 <c>wrong_node</c>: the detail names the key, the node's epoch and the key's primary in it.</summary>
+    public static ProtocolError WrongNodeError(string self, ClusterRing ring, ulong key, int primary) =>
+        new(421, ProblemCodes.WrongNode,
+            $"Node '{self}' does not own key {key} in its ring epoch {ring.Epoch} (node '{ring.Nodes[primary]}' does). Refetch GET /v1/cluster and send the keys to their primaries, or send the request without ParamDb-Ring-Epoch to have it routed.");
+}

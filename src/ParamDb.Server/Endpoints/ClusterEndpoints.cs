@@ -1,0 +1,143 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.HttpResults;
+using ParamDb.Cluster;
+using ParamDb.Cluster.Membership;
+using ParamDb.Cluster.Metadata;
+using ParamDb.Protocol;
+using ParamDb.Protocol.Cluster;
+using ParamDb.Server.Hosting;
+using ParamDb.Server.Http;
+using ParamDb.Server.Options;
+
+namespace ParamDb.Server.Endpoints;
+
+/// <summary>The cluster (docs/cluster.md): <c>GET /v1/cluster</c>, and <c>POST /v1/cluster/nodes</c> for a node that joins.</summary>
+public static class ClusterEndpoints
+{
+    /// <summary>Largest join request: four short fields.</summary>
+    private const int MaxJoinBytes = 4096;
+
+    /// <summary>Maps the cluster routes.</summary>
+    public static RouteGroupBuilder MapCluster(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1/cluster").WithTags("Cluster");
+        group.MapGet("/", Get).WithName("GetCluster")
+            .WithSummary("The ring: its epoch, leader, R, V, and every node with its addresses, state and tokens (a single node answers with itself, epoch 0).");
+        group.MapPost("/nodes", JoinAsync).WithName("JoinCluster")
+            .WithSummary("A node asks to join (paramdb --join sends it); the leader gives it its tokens. Peers only.")
+            .Accepts<JoinRequest>(MediaTypes.Json);
+        return group;
+    }
+
+    private static Results<Ok<ClusterView>, ProblemHttpResult> Get(StoreHost host, NodeSettings settings, ListenEndpoints endpoints)
+    {
+        if (host.Node is not { } node) return Problems.Unavailable();
+        if (node.Cluster is not { } member)
+        {
+            return TypedResults.Ok(new ClusterView
+            {
+                Epoch = 0,
+                Leader = null,
+                Replicas = 1,
+                VirtualNodes = node.Ranges.Ranges.Count,
+                Nodes =
+                [
+                    new Protocol.Cluster.ClusterNode
+                    {
+                        Id = settings.Cluster?.NodeId ?? "paramdb",
+                        Http = Address(endpoints.Http1Url),
+                        H2 = Address(endpoints.Http2Url),
+                        State = NodeState.Up,
+                        Tokens = Decimal(node.Ranges.Ranges.Tokens),
+                    },
+                ],
+            });
+        }
+        return TypedResults.Ok(View(member));
+    }
+
+    /// <summary>The document of a cluster member's current state.</summary>
+    public static ClusterView View(ClusterMember member)
+    {
+        ClusterState state = member.Manager.State;
+        var nodes = new List<Protocol.Cluster.ClusterNode>(state.Nodes.Count);
+        int ranges = 0, unavailable = 0;
+        foreach (NodeInfo info in state.Nodes.Values)
+        {
+            nodes.Add(new Protocol.Cluster.ClusterNode { Id = info.Id, Http = info.Http, H2 = info.H2, Raft = info.Raft, State = info.State, Tokens = Decimal(info.Tokens) });
+            ranges += info.Tokens.Length;
+            if (info.State == NodeState.Down) unavailable += info.Tokens.Length;
+        }
+        return new ClusterView
+        {
+            Epoch = state.RingEpoch,
+            Leader = member.Manager.LeaderId,
+            Replicas = state.Replicas,
+            VirtualNodes = state.VirtualNodes,
+            // Each range has one copy until replication is built: with R > 1 every range has fewer than R.
+            UnderReplicated = state.Replicas > 1 ? ranges : 0,
+            Unavailable = unavailable,
+            Nodes = nodes,
+        };
+    }
+
+    private static async Task<Results<Ok<JoinReply>, ProblemHttpResult, ContentHttpResult>> JoinAsync(HttpRequest request, StoreHost host, CancellationToken ct)
+    {
+        if (host.Node is not { } node) return Problems.Unavailable();
+        if (node.Cluster is not { } member)
+            return Problems.Of(404, ProblemCodes.NotInCluster, "This node is not a member of a cluster: give --join the HTTP address of a node started with --cluster-init or --join.");
+        var (body, readError) = await RequestBody.ReadAsync(request, MaxJoinBytes, ct);
+        if (body is null) return Problems.From(readError);
+        JoinRequest? join;
+        using (body)
+        {
+            try
+            {
+                join = JsonSerializer.Deserialize(body.Span, ProtocolJson.Default.JoinRequest);
+            }
+            catch (JsonException e)
+            {
+                return Problems.Of(400, ProblemCodes.BadRequest, $"The join request does not parse: {e.Message}");
+            }
+        }
+        if (join is null) return Problems.Of(400, ProblemCodes.BadRequest, "The join request is empty.");
+        try
+        {
+            var (reply, error) = await member.AdmitAsync(join, ct);
+            return reply is not null ? TypedResults.Ok(reply) : Problems.From(error);
+        }
+        catch (NotLeaderException)
+        {
+            try
+            {
+                using HttpResponseMessage forwarded = await member.ForwardToLeaderAsync(HttpMethod.Post, "/v1/cluster/nodes",
+                    PeerHttp.Json(JsonSerializer.SerializeToUtf8Bytes(join, ProtocolJson.Default.JoinRequest)), ct);
+                string text = await forwarded.Content.ReadAsStringAsync(ct);
+                return TypedResults.Content(text, forwarded.Content.Headers.ContentType?.ToString() ?? MediaTypes.Json, System.Text.Encoding.UTF8, (int)forwarded.StatusCode);
+            }
+            catch (NoLeaderException)
+            {
+                return NoLeader(request);
+            }
+        }
+        catch (NoLeaderException)
+        {
+            return NoLeader(request);
+        }
+    }
+
+    private static ProblemHttpResult NoLeader(HttpRequest request)
+    {
+        request.HttpContext.Response.Headers.RetryAfter = "1";
+        return Problems.Of(503, ProblemCodes.NoLeader, "The cluster has no leader to admit a node right now; retry shortly.");
+    }
+
+    private static string[] Decimal(ReadOnlySpan<ulong> tokens)
+    {
+        var strings = new string[tokens.Length];
+        for (int i = 0; i < tokens.Length; i++) strings[i] = tokens[i].ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return strings;
+    }
+
+    private static string? Address(string? url) => url is null ? null : new Uri(url).Authority;
+}
