@@ -18,7 +18,7 @@ public sealed class Ring
     /// <summary>Bits of a key that select a row inside its block: blocks are 2^12 consecutive keys.</summary>
     public const int BlockBits = 12;
 
-    private readonly ulong[] tokens;
+    private readonly ulong[] _tokens;
 
     /// <summary>A ring of the given tokens (any order; duplicates are removed).</summary>
     public Ring(IEnumerable<ulong> tokens)
@@ -26,14 +26,14 @@ public sealed class Ring
         ArgumentNullException.ThrowIfNull(tokens);
         var sorted = new SortedSet<ulong>(tokens);
         if (sorted.Count == 0) throw new ArgumentException("A ring needs at least one token.", nameof(tokens));
-        this.tokens = [.. sorted];
+        _tokens = [.. sorted];
     }
 
     /// <summary>The tokens, ascending: range i is the arc (tokens[i-1], tokens[i]] (range 0 wraps around).</summary>
-    public ReadOnlySpan<ulong> Tokens => tokens;
+    public ReadOnlySpan<ulong> Tokens => _tokens;
 
     /// <summary>Number of ranges.</summary>
-    public int Count => tokens.Length;
+    public int Count => _tokens.Length;
 
     /// <summary>
     /// The ring of one node named <paramref name="node"/>: tokens are a hash of (name, i), so the same node gets
@@ -70,9 +70,9 @@ public sealed class Ring
     /// <summary>The index of the range holding <paramref name="position"/>: the first token ≥ it, wrapping to 0.</summary>
     public int RangeOf(ulong position)
     {
-        int i = Array.BinarySearch(tokens, position);
+        int i = Array.BinarySearch(_tokens, position);
         if (i < 0) i = ~i;
-        return i == tokens.Length ? 0 : i;
+        return i == _tokens.Length ? 0 : i;
     }
 
     /// <summary>The index of the range holding <paramref name="key"/> of a table.</summary>

@@ -24,14 +24,14 @@ internal sealed class Catalog
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
 
-    private readonly Dictionary<string, TableHandle> byName;
-    private readonly Dictionary<uint, TableHandle> byId;
+    private readonly Dictionary<string, TableHandle> _byName;
+    private readonly Dictionary<uint, TableHandle> _byId;
 
     private Catalog(Dictionary<string, TableHandle> byName, uint nextId)
     {
-        this.byName = byName;
+        _byName = byName;
         NextId = nextId;
-        byId = byName.Values.ToDictionary(t => t.Id);
+        _byId = byName.Values.ToDictionary(t => t.Id);
         Sorted = Array.AsReadOnly(byName.Values.OrderBy(t => t.Name, StringComparer.Ordinal).ToArray());
     }
 
@@ -43,19 +43,19 @@ internal sealed class Catalog
     /// <summary>Live tables sorted by name (ordinal).</summary>
     public IReadOnlyList<TableHandle> Sorted { get; }
 
-    public bool TryGet(string name, out TableHandle? table) => byName.TryGetValue(name, out table);
+    public bool TryGet(string name, out TableHandle? table) => _byName.TryGetValue(name, out table);
 
-    public bool TryGet(uint id, out TableHandle? table) => byId.TryGetValue(id, out table);
+    public bool TryGet(uint id, out TableHandle? table) => _byId.TryGetValue(id, out table);
 
     /// <summary>Whether rows with this table id are live (the catalog record itself counts as live).</summary>
-    public bool IsLive(uint tableId) => tableId == 0 || byId.ContainsKey(tableId);
+    public bool IsLive(uint tableId) => tableId == 0 || _byId.ContainsKey(tableId);
 
     public Catalog WithTable(TableHandle table) =>
-        new(new Dictionary<string, TableHandle>(byName, StringComparer.Ordinal) { [table.Name] = table }, Math.Max(NextId, table.Id + 1));
+        new(new Dictionary<string, TableHandle>(_byName, StringComparer.Ordinal) { [table.Name] = table }, Math.Max(NextId, table.Id + 1));
 
     public Catalog WithoutTable(string name)
     {
-        var tables = new Dictionary<string, TableHandle>(byName, StringComparer.Ordinal);
+        var tables = new Dictionary<string, TableHandle>(_byName, StringComparer.Ordinal);
         tables.Remove(name);
         return new(tables, NextId);
     }
@@ -68,12 +68,12 @@ internal sealed class Catalog
     {
         var tables = new Dictionary<string, TableHandle>(StringComparer.Ordinal);
         foreach (TableHandle table in logged.Sorted)
-            tables.Add(table.Name, byId.TryGetValue(table.Id, out TableHandle? kept) && kept.Name == table.Name ? kept : table);
+            tables.Add(table.Name, _byId.TryGetValue(table.Id, out TableHandle? kept) && kept.Name == table.Name ? kept : table);
         return new(tables, Math.Max(NextId, logged.NextId));
     }
 
     /// <summary>The same tables with <see cref="NextId"/> raised past ids seen in rows (see <see cref="ParamStore"/> recovery).</summary>
-    public Catalog WithNextId(uint nextId) => nextId <= NextId ? this : new(byName, nextId);
+    public Catalog WithNextId(uint nextId) => nextId <= NextId ? this : new(_byName, nextId);
 
     public byte[] Serialize() => JsonSerializer.SerializeToUtf8Bytes(
         new CatalogDocument(Format, NextId, Sorted.Select(t => new CatalogEntry(t.Id, t.Name, t.Schema)).ToList()), Json);

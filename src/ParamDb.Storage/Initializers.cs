@@ -33,17 +33,17 @@ internal readonly struct RowInitializer
     private const double TwoPi = 2 * Math.PI;
     private const double Unit53 = 1.0 / (1UL << 53);
 
-    private readonly Kind kind;
-    private readonly double a;     // constant: value; uniform: low; normal: mean
-    private readonly double b;     // uniform: high; normal: std
-    private readonly ulong seed;
+    private readonly Kind _kind;
+    private readonly double _a;     // constant: value; uniform: low; normal: mean
+    private readonly double _b;     // uniform: high; normal: std
+    private readonly ulong _seed;
 
     private RowInitializer(Kind kind, double a, double b, ulong seed)
     {
-        this.kind = kind;
-        this.a = a;
-        this.b = b;
-        this.seed = seed;
+        _kind = kind;
+        _a = a;
+        _b = b;
+        _seed = seed;
     }
 
     public static RowInitializer From(InitializerSpec spec) => spec.Kind switch
@@ -57,31 +57,31 @@ internal readonly struct RowInitializer
 
     public void Fill(ulong key, Span<float> row)
     {
-        switch (kind)
+        switch (_kind)
         {
             case Kind.Zeros:
                 row.Clear();
                 break;
             case Kind.Constant:
-                row.Fill((float)a);
+                row.Fill((float)_a);
                 break;
             case Kind.Uniform:
-                FillUniform(RowState(seed, 0, key), row);
+                FillUniform(RowState(_seed, 0, key), row);
                 break;
             default:
-                FillNormal(RowState(seed, 0, key), RowState(seed, 1, key), row);
+                FillNormal(RowState(_seed, 0, key), RowState(_seed, 1, key), row);
                 break;
         }
     }
 
     private void FillUniform(ulong state, Span<float> row)
     {
-        double low = a, width = b - a;
+        double low = _a, width = _b - _a;
         for (int j = 0; j < row.Length; j++)
         {
             float f = (float)(low + width * Uniform(state, j));
             // Rounding to float can land on `high` (or just below `low`); step one ulp back inside [low, high).
-            if (f >= b) f = MathF.BitDecrement(f);
+            if (f >= _b) f = MathF.BitDecrement(f);
             else if (f < low) f = MathF.BitIncrement(f);
             row[j] = f;
         }
@@ -94,7 +94,7 @@ internal readonly struct RowInitializer
             double u1 = 1.0 - Uniform(state0, j);   // (0, 1]: log stays finite
             double u2 = Uniform(state1, j);
             double z = Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(TwoPi * u2);
-            row[j] = (float)(a + b * z);
+            row[j] = (float)(_a + _b * z);
         }
     }
 

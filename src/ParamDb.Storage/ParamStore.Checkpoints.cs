@@ -14,13 +14,13 @@ public sealed partial class ParamStore
     /// describe exactly the recovered rows (docs/consistency.md). FASTER's CPR alone cuts per session, which would split
     /// a batch spread over several sessions or rows.
     /// </summary>
-    private readonly ReaderWriterLockSlim pushGate = new(LockRecursionPolicy.NoRecursion);
+    private readonly ReaderWriterLockSlim _pushGate = new(LockRecursionPolicy.NoRecursion);
 
-    /// <summary>Set while a checkpoint holds <see cref="pushGate"/> or waits for it; completed when it lets go.</summary>
-    private TaskCompletionSource? pushGateClosed;
+    /// <summary>Set while a checkpoint holds <see cref="_pushGate"/> or waits for it; completed when it lets go.</summary>
+    private TaskCompletionSource? _pushGateClosed;
 
-    /// <summary>How long the checkpoint being taken kept pushes out, for its log line; under <see cref="maintenance"/>.</summary>
-    private TimeSpan pushesHeld;
+    /// <summary>How long the checkpoint being taken kept pushes out, for its log line; under <see cref="_maintenance"/>.</summary>
+    private TimeSpan _pushesHeld;
 
     /// <summary>
     /// Completes at once, or, while a checkpoint keeps pushes out, once it lets them in. Request handlers await it
@@ -31,20 +31,20 @@ public sealed partial class ParamStore
     /// </summary>
     internal ValueTask WhenPushGateOpenAsync(CancellationToken cancellationToken = default)
     {
-        TaskCompletionSource? closed = Volatile.Read(ref pushGateClosed);
+        TaskCompletionSource? closed = Volatile.Read(ref _pushGateClosed);
         return closed is null ? ValueTask.CompletedTask : new ValueTask(closed.Task.WaitAsync(cancellationToken));
     }
 
     /// <summary>Serializes checkpoints and compactions: both move the log's begin address.</summary>
-    private readonly SemaphoreSlim maintenance = new(1, 1);
+    private readonly SemaphoreSlim _maintenance = new(1, 1);
 
     /// <summary>Set by a compaction, cleared by the checkpoint after it (see <see cref="PurgeCheckpoints"/>).</summary>
-    private bool compactedSinceCheckpoint;
+    private bool _compactedSinceCheckpoint;
 
-    /// <summary>Checksums of the on-disk log for each manifest; under <see cref="maintenance"/>.</summary>
-    private HybridLogChecksums logChecksums => lazyLogChecksums ??= new HybridLogChecksums(LogDirectory, SegmentSizeBits);
+    /// <summary>Checksums of the on-disk log for each manifest; under <see cref="_maintenance"/>.</summary>
+    private HybridLogChecksums logChecksums => _lazyLogChecksums ??= new HybridLogChecksums(LogDirectory, SegmentSizeBits);
 
-    private HybridLogChecksums? lazyLogChecksums;
+    private HybridLogChecksums? _lazyLogChecksums;
 
     /// <summary>
     /// How far FASTER has written the log to its segments: every byte below is on disk and never changes again.
@@ -67,36 +67,36 @@ public sealed partial class ParamStore
     /// <summary>Whether <see cref="FlushedUntilAddress"/> reads FASTER's own address rather than falling back (tests).</summary>
     internal static bool ReadsFlushedAddress => FlushedField is not null;
 
-    private long lastCheckpointTicks;   // UTC ticks; 0 = none. A long so readers need no lock.
+    private long _lastCheckpointTicks;   // UTC ticks; 0 = none. A long so readers need no lock.
 
     /// <summary>
     /// Checkpoints known to be whole, newest first: the one recovered on <see cref="Open"/> and those taken since.
     /// Purging keeps the first of these, so a broken newer checkpoint that recovery skipped is the first to go.
     /// </summary>
-    private readonly List<CheckpointId> wholeCheckpoints = [];
+    private readonly List<CheckpointId> _wholeCheckpoints = [];
 
     /// <summary>
     /// The full checkpoint this process took last, which later checkpoints extend with increments; null until the
     /// first full one (so the first checkpoint after an open is always full: FASTER's delta log of a recovered
     /// folder may hold increments past the version recovered).
     /// </summary>
-    private Guid? incrementBase;
+    private Guid? _incrementBase;
 
-    /// <summary>The log's tail when <see cref="incrementBase"/> was cut: FASTER extends a snapshot only while its
+    /// <summary>The log's tail when <see cref="_incrementBase"/> was cut: FASTER extends a snapshot only while its
     /// end is above what the log has flushed.</summary>
-    private long incrementBaseTail;
+    private long _incrementBaseTail;
 
     /// <summary>
-    /// What FASTER had flushed of the log when <see cref="incrementBase"/> started: a recovery of the base reads the
+    /// What FASTER had flushed of the log when <see cref="_incrementBase"/> started: a recovery of the base reads the
     /// log's segments below it and the base's snapshot above it.
     /// </summary>
-    private long incrementBaseFlushed;
+    private long _incrementBaseFlushed;
 
-    /// <summary>Whether the whole log was in memory (nothing evicted to its segments) when <see cref="incrementBase"/> started.</summary>
-    private bool incrementBaseInMemory;
+    /// <summary>Whether the whole log was in memory (nothing evicted to its segments) when <see cref="_incrementBase"/> started.</summary>
+    private bool _incrementBaseInMemory;
 
-    /// <summary>Increments taken on <see cref="incrementBase"/>.</summary>
-    private int increments;
+    /// <summary>Increments taken on <see cref="_incrementBase"/>.</summary>
+    private int _increments;
 
     /// <summary>
     /// Increments on one base before the next checkpoint is full again. Each increment adds the rows changed since
@@ -112,7 +112,7 @@ public sealed partial class ParamStore
     {
         get
         {
-            long ticks = Interlocked.Read(ref lastCheckpointTicks);
+            long ticks = Interlocked.Read(ref _lastCheckpointTicks);
             return ticks == 0 ? null : new DateTimeOffset(ticks, TimeSpan.Zero);
         }
     }
@@ -139,32 +139,32 @@ public sealed partial class ParamStore
     /// </summary>
     private async Task<CheckpointResult> CheckpointCoreAsync(Action<CheckpointImage>? whileHeld, CancellationToken cancellationToken)
     {
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
-        if (options.ReadOnly) throw new InvalidOperationException("A snapshot opened for reading takes no checkpoints.");
-        await maintenance.WaitAsync(cancellationToken).ConfigureAwait(false);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        if (_options.ReadOnly) throw new InvalidOperationException("A snapshot opened for reading takes no checkpoints.");
+        await _maintenance.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             var clock = Stopwatch.StartNew();
-            pushesHeld = TimeSpan.Zero;
+            _pushesHeld = TimeSpan.Zero;
             // A checkpoint whose caller gave up waiting may still be running; FASTER runs one at a time. The previous
             // checkpoint's log deletes may be too: wait for them, so they never overlap the next ones.
-            await store.CompleteCheckpointAsync(cancellationToken).ConfigureAwait(false);
-            await walTruncation.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await _store.CompleteCheckpointAsync(cancellationToken).ConfigureAwait(false);
+            await _walTruncation.WaitAsync(cancellationToken).ConfigureAwait(false);
             CompactIfWorthIt(force: false);   // synchronous, on this thread: see CompactLog for the rule
             // What FASTER has written of the log before this checkpoint starts: a lower bound of the flushed address
             // the checkpoint records, below which a recovery reads the log's segments as they are and FASTER never
             // writes again (above it, a recovery rewrites pages from the snapshot).
-            long flushedAtStart = FlushedUntilAddress(store);
-            bool inMemoryAtStart = store.Log.HeadAddress <= store.Log.BeginAddress;
+            long flushedAtStart = FlushedUntilAddress(_store);
+            bool inMemoryAtStart = _store.Log.HeadAddress <= _store.Log.BeginAddress;
             bool incremental = CanIncrement();
             (Task<(bool, Guid)> checkpoint, long cut, long version, long tail, CutContents contents) = StartCheckpointAtPushBoundary(incremental, cancellationToken);
             Guid token = await StartedAsync(checkpoint).ConfigureAwait(false);
-            if (incremental && token != incrementBase)
+            if (incremental && token != _incrementBase)
             {
                 // The log flushed past the base between CanIncrement and FASTER's own test, so FASTER wrote a whole
                 // log-only snapshot: without an index it is no recovery point (no manifest; purged below). Take a
                 // full one instead.
-                logger.IncrementRefused(token);
+                _logger.IncrementRefused(token);
                 incremental = false;
                 (checkpoint, cut, version, tail, contents) = StartCheckpointAtPushBoundary(incremental: false, cancellationToken);
                 token = await StartedAsync(checkpoint).ConfigureAwait(false);
@@ -176,7 +176,7 @@ public sealed partial class ParamStore
             // are synced before the write-ahead log behind this checkpoint may go. In `wal` mode, which promises to
             // survive a crash of the process, they are not: an fsync of the tree measured 0.7 s under push load, and
             // pushes stalled for most of it behind the file system's journal.
-            bool sync = options.Durability != DurabilityMode.Wal;
+            bool sync = _options.Durability != DurabilityMode.Wal;
             if (sync)
             {
                 CheckpointManifest.Sync(CheckpointDirectory, token);
@@ -185,31 +185,31 @@ public sealed partial class ParamStore
             DateTimeOffset completedAt = DateTimeOffset.UtcNow;
             // The on-disk log this checkpoint stands on: what was flushed before it (an increment stands on its
             // base's), which FASTER never rewrites, and a recovery reads as it is.
-            List<(string, long, uint)> logPrefixes = logChecksums.Through(store.Log.BeginAddress, incremental ? incrementBaseFlushed : flushedAtStart);
+            List<(string, long, uint)> logPrefixes = logChecksums.Through(_store.Log.BeginAddress, incremental ? _incrementBaseFlushed : flushedAtStart);
             // Only now is the checkpoint complete: recovery skips one without a manifest.
             if (incremental)
             {
-                CheckpointManifest.WriteIncrement(CheckpointDirectory, token, version, cut, completedAt, sync, writtenChecksums, logPrefixes);
-                increments++;
+                CheckpointManifest.WriteIncrement(CheckpointDirectory, token, version, cut, completedAt, sync, _writtenChecksums, logPrefixes);
+                _increments++;
             }
             else
             {
-                CheckpointManifest.Write(CheckpointDirectory, token, version, cut, completedAt, sync, writtenChecksums, logPrefixes);
-                (incrementBase, incrementBaseTail, incrementBaseFlushed, incrementBaseInMemory, increments) = (token, tail, flushedAtStart, inMemoryAtStart, 0);
+                CheckpointManifest.Write(CheckpointDirectory, token, version, cut, completedAt, sync, _writtenChecksums, logPrefixes);
+                (_incrementBase, _incrementBaseTail, _incrementBaseFlushed, _incrementBaseInMemory, _increments) = (token, tail, flushedAtStart, inMemoryAtStart, 0);
             }
             var id = new CheckpointId(token, version);
             SetLastCheckpoint(completedAt.UtcDateTime);
-            checkpointCuts[id] = cut;
-            PurgeCheckpoints(id, onlyNewest: compactedSinceCheckpoint);
-            compactedSinceCheckpoint = false;
+            _checkpointCuts[id] = cut;
+            PurgeCheckpoints(id, onlyNewest: _compactedSinceCheckpoint);
+            _compactedSinceCheckpoint = false;
             TruncateLog();
-            logger.CheckpointCompleted(token, version, incremental ? "incremental" : "full", clock.ElapsedMilliseconds, (long)pushesHeld.TotalMilliseconds);
-            whileHeld?.Invoke(new CheckpointImage(token, cut, completedAt, contents, CheckpointDirectory, LogDirectory, store.Log.BeginAddress >> SegmentSizeBits));
+            _logger.CheckpointCompleted(token, version, incremental ? "incremental" : "full", clock.ElapsedMilliseconds, (long)_pushesHeld.TotalMilliseconds);
+            whileHeld?.Invoke(new CheckpointImage(token, cut, completedAt, contents, CheckpointDirectory, LogDirectory, _store.Log.BeginAddress >> SegmentSizeBits));
             return new CheckpointResult(token, clock.Elapsed, completedAt);
         }
         finally
         {
-            maintenance.Release();
+            _maintenance.Release();
         }
     }
 
@@ -222,7 +222,7 @@ public sealed partial class ParamStore
     }
 
     /// <summary>
-    /// Whether the next checkpoint can be an increment on <see cref="incrementBase"/>: there is one, no compaction
+    /// Whether the next checkpoint can be an increment on <see cref="_incrementBase"/>: there is one, no compaction
     /// moved records since (the increment would not describe them), the chain is short, the log has not flushed
     /// past the base's end (FASTER's own condition; the tail at the base's cut is a lower bound of that end, and the
     /// read-only address an upper bound of what is flushed), and the whole log is in memory, as it was when the
@@ -230,16 +230,16 @@ public sealed partial class ParamStore
     /// </summary>
     private bool CanIncrement()
     {
-        if (!options.IncrementalCheckpoints || incrementBase is not { } token || compactedSinceCheckpoint || increments >= MaxIncrements
-            || incrementBaseTail <= store.Log.ReadOnlyAddress
+        if (!_options.IncrementalCheckpoints || _incrementBase is not { } token || _compactedSinceCheckpoint || _increments >= MaxIncrements
+            || _incrementBaseTail <= _store.Log.ReadOnlyAddress
             // Only while the whole log is in memory, now and when the base was taken, with nothing flushed since.
             // With part of the log on disk, the first 73-1,255 rows pushed after a full checkpoint were missing
             // from the increment after it (one push short after a crash, in 4 of 5 runs of
             // LargerThanMemoryCrashTests before this rule, 0 of 32 after): FASTER's increment writes changed
             // records only from what it has flushed, and a recovery reads the base's snapshot above the base's
             // flushed address, so the on-disk part is where they slip through. In-memory tables keep increments.
-            || !incrementBaseInMemory || store.Log.HeadAddress > store.Log.BeginAddress
-            || FlushedUntilAddress(store) > incrementBaseFlushed)
+            || !_incrementBaseInMemory || _store.Log.HeadAddress > _store.Log.BeginAddress
+            || FlushedUntilAddress(_store) > _incrementBaseFlushed)
             return false;
         // When the increments add up to half the base, most rows change between checkpoints: a full one costs
         // little more and keeps recovery from reading the chain. The base counts its hash index: a full checkpoint
@@ -281,29 +281,29 @@ public sealed partial class ParamStore
     {
         long shut = Stopwatch.GetTimestamp();
         var closed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        Volatile.Write(ref pushGateClosed, closed);
+        Volatile.Write(ref _pushGateClosed, closed);
         try
         {
-            pushGate.EnterWriteLock();
+            _pushGate.EnterWriteLock();
             try
             {
                 long cut = WriteCutRecord();
                 CutContents contents = CaptureContents();
-                long version = store.CurrentVersion;
-                long tail = store.Log.TailAddress;
+                long version = _store.CurrentVersion;
+                long tail = _store.Log.TailAddress;
                 // On a thread of its own: FASTER's driver runs synchronously until its first I/O wait, and an
                 // increment's whole delta write can fall inside that; this thread lets pushes go as soon as the
                 // version has moved. Not the thread pool, whose threads may all be pushes waiting for this gate.
                 Task<(bool, Guid)> checkpoint = Task.Factory.StartNew(
                     () => (incremental
-                        ? store.TakeHybridLogCheckpointAsync(CheckpointType.Snapshot, tryIncremental: true, cancellationToken)
-                        : store.TakeFullCheckpointAsync(CheckpointType.Snapshot, cancellationToken)).AsTask(),
+                        ? _store.TakeHybridLogCheckpointAsync(CheckpointType.Snapshot, tryIncremental: true, cancellationToken)
+                        : _store.TakeFullCheckpointAsync(CheckpointType.Snapshot, cancellationToken)).AsTask(),
                     CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
                 var deadline = Stopwatch.StartNew();
                 var spin = new SpinWait();
-                while (!checkpoint.IsCompleted && !PushesMayGo(store.SystemState, version, incremental))
+                while (!checkpoint.IsCompleted && !PushesMayGo(_store.SystemState, version, incremental))
                 {
-                    if (store.CurrentVersion != version)
+                    if (_store.CurrentVersion != version)
                     {
                         // A full checkpoint writing its hash index: milliseconds to seconds (it grows with the log
                         // memory), bounded by the disk, and this thread has no core to spare for spinning meanwhile.
@@ -318,21 +318,21 @@ public sealed partial class ParamStore
             }
             finally
             {
-                pushGate.ExitWriteLock();
+                _pushGate.ExitWriteLock();
             }
         }
         finally
         {
-            Volatile.Write(ref pushGateClosed, null);
+            Volatile.Write(ref _pushGateClosed, null);
             closed.SetResult();
-            pushesHeld += Stopwatch.GetElapsedTime(shut);
+            _pushesHeld += Stopwatch.GetElapsedTime(shut);
         }
     }
 
     private static readonly TimeSpan VersionShiftLimit = TimeSpan.FromSeconds(10);
 
     /// <summary>FASTER's checkpoint phase now, without the flag of a phase being left (tests follow a checkpoint with it).</summary>
-    internal Phase CheckpointPhase => store.SystemState.Phase & ~Phase.INTERMEDIATE;
+    internal Phase CheckpointPhase => _store.SystemState.Phase & ~Phase.INTERMEDIATE;
 
     /// <summary>
     /// Whether a checkpoint of <paramref name="version"/> has gone far enough for pushes to resume: an increment
@@ -356,41 +356,41 @@ public sealed partial class ParamStore
     /// </summary>
     private void PurgeCheckpoints(CheckpointId newest, bool onlyNewest)
     {
-        int keep = onlyNewest ? 1 : options.CheckpointsToKeep;
-        wholeCheckpoints.Insert(0, newest);
-        int count = Math.Min(keep, wholeCheckpoints.Count);
+        int keep = onlyNewest ? 1 : _options.CheckpointsToKeep;
+        _wholeCheckpoints.Insert(0, newest);
+        int count = Math.Min(keep, _wholeCheckpoints.Count);
         if (!onlyNewest && keep > 1)
         {
             // Increments share their folder's full checkpoint: if that is damaged, all of them are. So keep the
             // newest version of the previous folder too, and the write-ahead log back to its cut.
             bool oneFolder = true;
-            for (int i = 1; i < count; i++) oneFolder &= wholeCheckpoints[i].Token == newest.Token;
-            int older = wholeCheckpoints.FindIndex(count, id => id.Token != newest.Token);
+            for (int i = 1; i < count; i++) oneFolder &= _wholeCheckpoints[i].Token == newest.Token;
+            int older = _wholeCheckpoints.FindIndex(count, id => id.Token != newest.Token);
             if (oneFolder && older > 0)
             {
-                (wholeCheckpoints[count], wholeCheckpoints[older]) = (wholeCheckpoints[older], wholeCheckpoints[count]);
+                (_wholeCheckpoints[count], _wholeCheckpoints[older]) = (_wholeCheckpoints[older], _wholeCheckpoints[count]);
                 count++;
             }
         }
-        wholeCheckpoints.RemoveRange(count, wholeCheckpoints.Count - count);
+        _wholeCheckpoints.RemoveRange(count, _wholeCheckpoints.Count - count);
         var kept = new HashSet<Guid>();
-        foreach (CheckpointId id in wholeCheckpoints) kept.Add(id.Token);
+        foreach (CheckpointId id in _wholeCheckpoints) kept.Add(id.Token);
         int purged = 0;
-        foreach (Guid token in checkpointManager.GetLogCheckpointTokens().Concat(checkpointManager.GetIndexCheckpointTokens()).Distinct().ToList())
+        foreach (Guid token in _checkpointManager.GetLogCheckpointTokens().Concat(_checkpointManager.GetIndexCheckpointTokens()).Distinct().ToList())
         {
             if (kept.Contains(token)) continue;
-            checkpointManager.Purge(token);   // deletes the token's log and index checkpoint folders
+            _checkpointManager.Purge(token);   // deletes the token's log and index checkpoint folders
             purged++;
         }
-        if (purged > 0) logger.CheckpointsPurged(purged, onlyNewest);
+        if (purged > 0) _logger.CheckpointsPurged(purged, onlyNewest);
     }
 
-    private string CheckpointDirectory => Path.Combine(Path.GetFullPath(options.DataDirectory), "checkpoints");
+    private string CheckpointDirectory => Path.Combine(Path.GetFullPath(_options.DataDirectory), "checkpoints");
 
     /// <summary>The hybrid log's segments, <c>DATA/log/hlog.log.N</c>.</summary>
-    private string LogDirectory => Path.Combine(Path.GetFullPath(options.DataDirectory), "log");
+    private string LogDirectory => Path.Combine(Path.GetFullPath(_options.DataDirectory), "log");
 
-    private void SetLastCheckpoint(DateTime utc) => Interlocked.Exchange(ref lastCheckpointTicks, utc.Ticks);
+    private void SetLastCheckpoint(DateTime utc) => Interlocked.Exchange(ref _lastCheckpointTicks, utc.Ticks);
 }
 
 /// <summary>

@@ -12,11 +12,11 @@ public sealed partial class ParamStore
     /// <summary>Log addresses and the live bytes the compaction rule compares them with.</summary>
     public LogStats GetLogStats()
     {
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
-        Catalog current = catalog;
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        Catalog current = _catalog;
         long live = current.Serialize().Length + 64L;   // the catalog record, with its header
-        foreach (TableHandle table in current.Sorted) live += table.Rows * table.Layout.RecordBytes;
-        return new LogStats(store.Log.BeginAddress, store.Log.HeadAddress, store.Log.TailAddress, live);
+        foreach (TableHandle table in current.Sorted) live += table.Rows * table._layout.RecordBytes;
+        return new LogStats(_store.Log.BeginAddress, _store.Log.HeadAddress, _store.Log.TailAddress, live);
     }
 
     /// <summary>
@@ -36,40 +36,40 @@ public sealed partial class ParamStore
     /// <returns>Whether a compaction ran.</returns>
     public bool CompactLog(bool force = false)
     {
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
-        maintenance.Wait();
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        _maintenance.Wait();
         try
         {
             return CompactIfWorthIt(force);
         }
         finally
         {
-            maintenance.Release();
+            _maintenance.Release();
         }
     }
 
-    /// <summary>The compaction itself; the caller holds <see cref="maintenance"/>.</summary>
+    /// <summary>The compaction itself; the caller holds <see cref="_maintenance"/>.</summary>
     private bool CompactIfWorthIt(bool force)
     {
         LogStats before = GetLogStats();
         long garbage = before.LogBytes - before.LiveBytes;
         if (!force && (garbage <= before.LiveBytes || garbage <= MinGarbageBytes)) return false;
-        long until = store.Log.SafeReadOnlyAddress;
+        long until = _store.Log.SafeReadOnlyAddress;
         if (until <= before.BeginAddress) return false;
 
         var clock = Stopwatch.StartNew();
-        RowSession session = sessions.Rent();
+        RowSession session = _sessions.Rent();
         try
         {
-            session.Compact(until, CompactionType.Lookup, new DeletedTableFilter(catalog, registry.All));
+            session.Compact(until, CompactionType.Lookup, new DeletedTableFilter(_catalog, _registry.All));
         }
         finally
         {
-            sessions.Return(session);
+            _sessions.Return(session);
         }
-        compactedSinceCheckpoint = true;
+        _compactedSinceCheckpoint = true;
         LogStats after = GetLogStats();
-        logger.Compacted(before.LogBytes >> 20, after.LogBytes >> 20, after.LiveBytes >> 20, clock.ElapsedMilliseconds);
+        _logger.Compacted(before.LogBytes >> 20, after.LogBytes >> 20, after.LiveBytes >> 20, clock.ElapsedMilliseconds);
         return true;
     }
 

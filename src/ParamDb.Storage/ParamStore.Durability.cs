@@ -14,19 +14,19 @@ namespace ParamDb.Storage;
 public sealed partial class ParamStore
 {
     /// <summary>The write-ahead log; null in <see cref="DurabilityMode.Checkpoint"/> mode and while the log is replayed.</summary>
-    private WriteAheadLog? wal;
+    private WriteAheadLog? _wal;
 
     /// <summary>The newest LSN the state holds when no log is open (checkpoint mode, or during replay).</summary>
-    private long lsnFloor;
+    private long _lsnFloor;
 
     /// <summary>The cut found in the recovered checkpoint (0 without one).</summary>
-    private long recoveredCut;
+    private long _recoveredCut;
 
     /// <summary>The cut of each checkpoint this process knows whole, to truncate the log behind the oldest kept.</summary>
-    private readonly Dictionary<CheckpointId, long> checkpointCuts = [];
+    private readonly Dictionary<CheckpointId, long> _checkpointCuts = [];
 
     /// <summary>Log bytes appended when the newest checkpoint cut (see <see cref="WalBytesSinceCheckpoint"/>).</summary>
-    private long walBytesAtCut;
+    private long _walBytesAtCut;
 
     /// <summary>
     /// What the last open dropped from a damaged write-ahead log and where the damaged bytes went, with
@@ -35,16 +35,16 @@ public sealed partial class ParamStore
     public string? AcceptedLoss { get; private set; }
 
     /// <summary>The durability mode the store was opened with.</summary>
-    public DurabilityMode Durability => options.Durability;
+    public DurabilityMode Durability => _options.Durability;
 
     /// <summary>
     /// Write-ahead log bytes appended since the newest checkpoint cut: what a recovery would replay. The host
     /// checkpoints when it grows past a bound, so recovery time stays bounded under a heavy push load.
     /// </summary>
-    public long WalBytesSinceCheckpoint => wal is null ? 0 : wal.AppendedBytes - Interlocked.Read(ref walBytesAtCut);
+    public long WalBytesSinceCheckpoint => _wal is null ? 0 : _wal.AppendedBytes - Interlocked.Read(ref _walBytesAtCut);
 
     /// <summary>The LSN of the newest write the state holds.</summary>
-    private long CurrentLsn => wal?.LastLsn ?? lsnFloor;
+    private long CurrentLsn => _wal?.LastLsn ?? _lsnFloor;
 
     /// <summary>
     /// Appends a push to the log. The caller holds the push gate shared and applies the push after this returns,
@@ -56,19 +56,19 @@ public sealed partial class ParamStore
     /// </returns>
     private Task? LogPush(TableHandle table, BatchKeys keys, ReadOnlySpan<float> values, WorkerStamp stamp)
     {
-        if (wal is null) return null;
+        if (_wal is null) return null;
         Span<byte> header = stackalloc byte[WalRecord.PushHeaderSize];
         WalRecord.WritePushHeader(header, table.Id, keys.IsRange, keys.First, keys.Count, stamp);
-        return AppendRows(wal, header, keys.Explicit, values);
+        return AppendRows(_wal, header, keys.Explicit, values);
     }
 
     /// <summary>Appends an import's batch of overwritten rows, like <see cref="LogPush"/> (same gate, same contract).</summary>
     private Task? LogSetRows(TableHandle table, ReadOnlySpan<ulong> keys, ReadOnlySpan<float> values)
     {
-        if (wal is null) return null;
+        if (_wal is null) return null;
         Span<byte> header = stackalloc byte[WalRecord.PushHeaderSize];
         WalRecord.WriteSetRowsHeader(header, table.Id, keys.Length);
-        return AppendRows(wal, header, keys, values);
+        return AppendRows(_wal, header, keys, values);
     }
 
     /// <summary>Appends a row record's three parts; a log that refuses it answers with an already faulted task.</summary>
@@ -87,17 +87,17 @@ public sealed partial class ParamStore
     /// <summary>Appends a catalog or registry record; the caller holds the push gate shared.</summary>
     private Task? LogSystemRecord(WalRecordKind kind, ReadOnlySpan<byte> value)
     {
-        if (wal is null) return null;
+        if (_wal is null) return null;
         Span<byte> header = stackalloc byte[WalRecord.SystemHeaderSize];
         WalRecord.WriteSystemHeader(header, kind);
-        return wal.Append(header, value, default).Durable;
+        return _wal.Append(header, value, default).Durable;
     }
 
     /// <summary>
     /// For a write that changed nothing because an earlier one already did (a retried push): durable once that
     /// earlier write is, which may still be in the batch being written.
     /// </summary>
-    private Task? DurableSoFar() => wal?.WhenDurable(wal.LastLsn);
+    private Task? DurableSoFar() => _wal?.WhenDurable(_wal.LastLsn);
 
     /// <summary>Waits for a system record's durability outside every lock (table and worker calls are synchronous).</summary>
     private static void WaitDurable(Task? durable) => durable?.GetAwaiter().GetResult();
@@ -117,7 +117,7 @@ public sealed partial class ParamStore
     private long WriteCutRecord()
     {
         long cut = CurrentLsn;
-        Catalog current = catalog;
+        Catalog current = _catalog;
         IReadOnlyList<TableHandle> tables = current.Sorted;
         // Once per checkpoint, a few bytes per table: the allocation is not worth pooling.
         var counts = new (uint Id, long Rows)[tables.Count];
@@ -135,7 +135,7 @@ public sealed partial class ParamStore
         {
             if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
         }
-        if (wal is not null) Interlocked.Exchange(ref walBytesAtCut, wal.AppendedBytes);
+        if (_wal is not null) Interlocked.Exchange(ref _walBytesAtCut, _wal.AppendedBytes);
         return cut;
     }
 
@@ -143,38 +143,38 @@ public sealed partial class ParamStore
     /// Deletes log segments every kept checkpoint contains, on a pool thread: the checkpoint is complete without
     /// it, and deleting ~70 segments of 64 MiB took 1.0–1.3 s of a full checkpoint under push load. The oldest
     /// kept checkpoint bounds it, so a fall back to it (when a newer one turns out damaged) still finds the
-    /// records after its cut. The caller holds <see cref="maintenance"/>; the next checkpoint and
-    /// <see cref="Dispose"/> wait for the deletes (<see cref="walTruncation"/>).
+    /// records after its cut. The caller holds <see cref="_maintenance"/>; the next checkpoint and
+    /// <see cref="Dispose"/> wait for the deletes (<see cref="_walTruncation"/>).
     /// </summary>
     private void TruncateLog()
     {
-        if (wal is not { } log) return;
+        if (_wal is not { } log) return;
         long keepFrom = long.MaxValue;
-        foreach (CheckpointId id in wholeCheckpoints)
+        foreach (CheckpointId id in _wholeCheckpoints)
         {
-            if (!checkpointCuts.TryGetValue(id, out long cut)) return;   // a kept checkpoint of unknown cut: keep everything
+            if (!_checkpointCuts.TryGetValue(id, out long cut)) return;   // a kept checkpoint of unknown cut: keep everything
             keepFrom = Math.Min(keepFrom, cut + 1);
         }
         if (keepFrom == long.MaxValue) return;
-        foreach (CheckpointId id in checkpointCuts.Keys.ToList())
-            if (!wholeCheckpoints.Contains(id)) checkpointCuts.Remove(id);
-        walTruncation = Task.Run(() =>
+        foreach (CheckpointId id in _checkpointCuts.Keys.ToList())
+            if (!_wholeCheckpoints.Contains(id)) _checkpointCuts.Remove(id);
+        _walTruncation = Task.Run(() =>
         {
             try
             {
                 int deleted = log.TruncateBefore(keepFrom);
-                if (deleted > 0) logger.WalTruncated(deleted, keepFrom);
+                if (deleted > 0) _logger.WalTruncated(deleted, keepFrom);
             }
             catch (Exception e)
             {
                 // The segments stay; the next checkpoint deletes them, and replay skips those before its cut.
-                logger.WalTruncationFailed(keepFrom, e);
+                _logger.WalTruncationFailed(keepFrom, e);
             }
         });
     }
 
     /// <summary>The deletes <see cref="TruncateLog"/> started last; complete when none runs.</summary>
-    private Task walTruncation = Task.CompletedTask;
+    private Task _walTruncation = Task.CompletedTask;
 
     /// <summary>
     /// Brings the recovered state up to date from the log, then opens the log for appends (or, in
@@ -183,18 +183,18 @@ public sealed partial class ParamStore
     private void OpenLog(string directory)
     {
         var clock = Stopwatch.StartNew();
-        long replayed = ReplayLog(directory, recoveredCut);
-        if (replayed > 0) logger.WalReplayed(replayed, recoveredCut, clock.ElapsedMilliseconds);
-        if (options.Durability != DurabilityMode.Checkpoint)
+        long replayed = ReplayLog(directory, _recoveredCut);
+        if (replayed > 0) _logger.WalReplayed(replayed, _recoveredCut, clock.ElapsedMilliseconds);
+        if (_options.Durability != DurabilityMode.Checkpoint)
         {
-            wal = WriteAheadLog.Open(directory, options.WalSegmentBytes, options.Durability == DurabilityMode.Fsync, lastLsnAtLeast: lsnFloor);
+            _wal = WriteAheadLog.Open(directory, _options.WalSegmentBytes, _options.Durability == DurabilityMode.Fsync, lastLsnAtLeast: _lsnFloor);
             return;
         }
         if (WalFormat.ListSegments(directory).Count == 0) return;
         if (replayed > 0)
         {
             CheckpointResult folded = CheckpointAsync().GetAwaiter().GetResult();
-            logger.WalFoldedIntoCheckpoint(options.Durability, folded.Token);
+            _logger.WalFoldedIntoCheckpoint(_options.Durability, folded.Token);
         }
         Directory.Delete(directory, recursive: true);
     }
@@ -220,28 +220,28 @@ public sealed partial class ParamStore
                 expected = lsn + 1;
             });
         }
-        catch (WalCorruptException e) when (e.Damage is { } damage && options.AcceptWalLoss)
+        catch (WalCorruptException e) when (e.Damage is { } damage && _options.AcceptWalLoss)
         {
             // The operator accepted the loss (paramdb recover --accept-loss): what was read before the damage is
             // applied, the rest is set aside, and the log continues from the damage.
-            string aside = WalSalvage.SetAside(directory, damage, Path.GetFullPath(options.DataDirectory));
-            logger.WalLossAccepted(damage.Describe(), aside);
+            string aside = WalSalvage.SetAside(directory, damage, Path.GetFullPath(_options.DataDirectory));
+            _logger.WalLossAccepted(damage.Describe(), aside);
             AcceptedLoss = $"{damage.Describe()}; those records were dropped, and the damaged bytes moved to {aside}.";
-            lsnFloor = Math.Max(cut, damage.Lsn - 1);
+            _lsnFloor = Math.Max(cut, damage.Lsn - 1);
             return expected - cut - 1;
         }
         catch (WalCorruptException e)
         {
             throw new InvalidDataException(
-                $"{e.Message} Refusing to start on a state that would lack acknowledged writes: restore the damaged file, or run 'paramdb recover --accept-loss --data {Path.GetFullPath(options.DataDirectory)}' to start from the records before the damage (the rest is moved to {WalSalvage.DamagedFolder}/).", e);
+                $"{e.Message} Refusing to start on a state that would lack acknowledged writes: restore the damaged file, or run 'paramdb recover --accept-loss --data {Path.GetFullPath(_options.DataDirectory)}' to start from the records before the damage (the rest is moved to {WalSalvage.DamagedFolder}/).", e);
         }
-        lsnFloor = Math.Max(cut, scan.LastLsn);
+        _lsnFloor = Math.Max(cut, scan.LastLsn);
         if (scan.TornSegment is { } torn && new FileInfo(torn).Length is long length && length > scan.TornAt)
             // The shape a crash during a write leaves: the record being written, with nothing intact after it. It
             // was not acknowledged if the crash tore it; if the bytes were damaged later, this line is the trace.
-            logger.WalTornTail(torn, scan.TornAt, length - scan.TornAt, scan.LastLsn);
+            _logger.WalTornTail(torn, scan.TornAt, length - scan.TornAt, scan.LastLsn);
         if (scan.Visited > 0)
-            logger.WalReplayRead(scan.BytesRead >> 20, scan.Segments, (long)scan.ReadWait.TotalMilliseconds, clock.ElapsedMilliseconds);
+            _logger.WalReplayRead(scan.BytesRead >> 20, scan.Segments, (long)scan.ReadWait.TotalMilliseconds, clock.ElapsedMilliseconds);
         return scan.Visited;
     }
 
@@ -253,7 +253,7 @@ public sealed partial class ParamStore
             case WalRecordKind.SetRows:
                 if (!WalRecord.TryReadPushTable(payload, out uint tableId))
                     throw new WalCorruptException($"Write-ahead log record {lsn} is a push or set-rows record too short for its header.");
-                if (!catalog.TryGet(tableId, out TableHandle? table)) return;   // its table was deleted later in the log
+                if (!_catalog.TryGet(tableId, out TableHandle? table)) return;   // its table was deleted later in the log
                 if (!WalRecord.TryReadPush(payload, table!.Dim, out WalPush push))
                     throw new WalCorruptException($"Write-ahead log record {lsn} is a push or set-rows record whose lengths do not match table '{table.Name}' (dim {table.Dim}).");
                 if (WalRecord.KindOf(payload) == WalRecordKind.SetRows)
@@ -265,18 +265,18 @@ public sealed partial class ParamStore
                 ApplyPush(table, keys, push.Values, push.Stamp);
                 return;
             case WalRecordKind.Catalog:
-                Catalog logged = Catalog.Deserialize(payload[WalRecord.SystemHeaderSize..], options.Ring.Count);
-                catalog = catalog.Adopt(logged);
+                Catalog logged = Catalog.Deserialize(payload[WalRecord.SystemHeaderSize..], _options.Ring.Count);
+                _catalog = _catalog.Adopt(logged);
                 UpsertRecord(RowKey.CatalogKey, payload[WalRecord.SystemHeaderSize..]);
                 return;
             case WalRecordKind.Registry:
                 WorkerRegistry next = WorkerRegistry.Deserialize(payload[WalRecord.SystemHeaderSize..], NowTicks);
-                foreach (Worker gone in registry.All)
+                foreach (Worker gone in _registry.All)
                 {
                     if (next.TryGet(gone.Id, out _)) continue;
-                    foreach (TableHandle t in catalog.Sorted) t.Clocks.Forget(gone.Id);
+                    foreach (TableHandle t in _catalog.Sorted) t._clocks.Forget(gone.Id);
                 }
-                registry = next;
+                _registry = next;
                 UpsertRecord(RowKey.WorkersKey, payload[WalRecord.SystemHeaderSize..]);
                 return;
             default:

@@ -7,14 +7,14 @@ namespace ParamDb.Storage;
 /// <summary>Live table exports: scan, external sort, and the temporary files of exports and imports under <c>DATA/tmp/</c>.</summary>
 public sealed partial class ParamStore
 {
-    private readonly Lock tempSweep = new();
-    private bool tempSwept;
+    private readonly Lock _tempSweep = new();
+    private bool _tempSwept;
 
     /// <summary>
     /// Where exports keep their sorted runs and imports their bodies: <c>DATA/tmp/</c>, one <c>export-&lt;guid&gt;</c>
     /// folder per export, one <c>import-&lt;guid&gt;.safetensors</c> file per import.
     /// </summary>
-    internal string TempDirectory => options.TempDirectory ?? Path.Combine(Path.GetFullPath(options.DataDirectory), "tmp");
+    internal string TempDirectory => _options.TempDirectory ?? Path.Combine(Path.GetFullPath(_options.DataDirectory), "tmp");
 
     /// <summary>
     /// Prepares a live export of <paramref name="table"/> as a safetensors file: scans its keys
@@ -43,7 +43,7 @@ public sealed partial class ParamStore
             long scanned = ScanKeys(table, sort, cancellationToken);
             long rows = sort.Finish(cancellationToken);
             var export = new TableExport(this, table, sort, SafetensorsHeader.Create(table.Name, table.Schema, rows));
-            logger.ExportPrepared(table.Name, scanned, rows, sort.RunsWritten, clock.ElapsedMilliseconds);
+            _logger.ExportPrepared(table.Name, scanned, rows, sort.RunsWritten, clock.ElapsedMilliseconds);
             return export;
         }
         catch
@@ -66,10 +66,10 @@ public sealed partial class ParamStore
     /// </summary>
     private void SweepTemporaryFiles()
     {
-        lock (tempSweep)
+        lock (_tempSweep)
         {
-            if (tempSwept) return;
-            tempSwept = true;
+            if (_tempSwept) return;
+            _tempSwept = true;
             if (!Directory.Exists(TempDirectory)) return;
             int exports = 0, imports = 0;
             foreach (string abandoned in Directory.EnumerateFileSystemEntries(TempDirectory))
@@ -87,12 +87,12 @@ public sealed partial class ParamStore
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
                     // A leftover that cannot go is the operator's to remove; it must not fail the export or import.
-                    if (export) logger.AbandonedExportNotDeleted(abandoned, e);
-                    else logger.AbandonedImportNotDeleted(abandoned, e);
+                    if (export) _logger.AbandonedExportNotDeleted(abandoned, e);
+                    else _logger.AbandonedImportNotDeleted(abandoned, e);
                 }
             }
-            if (exports > 0) logger.AbandonedExportsDeleted(exports, TempDirectory);
-            if (imports > 0) logger.AbandonedImportsDeleted(imports, TempDirectory);
+            if (exports > 0) _logger.AbandonedExportsDeleted(exports, TempDirectory);
+            if (imports > 0) _logger.AbandonedImportsDeleted(imports, TempDirectory);
         }
     }
 }

@@ -55,7 +55,7 @@ public sealed partial class ParamStore
     {
         ArgumentNullException.ThrowIfNull(file);
         ArgumentNullException.ThrowIfNull(table);
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         if (file.Header.Schema != table.Schema)
             throw new ArgumentException($"The file's schema is not table {table}'s; an import needs the same schema.", nameof(file));
         var clock = Stopwatch.StartNew();
@@ -91,7 +91,7 @@ public sealed partial class ParamStore
             ArrayPool<ulong>.Shared.Return(keys);
             ArrayPool<float>.Shared.Return(values);
         }
-        logger.Imported(count, table.Name, table.Id, file.Header.FileLength, nonFinite, clock.ElapsedMilliseconds);
+        _logger.Imported(count, table.Name, table.Id, file.Header.FileLength, nonFinite, clock.ElapsedMilliseconds);
         return new ImportResult(count, nonFinite, durable);
     }
 
@@ -102,7 +102,7 @@ public sealed partial class ParamStore
     /// </summary>
     public FileStream CreateImportFile()
     {
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         SweepTemporaryFiles();
         Directory.CreateDirectory(TempDirectory);
         string path = Path.Combine(TempDirectory, ImportFilePrefix + Guid.NewGuid().ToString("N") + ".safetensors");
@@ -119,7 +119,7 @@ public sealed partial class ParamStore
         fixed (float* v = values)
         {
             var batch = new PinnedBatch(table, isRange: false, 0, k, v, keys.Length);
-            pushGate.EnterReadLock();
+            _pushGate.EnterReadLock();
             try
             {
                 Task? durable = LogSetRows(table, keys, values);
@@ -129,7 +129,7 @@ public sealed partial class ParamStore
             }
             finally
             {
-                pushGate.ExitReadLock();
+                _pushGate.ExitReadLock();
             }
         }
     }

@@ -37,31 +37,31 @@ public sealed partial class ParamStore
     {
         var clock = Stopwatch.StartNew();
         if (!TryLoadFromCutRecord()) LoadByScanning();
-        logger.RecoveredStateLoaded(RecoveredStateSource, catalog.Sorted.Count, registry.All.Length, clock.ElapsedMilliseconds);
+        _logger.RecoveredStateLoaded(RecoveredStateSource, _catalog.Sorted.Count, _registry.All.Length, clock.ElapsedMilliseconds);
     }
 
     /// <summary>Point reads of the system records; false when the cut record has no counts (the caller scans).</summary>
     private bool TryLoadFromCutRecord()
     {
-        using var reader = new SystemRecordReader(store);
+        using var reader = new SystemRecordReader(_store);
         Span<RowKey> keys = [RowKey.CatalogKey, RowKey.WorkersKey, RowKey.WalCutKey];
         byte[]?[] records = reader.Read(keys);
         RecoveryPendingReads = reader.PendingReads;
         if (records[2] is not { } cutBytes || !CutRecord.TryRead(cutBytes, out long cut, out CutContentsRecord? contents) || contents is null)
             return false;
 
-        Catalog recovered = records[0] is { } catalogBytes ? Catalog.Deserialize(catalogBytes, options.Ring.Count) : Catalog.Empty;
+        Catalog recovered = records[0] is { } catalogBytes ? Catalog.Deserialize(catalogBytes, _options.Ring.Count) : Catalog.Empty;
         // A table of the catalog record that the cut record does not list was created while the checkpoint waited
         // for the push gate: its catalog record made it in, but no push to it could, so it holds no rows.
         foreach (TableHandle table in recovered.Sorted)
             table.SetRows(contents.RowsByTable.GetValueOrDefault(table.Id));
-        catalog = recovered.WithNextId(contents.NextId);
-        recoveredCut = cut;
+        _catalog = recovered.WithNextId(contents.NextId);
+        _recoveredCut = cut;
 
         long now = NowTicks;
-        if (records[1] is { } registryBytes) registry = WorkerRegistry.Deserialize(registryBytes, now);
-        Worker[] workers = registry.All;
-        IReadOnlyList<TableHandle> tables = catalog.Sorted;
+        if (records[1] is { } registryBytes) _registry = WorkerRegistry.Deserialize(registryBytes, now);
+        Worker[] workers = _registry.All;
+        IReadOnlyList<TableHandle> tables = _catalog.Sorted;
         int clocks = 0;
         if (workers.Length > 0 && tables.Count > 0)
         {
@@ -77,7 +77,7 @@ public sealed partial class ParamStore
                 clocks += LoadClock(tables[i / workers.Length], workers[i % workers.Length].Id, record);
             }
         }
-        if (workers.Length > 0 || clocks > 0) logger.ClocksRecovered(workers.Length, clocks);
+        if (workers.Length > 0 || clocks > 0) _logger.ClocksRecovered(workers.Length, clocks);
         RecoveredStateSource = RecoveredStateSource.CutRecord;
         return true;
     }
@@ -95,17 +95,17 @@ public sealed partial class ParamStore
     private void LoadByScanning()
     {
         var scan = new RecoveryScan(new Dictionary<uint, long>());
-        RowSession session = sessions.Rent();
+        RowSession session = _sessions.Rent();
         try
         {
             session.Iterate(ref scan);
         }
         finally
         {
-            sessions.Return(session);
+            _sessions.Return(session);
         }
 
-        Catalog recovered = scan.CatalogRecord is { } bytes ? Catalog.Deserialize(bytes, options.Ring.Count) : Catalog.Empty;
+        Catalog recovered = scan.CatalogRecord is { } bytes ? Catalog.Deserialize(bytes, _options.Ring.Count) : Catalog.Empty;
         // Never hand out an id that rows already use (see the remarks).
         uint maxSeen = 0;
         long orphans = 0;
@@ -115,28 +115,28 @@ public sealed partial class ParamStore
             if (recovered.TryGet(id, out TableHandle? table)) table!.SetRows(rows);
             else orphans += rows;
         }
-        catalog = recovered.WithNextId(maxSeen + 1);
-        recoveredCut = scan.Cut;
-        if (orphans > 0) logger.OrphanRows(orphans);
+        _catalog = recovered.WithNextId(maxSeen + 1);
+        _recoveredCut = scan.Cut;
+        if (orphans > 0) _logger.OrphanRows(orphans);
 
         // Workers start fresh leases now; their clocks come back only for live tables and registered workers.
         long now = NowTicks;
-        if (scan.RegistryRecord is { } registryBytes) registry = WorkerRegistry.Deserialize(registryBytes, now);
+        if (scan.RegistryRecord is { } registryBytes) _registry = WorkerRegistry.Deserialize(registryBytes, now);
         int clocks = 0;
         foreach (((uint table, uint worker), byte[] record) in scan.Clocks)
         {
-            if (!catalog.TryGet(table, out TableHandle? handle) || !registry.TryGet(worker, out _)) continue;
+            if (!_catalog.TryGet(table, out TableHandle? handle) || !_registry.TryGet(worker, out _)) continue;
             clocks += LoadClock(handle!, worker, record);
         }
-        if (registry.All.Length > 0 || clocks > 0) logger.ClocksRecovered(registry.All.Length, clocks);
+        if (_registry.All.Length > 0 || clocks > 0) _logger.ClocksRecovered(_registry.All.Length, clocks);
         RecoveredStateSource = RecoveredStateSource.Scan;
     }
 
     /// <summary>Sets a worker's recovered clocks on a table; returns 1 to count the record.</summary>
     private int LoadClock(TableHandle table, uint worker, byte[] record)
     {
-        WorkerClocks entry = table.Clocks.For(worker);
-        ClockRecord.Read(record, options.Ring, entry.Ranges);
+        WorkerClocks entry = table._clocks.For(worker);
+        ClockRecord.Read(record, _options.Ring, entry.Ranges);
         entry.Recompute();
         return 1;
     }
@@ -185,7 +185,7 @@ public sealed partial class ParamStore
     /// </summary>
     private sealed class SystemRecordReader(FasterKV<RowKey, SpanByte> store) : IDisposable
     {
-        private readonly ClientSession<RowKey, SpanByte, Empty, byte[]?, int, Functions> session =
+        private readonly ClientSession<RowKey, SpanByte, Empty, byte[]?, int, Functions> _session =
             store.For(new Functions()).NewSession<Functions>();
 
         /// <summary>The record of each key, or null where there is none. Records on disk go pending and are completed here.</summary>
@@ -199,7 +199,7 @@ public sealed partial class ParamStore
             {
                 RowKey key = keys[i];
                 byte[]? output = null;
-                Status status = session.Read(ref key, ref input, ref output, i);
+                Status status = _session.Read(ref key, ref input, ref output, i);
                 if (status.IsPending)
                 {
                     pending = true;
@@ -209,7 +209,7 @@ public sealed partial class ParamStore
                 else if (status.Found) records[i] = output;
             }
             if (!pending) return records;
-            session.CompletePendingWithOutputs(out CompletedOutputIterator<RowKey, SpanByte, Empty, byte[]?, int> completed, wait: true);
+            _session.CompletePendingWithOutputs(out CompletedOutputIterator<RowKey, SpanByte, Empty, byte[]?, int> completed, wait: true);
             using (completed)
             {
                 while (completed.Next())
@@ -225,7 +225,7 @@ public sealed partial class ParamStore
         /// <summary>Reads so far that went pending (to the on-disk log).</summary>
         public int PendingReads { get; private set; }
 
-        public void Dispose() => session.Dispose();
+        public void Dispose() => _session.Dispose();
 
         /// <summary>Copies a found record out; everything else is FunctionsBase's (reads only, nothing is written).</summary>
         public sealed class Functions : FunctionsBase<RowKey, SpanByte, Empty, byte[]?, int>

@@ -62,7 +62,7 @@ public sealed partial class ParamStore
     /// </summary>
     internal unsafe PushOutcome ApplyPush(TableHandle table, BatchKeys keys, ReadOnlySpan<float> values, WorkerStamp stamp)
     {
-        if (stamp.Worker != 0 && !registry.TryGet(stamp.Worker, out _)) return new PushOutcome(PushStatus.WorkerNotFound, 0);
+        if (stamp.Worker != 0 && !_registry.TryGet(stamp.Worker, out _)) return new PushOutcome(PushStatus.WorkerNotFound, 0);
         fixed (ulong* k = keys.Explicit)
         fixed (float* v = values)
         {
@@ -74,7 +74,7 @@ public sealed partial class ParamStore
             }
             if (keys.Count == 0) return new PushOutcome(PushStatus.Ok, 0);
             Task? durable;
-            pushGate.EnterReadLock();
+            _pushGate.EnterReadLock();
             try
             {
                 durable = LogPush(table, keys, values, stamp);
@@ -83,7 +83,7 @@ public sealed partial class ParamStore
             }
             finally
             {
-                pushGate.ExitReadLock();
+                _pushGate.ExitReadLock();
             }
             return new PushOutcome(PushStatus.Ok, keys.Count, durable);
         }
@@ -138,8 +138,8 @@ public sealed partial class ParamStore
     {
         TableHandle table = batch.Table;
         int dim = table.Dim;
-        RowSession session = sessions.Rent();
-        var held = new HeldLatches(TOp.Writes ? latches : null);
+        RowSession session = _sessions.Rent();
+        var held = new HeldLatches(TOp.Writes ? _latches : null);
         bool reusable = false;
         try
         {
@@ -181,7 +181,7 @@ public sealed partial class ParamStore
         }
         finally
         {
-            if (reusable) sessions.Return(session);
+            if (reusable) _sessions.Return(session);
             else DiscardSession(session);
             held.Dispose();   // after the session's pending writes are done
         }
@@ -208,7 +208,7 @@ public sealed partial class ParamStore
     {
         ArgumentNullException.ThrowIfNull(table);
         ArgumentOutOfRangeException.ThrowIfNegative(rows);
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         if ((long)rows * table.Dim != floats) ThrowHelper.ValuesLength(paramName, (long)rows * table.Dim, floats);
     }
 
@@ -222,19 +222,19 @@ public sealed partial class ParamStore
 [StructLayout(LayoutKind.Auto)]
 internal readonly ref struct BatchKeys
 {
-    private readonly ReadOnlySpan<ulong> keys;
-    private readonly ulong first;
+    private readonly ReadOnlySpan<ulong> _keys;
+    private readonly ulong _first;
 
     public BatchKeys(ReadOnlySpan<ulong> keys)
     {
-        this.keys = keys;
+        _keys = keys;
         Count = keys.Length;
         IsRange = false;
     }
 
     public BatchKeys(ulong first, int count)
     {
-        this.first = first;
+        _first = first;
         Count = count;
         IsRange = true;
     }
@@ -244,15 +244,15 @@ internal readonly ref struct BatchKeys
     public bool IsRange { get; }
 
     /// <summary>The explicit keys; empty for a range.</summary>
-    public ReadOnlySpan<ulong> Explicit => keys;
+    public ReadOnlySpan<ulong> Explicit => _keys;
 
     /// <summary>The first key of a range.</summary>
-    public ulong First => first;
+    public ulong First => _first;
 
     public ulong this[int i]
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => IsRange ? first + (ulong)i : keys[i];
+        get => IsRange ? _first + (ulong)i : _keys[i];
     }
 }
 
@@ -302,7 +302,7 @@ internal readonly unsafe struct PullRow : IRowOperation
         output.Destination = row;
         Status status = session.Read(ref key, ref input, ref output);
         // A pending read is finished, found or not, by RowFunctions.ReadCompletionCallback.
-        if (!status.IsPending && !status.Found) input.Table.Initializer.Fill(key.Key, new Span<float>(row, input.Table.Dim));
+        if (!status.IsPending && !status.Found) input.Table._initializer.Fill(key.Key, new Span<float>(row, input.Table.Dim));
         return status;
     }
 }

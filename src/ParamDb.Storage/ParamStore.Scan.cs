@@ -40,13 +40,13 @@ public sealed partial class ParamStore
     {
         ArgumentNullException.ThrowIfNull(table);
         ArgumentNullException.ThrowIfNull(sink);
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
-        maintenance.Wait(cancellationToken);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        _maintenance.Wait(cancellationToken);
         ulong[] chunk = ArrayPool<ulong>.Shared.Rent(ScanChunkKeys);
         try
         {
             var scan = new KeyScan(table.Id, chunk, sink, cancellationToken);
-            store.Log.Scan(ref scan, store.Log.BeginAddress, store.Log.TailAddress);
+            _store.Log.Scan(ref scan, _store.Log.BeginAddress, _store.Log.TailAddress);
             cancellationToken.ThrowIfCancellationRequested();
             if (scan.Tombstones > 0)
                 throw new InvalidOperationException($"The log holds {scan.Tombstones} deleted rows of table {table}; a key scan assumes rows are never deleted one by one and cannot tell which versions are live.");
@@ -56,7 +56,7 @@ public sealed partial class ParamStore
         finally
         {
             ArrayPool<ulong>.Shared.Return(chunk);
-            maintenance.Release();
+            _maintenance.Release();
         }
     }
 
@@ -66,7 +66,7 @@ public sealed partial class ParamStore
     /// </summary>
     private struct KeyScan(uint tableId, ulong[] chunk, IKeyChunkSink sink, CancellationToken cancellationToken) : IScanIteratorFunctions<RowKey, SpanByte>
     {
-        private int buffered;
+        private int _buffered;
 
         /// <summary>Keys handed to the sink so far, or waiting in the chunk.</summary>
         public long Keys { get; private set; }
@@ -84,9 +84,9 @@ public sealed partial class ParamStore
                 Tombstones++;
                 return false;
             }
-            chunk[buffered++] = key.Key;
+            chunk[_buffered++] = key.Key;
             Keys++;
-            if (buffered < ScanChunkKeys) return true;
+            if (_buffered < ScanChunkKeys) return true;
             Flush();
             return !cancellationToken.IsCancellationRequested;
         }
@@ -97,9 +97,9 @@ public sealed partial class ParamStore
         /// <summary>Hands the buffered keys to the sink.</summary>
         public void Flush()
         {
-            if (buffered == 0) return;
-            sink.Accept(chunk.AsSpan(0, buffered));
-            buffered = 0;
+            if (_buffered == 0) return;
+            sink.Accept(chunk.AsSpan(0, _buffered));
+            _buffered = 0;
         }
 
         public readonly void OnStop(bool completed, long numberOfRecords)

@@ -19,11 +19,11 @@ public sealed partial class ParamStore
     /// </summary>
     private CutContents CaptureContents()
     {
-        IReadOnlyList<TableHandle> tables = catalog.Sorted;
+        IReadOnlyList<TableHandle> tables = _catalog.Sorted;
         var list = new SnapshotTable[tables.Count];
         for (int i = 0; i < list.Length; i++)
             list[i] = new SnapshotTable { Name = tables[i].Name, Schema = tables[i].Schema, Rows = tables[i].Rows };
-        return new CutContents(list, registry.All.Length);
+        return new CutContents(list, _registry.All.Length);
     }
 }
 

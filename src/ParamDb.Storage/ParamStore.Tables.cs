@@ -17,8 +17,8 @@ public sealed partial class ParamStore
     /// <summary>Largest catalog record: half a 2 MiB log page, roughly 3,000 tables with full schemas.</summary>
     private const int MaxCatalogBytes = 1 << 20;
 
-    private readonly Lock catalogLock = new();
-    private volatile Catalog catalog = Catalog.Empty;
+    private readonly Lock _catalogLock = new();
+    private volatile Catalog _catalog = Catalog.Empty;
 
     /// <summary>
     /// Adds a table under the id its directory assigned. The table and its schema are durable once this returns
@@ -39,31 +39,31 @@ public sealed partial class ParamStore
 
         TableHandle created;
         Task? durable;
-        lock (catalogLock)
+        lock (_catalogLock)
         {
-            Catalog current = catalog;
+            Catalog current = _catalog;
             if (current.TryGet(name, out _)) throw new ArgumentException($"A table named \"{name}\" exists already.", nameof(name));
             if (id < current.NextId) throw new ArgumentException($"Table id {id} was used before in this store (the next free id is {current.NextId}).", nameof(id));
-            created = new TableHandle(name, id, schema, options.Ring.Count);
+            created = new TableHandle(name, id, schema, _options.Ring.Count);
             Catalog next = current.WithTable(created);
             durable = WriteCatalog(next);
-            catalog = next;
+            _catalog = next;
         }
         WaitDurable(durable);
         return created;
     }
 
     /// <summary>This node's ranges (<see cref="StoreOptions.Ring"/>): one vector clock per range and worker.</summary>
-    public ParamDb.Protocol.Ring Ranges => options.Ring;
+    public ParamDb.Protocol.Ring Ranges => _options.Ring;
 
     /// <summary>The lowest table id never used in this store: what a local directory assigns next.</summary>
-    public uint NextTableId => catalog.NextId;
+    public uint NextTableId => _catalog.NextId;
 
     /// <summary>Finds a live table by name.</summary>
-    public bool TryGetTable(string name, [NotNullWhen(true)] out TableHandle? table) => catalog.TryGet(name, out table);
+    public bool TryGetTable(string name, [NotNullWhen(true)] out TableHandle? table) => _catalog.TryGet(name, out table);
 
     /// <summary>All live tables, sorted by name (ordinal).</summary>
-    public IReadOnlyList<TableHandle> ListTables() => catalog.Sorted;
+    public IReadOnlyList<TableHandle> ListTables() => _catalog.Sorted;
 
     /// <summary>
     /// Drops a table. Its rows vanish at once (a table created again under the same name gets a new id and starts
@@ -74,16 +74,16 @@ public sealed partial class ParamStore
     {
         TableHandle? dropped;
         Task? durable;
-        lock (catalogLock)
+        lock (_catalogLock)
         {
-            Catalog current = catalog;
+            Catalog current = _catalog;
             if (!current.TryGet(id, out dropped)) return false;
             Catalog next = current.WithoutTable(dropped!.Name);
             durable = WriteCatalog(next);
-            catalog = next;
+            _catalog = next;
         }
         WaitDurable(durable);
-        dropped!.Clocks.EndAll(ClockWaitStatus.TableDeleted);
+        dropped!._clocks.EndAll(ClockWaitStatus.TableDeleted);
         return true;
     }
 
@@ -96,7 +96,7 @@ public sealed partial class ParamStore
     {
         ArgumentNullException.ThrowIfNull(table);
         long rows = table.Rows;
-        return new TableStats(rows, rows * table.Layout.PayloadBytes);
+        return new TableStats(rows, rows * table._layout.PayloadBytes);
     }
 
     /// <summary>
@@ -108,7 +108,7 @@ public sealed partial class ParamStore
         byte[] bytes = next.Serialize();
         if (bytes.Length > MaxCatalogBytes)
             throw new InvalidOperationException($"The table catalog would take {bytes.Length} bytes; at most {MaxCatalogBytes} fit in one log record. Delete tables first.");
-        pushGate.EnterReadLock();
+        _pushGate.EnterReadLock();
         try
         {
             Task? durable = LogSystemRecord(WalRecordKind.Catalog, bytes);
@@ -117,7 +117,7 @@ public sealed partial class ParamStore
         }
         finally
         {
-            pushGate.ExitReadLock();
+            _pushGate.ExitReadLock();
         }
     }
 }

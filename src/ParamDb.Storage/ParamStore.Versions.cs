@@ -14,8 +14,8 @@ public sealed partial class ParamStore
     /// <summary>Largest worker-registry record: like the catalog, half a log page (thousands of workers).</summary>
     private const int MaxRegistryBytes = 1 << 20;
 
-    private readonly Lock registryLock = new();
-    private WorkerRegistry registry = new();
+    private readonly Lock _registryLock = new();
+    private WorkerRegistry _registry = new();
 
     /// <summary>
     /// An empty push: advances <paramref name="stamp"/>'s clock on every range of the table, so pulls waiting for
@@ -24,7 +24,7 @@ public sealed partial class ParamStore
     public PushOutcome Tick(TableHandle table, WorkerStamp stamp)
     {
         ArgumentNullException.ThrowIfNull(table);
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         return ApplyPush(table, new BatchKeys(ReadOnlySpan<ulong>.Empty), ReadOnlySpan<float>.Empty, stamp);
     }
 
@@ -47,26 +47,26 @@ public sealed partial class ParamStore
     public async ValueTask<ClockWaitResult> WaitForClockAsync(TableHandle table, ulong target, TimeSpan timeout, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(table);
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         ulong floor = Floor(table);
         if (floor >= target) return new ClockWaitResult(ClockWaitStatus.Reached, ClockMin(table), []);
         var waiter = new ClockWaiter(target);
-        table.Clocks.Add(waiter);
+        table._clocks.Add(waiter);
         // A push may have advanced the clock between the check and the queueing: check again.
-        table.Clocks.Release(Floor(table));
+        table._clocks.Release(Floor(table));
         try
         {
-            return await waiter.Task.WaitAsync(timeout, options.TimeProvider, cancellationToken).ConfigureAwait(false);
+            return await waiter.Task.WaitAsync(timeout, _options.TimeProvider, cancellationToken).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
-            table.Clocks.Abandon(waiter);
+            table._clocks.Abandon(waiter);
             if (waiter.Task.IsCompletedSuccessfully) return waiter.Task.Result;   // released as the timer fired
             return new ClockWaitResult(ClockWaitStatus.TimedOut, ClockMin(table), Behind(table, target));
         }
         catch (OperationCanceledException)
         {
-            table.Clocks.Abandon(waiter);
+            table._clocks.Abandon(waiter);
             throw;
         }
     }
@@ -88,14 +88,14 @@ public sealed partial class ParamStore
         ArgumentNullException.ThrowIfNull(tables);
         ArgumentOutOfRangeException.ThrowIfLessThan(leaseMs, WorkerLimits.MinLeaseMs);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(leaseMs, WorkerLimits.MaxLeaseMs);
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         Worker worker;
         long now = NowTicks;
         Task? durable;
-        lock (registryLock)
+        lock (_registryLock)
         {
-            if (id < registry.NextId) throw new ArgumentException($"Worker id {id} was used before in this store (the next free id is {registry.NextId}).", nameof(id));
-            worker = registry.Add(id, name, [.. tables], leaseMs, now);
+            if (id < _registry.NextId) throw new ArgumentException($"Worker id {id} was used before in this store (the next free id is {_registry.NextId}).", nameof(id));
+            worker = _registry.Add(id, name, [.. tables], leaseMs, now);
             durable = WriteRegistry();
         }
         WaitDurable(durable);
@@ -103,28 +103,28 @@ public sealed partial class ParamStore
     }
 
     /// <summary>The lowest worker id never used in this store: what a local directory assigns next.</summary>
-    public uint NextWorkerId => registry.NextId;
+    public uint NextWorkerId => _registry.NextId;
 
     /// <summary>Whether a worker of that id is registered in this store.</summary>
-    public bool HasWorker(uint id) => registry.TryGet(id, out _);
+    public bool HasWorker(uint id) => _registry.TryGet(id, out _);
 
     /// <summary>The ids of the registered workers, ascending.</summary>
     public uint[] WorkerIds()
     {
-        Worker[] all = registry.All;
+        Worker[] all = _registry.All;
         var ids = new uint[all.Length];
         for (int i = 0; i < all.Length; i++) ids[i] = all[i].Id;
         return ids;
     }
 
     /// <summary>The workers as this store knows them (leases are kept by the directory).</summary>
-    internal WorkerRegistry Workers => registry;
+    internal WorkerRegistry Workers => _registry;
 
     /// <summary>The current time of the store's clock, in ticks.</summary>
-    internal long NowTicks => options.TimeProvider.GetUtcNow().UtcTicks;
+    internal long NowTicks => _options.TimeProvider.GetUtcNow().UtcTicks;
 
     /// <summary>The clock leases are measured by (tests pass a fake one in <see cref="StoreOptions.TimeProvider"/>).</summary>
-    public TimeProvider TimeProvider => options.TimeProvider;
+    public TimeProvider TimeProvider => _options.TimeProvider;
 
     /// <summary>
     /// Drops a worker: it stops counting at once (waiting pulls re-check), and its clocks are forgotten, so a
@@ -134,13 +134,13 @@ public sealed partial class ParamStore
     public bool DropWorker(uint worker)
     {
         Task? durable;
-        lock (registryLock)
+        lock (_registryLock)
         {
-            if (!registry.Remove(worker)) return false;
+            if (!_registry.Remove(worker)) return false;
             durable = WriteRegistry();
         }
         WaitDurable(durable);
-        foreach (TableHandle table in catalog.Sorted) table.Clocks.Forget(worker);
+        foreach (TableHandle table in _catalog.Sorted) table._clocks.Forget(worker);
         ReleaseAllTables();
         return true;
     }
@@ -152,18 +152,18 @@ public sealed partial class ParamStore
     private ulong Floor(TableHandle table)
     {
         ulong floor = ulong.MaxValue;
-        foreach (Worker w in registry.All)
-            if (w.Live && w.CountsFor(table.Name)) floor = Math.Min(floor, table.Clocks.MinOf(w.Id));
+        foreach (Worker w in _registry.All)
+            if (w.Live && w.CountsFor(table.Name)) floor = Math.Min(floor, table._clocks.MinOf(w.Id));
         return floor;
     }
 
     private List<LaggingWorker> Behind(TableHandle table, ulong target)
     {
         var behind = new List<LaggingWorker>();
-        foreach (Worker w in registry.All)
+        foreach (Worker w in _registry.All)
         {
             if (!w.Live || !w.CountsFor(table.Name)) continue;
-            ulong clock = table.Clocks.MinOf(w.Id);
+            ulong clock = table._clocks.MinOf(w.Id);
             if (clock < target) behind.Add(new LaggingWorker(w.Id, w.Name, clock));
         }
         return behind;
@@ -172,8 +172,8 @@ public sealed partial class ParamStore
     /// <summary>Lets every waiting pull re-check its clocks: the set of workers that count changed.</summary>
     internal void ReleaseAllTables()
     {
-        foreach (TableHandle table in catalog.Sorted)
-            if (table.Clocks.HasWaiters) table.Clocks.Release(Floor(table));
+        foreach (TableHandle table in _catalog.Sorted)
+            if (table._clocks.HasWaiters) table._clocks.Release(Floor(table));
     }
 
     /// <summary>
@@ -184,7 +184,7 @@ public sealed partial class ParamStore
     /// </summary>
     private unsafe long ApplyClocked(TableHandle table, in PinnedBatch batch, WorkerStamp stamp, BatchKeys keys, ReadOnlySpan<float> values, out Task? durable)
     {
-        WorkerClocks clocks = table.Clocks.For(stamp.Worker);
+        WorkerClocks clocks = table._clocks.For(stamp.Worker);
         long applied;
         lock (clocks)
         {
@@ -194,7 +194,7 @@ public sealed partial class ParamStore
                 durable = DurableSoFar();
                 return 0;
             }
-            pushGate.EnterReadLock();
+            _pushGate.EnterReadLock();
             try
             {
                 durable = LogPush(table, keys, values, stamp);
@@ -210,10 +210,10 @@ public sealed partial class ParamStore
             }
             finally
             {
-                pushGate.ExitReadLock();
+                _pushGate.ExitReadLock();
             }
         }
-        if (table.Clocks.HasWaiters) table.Clocks.Release(Floor(table));
+        if (table._clocks.HasWaiters) table._clocks.Release(Floor(table));
         return applied;
     }
 
@@ -223,7 +223,7 @@ public sealed partial class ParamStore
     /// </summary>
     private long ApplyToNewerRanges(TableHandle table, in PinnedBatch batch, WorkerClocks clocks, ulong clock)
     {
-        Ring ring = options.Ring;
+        Ring ring = _options.Ring;
         long applied = 0;
         int runStart = -1;
         for (int i = 0; i <= batch.Count; i++)
@@ -247,7 +247,7 @@ public sealed partial class ParamStore
         Span<byte> bytes = rented is null ? stackalloc byte[size] : rented.AsSpan(0, size);
         try
         {
-            ClockRecord.Write(bytes, options.Ring, clocks.Ranges);
+            ClockRecord.Write(bytes, _options.Ring, clocks.Ranges);
             UpsertRecord(RowKey.ClockKey(table.Id, worker), bytes);
         }
         finally
@@ -256,13 +256,13 @@ public sealed partial class ParamStore
         }
     }
 
-    /// <summary>Logs and writes the registry record; the caller holds <see cref="registryLock"/> and waits for the returned task after releasing it.</summary>
+    /// <summary>Logs and writes the registry record; the caller holds <see cref="_registryLock"/> and waits for the returned task after releasing it.</summary>
     private Task? WriteRegistry()
     {
-        byte[] bytes = registry.Serialize();
+        byte[] bytes = _registry.Serialize();
         if (bytes.Length > MaxRegistryBytes)
             throw new InvalidOperationException($"The worker registry would take {bytes.Length} bytes; at most {MaxRegistryBytes} fit in one log record. Remove workers first.");
-        pushGate.EnterReadLock();
+        _pushGate.EnterReadLock();
         try
         {
             Task? durable = LogSystemRecord(WalRecordKind.Registry, bytes);
@@ -271,16 +271,16 @@ public sealed partial class ParamStore
         }
         finally
         {
-            pushGate.ExitReadLock();
+            _pushGate.ExitReadLock();
         }
     }
 
     /// <summary>Upserts one record under its <see cref="RowLatches"/> stripe. Upsert never goes pending: it is a blind append (or an in-place write).</summary>
     private unsafe void UpsertRecord(RowKey key, ReadOnlySpan<byte> bytes)
     {
-        RowSession session = sessions.Rent();
+        RowSession session = _sessions.Rent();
         int stripe = RowLatches.StripeOf(key), owner = Environment.CurrentManagedThreadId;
-        latches.Enter(stripe, owner);   // never called while this thread holds a stripe
+        _latches.Enter(stripe, owner);   // never called while this thread holds a stripe
         try
         {
             fixed (byte* p = bytes)
@@ -291,8 +291,8 @@ public sealed partial class ParamStore
         }
         finally
         {
-            latches.Exit(stripe);
-            sessions.Return(session);
+            _latches.Exit(stripe);
+            _sessions.Return(session);
         }
     }
 }

@@ -30,31 +30,31 @@ public sealed partial class ParamStore : INodeStorage, IDisposable
     /// <summary>Smallest log memory, in bits: 8 MiB = 4 pages, so the mutable 90 % still spans 3 pages.</summary>
     private const int MinMemorySizeBits = 23;
 
-    private readonly StoreOptions options;
-    private readonly ILogger logger;
-    private readonly IDevice logDevice;
-    private readonly DeviceLogCommitCheckpointManager checkpointManager;
+    private readonly StoreOptions _options;
+    private readonly ILogger _logger;
+    private readonly IDevice _logDevice;
+    private readonly DeviceLogCommitCheckpointManager _checkpointManager;
 
     /// <summary>What the checkpoint device wrote, so manifests need not read checkpoints back.</summary>
-    private readonly WrittenChecksums writtenChecksums;
+    private readonly WrittenChecksums _writtenChecksums;
 
-    /// <summary>Files of checkpoints whose manifests took their checksums from <see cref="writtenChecksums"/>; tests only.</summary>
-    internal int ChecksumsFromWrites => writtenChecksums.Vouched;
-    private readonly FasterKV<RowKey, SpanByte> store;
-    private readonly SessionPool sessions;
-    private readonly RowLatches latches = new();
-    private int disposed;
+    /// <summary>Files of checkpoints whose manifests took their checksums from <see cref="_writtenChecksums"/>; tests only.</summary>
+    internal int ChecksumsFromWrites => _writtenChecksums.Vouched;
+    private readonly FasterKV<RowKey, SpanByte> _store;
+    private readonly SessionPool _sessions;
+    private readonly RowLatches _latches = new();
+    private int _disposed;
 
     private ParamStore(StoreOptions options, ILogger logger, IDevice logDevice, DeviceLogCommitCheckpointManager checkpointManager,
         WrittenChecksums writtenChecksums, FasterKV<RowKey, SpanByte> store)
     {
-        this.options = options;
-        this.logger = logger;
-        this.logDevice = logDevice;
-        this.checkpointManager = checkpointManager;
-        this.writtenChecksums = writtenChecksums;
-        this.store = store;
-        sessions = new SessionPool(store);
+        _options = options;
+        _logger = logger;
+        _logDevice = logDevice;
+        _checkpointManager = checkpointManager;
+        _writtenChecksums = writtenChecksums;
+        _store = store;
+        _sessions = new SessionPool(store);
     }
 
     /// <summary>
@@ -157,12 +157,12 @@ public sealed partial class ParamStore : INodeStorage, IDisposable
             if (recovered is { } recoveredId)
             {
                 paramStore.LoadRecoveredState();
-                paramStore.wholeCheckpoints.Add(recoveredId);
+                paramStore._wholeCheckpoints.Add(recoveredId);
                 if (vouched is { } checkedPrefixes) paramStore.logChecksums.Seed(checkedPrefixes.LogPrefixes);
-                paramStore.checkpointCuts[recoveredId] = paramStore.recoveredCut;
+                paramStore._checkpointCuts[recoveredId] = paramStore._recoveredCut;
                 paramStore.SetLastCheckpoint(Directory.GetLastWriteTimeUtc(Path.Combine(checkpointDirectory, "cpr-checkpoints", recoveredId.Token.ToString())));
             }
-            if (options.ReadOnly) paramStore.lsnFloor = paramStore.recoveredCut;
+            if (options.ReadOnly) paramStore._lsnFloor = paramStore._recoveredCut;
             else paramStore.OpenLog(walDirectory);
         }
         catch
@@ -172,8 +172,8 @@ public sealed partial class ParamStore : INodeStorage, IDisposable
         }
         if (!options.ReadOnly) Snapshots.RestoreStaging.DropOld(root);
         long rows = 0;
-        foreach (TableHandle table in paramStore.catalog.Sorted) rows += table.Rows;
-        logger.StoreOpened(root, paramStore.catalog.Sorted.Count, rows, (1L << MemorySizeBits(options)) >> 20, recovered?.ToString() ?? "no checkpoint (a new store)", clock.ElapsedMilliseconds);
+        foreach (TableHandle table in paramStore._catalog.Sorted) rows += table.Rows;
+        logger.StoreOpened(root, paramStore._catalog.Sorted.Count, rows, (1L << MemorySizeBits(options)) >> 20, recovered?.ToString() ?? "no checkpoint (a new store)", clock.ElapsedMilliseconds);
         return paramStore;
     }
 
@@ -259,16 +259,16 @@ public sealed partial class ParamStore : INodeStorage, IDisposable
     /// </summary>
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref disposed, 1) != 0) return;
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         EndClockWaits();
-        walTruncation.Wait();   // never faults: TruncateLog logs what fails
-        wal?.Dispose();   // writes what was appended; nothing acknowledged is waiting on it, since callers are gone
-        sessions.Dispose();
-        store.Dispose();
+        _walTruncation.Wait();   // never faults: TruncateLog logs what fails
+        _wal?.Dispose();   // writes what was appended; nothing acknowledged is waiting on it, since callers are gone
+        _sessions.Dispose();
+        _store.Dispose();
         CloseLogDevice();
-        checkpointManager.Dispose();
-        maintenance.Dispose();
-        pushGate.Dispose();
+        _checkpointManager.Dispose();
+        _maintenance.Dispose();
+        _pushGate.Dispose();
     }
 
     /// <summary>
@@ -277,7 +277,7 @@ public sealed partial class ParamStore : INodeStorage, IDisposable
     /// </summary>
     public void EndClockWaits()
     {
-        foreach (TableHandle table in catalog.Sorted) table.Clocks.EndAll(ClockWaitStatus.Closing);
+        foreach (TableHandle table in _catalog.Sorted) table._clocks.EndAll(ClockWaitStatus.Closing);
     }
 
     /// <summary>
@@ -289,7 +289,7 @@ public sealed partial class ParamStore : INodeStorage, IDisposable
     /// </summary>
     private void CloseLogDevice()
     {
-        Task closing = Task.Run(logDevice.Dispose);
-        if (!closing.Wait(TimeSpan.FromSeconds(5))) logger.LogDeviceCloseTimedOut();
+        Task closing = Task.Run(_logDevice.Dispose);
+        if (!closing.Wait(TimeSpan.FromSeconds(5))) _logger.LogDeviceCloseTimedOut();
     }
 }

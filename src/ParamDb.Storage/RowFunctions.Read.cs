@@ -19,7 +19,7 @@ internal readonly partial struct RowFunctions
     public unsafe void ReadCompletionCallback(ref RowKey key, ref RowInput input, ref RowOutput output, Empty ctx, Status status, RecordMetadata recordMetadata)
     {
         if (status.IsFaulted) throw new IOException($"Pull of row {key} failed reading the on-disk log.");
-        if (status.NotFound) input.Table.Initializer.Fill(key.Key, new Span<float>(output.Destination, input.Table.Dim));
+        if (status.NotFound) input.Table._initializer.Fill(key.Key, new Span<float>(output.Destination, input.Table.Dim));
     }
 
     private static unsafe bool CopyRow(ref RowInput input, ref SpanByte value, ref RowOutput dst)

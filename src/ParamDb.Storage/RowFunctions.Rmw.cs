@@ -17,11 +17,11 @@ internal readonly partial struct RowFunctions
     {
         TableHandle table = input.Table;
         Span<byte> payload = value.AsSpan();
-        Debug.Assert(payload.Length == table.Layout.PayloadBytes, "RowLength sizes every record of a table alike.");
+        Debug.Assert(payload.Length == table._layout.PayloadBytes, "RowLength sizes every record of a table alike.");
         if (input.Overwrite) return Overwrite(ref input, payload);
-        table.Initializer.Fill(key.Key, MemoryMarshal.Cast<byte, float>(payload).Slice(0, table.Dim));
-        table.Updater.InitState(payload, table.Dim);
-        table.Updater.Apply(payload, new ReadOnlySpan<float>(input.Values, table.Dim));
+        table._initializer.Fill(key.Key, MemoryMarshal.Cast<byte, float>(payload).Slice(0, table.Dim));
+        table._updater.InitState(payload, table.Dim);
+        table._updater.Apply(payload, new ReadOnlySpan<float>(input.Values, table.Dim));
         return true;
     }
 
@@ -33,7 +33,7 @@ internal readonly partial struct RowFunctions
     public unsafe bool InPlaceUpdater(ref RowKey key, ref RowInput input, ref SpanByte value, ref RowOutput output, ref RMWInfo rmwInfo)
     {
         if (input.Overwrite) return Overwrite(ref input, value.AsSpan());
-        input.Table.Updater.Apply(value.AsSpan(), new ReadOnlySpan<float>(input.Values, input.Table.Dim));
+        input.Table._updater.Apply(value.AsSpan(), new ReadOnlySpan<float>(input.Values, input.Table.Dim));
         return true;
     }
 
@@ -45,7 +45,7 @@ internal readonly partial struct RowFunctions
         Span<byte> payload = newValue.AsSpan();
         if (input.Overwrite) return Overwrite(ref input, payload);
         oldValue.AsReadOnlySpan().CopyTo(payload);
-        input.Table.Updater.Apply(payload, new ReadOnlySpan<float>(input.Values, input.Table.Dim));
+        input.Table._updater.Apply(payload, new ReadOnlySpan<float>(input.Values, input.Table.Dim));
         return true;
     }
 
@@ -66,7 +66,7 @@ internal readonly partial struct RowFunctions
     {
         TableHandle table = input.Table;
         new ReadOnlySpan<float>(input.Values, table.Dim).CopyTo(MemoryMarshal.Cast<byte, float>(payload));
-        table.Updater.InitState(payload, table.Dim);
+        table._updater.InitState(payload, table.Dim);
         return true;
     }
 

@@ -38,9 +38,9 @@ internal sealed class RowLength : IVariableLengthStruct<SpanByte, RowInput>
 {
     public static readonly RowLength Instance = new();
 
-    public int GetInitialLength(ref RowInput input) => sizeof(int) + input.Table.Layout.PayloadBytes;
+    public int GetInitialLength(ref RowInput input) => sizeof(int) + input.Table._layout.PayloadBytes;
 
-    public int GetLength(ref SpanByte t, ref RowInput input) => sizeof(int) + input.Table.Layout.PayloadBytes;
+    public int GetLength(ref SpanByte t, ref RowInput input) => sizeof(int) + input.Table._layout.PayloadBytes;
 }
 
 /// <summary>

@@ -25,7 +25,7 @@ internal sealed class RowLatches
     private const int Mask = (1 << StripeBits) - 1;
 
     /// <summary>Per stripe, the managed thread id of its holder; 0 when free.</summary>
-    private readonly int[] owners = new int[1 << StripeBits];
+    private readonly int[] _owners = new int[1 << StripeBits];
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int StripeOf(in RowKey key) => (int)RowKeyComparer.Hash(key) & Mask;
@@ -37,7 +37,7 @@ internal sealed class RowLatches
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryEnter(int stripe, int owner, out bool taken)
     {
-        int holder = Interlocked.CompareExchange(ref owners[stripe], owner, 0);
+        int holder = Interlocked.CompareExchange(ref _owners[stripe], owner, 0);
         taken = holder == 0;
         return taken || holder == owner;
     }
@@ -46,11 +46,11 @@ internal sealed class RowLatches
     public void Enter(int stripe, int owner)
     {
         var spin = new SpinWait();
-        while (Interlocked.CompareExchange(ref owners[stripe], owner, 0) != 0) spin.SpinOnce();
+        while (Interlocked.CompareExchange(ref _owners[stripe], owner, 0) != 0) spin.SpinOnce();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Exit(int stripe) => Volatile.Write(ref owners[stripe], 0);
+    public void Exit(int stripe) => Volatile.Write(ref _owners[stripe], 0);
 }
 
 /// <summary>
@@ -59,14 +59,14 @@ internal sealed class RowLatches
 /// </summary>
 internal struct HeldLatches(RowLatches? latches) : IDisposable
 {
-    private readonly int owner = Environment.CurrentManagedThreadId;
-    private int[]? stripes;
-    private int count;
+    private readonly int _owner = Environment.CurrentManagedThreadId;
+    private int[]? _stripes;
+    private int _count;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public readonly bool TryEnter(int stripe, out bool taken) => latches!.TryEnter(stripe, owner, out taken);
+    public readonly bool TryEnter(int stripe, out bool taken) => latches!.TryEnter(stripe, _owner, out taken);
 
-    public readonly void Enter(int stripe) => latches!.Enter(stripe, owner);
+    public readonly void Enter(int stripe) => latches!.Enter(stripe, _owner);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly void Exit(int stripe) => latches!.Exit(stripe);
@@ -74,29 +74,29 @@ internal struct HeldLatches(RowLatches? latches) : IDisposable
     /// <summary>Holds <paramref name="stripe"/> until <see cref="ExitAll"/>: its write went pending.</summary>
     public void Keep(int stripe)
     {
-        stripes ??= System.Buffers.ArrayPool<int>.Shared.Rent(64);
-        if (count == stripes.Length)
+        _stripes ??= System.Buffers.ArrayPool<int>.Shared.Rent(64);
+        if (_count == _stripes.Length)
         {
-            int[] larger = System.Buffers.ArrayPool<int>.Shared.Rent(count * 2);
-            stripes.AsSpan(0, count).CopyTo(larger);
-            System.Buffers.ArrayPool<int>.Shared.Return(stripes);
-            stripes = larger;
+            int[] larger = System.Buffers.ArrayPool<int>.Shared.Rent(_count * 2);
+            _stripes.AsSpan(0, _count).CopyTo(larger);
+            System.Buffers.ArrayPool<int>.Shared.Return(_stripes);
+            _stripes = larger;
         }
-        stripes[count++] = stripe;
+        _stripes[_count++] = stripe;
     }
 
     /// <summary>Releases every kept stripe; their writes must be complete.</summary>
     public void ExitAll()
     {
-        for (int i = 0; i < count; i++) latches!.Exit(stripes![i]);
-        count = 0;
+        for (int i = 0; i < _count; i++) latches!.Exit(_stripes![i]);
+        _count = 0;
     }
 
     public void Dispose()
     {
         if (latches is null) return;
         ExitAll();
-        if (stripes is not null) System.Buffers.ArrayPool<int>.Shared.Return(stripes);
-        stripes = null;
+        if (_stripes is not null) System.Buffers.ArrayPool<int>.Shared.Return(_stripes);
+        _stripes = null;
     }
 }

@@ -12,32 +12,32 @@ namespace ParamDb.Storage;
 /// </summary>
 internal sealed class SessionPool : IDisposable
 {
-    private readonly FasterKV<RowKey, SpanByte> store;
-    private readonly ConcurrentBag<RowSession> idle = new();
-    private readonly SessionVariableLengthStructSettings<SpanByte, RowInput> lengths = new() { valueLength = RowLength.Instance };
-    private volatile bool disposed;
+    private readonly FasterKV<RowKey, SpanByte> _store;
+    private readonly ConcurrentBag<RowSession> _idle = new();
+    private readonly SessionVariableLengthStructSettings<SpanByte, RowInput> _lengths = new() { valueLength = RowLength.Instance };
+    private volatile bool _disposed;
 
-    public SessionPool(FasterKV<RowKey, SpanByte> store) => this.store = store;
+    public SessionPool(FasterKV<RowKey, SpanByte> store) => _store = store;
 
     /// <summary>A session for the calling thread's exclusive use until <see cref="Return"/>.</summary>
     public RowSession Rent()
     {
-        ObjectDisposedException.ThrowIf(disposed, this);
-        if (idle.TryTake(out RowSession? session)) return session;
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_idle.TryTake(out RowSession? session)) return session;
         // One new session per concurrent batch; never shared between threads (see the class comment).
-        return store.For(new RowFunctions()).NewSession<RowFunctions>(sessionVariableLengthStructSettings: lengths);
+        return _store.For(new RowFunctions()).NewSession<RowFunctions>(sessionVariableLengthStructSettings: _lengths);
     }
 
     /// <summary>Gives a session back; it must have no pending operations.</summary>
     public void Return(RowSession session)
     {
-        if (disposed) session.Dispose();
-        else idle.Add(session);
+        if (_disposed) session.Dispose();
+        else _idle.Add(session);
     }
 
     public void Dispose()
     {
-        disposed = true;
-        while (idle.TryTake(out RowSession? session)) session.Dispose();
+        _disposed = true;
+        while (_idle.TryTake(out RowSession? session)) session.Dispose();
     }
 }

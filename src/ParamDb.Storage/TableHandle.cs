@@ -8,19 +8,19 @@ namespace ParamDb.Storage;
 /// </summary>
 public sealed class TableHandle
 {
-    private long rows;
+    private long _rows;
 
     internal TableHandle(string name, uint id, TableSchema schema, int ranges)
     {
         Name = name;
         RingHash = ParamDb.Protocol.Ring.NameHash(name);
-        Clocks = new TableClocks(ranges);
+        _clocks = new TableClocks(ranges);
         Id = id;
         Schema = schema;
         Dim = schema.Dim;
-        Initializer = RowInitializer.From(schema.Init ?? new InitializerSpec());
-        Updater = RowUpdater.From(schema.Updater ?? new UpdaterSpec());
-        Layout = Updater.LayoutFor(schema.Dim);
+        _initializer = RowInitializer.From(schema.Init ?? new InitializerSpec());
+        _updater = RowUpdater.From(schema.Updater ?? new UpdaterSpec());
+        _layout = _updater.LayoutFor(schema.Dim);
     }
 
     /// <summary>Table name, <c>[A-Za-z0-9_.-]{1,128}</c>.</summary>
@@ -36,22 +36,22 @@ public sealed class TableHandle
     public int Dim { get; }
 
     // Fields, not properties: the RMW callbacks call into these per row, and a struct property returns a copy.
-    internal readonly RowInitializer Initializer;
-    internal readonly RowUpdater Updater;
-    internal readonly RowLayout Layout;
+    internal readonly RowInitializer _initializer;
+    internal readonly RowUpdater _updater;
+    internal readonly RowLayout _layout;
 
     /// <summary>The table name's hash (<see cref="ParamDb.Protocol.Ring.NameHash"/>), from which <see cref="ParamDb.Protocol.Ring.Position"/> places its blocks.</summary>
     public readonly ulong RingHash;
 
     /// <summary>The table's vector clocks on this node and the pulls waiting on them.</summary>
-    internal readonly TableClocks Clocks;
+    internal readonly TableClocks _clocks;
 
     /// <summary>Distinct stored rows, counted when FASTER inserts a new record for a key (PostInitialUpdater).</summary>
-    internal long Rows => Volatile.Read(ref rows);
+    internal long Rows => Volatile.Read(ref _rows);
 
-    internal void CountNewRow() => Interlocked.Increment(ref rows);
+    internal void CountNewRow() => Interlocked.Increment(ref _rows);
 
-    internal void SetRows(long count) => Volatile.Write(ref rows, count);
+    internal void SetRows(long count) => Volatile.Write(ref _rows, count);
 
     /// <inheritdoc/>
     public override string ToString() => $"{Name} (id {Id}, dim {Dim})";

@@ -14,20 +14,20 @@ internal readonly struct RowUpdater
 {
     private enum Kind : byte { Assign, Add, Sgd, Adagrad, Adam }
 
-    private readonly Kind kind;
-    private readonly float lr, beta1, beta2, eps, initialAccumulator;
-    private readonly double beta1Exact, beta2Exact;   // for β^t: (double)0.9f is 0.89999998
+    private readonly Kind _kind;
+    private readonly float _lr, _beta1, _beta2, _eps, _initialAccumulator;
+    private readonly double _beta1Exact, _beta2Exact;   // for β^t: (double)0.9f is 0.89999998
 
     private RowUpdater(Kind kind, double lr = 0, double beta1 = 0, double beta2 = 0, double eps = 0, double initialAccumulator = 0)
     {
-        this.kind = kind;
-        this.lr = (float)lr;
-        this.beta1 = (float)beta1;
-        this.beta2 = (float)beta2;
-        this.eps = (float)eps;
-        this.initialAccumulator = (float)initialAccumulator;
-        beta1Exact = beta1;
-        beta2Exact = beta2;
+        _kind = kind;
+        _lr = (float)lr;
+        _beta1 = (float)beta1;
+        _beta2 = (float)beta2;
+        _eps = (float)eps;
+        _initialAccumulator = (float)initialAccumulator;
+        _beta1Exact = beta1;
+        _beta2Exact = beta2;
     }
 
     public static RowUpdater From(UpdaterSpec spec) => spec.Kind switch
@@ -41,7 +41,7 @@ internal readonly struct RowUpdater
     };
 
     /// <summary>The stored layout this updater needs for rows of <paramref name="dim"/> floats.</summary>
-    public RowLayout LayoutFor(int dim) => kind switch
+    public RowLayout LayoutFor(int dim) => _kind switch
     {
         Kind.Adagrad => new RowLayout(dim, 1, hasStep: false),
         Kind.Adam => new RowLayout(dim, 2, hasStep: true),
@@ -52,10 +52,10 @@ internal readonly struct RowUpdater
     public void InitState(Span<byte> payload, int dim)
     {
         Span<float> floats = MemoryMarshal.Cast<byte, float>(payload);
-        switch (kind)
+        switch (_kind)
         {
             case Kind.Adagrad:
-                floats.Slice(dim, dim).Fill(initialAccumulator);
+                floats.Slice(dim, dim).Fill(_initialAccumulator);
                 break;
             case Kind.Adam:
                 payload.Slice(dim * sizeof(float)).Clear();
@@ -69,7 +69,7 @@ internal readonly struct RowUpdater
         int dim = g.Length;
         Span<float> floats = MemoryMarshal.Cast<byte, float>(payload);
         Span<float> w = floats.Slice(0, dim);
-        switch (kind)
+        switch (_kind)
         {
             case Kind.Assign:
                 g.CopyTo(w);
@@ -78,7 +78,7 @@ internal readonly struct RowUpdater
                 TensorPrimitives.Add(w, g, w);
                 break;
             case Kind.Sgd:
-                TensorPrimitives.MultiplyAdd(g, -lr, w, w);                 // w -= lr·g
+                TensorPrimitives.MultiplyAdd(g, -_lr, w, w);                 // w -= lr·g
                 break;
             case Kind.Adagrad:
                 ApplyAdagrad(w, floats.Slice(dim, dim), g);
@@ -96,31 +96,31 @@ internal readonly struct RowUpdater
         TensorPrimitives.Multiply(g, g, s);
         TensorPrimitives.Add(a, s, a);                                        // a += g²
         TensorPrimitives.Sqrt(a, s);
-        TensorPrimitives.Add(s, eps, s);
+        TensorPrimitives.Add(s, _eps, s);
         TensorPrimitives.Divide(g, s, s);                                     // g / (√a + eps)
-        TensorPrimitives.MultiplyAdd(s, -lr, w, w);                           // w -= lr·…
+        TensorPrimitives.MultiplyAdd(s, -_lr, w, w);                           // w -= lr·…
     }
 
     private void ApplyAdam(Span<float> w, Span<float> m, Span<float> v, ref int t, ReadOnlySpan<float> g)
     {
         t++;
         Span<float> s = Scratch(g.Length);
-        TensorPrimitives.Multiply(m, beta1, m);
-        TensorPrimitives.MultiplyAdd(g, 1f - beta1, m, m);                   // m = β1·m + (1-β1)·g
+        TensorPrimitives.Multiply(m, _beta1, m);
+        TensorPrimitives.MultiplyAdd(g, 1f - _beta1, m, m);                   // m = β1·m + (1-β1)·g
         TensorPrimitives.Multiply(g, g, s);
-        TensorPrimitives.Multiply(v, beta2, v);
-        TensorPrimitives.MultiplyAdd(s, 1f - beta2, v, v);                   // v = β2·v + (1-β2)·g²
+        TensorPrimitives.Multiply(v, _beta2, v);
+        TensorPrimitives.MultiplyAdd(s, 1f - _beta2, v, v);                   // v = β2·v + (1-β2)·g²
         // Bias corrections in double: β^t underflows gracefully, and 1-β2^t for t = 1 is 1e-3, where float
         // would keep only ~4 significant digits of β2 = 0.999.
-        double c1 = 1 - Math.Pow(beta1Exact, t), c2 = 1 - Math.Pow(beta2Exact, t);
+        double c1 = 1 - Math.Pow(_beta1Exact, t), c2 = 1 - Math.Pow(_beta2Exact, t);
         TensorPrimitives.Multiply(v, (float)(1 / c2), s);                     // v̂
         TensorPrimitives.Sqrt(s, s);
-        TensorPrimitives.Add(s, eps, s);
+        TensorPrimitives.Add(s, _eps, s);
         TensorPrimitives.Divide(m, s, s);                                     // m / (√v̂ + eps)
-        TensorPrimitives.MultiplyAdd(s, (float)(-lr / c1), w, w);             // w -= lr·m̂/(√v̂ + eps)
+        TensorPrimitives.MultiplyAdd(s, (float)(-_lr / c1), w, w);             // w -= lr·m̂/(√v̂ + eps)
     }
 
-    [ThreadStatic] private static float[]? scratch;
+    [ThreadStatic] private static float[]? _scratch;
 
     /// <summary>
     /// Per-thread scratch of at least <paramref name="length"/> floats (≤ 65,536 = 256 KiB, too big for the stack).
@@ -129,8 +129,8 @@ internal readonly struct RowUpdater
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Span<float> Scratch(int length)
     {
-        float[]? buffer = scratch;
-        if (buffer is null || buffer.Length < length) scratch = buffer = new float[Math.Max(length, 64)];
+        float[]? buffer = _scratch;
+        if (buffer is null || buffer.Length < length) _scratch = buffer = new float[Math.Max(length, 64)];
         return buffer.AsSpan(0, length);
     }
 }

@@ -7,9 +7,9 @@ namespace ParamDb.Server.Tests;
 /// <summary>The <c>paramdb</c> commands run in-process against a real node, with stdout and stderr captured.</summary>
 public sealed class CliTests(ServerFixture fixture) : IClassFixture<ServerFixture>, IDisposable
 {
-    private readonly string directory = Directory.CreateTempSubdirectory("paramdb-cli-").FullName;
+    private readonly string _directory = Directory.CreateTempSubdirectory("paramdb-cli-").FullName;
 
-    public void Dispose() => Directory.Delete(directory, recursive: true);
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
 
     private sealed record Run(int ExitCode, string Out, string Error);
 
@@ -25,7 +25,7 @@ public sealed class CliTests(ServerFixture fixture) : IClassFixture<ServerFixtur
 
     private string WriteFile(byte[] bytes)
     {
-        string path = Path.Combine(directory, Guid.NewGuid().ToString("N") + ".safetensors");
+        string path = Path.Combine(_directory, Guid.NewGuid().ToString("N") + ".safetensors");
         File.WriteAllBytes(path, bytes);
         return path;
     }

@@ -9,7 +9,7 @@ namespace ParamDb.Server.Tests;
 /// <summary>Workers, clocked pushes and consistent pulls over REST (docs/consistency.md).</summary>
 public sealed class ClockApiTests(ServerFixture fixture) : IClassFixture<ServerFixture>
 {
-    private readonly HttpClient http = fixture.Http;
+    private readonly HttpClient _http = fixture.Http;
 
     internal static async Task<uint> RegisterAsync(HttpClient http, string name, string[]? tables = null, int? leaseMs = null)
     {
@@ -45,13 +45,13 @@ public sealed class ClockApiTests(ServerFixture fixture) : IClassFixture<ServerF
     public async Task RetriedPushWithTheSameWorkerAndClockIsAppliedOnce()
     {
         string t = ServerFixture.NewTable();
-        await Wire.CreateTableAsync(http, t, """{"dim":2}""");
-        uint w = await RegisterAsync(http, "retrier", [t]);
+        await Wire.CreateTableAsync(_http, t, """{"dim":2}""");
+        uint w = await RegisterAsync(_http, "retrier", [t]);
         const string body = """{"keys":[1,70000],"values":[[1,2],[3,4]]}""";
-        Assert.Equal((HttpStatusCode.OK, """{"rows":2,"applied":2}"""), await PushAsync(http, t, body, w, 1));
-        Assert.Equal((HttpStatusCode.OK, """{"rows":2,"applied":0}"""), await PushAsync(http, t, body, w, 1));
-        Assert.Equal((HttpStatusCode.OK, """{"rows":2,"applied":2}"""), await PushAsync(http, t, body, w, 2));
-        var (status, reply, min) = await PullAsync(http, t, """{"keys":[1,70000]}""");
+        Assert.Equal((HttpStatusCode.OK, """{"rows":2,"applied":2}"""), await PushAsync(_http, t, body, w, 1));
+        Assert.Equal((HttpStatusCode.OK, """{"rows":2,"applied":0}"""), await PushAsync(_http, t, body, w, 1));
+        Assert.Equal((HttpStatusCode.OK, """{"rows":2,"applied":2}"""), await PushAsync(_http, t, body, w, 2));
+        var (status, reply, min) = await PullAsync(_http, t, """{"keys":[1,70000]}""");
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal("""{"keys":[1,70000],"values":[[2,4],[6,8]]}""", reply);
         Assert.Equal("2", min);
@@ -61,10 +61,10 @@ public sealed class ClockApiTests(ServerFixture fixture) : IClassFixture<ServerF
     public async Task EmptyPushIsATick()
     {
         string t = ServerFixture.NewTable();
-        await Wire.CreateTableAsync(http, t, """{"dim":2}""");
-        uint w = await RegisterAsync(http, "ticker", [t]);
-        Assert.Equal((HttpStatusCode.OK, """{"rows":0,"applied":0}"""), await PushAsync(http, t, """{"keys":[],"values":[]}""", w, 7));
-        Assert.Equal("7", (await PullAsync(http, t, """{"keys":[1]}""")).ClockMin);
+        await Wire.CreateTableAsync(_http, t, """{"dim":2}""");
+        uint w = await RegisterAsync(_http, "ticker", [t]);
+        Assert.Equal((HttpStatusCode.OK, """{"rows":0,"applied":0}"""), await PushAsync(_http, t, """{"keys":[],"values":[]}""", w, 7));
+        Assert.Equal("7", (await PullAsync(_http, t, """{"keys":[1]}""")).ClockMin);
     }
 
     [Theory]
@@ -74,14 +74,14 @@ public sealed class ClockApiTests(ServerFixture fixture) : IClassFixture<ServerF
     public async Task BadPushStampsAreRefusedAndChangeNothing(string header, string value, string? clock, int status, string code)
     {
         string t = ServerFixture.NewTable();
-        await Wire.CreateTableAsync(http, t, """{"dim":1}""");
+        await Wire.CreateTableAsync(_http, t, """{"dim":1}""");
         using var request = new HttpRequestMessage(HttpMethod.Post, $"/v1/tables/{t}/push") { Content = Wire.Json("""{"keys":[1],"values":[[5]]}""") };
         request.Headers.Add(header, value);
         if (clock is not null) request.Headers.Add(ParamDbHeaders.Clock, clock);
-        using var reply = await http.SendAsync(request);
+        using var reply = await _http.SendAsync(request);
         Assert.Equal(status, (int)reply.StatusCode);
         Assert.Equal(code, JsonDocument.Parse(await reply.Content.ReadAsStringAsync()).RootElement.GetProperty("code").GetString());
-        Assert.Equal("""{"keys":[1],"values":[[0]]}""", (await PullAsync(http, t, """{"keys":[1]}""")).Body);
+        Assert.Equal("""{"keys":[1],"values":[[0]]}""", (await PullAsync(_http, t, """{"keys":[1]}""")).Body);
     }
 
     [Theory]
@@ -91,8 +91,8 @@ public sealed class ClockApiTests(ServerFixture fixture) : IClassFixture<ServerF
     public async Task BadConsistencyIsRefused(string consistency)
     {
         string t = ServerFixture.NewTable();
-        await Wire.CreateTableAsync(http, t, """{"dim":1}""");
-        var (status, body, _) = await PullAsync(http, t, """{"keys":[1]}""", consistency, 5);
+        await Wire.CreateTableAsync(_http, t, """{"dim":1}""");
+        var (status, body, _) = await PullAsync(_http, t, """{"keys":[1]}""", consistency, 5);
         Assert.Equal(HttpStatusCode.BadRequest, status);
         Assert.Contains("bad_header", body);
     }
@@ -101,12 +101,12 @@ public sealed class ClockApiTests(ServerFixture fixture) : IClassFixture<ServerF
     public async Task SequentialPullWaitsForEveryLiveWorkersPreviousClock()
     {
         string t = ServerFixture.NewTable();
-        await Wire.CreateTableAsync(http, t, """{"dim":1}""");
-        uint a = await RegisterAsync(http, "a", [t]), b = await RegisterAsync(http, "b", [t]);
-        await PushAsync(http, t, """{"keys":[1],"values":[[1]]}""", a, 1);
-        var pull = PullAsync(http, t, """{"keys":[1,2]}""", "sequential", 2);
+        await Wire.CreateTableAsync(_http, t, """{"dim":1}""");
+        uint a = await RegisterAsync(_http, "a", [t]), b = await RegisterAsync(_http, "b", [t]);
+        await PushAsync(_http, t, """{"keys":[1],"values":[[1]]}""", a, 1);
+        var pull = PullAsync(_http, t, """{"keys":[1,2]}""", "sequential", 2);
         Assert.False(pull.IsCompleted);
-        await PushAsync(http, t, """{"keys":[2],"values":[[1]]}""", b, 1);
+        await PushAsync(_http, t, """{"keys":[2],"values":[[1]]}""", b, 1);
         var (status, body, min) = await pull.WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal("""{"keys":[1,2],"values":[[1],[1]]}""", body);
@@ -117,11 +117,11 @@ public sealed class ClockApiTests(ServerFixture fixture) : IClassFixture<ServerF
     public async Task ATimedOutWaitIs408NamingTheWorkersBehind()
     {
         string t = ServerFixture.NewTable();
-        await Wire.CreateTableAsync(http, t, """{"dim":1}""");
-        uint a = await RegisterAsync(http, "ahead", [t]), b = await RegisterAsync(http, "behind", [t]);
-        await PushAsync(http, t, """{"keys":[],"values":[]}""", a, 6);
-        await PushAsync(http, t, """{"keys":[],"values":[]}""", b, 2);
-        var (status, body, _) = await PullAsync(http, t, """{"keys":[1]}""", "bounded:1", 6, timeoutMs: 100);
+        await Wire.CreateTableAsync(_http, t, """{"dim":1}""");
+        uint a = await RegisterAsync(_http, "ahead", [t]), b = await RegisterAsync(_http, "behind", [t]);
+        await PushAsync(_http, t, """{"keys":[],"values":[]}""", a, 6);
+        await PushAsync(_http, t, """{"keys":[],"values":[]}""", b, 2);
+        var (status, body, _) = await PullAsync(_http, t, """{"keys":[1]}""", "bounded:1", 6, timeoutMs: 100);
         Assert.Equal(HttpStatusCode.RequestTimeout, status);
         var problem = JsonSerializer.Deserialize(body, ProtocolJson.Default.ProblemReply)!;
         Assert.Equal("clock_wait_timeout", problem.Code);
@@ -133,17 +133,17 @@ public sealed class ClockApiTests(ServerFixture fixture) : IClassFixture<ServerF
     [Fact]
     public async Task WorkersHeartbeatListAndLeave()
     {
-        uint w = await RegisterAsync(http, "hb", leaseMs: 5000);
-        using (var beat = await http.PostAsync($"/v1/workers/{w}/heartbeat", null))
+        uint w = await RegisterAsync(_http, "hb", leaseMs: 5000);
+        using (var beat = await _http.PostAsync($"/v1/workers/{w}/heartbeat", null))
         {
             Assert.Equal(HttpStatusCode.OK, beat.StatusCode);
             Assert.True((await beat.Content.ReadFromJsonAsync(ProtocolJson.Default.WorkerInfo))!.ExpiresInMs > 4000);
         }
-        var list = await http.GetFromJsonAsync("/v1/workers", ProtocolJson.Default.WorkerList);
+        var list = await _http.GetFromJsonAsync("/v1/workers", ProtocolJson.Default.WorkerList);
         Assert.Contains(list!.Workers, x => x.Worker == w && x.Name == "hb" && x.Tables.Count == 0 && x.LeaseMs == 5000);
-        using (var gone = await http.DeleteAsync($"/v1/workers/{w}")) Assert.Equal(HttpStatusCode.NoContent, gone.StatusCode);
-        using (var again = await http.DeleteAsync($"/v1/workers/{w}")) Assert.Equal(HttpStatusCode.NotFound, again.StatusCode);
-        using (var beat = await http.PostAsync($"/v1/workers/{w}/heartbeat", null))
+        using (var gone = await _http.DeleteAsync($"/v1/workers/{w}")) Assert.Equal(HttpStatusCode.NoContent, gone.StatusCode);
+        using (var again = await _http.DeleteAsync($"/v1/workers/{w}")) Assert.Equal(HttpStatusCode.NotFound, again.StatusCode);
+        using (var beat = await _http.PostAsync($"/v1/workers/{w}/heartbeat", null))
             Assert.Contains("worker_not_found", await beat.Content.ReadAsStringAsync());
     }
 
@@ -154,20 +154,20 @@ public sealed class ClockApiTests(ServerFixture fixture) : IClassFixture<ServerF
     [InlineData("""{"name":"w","leaseMs":"soon"}""", "invalid_worker")]
     public async Task BadRegistrationsAreRefused(string json, string code)
     {
-        int before = (await http.GetFromJsonAsync("/v1/workers", ProtocolJson.Default.WorkerList))!.Workers.Count;
-        using var reply = await http.PostAsync("/v1/workers", Wire.Json(json));
+        int before = (await _http.GetFromJsonAsync("/v1/workers", ProtocolJson.Default.WorkerList))!.Workers.Count;
+        using var reply = await _http.PostAsync("/v1/workers", Wire.Json(json));
         Assert.Equal(HttpStatusCode.BadRequest, reply.StatusCode);
         Assert.Contains(code, await reply.Content.ReadAsStringAsync());
-        Assert.Equal(before, (await http.GetFromJsonAsync("/v1/workers", ProtocolJson.Default.WorkerList))!.Workers.Count);
+        Assert.Equal(before, (await _http.GetFromJsonAsync("/v1/workers", ProtocolJson.Default.WorkerList))!.Workers.Count);
     }
 
     [Fact]
     public async Task AnExpiredWorkerReleasesWaitingPulls()
     {
         string t = ServerFixture.NewTable();
-        await Wire.CreateTableAsync(http, t, """{"dim":1}""");
-        await RegisterAsync(http, "will-vanish", [t], leaseMs: WorkerLimits.MinLeaseMs);
-        var (status, _, min) = await PullAsync(http, t, """{"keys":[1]}""", "sequential", 3, timeoutMs: 30_000);
+        await Wire.CreateTableAsync(_http, t, """{"dim":1}""");
+        await RegisterAsync(_http, "will-vanish", [t], leaseMs: WorkerLimits.MinLeaseMs);
+        var (status, _, min) = await PullAsync(_http, t, """{"keys":[1]}""", "sequential", 3, timeoutMs: 30_000);
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal("0", min);
     }
@@ -183,23 +183,23 @@ public sealed class ClockApiTests(ServerFixture fixture) : IClassFixture<ServerF
     {
         const int workers = 4, clocks = 12;
         string t = ServerFixture.NewTable();
-        await Wire.CreateTableAsync(http, t, """{"dim":1}""");
+        await Wire.CreateTableAsync(_http, t, """{"dim":1}""");
         var ids = new uint[workers];
-        for (int i = 0; i < workers; i++) ids[i] = await RegisterAsync(http, $"p{i}", [t]);
+        for (int i = 0; i < workers; i++) ids[i] = await RegisterAsync(_http, $"p{i}", [t]);
         string allKeys = $$"""{"keys":[{{string.Join(',', Enumerable.Range(0, workers))}}]}""";
         await Task.WhenAll(Enumerable.Range(0, workers).Select(async i =>
         {
             var random = new Random(i * 7919 + tau);
             for (ulong c = 1; c <= clocks; c++)
             {
-                var (status, body, _) = await PullAsync(http, t, allKeys, consistency, c);
+                var (status, body, _) = await PullAsync(_http, t, allKeys, consistency, c);
                 Assert.Equal(HttpStatusCode.OK, status);
                 float[] seen = JsonDocument.Parse(body).RootElement.GetProperty("values").EnumerateArray().Select(r => r[0].GetSingle()).ToArray();
                 long promised = (long)c - 1 - tau;
                 for (int v = 0; v < workers; v++)
                     Assert.True(seen[v] >= promised, $"worker {i} at clock {c} saw {seen[v]} from worker {v}; {consistency} promises ≥ {promised}");
                 await Task.Delay(random.Next(0, 4));   // jitter so workers drift apart, not synchronisation
-                await PushAsync(http, t, $$"""{"keys":[{{i}}],"values":[[1]]}""", ids[i], c);
+                await PushAsync(_http, t, $$"""{"keys":[{{i}}],"values":[[1]]}""", ids[i], c);
             }
         }));
     }

@@ -9,17 +9,17 @@ namespace ParamDb.Server.Tests;
 /// </summary>
 public sealed class DamagedLogProcessTests : IDisposable
 {
-    private readonly string data = RunningServer.NewTempDirectory();
+    private readonly string _data = RunningServer.NewTempDirectory();
 
     public void Dispose()
     {
-        if (Directory.Exists(data)) Directory.Delete(data, recursive: true);
+        if (Directory.Exists(_data)) Directory.Delete(_data, recursive: true);
     }
 
     [Fact]
     public async Task ARestartOverDamageWithIntactRecordsAfterItRefusesUntilTheLossIsAccepted()
     {
-        using (var node = await NodeProcess.StartAsync(data, "--checkpoint-interval", "0"))
+        using (var node = await NodeProcess.StartAsync(_data, "--checkpoint-interval", "0"))
         {
             using var http = new HttpClient { BaseAddress = node.Http1 };
             await Wire.CreateTableAsync(http, "t", """{"dim":4}""");
@@ -28,12 +28,12 @@ public sealed class DamagedLogProcessTests : IDisposable
             for (int k = 0; k < 72; k++) await Wire.PushAsync(http, "t", [(ulong)k], [k + 1f, k + 1f, k + 1f, k + 1f], 4);
             await node.KillAsync();
         }
-        string segment = Directory.GetFiles(Path.Combine(data, "wal"), "wal-*.log").Order(StringComparer.Ordinal).Last();
+        string segment = Directory.GetFiles(Path.Combine(_data, "wal"), "wal-*.log").Order(StringComparer.Ordinal).Last();
         byte[] bytes = File.ReadAllBytes(segment);
         for (int i = bytes.Length / 2; i < bytes.Length / 2 + 4; i++) bytes[i] ^= 0xFF;
         File.WriteAllBytes(segment, bytes);
 
-        var refused = await NodeProcess.RunToEndAsync("--data", data, "--listen", "127.0.0.1:0", "--listen-h2", "127.0.0.1:0", "--memory", "64m");
+        var refused = await NodeProcess.RunToEndAsync("--data", _data, "--listen", "127.0.0.1:0", "--listen-h2", "127.0.0.1:0", "--memory", "64m");
         Assert.NotEqual(0, refused.ExitCode);
         string line = Assert.Single(refused.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Contains(Path.GetFileName(segment), line);
@@ -41,11 +41,11 @@ public sealed class DamagedLogProcessTests : IDisposable
         Assert.Contains("paramdb recover --accept-loss", line);
         Assert.Equal(bytes, File.ReadAllBytes(segment));   // a refused start changes nothing
 
-        var recovered = await NodeProcess.RunToEndAsync("recover", "--data", data, "--memory", "64m", "--accept-loss");
+        var recovered = await NodeProcess.RunToEndAsync("recover", "--data", _data, "--memory", "64m", "--accept-loss");
         Assert.Equal(0, recovered.ExitCode);
         Assert.Contains("dropped", recovered.Error);
 
-        using (var node = await NodeProcess.StartAsync(data))
+        using (var node = await NodeProcess.StartAsync(_data))
         {
             using var http = new HttpClient { BaseAddress = node.Http1 };
             Assert.Equal((float[])[1f, 1f, 1f, 1f], await Wire.PullAsync(http, "t", [0]));

@@ -32,7 +32,7 @@ internal sealed record ExportFile(SafetensorsHeader Header, ulong[] Keys, float[
 /// <summary>Rows pushed to a table: distinct random keys across the whole key space and the sum pushed to each row.</summary>
 internal sealed class PushedRows
 {
-    private readonly Dictionary<ulong, float[]> sums = [];
+    private readonly Dictionary<ulong, float[]> _sums = [];
 
     public PushedRows(int count, int dim, int seed)
     {
@@ -61,7 +61,7 @@ internal sealed class PushedRows
             {
                 var row = values.AsSpan(i * Dim, Dim);
                 for (int j = 0; j < Dim; j++) row[j] = j switch { 0 => (from + i) % 100, 1 => -((from + i) % 7), _ => 0.25f * j };
-                var sum = sums.TryGetValue(part[i], out var s) ? s : sums[part[i]] = new float[Dim];
+                var sum = _sums.TryGetValue(part[i], out var s) ? s : _sums[part[i]] = new float[Dim];
                 for (int j = 0; j < Dim; j++) sum[j] += row[j];
             }
             await Wire.PushAsync(http, table, part, values, Dim);
@@ -73,7 +73,7 @@ internal sealed class PushedRows
     {
         var expected = new float[Keys.Length * Dim];
         for (int i = 0; i < Keys.Length; i++)
-            for (int j = 0; j < Dim; j++) expected[i * Dim + j] = init + sums[Keys[i]][j];
+            for (int j = 0; j < Dim; j++) expected[i * Dim + j] = init + _sums[Keys[i]][j];
         return expected;
     }
 }

@@ -7,9 +7,9 @@ namespace ParamDb.Server.Tests;
 /// <summary><c>paramdb recover</c> on a stopped node's data directory whose write-ahead log is damaged mid-way.</summary>
 public sealed class RecoverCommandTests : IDisposable
 {
-    private readonly string data = Directory.CreateTempSubdirectory("paramdb-recover-").FullName;
+    private readonly string _data = Directory.CreateTempSubdirectory("paramdb-recover-").FullName;
 
-    public void Dispose() => Directory.Delete(data, recursive: true);
+    public void Dispose() => Directory.Delete(_data, recursive: true);
 
     private static async Task<(int Code, string Out, string Error)> RunAsync(params string[] args)
     {
@@ -19,7 +19,7 @@ public sealed class RecoverCommandTests : IDisposable
         return (code, output.ToString(), error.ToString());
     }
 
-    private StoreOptions Options => new() { DataDirectory = data, MemoryBytes = 32L << 20 };
+    private StoreOptions Options => new() { DataDirectory = _data, MemoryBytes = 32L << 20 };
 
     /// <summary>A checkpoint, then 40 pushes of one key each (key k holds k + 1), then a crash; the log's middle inverted.</summary>
     private async Task<string> DamagedLogAsync()
@@ -31,7 +31,7 @@ public sealed class RecoverCommandTests : IDisposable
             await store.CheckpointAsync();
             for (int k = 0; k < 40; k++) await store.Push(t, [(ulong)k], [k + 1f, k + 1f]).Durable;
         }
-        string segment = Directory.GetFiles(Path.Combine(data, "wal"), "wal-*.log").Order(StringComparer.Ordinal).Last();
+        string segment = Directory.GetFiles(Path.Combine(_data, "wal"), "wal-*.log").Order(StringComparer.Ordinal).Last();
         byte[] bytes = File.ReadAllBytes(segment);
         for (int i = bytes.Length / 2; i < bytes.Length / 2 + 4; i++) bytes[i] ^= 0xFF;
         File.WriteAllBytes(segment, bytes);
@@ -44,13 +44,13 @@ public sealed class RecoverCommandTests : IDisposable
         string segment = await DamagedLogAsync();
         byte[] before = File.ReadAllBytes(segment);
 
-        var run = await RunAsync("recover", "--data", data);
+        var run = await RunAsync("recover", "--data", _data);
 
         Assert.Equal(1, run.Code);
         Assert.Contains(segment, run.Error);
         Assert.Contains("intact records were written after it", run.Error);
         Assert.Equal(before, File.ReadAllBytes(segment));
-        Assert.False(Directory.Exists(Path.Combine(data, "damaged")));
+        Assert.False(Directory.Exists(Path.Combine(_data, "damaged")));
     }
 
     [Fact]
@@ -58,7 +58,7 @@ public sealed class RecoverCommandTests : IDisposable
     {
         await DamagedLogAsync();
 
-        var run = await RunAsync("recover", "--data", data, "--accept-loss");
+        var run = await RunAsync("recover", "--data", _data, "--accept-loss");
 
         Assert.Equal(0, run.Code);
         Assert.Contains("dropped", run.Error);
@@ -70,7 +70,7 @@ public sealed class RecoverCommandTests : IDisposable
         var values = new float[2];
         reopened.Pull(t!, [0UL], values);
         Assert.Equal(1f, values[0]);   // the first push precedes the damage
-        var again = await RunAsync("recover", "--data", data);
+        var again = await RunAsync("recover", "--data", _data);
         Assert.Equal(0, again.Code);
         Assert.Contains("recovers whole", again.Out);
     }
@@ -78,9 +78,9 @@ public sealed class RecoverCommandTests : IDisposable
     [Fact]
     public async Task ARecoverBesideARunningNodeIsRefused()
     {
-        Directory.CreateDirectory(data);
-        using FileStream held = ParamDb.Server.Hosting.DataDirectoryLock.Acquire(data);
-        var run = await RunAsync("recover", "--data", data);
+        Directory.CreateDirectory(_data);
+        using FileStream held = ParamDb.Server.Hosting.DataDirectoryLock.Acquire(_data);
+        var run = await RunAsync("recover", "--data", _data);
         Assert.NotEqual(0, run.Code);
         Assert.Contains("in use by another ParamDb process", run.Error);
     }

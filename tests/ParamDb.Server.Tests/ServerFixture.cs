@@ -8,21 +8,21 @@ namespace ParamDb.Server.Tests;
 /// </summary>
 public class ServerFixture : IAsyncLifetime
 {
-    private readonly string[] options;
+    private readonly string[] _options;
 
     public ServerFixture() : this([])
     {
     }
 
     // Protected: xunit wants a fixture to have one public constructor.
-    protected ServerFixture(params string[] options) => this.options = options;
+    protected ServerFixture(params string[] options) => _options = options;
 
     public RunningServer Server { get; private set; } = null!;
     public HttpClient Http { get; private set; } = null!;
 
     public async Task InitializeAsync()
     {
-        Server = await RunningServer.StartAsync(null, options);
+        Server = await RunningServer.StartAsync(null, _options);
         Http = Server.CreateClient();
     }
 

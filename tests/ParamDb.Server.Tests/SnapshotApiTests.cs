@@ -11,9 +11,9 @@ public sealed class SnapshotApiTests(ServerFixture fixture) : IClassFixture<Serv
 {
     private HttpClient Http => fixture.Http;
 
-    private static int next;
+    private static int _next;
 
-    internal static string NewSnapshot(string prefix = "snap") => $"{prefix}-{Interlocked.Increment(ref next)}";
+    internal static string NewSnapshot(string prefix = "snap") => $"{prefix}-{Interlocked.Increment(ref _next)}";
 
     internal static async Task<SnapshotInfo> CreateAsync(HttpClient http, string name)
     {

@@ -7,9 +7,9 @@ namespace ParamDb.Storage.Tests;
 /// </summary>
 public sealed class CheckpointCorruptionTests : IDisposable
 {
-    private readonly TestStore dir = new();
+    private readonly TestStore _dir = new();
 
-    public void Dispose() => dir.Dispose();
+    public void Dispose() => _dir.Dispose();
 
     public enum Damage { Truncate, FlipByte, Delete }
 
@@ -31,7 +31,7 @@ public sealed class CheckpointCorruptionTests : IDisposable
     /// checkpoints in folders of their own (incremental ones: <see cref="IncrementalCheckpointTests"/>).</summary>
     private async Task<Guid> TwoCheckpointsAsync(DurabilityMode durability)
     {
-        using ParamStore store = dir.Open(durability: durability, incremental: false);
+        using ParamStore store = _dir.Open(durability: durability, incremental: false);
         TableHandle t = TestStore.Create(store, "t", TestStore.Schema(4));
         float[] ones = Enumerable.Repeat(1f, 64 * 4).ToArray();
         await store.Push(t, TestStore.Keys(0, 64), ones).Durable;
@@ -40,7 +40,7 @@ public sealed class CheckpointCorruptionTests : IDisposable
         return (await store.CheckpointAsync()).Token;
     }
 
-    private string FileOf(Guid token, string folder, string name) => Path.Combine(dir.Directory, "checkpoints", folder, token.ToString(), name);
+    private string FileOf(Guid token, string folder, string name) => Path.Combine(_dir.Directory, "checkpoints", folder, token.ToString(), name);
 
     private static void Apply(string path, Damage damage)
     {
@@ -68,7 +68,7 @@ public sealed class CheckpointCorruptionTests : IDisposable
         Guid newest = await TwoCheckpointsAsync(DurabilityMode.Wal);
         Apply(FileOf(newest, folder, file), damage);
 
-        using ParamStore reopened = dir.Open();
+        using ParamStore reopened = _dir.Open();
         Assert.True(reopened.TryGetTable("t", out TableHandle? t));
         Assert.All(TestStore.Pull(reopened, t, TestStore.Keys(0, 64)), v => Assert.Equal(2f, v));
         Assert.Equal(64, reopened.GetStats(t).Rows);
@@ -80,7 +80,7 @@ public sealed class CheckpointCorruptionTests : IDisposable
         Guid newest = await TwoCheckpointsAsync(DurabilityMode.Checkpoint);
         Apply(FileOf(newest, "cpr-checkpoints", "snapshot.dat.0"), Damage.FlipByte);
 
-        using ParamStore reopened = dir.Open(durability: DurabilityMode.Checkpoint);
+        using ParamStore reopened = _dir.Open(durability: DurabilityMode.Checkpoint);
         Assert.True(reopened.TryGetTable("t", out TableHandle? t));
         Assert.All(TestStore.Pull(reopened, t, TestStore.Keys(0, 64)), v => Assert.Equal(1f, v));
     }
@@ -91,7 +91,7 @@ public sealed class CheckpointCorruptionTests : IDisposable
         Guid newest = await TwoCheckpointsAsync(DurabilityMode.Checkpoint);
         File.Delete(FileOf(newest, "cpr-checkpoints", "paramdb-manifest.json"));
 
-        using ParamStore reopened = dir.Open(durability: DurabilityMode.Checkpoint);
+        using ParamStore reopened = _dir.Open(durability: DurabilityMode.Checkpoint);
         Assert.True(reopened.TryGetTable("t", out TableHandle? t));
         Assert.All(TestStore.Pull(reopened, t, TestStore.Keys(0, 64)), v => Assert.Equal(1f, v));
     }
@@ -100,7 +100,7 @@ public sealed class CheckpointCorruptionTests : IDisposable
     public async Task BothCheckpointsDamagedAndTheLogTruncatedRefusesNamingEachFile()
     {
         Guid newest;
-        using (ParamStore store = dir.Open(walSegmentBytes: 1024, incremental: false))
+        using (ParamStore store = _dir.Open(walSegmentBytes: 1024, incremental: false))
         {
             TableHandle t = TestStore.Create(store, "t", TestStore.Schema(4));
             float[] ones = Enumerable.Repeat(1f, 64 * 4).ToArray();
@@ -110,14 +110,14 @@ public sealed class CheckpointCorruptionTests : IDisposable
                 newest = (await store.CheckpointAsync()).Token;
             }
         }
-        Assert.NotEqual(1, ParseFirstLsn(dir.WalSegments()[0]));   // the log no longer reaches back to record 1
-        string[] snapshots = Directory.GetFiles(Path.Combine(dir.Directory, "checkpoints", "cpr-checkpoints"), "snapshot.dat.0", SearchOption.AllDirectories);
+        Assert.NotEqual(1, ParseFirstLsn(_dir.WalSegments()[0]));   // the log no longer reaches back to record 1
+        string[] snapshots = Directory.GetFiles(Path.Combine(_dir.Directory, "checkpoints", "cpr-checkpoints"), "snapshot.dat.0", SearchOption.AllDirectories);
         Assert.Equal(2, snapshots.Length);
         foreach (string snapshot in snapshots) Apply(snapshot, Damage.FlipByte);
 
-        var refused = Assert.Throws<InvalidDataException>(() => dir.Open(walSegmentBytes: 1024));
+        var refused = Assert.Throws<InvalidDataException>(() => _dir.Open(walSegmentBytes: 1024));
         foreach (string snapshot in snapshots) Assert.Contains(snapshot, refused.Message);
-        Assert.Contains(dir.WalDirectory, refused.Message);
+        Assert.Contains(_dir.WalDirectory, refused.Message);
     }
 
     private static long ParseFirstLsn(string segment) => long.Parse(Path.GetFileNameWithoutExtension(segment)["wal-".Length..], System.Globalization.CultureInfo.InvariantCulture);

@@ -36,17 +36,17 @@ public sealed unsafe class CheckpointFileDeviceTests : IDisposable
 
     private sealed class Completion
     {
-        private readonly TaskCompletionSource<(uint Error, uint Bytes)> done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource<(uint Error, uint Bytes)> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public bool Issued;
         public bool CompletedInsideCall;
 
         public void Callback(uint error, uint bytes, object context)
         {
             if (!Volatile.Read(ref Issued)) CompletedInsideCall = true;
-            done.SetResult((error, bytes));
+            _done.SetResult((error, bytes));
         }
 
-        public (uint Error, uint Bytes) Wait() => done.Task.WaitAsync(Deadline).GetAwaiter().GetResult();
+        public (uint Error, uint Bytes) Wait() => _done.Task.WaitAsync(Deadline).GetAwaiter().GetResult();
     }
 
     private static (uint Error, uint Bytes, bool Inside) Write(IDevice device, Buffer source, ulong address, uint length)

@@ -4,14 +4,14 @@ namespace ParamDb.Storage.Tests;
 public sealed class ClockWaitTests : IDisposable
 {
     private static readonly TimeSpan Long = TimeSpan.FromSeconds(30);
-    private readonly TestStore dir = new();
+    private readonly TestStore _dir = new();
 
-    public void Dispose() => dir.Dispose();
+    public void Dispose() => _dir.Dispose();
 
     [Fact]
     public async Task WaitEndsWhenTheSlowestLiveWorkerReachesTheTarget()
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle t = TestStore.Create(store, "t", TestStore.Schema(1));
         uint fast = store.RegisterWorker("fast", ["t"], 60_000).Id, slow = store.RegisterWorker("slow", ["t"], 60_000).Id;
         store.Tick(t, new WorkerStamp(fast, 5));
@@ -26,7 +26,7 @@ public sealed class ClockWaitTests : IDisposable
     [Fact]
     public async Task ThousandsOfWaitsAreReleasedInTargetOrder()
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle t = TestStore.Create(store, "t", TestStore.Schema(1));
         uint w = store.RegisterWorker("w", [], 60_000).Id;
         Task<ClockWaitResult>[] waits = [.. Enumerable.Range(0, 5000).Select(i => store.WaitForClockAsync(t, 1 + (ulong)(i % 10), Long, default).AsTask())];
@@ -41,7 +41,7 @@ public sealed class ClockWaitTests : IDisposable
     [Fact]
     public async Task TimeoutNamesTheWorkersBehind()
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle t = TestStore.Create(store, "t", TestStore.Schema(1));
         uint a = store.RegisterWorker("a", ["t"], 60_000).Id, b = store.RegisterWorker("b", ["t"], 60_000).Id;
         store.RegisterWorker("other-table", ["u"], 60_000);
@@ -56,7 +56,7 @@ public sealed class ClockWaitTests : IDisposable
     [Fact]
     public async Task AnExpiredLeaseStopsCountingAndReleasesWaits()
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle t = TestStore.Create(store, "t", TestStore.Schema(1));
         uint live = store.RegisterWorker("live", [], 60_000).Id;
         uint gone = store.RegisterWorker("gone", [], WorkerLimitsMin).Id;
@@ -75,7 +75,7 @@ public sealed class ClockWaitTests : IDisposable
     [Fact]
     public async Task RemovingTheLaggingWorkerReleasesWaits()
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle t = TestStore.Create(store, "t", TestStore.Schema(1));
         uint a = store.RegisterWorker("a", [], 60_000).Id, b = store.RegisterWorker("b", [], 60_000).Id;
         store.Tick(t, new WorkerStamp(a, 2));
@@ -88,7 +88,7 @@ public sealed class ClockWaitTests : IDisposable
     [Fact]
     public async Task DeletingTheTableOrClosingTheStoreEndsWaits()
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle t = TestStore.Create(store, "t", TestStore.Schema(1)), u = TestStore.Create(store, "u", TestStore.Schema(1));
         store.RegisterWorker("idle", [], 60_000);
         var onT = store.WaitForClockAsync(t, 1, Long, default).AsTask();
@@ -103,7 +103,7 @@ public sealed class ClockWaitTests : IDisposable
     [Fact]
     public async Task WithNoLiveWorkerNothingIsWaitedFor()
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle t = TestStore.Create(store, "t", TestStore.Schema(1));
         ClockWaitResult result = await store.WaitForClockAsync(t, 100, Long, default);
         Assert.Equal((ClockWaitStatus.Reached, 0UL), (result.Status, result.ClockMin));

@@ -2,16 +2,16 @@ namespace ParamDb.Storage.Tests;
 
 public sealed class ConcurrencyTests : IDisposable
 {
-    private readonly TestStore dir = new();
+    private readonly TestStore _dir = new();
 
-    public void Dispose() => dir.Dispose();
+    public void Dispose() => _dir.Dispose();
 
     [Fact]
     public void ConcurrentPushesOfOneToTheSameKeysSumToThreadsTimesPushes()
     {
         const int threads = 4, pushes = 1000, dim = 8;
         ulong[] keys = TestStore.Keys(0, 64);
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle table = TestStore.Create(store, "t", TestStore.Schema(dim));
         var ones = Enumerable.Repeat(1f, keys.Length * dim).ToArray();
 
@@ -33,7 +33,7 @@ public sealed class ConcurrencyTests : IDisposable
     public void ThreadsCreatingTheSameNewRowsCreateEachOnce()
     {
         const int threads = 4, rows = 100_000, dim = 4, batch = 2048, tables = 3;
-        using ParamStore store = dir.Open(128L << 20);
+        using ParamStore store = _dir.Open(128L << 20);
         var ones = Enumerable.Repeat(1f, batch * dim).ToArray();
         for (int t = 0; t < tables; t++)
         {
@@ -58,7 +58,7 @@ public sealed class ConcurrencyTests : IDisposable
     public void ConcurrentPushesToRowsOnDiskSumExactly()
     {
         const int threads = 2, rounds = 2, rows = 200_000, dim = 16, batch = 4096;   // 96-byte records: 19 MB > 16 MiB
-        using ParamStore store = dir.Open(16L << 20);
+        using ParamStore store = _dir.Open(16L << 20);
         TableHandle table = TestStore.Create(store, "t", TestStore.Schema(dim));
         var ones = Enumerable.Repeat(1f, batch * dim).ToArray();
 
@@ -84,7 +84,7 @@ public sealed class ConcurrencyTests : IDisposable
     public void PullsDuringPushesNeverSeeAHalfUpdatedRow()
     {
         const int dim = 1024, pushes = 2000;
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle table = TestStore.Create(store, "t", TestStore.Schema(dim));
         var ones = Enumerable.Repeat(1f, dim).ToArray();
         int torn = 0;

@@ -11,9 +11,9 @@ namespace ParamDb.Storage.Tests;
 /// </summary>
 public sealed class DamageMatrixTests(ITestOutputHelper output) : IDisposable
 {
-    private readonly TestStore dir = new();
+    private readonly TestStore _dir = new();
 
-    public void Dispose() => dir.Dispose();
+    public void Dispose() => _dir.Dispose();
 
     public enum Offset { Start, Middle, End }
 
@@ -44,7 +44,7 @@ public sealed class DamageMatrixTests(ITestOutputHelper output) : IDisposable
         Outcome outcome;
         try
         {
-            using ParamStore reopened = dir.Open(memoryBytes: memory);
+            using ParamStore reopened = _dir.Open(memoryBytes: memory);
             Assert.True(reopened.TryGetTable("t", out TableHandle? table));
             ulong[] keys = [.. acknowledged.Keys.Order()];
             float[] values = TestStore.Pull(reopened, table!, keys);
@@ -95,7 +95,7 @@ public sealed class DamageMatrixTests(ITestOutputHelper output) : IDisposable
         int rows = largerThanMemory ? 60_000 : 300, dim = largerThanMemory ? 64 : 4;
         long memory = largerThanMemory ? 8L << 20 : TestStore.DefaultMemory;
         var acknowledged = new Dictionary<ulong, float>();
-        using ParamStore store = dir.Open(memoryBytes: memory, walSegmentBytes: largerThanMemory ? 256 << 10 : 4 << 10);
+        using ParamStore store = _dir.Open(memoryBytes: memory, walSegmentBytes: largerThanMemory ? 256 << 10 : 4 << 10);
         TableHandle t = TestStore.Create(store, "t", TestStore.Schema(dim));
 
         async Task Push(ulong[] keys, float value)
@@ -118,7 +118,7 @@ public sealed class DamageMatrixTests(ITestOutputHelper output) : IDisposable
     /// <summary>The file of a kind in the crashed store: the newest checkpoint's, the log's.</summary>
     private string FileOf(string kind)
     {
-        string checkpoints = Path.Combine(dir.Directory, "checkpoints");
+        string checkpoints = Path.Combine(_dir.Directory, "checkpoints");
         string newestFolder = new DirectoryInfo(Path.Combine(checkpoints, "cpr-checkpoints")).GetDirectories().OrderByDescending(d => d.LastWriteTimeUtc).First().FullName;
         string token = Path.GetFileName(newestFolder);
         string index = Path.Combine(checkpoints, "index-checkpoints", token);
@@ -127,8 +127,8 @@ public sealed class DamageMatrixTests(ITestOutputHelper output) : IDisposable
             ?? throw new InvalidOperationException($"no {pattern} in {folder}: the layout changed");
         return kind switch
         {
-            "wal-newest" => dir.WalSegments()[^1],
-            "wal-oldest" => dir.WalSegments()[0],
+            "wal-newest" => _dir.WalSegments()[^1],
+            "wal-oldest" => _dir.WalSegments()[0],
             "cpr-info" => Only(newestFolder, "info.dat*"),
             "snapshot" => Only(newestFolder, "snapshot.dat*"),
             "delta" => Only(newestFolder, "delta.dat*"),
@@ -136,7 +136,7 @@ public sealed class DamageMatrixTests(ITestOutputHelper output) : IDisposable
             "manifest-increment" => Only(newestFolder, "paramdb-manifest.json.v*"),
             "index-info" => Only(index, "info.dat*"),
             "index-table" => Only(index, "ht.dat*"),
-            "hlog" => Only(Path.Combine(dir.Directory, "log"), "hlog.log.*"),
+            "hlog" => Only(Path.Combine(_dir.Directory, "log"), "hlog.log.*"),
             _ => throw new ArgumentOutOfRangeException(nameof(kind)),
         };
     }

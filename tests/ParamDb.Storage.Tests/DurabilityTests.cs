@@ -7,9 +7,9 @@ namespace ParamDb.Storage.Tests;
 /// </summary>
 public sealed class DurabilityTests : IDisposable
 {
-    private readonly TestStore dir = new();
+    private readonly TestStore _dir = new();
 
-    public void Dispose() => dir.Dispose();
+    public void Dispose() => _dir.Dispose();
 
     private static float[] Fill(int n, float v) => Enumerable.Repeat(v, n).ToArray();
 
@@ -17,7 +17,7 @@ public sealed class DurabilityTests : IDisposable
     public async Task EveryAcknowledgedWriteComesBackFromTheLogWithoutACheckpoint()
     {
         uint w1, w2;
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             TableHandle a = TestStore.Create(store, "a", TestStore.Schema(2));
             TableHandle b = TestStore.Create(store, "b", TestStore.Schema(1));
@@ -34,7 +34,7 @@ public sealed class DurabilityTests : IDisposable
             Assert.True(store.DeleteTable("gone"));
             Assert.True(store.RemoveWorker(w2));
         }
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             Assert.Equal(["a", "b"], store.ListTables().Select(t => t.Name));
             Assert.True(store.TryGetTable("a", out TableHandle? a));
@@ -56,7 +56,7 @@ public sealed class DurabilityTests : IDisposable
     [InlineData(true)]
     public async Task RecoveryReplaysOnlyWhatFollowsTheCheckpoint(bool clocked)
     {
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             TableHandle t = TestStore.Create(store, "t", TestStore.Schema(1));
             uint w = store.RegisterWorker("w", [], 60_000).Id;
@@ -66,7 +66,7 @@ public sealed class DurabilityTests : IDisposable
                 if (i == 4) await store.CheckpointAsync();
             }
         }
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             Assert.True(store.TryGetTable("t", out TableHandle? t));
             Assert.Equal([10f], TestStore.Pull(store, t, 7));
@@ -83,7 +83,7 @@ public sealed class DurabilityTests : IDisposable
         const int minRounds = 2000;
         int rounds = 0, checkpoints = 0;
         ulong[] keys = TestStore.Keys(0, 64);
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             TableHandle t = TestStore.Create(store, "t", TestStore.Schema(2));
             float[] ones = Fill(keys.Length * 2, 1f);
@@ -111,7 +111,7 @@ public sealed class DurabilityTests : IDisposable
             await pushing.Task;
             Assert.True(checkpoints >= 2, $"only {checkpoints} checkpoints ran during the pushes");
         }
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             Assert.True(store.TryGetTable("t", out TableHandle? t));
             Assert.All(TestStore.Pull(store, t, keys), v => Assert.Equal(rounds, v));
@@ -126,7 +126,7 @@ public sealed class DurabilityTests : IDisposable
     public async Task ConcurrentPushesToOneRowDuringCheckpointsAreAllKept()
     {
         const int threads = 4, rounds = 1500;
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             TableHandle t = TestStore.Create(store, "t", TestStore.Schema(4));
             var done = new Task[threads];
@@ -155,7 +155,7 @@ public sealed class DurabilityTests : IDisposable
             await all;
             Assert.All(TestStore.Pull(store, t, 0), v => Assert.Equal(threads * rounds, v));
         }
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             Assert.True(store.TryGetTable("t", out TableHandle? t));
             Assert.All(TestStore.Pull(store, t, 0), v => Assert.Equal(threads * rounds, v));
@@ -168,7 +168,7 @@ public sealed class DurabilityTests : IDisposable
     {
         Guid newest = default;
         int segmentsBefore;
-        using (ParamStore store = dir.Open(checkpointsToKeep: 2, walSegmentBytes: 4096, incremental: false))
+        using (ParamStore store = _dir.Open(checkpointsToKeep: 2, walSegmentBytes: 4096, incremental: false))
         {
             TableHandle t = TestStore.Create(store, "t", TestStore.Schema(16));
             float[] ones = Fill(16 * 8, 1f);
@@ -179,11 +179,11 @@ public sealed class DurabilityTests : IDisposable
                 newest = (await store.CheckpointAsync()).Token;
             }
         }
-        segmentsBefore = dir.WalSegments().Length;   // after Dispose, which waits for the last checkpoint's deletes
+        segmentsBefore = _dir.WalSegments().Length;   // after Dispose, which waits for the last checkpoint's deletes
         // Three checkpoints of 20 pushes each, two kept: the segments wholly before the second one's cut are gone.
         Assert.InRange(segmentsBefore, 2, 5);
-        PersistenceTests.BreakCheckpoint(dir, newest);
-        using ParamStore reopened = dir.Open(walSegmentBytes: 4096);
+        PersistenceTests.BreakCheckpoint(_dir, newest);
+        using ParamStore reopened = _dir.Open(walSegmentBytes: 4096);
         Assert.True(reopened.TryGetTable("t", out TableHandle? table));
         Assert.All(TestStore.Pull(reopened, table, TestStore.Keys(0, 8)), v => Assert.Equal(60f, v));
     }
@@ -191,45 +191,45 @@ public sealed class DurabilityTests : IDisposable
     [Fact]
     public async Task AMissingLogSegmentRefusesToStartAndNamesTheLog()
     {
-        using (ParamStore store = dir.Open(walSegmentBytes: 512))
+        using (ParamStore store = _dir.Open(walSegmentBytes: 512))
         {
             TableHandle t = TestStore.Create(store, "t", TestStore.Schema(16));
             for (int i = 0; i < 20; i++) await store.Push(t, [(ulong)i], Fill(16, 1f)).Durable;
         }
-        string[] segments = dir.WalSegments();
+        string[] segments = _dir.WalSegments();
         Assert.True(segments.Length >= 4, $"{segments.Length} segments");
         File.Delete(segments[1]);
 
-        var refused = Assert.Throws<InvalidDataException>(() => dir.Open(walSegmentBytes: 512));
-        Assert.Contains(dir.WalDirectory, refused.Message);
+        var refused = Assert.Throws<InvalidDataException>(() => _dir.Open(walSegmentBytes: 512));
+        Assert.Contains(_dir.WalDirectory, refused.Message);
         Assert.Contains("missing", refused.Message);
 
         File.Delete(segments[0]);   // now the log starts after records no checkpoint holds
-        refused = Assert.Throws<InvalidDataException>(() => dir.Open(walSegmentBytes: 512));
+        refused = Assert.Throws<InvalidDataException>(() => _dir.Open(walSegmentBytes: 512));
         Assert.Contains("are missing", refused.Message);
     }
 
     [Fact]
     public async Task ADamagedRecordBeforeTheEndRefusesToStartAndNamesTheSegment()
     {
-        using (ParamStore store = dir.Open(walSegmentBytes: 512))
+        using (ParamStore store = _dir.Open(walSegmentBytes: 512))
         {
             TableHandle t = TestStore.Create(store, "t", TestStore.Schema(16));
             for (int i = 0; i < 20; i++) await store.Push(t, [(ulong)i], Fill(16, 1f)).Durable;
         }
-        string damaged = dir.WalSegments()[1];
+        string damaged = _dir.WalSegments()[1];
         byte[] bytes = File.ReadAllBytes(damaged);
         bytes[bytes.Length / 2] ^= 0x40;
         File.WriteAllBytes(damaged, bytes);
 
-        var refused = Assert.Throws<InvalidDataException>(() => dir.Open(walSegmentBytes: 512));
+        var refused = Assert.Throws<InvalidDataException>(() => _dir.Open(walSegmentBytes: 512));
         Assert.Contains(damaged, refused.Message);
     }
 
     [Fact]
     public async Task ATableDeletedAndCreatedAgainReplaysIntoTheRightTable()
     {
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             TableHandle first = TestStore.Create(store, "t", TestStore.Schema(1));
             await store.Push(first, [1], [1f]).Durable;
@@ -237,7 +237,7 @@ public sealed class DurabilityTests : IDisposable
             TableHandle second = TestStore.Create(store, "t", TestStore.Schema(1, updater: new ParamDb.Protocol.UpdaterSpec { Kind = "sgd", Lr = 0.5 }));
             await store.Push(second, [2], [4f]).Durable;
         }
-        using ParamStore reopened = dir.Open();
+        using ParamStore reopened = _dir.Open();
         Assert.True(reopened.TryGetTable("t", out TableHandle? t));
         Assert.Equal("sgd", t.Schema.Updater!.Kind);
         Assert.Equal([0f, -2f], TestStore.Pull(reopened, t, 1, 2));
@@ -247,27 +247,27 @@ public sealed class DurabilityTests : IDisposable
     [Fact]
     public async Task SwitchingModesKeepsEveryWriteAndNumbersTheLogOnwards()
     {
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             await store.Push(TestStore.Create(store, "t", TestStore.Schema(1)), [1], [1f]).Durable;
         }
-        using (ParamStore store = dir.Open(durability: DurabilityMode.Checkpoint))
+        using (ParamStore store = _dir.Open(durability: DurabilityMode.Checkpoint))
         {
             // The log was replayed, folded into a checkpoint and removed.
             Assert.NotNull(store.LastCheckpoint);
-            Assert.Empty(dir.WalSegments());
+            Assert.Empty(_dir.WalSegments());
             Assert.True(store.TryGetTable("t", out TableHandle? t));
             Assert.Equal([1f], TestStore.Pull(store, t, 1));
             store.Push(t, [1], [1f]);
             await store.CheckpointAsync();
         }
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             Assert.True(store.TryGetTable("t", out TableHandle? t));
             Assert.Equal([2f], TestStore.Pull(store, t, 1));
             await store.Push(t, [1], [1f]).Durable;
         }
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             Assert.True(store.TryGetTable("t", out TableHandle? t));
             Assert.Equal([3f], TestStore.Pull(store, t, 1));
@@ -277,14 +277,14 @@ public sealed class DurabilityTests : IDisposable
     [Fact]
     public async Task FsyncModeRecoversLikeWalMode()
     {
-        using (ParamStore store = dir.Open(durability: DurabilityMode.Fsync))
+        using (ParamStore store = _dir.Open(durability: DurabilityMode.Fsync))
         {
             TableHandle t = TestStore.Create(store, "t", TestStore.Schema(1));
             await store.Push(t, [1], [1f]).Durable;
             await store.CheckpointAsync();
             await store.Push(t, [1], [2f]).Durable;
         }
-        using ParamStore reopened = dir.Open(durability: DurabilityMode.Fsync);
+        using ParamStore reopened = _dir.Open(durability: DurabilityMode.Fsync);
         Assert.True(reopened.TryGetTable("t", out TableHandle? table));
         Assert.Equal([3f], TestStore.Pull(reopened, table, 1));
     }
@@ -292,7 +292,7 @@ public sealed class DurabilityTests : IDisposable
     [Fact]
     public async Task ACheckpointResetsTheLogBytesThatARecoveryWouldReplay()
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle t = TestStore.Create(store, "t", TestStore.Schema(64));
         await store.Push(t, TestStore.Keys(0, 100), Fill(6400, 1f)).Durable;
         Assert.InRange(store.WalBytesSinceCheckpoint, 100 * (8 + 256), 100 * (8 + 256) + 1024);

@@ -7,9 +7,9 @@ namespace ParamDb.Storage.Tests;
 /// <summary>The key scan and the whole export on a real store: every row once, in key order, with its values.</summary>
 public sealed class ExportTests : IDisposable
 {
-    private readonly TestStore dir = new();
+    private readonly TestStore _dir = new();
 
-    public void Dispose() => dir.Dispose();
+    public void Dispose() => _dir.Dispose();
 
     /// <summary>Collects scanned keys, duplicates included.</summary>
     private sealed class Collect : IKeyChunkSink
@@ -41,7 +41,7 @@ public sealed class ExportTests : IDisposable
     [Fact]
     public void ScanHandsOutEveryRowOfTheTableAndNothingElse()
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle a = TestStore.Create(store, "a", TestStore.Schema(2));
         TableHandle b = TestStore.Create(store, "b", TestStore.Schema(2));
         ulong[] keysA = [0, 5, 1UL << 40, ulong.MaxValue];
@@ -67,7 +67,7 @@ public sealed class ExportTests : IDisposable
         // 200,000 rows of dim 16 (96-byte records, 19 MB) in 16 MiB of log memory: the second push finds most rows
         // read-only or on disk and copies them to the tail, leaving the old versions in the log.
         const int rows = 200_000;
-        using ParamStore store = dir.Open(16L << 20);
+        using ParamStore store = _dir.Open(16L << 20);
         TableHandle table = TestStore.Create(store, "big", TestStore.Schema(16));
         var random = new Random(42);
         var keySet = new HashSet<ulong>();
@@ -97,10 +97,10 @@ public sealed class ExportTests : IDisposable
     [Fact]
     public async Task ExportFilesGoAwayWhenTheExportIsDisposedAndLeftoversAtTheFirstExport()
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle table = TestStore.Create(store, "t", TestStore.Schema(3));
         store.Push(table, TestStore.Keys(10, 5000), new float[5000 * 3]);
-        string tmp = Path.Combine(dir.Directory, "tmp");
+        string tmp = Path.Combine(_dir.Directory, "tmp");
         string leftover = Path.Combine(tmp, "export-of-a-process-that-died");
         Directory.CreateDirectory(leftover);
         File.WriteAllBytes(Path.Combine(leftover, "run-00000.keys"), new byte[64]);
@@ -122,20 +122,20 @@ public sealed class ExportTests : IDisposable
     [Fact]
     public void AnExportCancelledDuringItsScanLeavesNoFiles()
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle table = TestStore.Create(store, "t", TestStore.Schema(1));
         store.Push(table, TestStore.Keys(0, 50_000), new float[50_000]);
         using var cancelled = new CancellationTokenSource();
         cancelled.Cancel();
         Assert.ThrowsAny<OperationCanceledException>(() => store.PrepareExport(table, runKeys: 1000, cancelled.Token));
-        string tmp = Path.Combine(dir.Directory, "tmp");
+        string tmp = Path.Combine(_dir.Directory, "tmp");
         Assert.True(!Directory.Exists(tmp) || Directory.GetDirectories(tmp).Length == 0);
     }
 
     [Fact]
     public async Task AnEmptyTableExportsAFileOfNoRows()
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle table = TestStore.Create(store, "empty", TestStore.Schema(4));
         using TableExport export = store.PrepareExport(table);
         byte[] file = await WriteAsync(export);

@@ -5,11 +5,11 @@ namespace ParamDb.Storage.Tests;
 /// <summary>The export's external sort, with runs small enough to force dozens of run files and merge passes.</summary>
 public sealed class ExternalKeySortTests : IDisposable
 {
-    private readonly TestStore dir = new();
+    private readonly TestStore _dir = new();
 
-    private string SortDirectory => Path.Combine(dir.Directory, "sort");
+    private string SortDirectory => Path.Combine(_dir.Directory, "sort");
 
-    public void Dispose() => dir.Dispose();
+    public void Dispose() => _dir.Dispose();
 
     /// <summary>Random keys with repeats, plus the extremes of the key space, in a fixed order.</summary>
     private static ulong[] KeysWithEdges(int count, int seed)

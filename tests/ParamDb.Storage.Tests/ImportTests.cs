@@ -10,9 +10,9 @@ namespace ParamDb.Storage.Tests;
 /// </summary>
 public sealed class ImportTests : IDisposable
 {
-    private readonly TestStore dir = new();
+    private readonly TestStore _dir = new();
 
-    public void Dispose() => dir.Dispose();
+    public void Dispose() => _dir.Dispose();
 
     /// <summary>adagrad with lr 0.5 and initialAccumulator 0: a first push of g = 1 steps by exactly −0.5 (a = 1, √a = 1).</summary>
     private static TableSchema Adagrad(int dim) => TestStore.Schema(dim, updater: new UpdaterSpec { Kind = UpdaterSpec.Adagrad, Lr = 0.5 });
@@ -21,8 +21,8 @@ public sealed class ImportTests : IDisposable
     private string WriteFile(string name, TableSchema schema, ulong[] keys, float[] values)
     {
         var header = SafetensorsHeader.Create(name, schema, keys.Length);
-        System.IO.Directory.CreateDirectory(dir.Directory);
-        string path = Path.Combine(dir.Directory, name + ".safetensors");
+        System.IO.Directory.CreateDirectory(_dir.Directory);
+        string path = Path.Combine(_dir.Directory, name + ".safetensors");
         using var file = File.Create(path);
         file.Write(header.Prefix.Span);
         file.Write(MemoryMarshal.AsBytes(keys.AsSpan()));
@@ -46,7 +46,7 @@ public sealed class ImportTests : IDisposable
     [Fact]
     public async Task SetRowsOverwritesTheValuesResetsTheOptimizerStateAndComesBackFromTheLog()
     {
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             TableHandle t = TestStore.Create(store, "t", Adagrad(2));
             await store.Push(t, [1, 2], [1, 1, 1, 1]).Durable;
@@ -60,7 +60,7 @@ public sealed class ImportTests : IDisposable
             Assert.Equal([9.5f, 19.5f], TestStore.Pull(store, t, 1));
             Assert.Equal(-0.5 - 0.5 / Math.Sqrt(2) - 0.5 / Math.Sqrt(3), TestStore.Pull(store, t, 2)[0], 5);   // row 2 kept its accumulator
         }
-        using (ParamStore store = dir.Open())   // no checkpoint was taken: everything comes from the log
+        using (ParamStore store = _dir.Open())   // no checkpoint was taken: everything comes from the log
         {
             Assert.True(store.TryGetTable("t", out TableHandle? t));
             Assert.Equal([9.5f, 19.5f, 30f, 40f], TestStore.Pull(store, t, 1, 7));
@@ -84,7 +84,7 @@ public sealed class ImportTests : IDisposable
         values[6] = float.NegativeInfinity;
         string path = WriteFile("big", schema, keys, values);
 
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         using (var file = new SafeHandleFile(path))
         {
             TableHandle t = TestStore.Create(store, "big", schema);
@@ -97,7 +97,7 @@ public sealed class ImportTests : IDisposable
             Assert.Equal(2, result.NonFiniteValues);
             Assert.Equal(rows + 1, store.GetStats(t).Rows);
         }
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             Assert.True(store.TryGetTable("big", out TableHandle? t));
             float[] pulled = new float[rows * dim];
@@ -141,7 +141,7 @@ public sealed class ImportTests : IDisposable
     public void ImportingIntoATableOfAnotherSchemaThrows()
     {
         string path = WriteFile("other", TestStore.Schema(2), [1], [0, 0]);
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         using var file = new SafeHandleFile(path);
         TableHandle t = TestStore.Create(store, "t", TestStore.Schema(3));
         Assert.Throws<ArgumentException>(() => store.Import(Check(file), t));

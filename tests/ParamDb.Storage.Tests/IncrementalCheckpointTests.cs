@@ -10,15 +10,15 @@ namespace ParamDb.Storage.Tests;
 public sealed class IncrementalCheckpointTests : IDisposable
 {
     private const int Rows = 20_000, Dim = 64;
-    private readonly TestStore dir = new();
+    private readonly TestStore _dir = new();
 
-    public void Dispose() => dir.Dispose();
+    public void Dispose() => _dir.Dispose();
 
     [Fact]
     public async Task AnIncrementWritesTheChangedRowsNotTheTable()
     {
         Guid folder;
-        using (ParamStore store = dir.Open(durability: DurabilityMode.Checkpoint))
+        using (ParamStore store = _dir.Open(durability: DurabilityMode.Checkpoint))
         {
             TableHandle t = Fill(store);
             folder = (await store.CheckpointAsync()).Token;
@@ -35,7 +35,7 @@ public sealed class IncrementalCheckpointTests : IDisposable
         Assert.Equal(4, ManifestsOf(folder).Length);
 
         // Checkpoint mode has no write-ahead log: the values come from the newest increment alone.
-        using ParamStore reopened = dir.Open(durability: DurabilityMode.Checkpoint);
+        using ParamStore reopened = _dir.Open(durability: DurabilityMode.Checkpoint);
         Assert.True(reopened.TryGetTable("t", out TableHandle? table));
         Assert.All(TestStore.Pull(reopened, table!, TestStore.Keys(0, 100)), v => Assert.Equal(4f, v));
         Assert.All(TestStore.Pull(reopened, table!, TestStore.Keys(100, 100)), v => Assert.Equal(1f, v));
@@ -51,7 +51,7 @@ public sealed class IncrementalCheckpointTests : IDisposable
     public async Task ASmallTablesIncrementsCountTheIndexInTheFullCheckpointsCost()
     {
         const int rows = 500;
-        using ParamStore store = dir.Open(durability: DurabilityMode.Checkpoint);
+        using ParamStore store = _dir.Open(durability: DurabilityMode.Checkpoint);
         TableHandle t = TestStore.Create(store, "t", TestStore.Schema(Dim));
         store.PushRange(t, 0, rows, Ones(rows));
         Guid folder = (await store.CheckpointAsync()).Token;
@@ -71,7 +71,7 @@ public sealed class IncrementalCheckpointTests : IDisposable
     [Fact]
     public async Task IncrementsAsLargeAsHalfTheFullCheckpointMakeTheNextOneFull()
     {
-        using (ParamStore store = dir.Open(durability: DurabilityMode.Checkpoint))
+        using (ParamStore store = _dir.Open(durability: DurabilityMode.Checkpoint))
         {
             TableHandle t = Fill(store);   // ~5.6 MB of rows against a 2 MiB index
             Guid folder = (await store.CheckpointAsync()).Token;
@@ -80,7 +80,7 @@ public sealed class IncrementalCheckpointTests : IDisposable
             store.PushRange(t, 0, Rows, Ones(Rows));
             Assert.NotEqual(folder, (await store.CheckpointAsync()).Token);   // full again, in a folder of its own
         }
-        using ParamStore reopened = dir.Open(durability: DurabilityMode.Checkpoint);
+        using ParamStore reopened = _dir.Open(durability: DurabilityMode.Checkpoint);
         Assert.True(reopened.TryGetTable("t", out TableHandle? table));
         Assert.All(TestStore.Pull(reopened, table!, TestStore.Keys(0, Rows)), v => Assert.Equal(3f, v));
     }
@@ -178,7 +178,7 @@ public sealed class IncrementalCheckpointTests : IDisposable
     {
         using ParamStore store = ParamStore.Open(new StoreOptions
         {
-            DataDirectory = dir.Directory,
+            DataDirectory = _dir.Directory,
             MemoryBytes = TestStore.DefaultMemory,
             CheckpointWriteCompletionDelay = TimeSpan.FromSeconds(1),   // the index write alone holds the gate ≥ 1 s
         });
@@ -217,7 +217,7 @@ public sealed class IncrementalCheckpointTests : IDisposable
         bytes[^200] ^= 0x10;   // the last increment's records and metadata sit at the end of the delta log
         File.WriteAllBytes(delta, bytes);
 
-        using ParamStore reopened = dir.Open(durability: durability);
+        using ParamStore reopened = _dir.Open(durability: durability);
         Assert.True(reopened.TryGetTable("t", out TableHandle? table));
         Assert.All(TestStore.Pull(reopened, table!, TestStore.Keys(0, 100)), v => Assert.Equal(expected, v));
     }
@@ -230,7 +230,7 @@ public sealed class IncrementalCheckpointTests : IDisposable
         string[] manifests = ManifestsOf(folder);
         File.Delete(manifests.Where(m => m.Contains(".v", StringComparison.Ordinal)).OrderBy(m => long.Parse(m[(m.LastIndexOf('v') + 1)..])).Last());
 
-        using ParamStore reopened = dir.Open(durability: DurabilityMode.Checkpoint);
+        using ParamStore reopened = _dir.Open(durability: DurabilityMode.Checkpoint);
         Assert.True(reopened.TryGetTable("t", out TableHandle? table));
         Assert.All(TestStore.Pull(reopened, table!, TestStore.Keys(0, 100)), v => Assert.Equal(2f, v));
     }
@@ -243,7 +243,7 @@ public sealed class IncrementalCheckpointTests : IDisposable
     public async Task ADamagedBaseFallsBackToThePreviousFolder()
     {
         Guid first, second;
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             TableHandle t = Fill(store);
             first = (await store.CheckpointAsync()).Token;
@@ -261,7 +261,7 @@ public sealed class IncrementalCheckpointTests : IDisposable
         snapshot[snapshot.Length / 3] ^= 0x10;
         File.WriteAllBytes(CheckpointFile(second, "snapshot.dat.0"), snapshot);
 
-        using ParamStore reopened = dir.Open();
+        using ParamStore reopened = _dir.Open();
         Assert.True(reopened.TryGetTable("t", out TableHandle? table));
         Assert.All(TestStore.Pull(reopened, table!, TestStore.Keys(0, 100)), v => Assert.Equal(5f, v));
         Assert.All(TestStore.Pull(reopened, table!, TestStore.Keys(100, 100)), v => Assert.Equal(2f, v));
@@ -274,7 +274,7 @@ public sealed class IncrementalCheckpointTests : IDisposable
     /// </summary>
     private StoreOptions SlowCompletions => new()
     {
-        DataDirectory = dir.Directory,
+        DataDirectory = _dir.Directory,
         MemoryBytes = 256L << 20,
         CheckpointWriteCompletionDelay = TimeSpan.FromSeconds(1),
     };
@@ -282,7 +282,7 @@ public sealed class IncrementalCheckpointTests : IDisposable
     /// <summary>Rows 0…99 hold 1, 2, 3 at the full checkpoint and two increments; a push of 1 follows the last.</summary>
     private async Task<Guid> ThreeVersionsAsync(DurabilityMode durability)
     {
-        using ParamStore store = dir.Open(durability: durability);
+        using ParamStore store = _dir.Open(durability: durability);
         TableHandle t = Fill(store);
         Guid folder = (await store.CheckpointAsync()).Token;
         for (int round = 0; round < 2; round++)
@@ -303,9 +303,9 @@ public sealed class IncrementalCheckpointTests : IDisposable
 
     private static float[] Ones(int rows) => Enumerable.Repeat(1f, rows * Dim).ToArray();
 
-    private string CheckpointFile(Guid folder, string name) => Path.Combine(dir.Directory, "checkpoints", "cpr-checkpoints", folder.ToString(), name);
+    private string CheckpointFile(Guid folder, string name) => Path.Combine(_dir.Directory, "checkpoints", "cpr-checkpoints", folder.ToString(), name);
 
-    private string IndexFolder(Guid folder) => Path.Combine(dir.Directory, "checkpoints", "index-checkpoints", folder.ToString());
+    private string IndexFolder(Guid folder) => Path.Combine(_dir.Directory, "checkpoints", "index-checkpoints", folder.ToString());
 
     private string[] ManifestsOf(Guid folder) =>
         Directory.GetFiles(Path.GetDirectoryName(CheckpointFile(folder, "x"))!, "paramdb-manifest.json*").Where(f => !f.EndsWith(".tmp", StringComparison.Ordinal)).ToArray();

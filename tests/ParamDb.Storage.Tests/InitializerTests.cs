@@ -2,12 +2,12 @@ namespace ParamDb.Storage.Tests;
 
 public sealed class InitializerTests : IDisposable
 {
-    private readonly TestStore dirA = new(), dirB = new();
+    private readonly TestStore _dirA = new(), _dirB = new();
 
     public void Dispose()
     {
-        dirA.Dispose();
-        dirB.Dispose();
+        _dirA.Dispose();
+        _dirB.Dispose();
     }
 
     public static TheoryData<InitializerSpec> Specs =>
@@ -24,7 +24,7 @@ public sealed class InitializerTests : IDisposable
     {
         TableSchema schema = TestStore.Schema(32, init);
         ulong[] keys = [0, 1, 2, 99, 1L << 40, ulong.MaxValue];
-        using ParamStore a = dirA.Open(), b = dirB.Open();
+        using ParamStore a = _dirA.Open(), b = _dirB.Open();
         b.CreateTable("other", TestStore.Schema(3), out _);   // a different table id in b must not matter
         TableHandle ta = TestStore.Create(a, "t", schema), tb = TestStore.Create(b, "t", schema);
         Assert.NotEqual(ta.Id, tb.Id);
@@ -105,7 +105,7 @@ public sealed class InitializerTests : IDisposable
 
     private float[] Sample(InitializerSpec spec, int rows, int dim)
     {
-        using ParamStore store = dirA.Open();
+        using ParamStore store = _dirA.Open();
         TableHandle table = TestStore.Create(store, "t", TestStore.Schema(dim, spec));
         var values = new float[rows * dim];
         store.PullRange(table, 1, rows, values);

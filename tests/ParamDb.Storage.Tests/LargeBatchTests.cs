@@ -5,14 +5,14 @@ namespace ParamDb.Storage.Tests;
 /// <summary>Batches large enough to be split across cores give the same rows as one thread would.</summary>
 public sealed class LargeBatchTests : IDisposable
 {
-    private readonly TestStore dir = new();
+    private readonly TestStore _dir = new();
 
-    public void Dispose() => dir.Dispose();
+    public void Dispose() => _dir.Dispose();
 
     [Fact]
     public void AFiveThousandRowPushAndPullAreExactForExplicitKeysAndRanges()
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle table = TestStore.Create(store, "big", TestStore.Schema(8, new InitializerSpec { Kind = InitializerSpec.Constant, Value = 0.5 }));
         const int rows = 5000;
         // Every other key, so a pull of the range in between sees pushed and never-pushed rows interleaved.

@@ -8,9 +8,9 @@ namespace ParamDb.Storage.Tests;
 /// </summary>
 public sealed class LargerThanMemoryCrashTests : IDisposable
 {
-    private readonly TestStore dir = new();
+    private readonly TestStore _dir = new();
 
-    public void Dispose() => dir.Dispose();
+    public void Dispose() => _dir.Dispose();
 
     [Fact]
     public async Task CrashRoundsOfATableLargerThanMemoryKeepEveryPushAndNeverLookLikeDamage()
@@ -20,7 +20,7 @@ public sealed class LargerThanMemoryCrashTests : IDisposable
         var random = new Random(7);
         for (int round = 0; round < 4; round++)
         {
-            using ParamStore store = dir.Open(memoryBytes: 8L << 20);
+            using ParamStore store = _dir.Open(memoryBytes: 8L << 20);
             if (round > 0) Assert.Equal(0, store.DamagedCheckpointsAtOpen);
             TableHandle t = store.TryGetTable("t", out TableHandle? existing) ? existing! : TestStore.Create(store, "t", TestStore.Schema(dim));
             float[] back = TestStore.Pull(store, t, TestStore.Keys(0, rows));
@@ -33,7 +33,7 @@ public sealed class LargerThanMemoryCrashTests : IDisposable
                 if (phase < 2) await store.CheckpointAsync();
             }
         }
-        using ParamStore last = dir.Open(memoryBytes: 8L << 20);
+        using ParamStore last = _dir.Open(memoryBytes: 8L << 20);
         Assert.Equal(0, last.DamagedCheckpointsAtOpen);
         Assert.True(last.TryGetTable("t", out TableHandle? table));
         float[] values = TestStore.Pull(last, table!, TestStore.Keys(0, rows));

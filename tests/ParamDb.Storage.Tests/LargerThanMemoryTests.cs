@@ -7,9 +7,9 @@ public sealed class LargerThanMemoryTests : IDisposable
     private const int Dim = 64;          // 288-byte records
     private const int Batch = 8192;
 
-    private readonly TestStore dir = new();
+    private readonly TestStore _dir = new();
 
-    public void Dispose() => dir.Dispose();
+    public void Dispose() => _dir.Dispose();
 
     /// <summary>Pushed value of element j of row k: small integers, so sums are exact in float.</summary>
     private static float G(ulong k, int j) => (k * 7 + (ulong)j) % 97;
@@ -19,7 +19,7 @@ public sealed class LargerThanMemoryTests : IDisposable
     {
         const int rows = 220_000;   // 220,000 × 288 B = 63 MB of records, 4× the memory
         TableSchema schema = TestStore.Schema(Dim, new InitializerSpec { Kind = InitializerSpec.Constant, Value = 1 });
-        using (ParamStore store = dir.Open(Memory))
+        using (ParamStore store = _dir.Open(Memory))
         {
             TableHandle table = TestStore.Create(store, "big", schema);
             PushAll(store, table, rows, explicitKeys: false);   // new rows: InitialUpdater
@@ -43,7 +43,7 @@ public sealed class LargerThanMemoryTests : IDisposable
             PushAll(store, table, rows, explicitKeys: false);
             await store.CheckpointAsync();
         }
-        using (ParamStore store = dir.Open(Memory))
+        using (ParamStore store = _dir.Open(Memory))
         {
             Assert.True(store.TryGetTable("big", out TableHandle? table));
             Assert.Equal(rows, store.GetStats(table).Rows);
@@ -55,7 +55,7 @@ public sealed class LargerThanMemoryTests : IDisposable
     public async Task CompactionDropsTheRowsOfDeletedTablesAndKeepsTheOthers()
     {
         TableSchema schema = TestStore.Schema(Dim);
-        using (ParamStore store = dir.Open(Memory))
+        using (ParamStore store = _dir.Open(Memory))
         {
             TableHandle doomed = TestStore.Create(store, "doomed", schema);
             PushAll(store, doomed, 100_000, explicitKeys: false);   // 29 MB
@@ -72,10 +72,10 @@ public sealed class LargerThanMemoryTests : IDisposable
             Assert.True(after.BeginAddress > before.BeginAddress);
             Assert.True(after.LogBytes < before.LogBytes - 18_000_000, $"log {before.LogBytes} → {after.LogBytes} bytes");
             AssertAll(store, kept, 20_000, pushes: 1);
-            string[] checkpoints = Directory.GetDirectories(Path.Combine(dir.Directory, "checkpoints", "cpr-checkpoints"));
+            string[] checkpoints = Directory.GetDirectories(Path.Combine(_dir.Directory, "checkpoints", "cpr-checkpoints"));
             Assert.Single(checkpoints);
         }
-        using (ParamStore store = dir.Open(Memory))
+        using (ParamStore store = _dir.Open(Memory))
         {
             Assert.Equal(["kept"], store.ListTables().Select(t => t.Name));
             Assert.True(store.TryGetTable("kept", out TableHandle? kept));

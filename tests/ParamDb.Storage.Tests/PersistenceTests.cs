@@ -2,9 +2,9 @@ namespace ParamDb.Storage.Tests;
 
 public sealed class PersistenceTests : IDisposable
 {
-    private readonly TestStore dir = new();
+    private readonly TestStore _dir = new();
 
-    public void Dispose() => dir.Dispose();
+    public void Dispose() => _dir.Dispose();
 
     [Fact]
     public async Task ReopenAfterCheckpointKeepsTablesSchemasRowsAndCounts()
@@ -13,7 +13,7 @@ public sealed class PersistenceTests : IDisposable
         TableSchema sgd = TestStore.Schema(3, updater: new UpdaterSpec { Kind = UpdaterSpec.Sgd, Lr = 0.5 });
         ulong[] keys = TestStore.Keys(10, 500);
         float[] before;
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             TableHandle a = TestStore.Create(store, "sums", sums), b = TestStore.Create(store, "sgd", sgd);
             store.Push(a, keys, Enumerable.Range(0, keys.Length * 8).Select(i => (float)i).ToArray());
@@ -24,7 +24,7 @@ public sealed class PersistenceTests : IDisposable
             Assert.Equal(checkpoint.CompletedAt, store.LastCheckpoint);
         }
 
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             Assert.NotNull(store.LastCheckpoint);
             Assert.Equal(["sgd", "sums"], store.ListTables().Select(t => t.Name));
@@ -54,13 +54,13 @@ public sealed class PersistenceTests : IDisposable
             reference.Push(g);
         }
 
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             TableHandle table = TestStore.Create(store, "adam", schema);
             for (int step = 0; step < 3; step++) Step(store, table, step);
             await store.CheckpointAsync();
         }
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             Assert.True(store.TryGetTable("adam", out TableHandle? table));
             for (int step = 3; step < 6; step++) Step(store, table, step);
@@ -73,7 +73,7 @@ public sealed class PersistenceTests : IDisposable
     public async Task DeleteSurvivesReopenAndTheRecreatedTableStartsEmpty()
     {
         var init = new InitializerSpec { Kind = InitializerSpec.Constant, Value = -1 };
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             TableHandle old = TestStore.Create(store, "t", TestStore.Schema(2, init));
             store.Push(old, [5], [10, 10]);
@@ -82,7 +82,7 @@ public sealed class PersistenceTests : IDisposable
             store.Push(recreated, [6], [1, 1]);
             await store.CheckpointAsync();
         }
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             Assert.True(store.TryGetTable("t", out TableHandle? t));
             Assert.Equal([-1f, -1f, 0f, 0f], TestStore.Pull(store, t, 5, 6));
@@ -93,22 +93,22 @@ public sealed class PersistenceTests : IDisposable
     [Fact]
     public void InCheckpointModeAStoreClosedWithoutACheckpointReopensEmpty()
     {
-        using (ParamStore store = dir.Open(durability: DurabilityMode.Checkpoint))
+        using (ParamStore store = _dir.Open(durability: DurabilityMode.Checkpoint))
         {
             store.Push(TestStore.Create(store, "t", TestStore.Schema(2)), [1], [1, 1]);
         }
-        using (ParamStore store = dir.Open(durability: DurabilityMode.Checkpoint))
+        using (ParamStore store = _dir.Open(durability: DurabilityMode.Checkpoint))
         {
             Assert.Empty(store.ListTables());
             Assert.Null(store.LastCheckpoint);
         }
-        Assert.False(Directory.Exists(Path.Combine(dir.Directory, "wal")));
+        Assert.False(Directory.Exists(Path.Combine(_dir.Directory, "wal")));
     }
 
     [Fact]
     public async Task OnlyTheConfiguredNumberOfCheckpointsIsKept()
     {
-        using ParamStore store = dir.Open(checkpointsToKeep: 2, incremental: false);
+        using ParamStore store = _dir.Open(checkpointsToKeep: 2, incremental: false);
         TableHandle table = TestStore.Create(store, "t", TestStore.Schema(2));
         var tokens = new List<Guid>();
         for (int i = 0; i < 4; i++)
@@ -116,7 +116,7 @@ public sealed class PersistenceTests : IDisposable
             store.Push(table, [1], [1, 1]);
             tokens.Add((await store.CheckpointAsync()).Token);
         }
-        string[] kept = Directory.GetDirectories(Path.Combine(dir.Directory, "checkpoints", "cpr-checkpoints")).Select(Path.GetFileName).ToArray()!;
+        string[] kept = Directory.GetDirectories(Path.Combine(_dir.Directory, "checkpoints", "cpr-checkpoints")).Select(Path.GetFileName).ToArray()!;
         Assert.Equal(tokens.TakeLast(2).Select(t => t.ToString()).Order(), kept.Order());
     }
 
@@ -130,7 +130,7 @@ public sealed class PersistenceTests : IDisposable
         const int rounds = 300;
         ulong[] keys = TestStore.Keys(0, 100);
         // Checkpoint mode: with a write-ahead log the reopened store would replay every round.
-        using (ParamStore store = dir.Open(durability: DurabilityMode.Checkpoint))
+        using (ParamStore store = _dir.Open(durability: DurabilityMode.Checkpoint))
         {
             TableHandle table = TestStore.Create(store, "t", TestStore.Schema(1));
             var ones = Enumerable.Repeat(1f, 100).ToArray();
@@ -148,7 +148,7 @@ public sealed class PersistenceTests : IDisposable
             await pushing;
             Assert.All(TestStore.Pull(store, table, keys), v => Assert.Equal(rounds, v));
         }
-        using (ParamStore store = dir.Open(durability: DurabilityMode.Checkpoint))
+        using (ParamStore store = _dir.Open(durability: DurabilityMode.Checkpoint))
         {
             Assert.True(store.TryGetTable("t", out TableHandle? table));
             float[] values = TestStore.Pull(store, table, keys);
@@ -167,7 +167,7 @@ public sealed class PersistenceTests : IDisposable
     public async Task ABrokenNewestCheckpointFallsBackToThePreviousOne(DurabilityMode durability, float expected)
     {
         Guid newest;
-        using (ParamStore store = dir.Open(durability: durability, incremental: false))
+        using (ParamStore store = _dir.Open(durability: durability, incremental: false))
         {
             TableHandle table = TestStore.Create(store, "t", TestStore.Schema(2));
             store.Push(table, [1], [1, 1]);
@@ -177,7 +177,7 @@ public sealed class PersistenceTests : IDisposable
         }
         BreakCheckpoint(newest);
 
-        using ParamStore reopened = dir.Open(durability: durability);
+        using ParamStore reopened = _dir.Open(durability: durability);
         Assert.True(reopened.TryGetTable("t", out TableHandle? t));
         Assert.Equal([expected, expected], TestStore.Pull(reopened, t, 1));
     }
@@ -186,34 +186,34 @@ public sealed class PersistenceTests : IDisposable
     public async Task OpenRefusesToStartWhenNoCheckpointCanBeRecoveredAndNamesTheFile()
     {
         Guid only;
-        using (ParamStore store = dir.Open(durability: DurabilityMode.Checkpoint))
+        using (ParamStore store = _dir.Open(durability: DurabilityMode.Checkpoint))
         {
             store.Push(TestStore.Create(store, "t", TestStore.Schema(2)), [1], [1, 1]);
             only = (await store.CheckpointAsync()).Token;
         }
         BreakCheckpoint(only);
-        var refused = Assert.Throws<InvalidDataException>(() => dir.Open(durability: DurabilityMode.Checkpoint));
-        Assert.Contains(Path.Combine(dir.Directory, "checkpoints", "cpr-checkpoints", only.ToString()), refused.Message);
+        var refused = Assert.Throws<InvalidDataException>(() => _dir.Open(durability: DurabilityMode.Checkpoint));
+        Assert.Contains(Path.Combine(_dir.Directory, "checkpoints", "cpr-checkpoints", only.ToString()), refused.Message);
     }
 
     [Fact]
     public async Task ADamagedOnlyCheckpointIsRebuiltFromALogThatReachesItsFirstRecord()
     {
         Guid only;
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             await store.Push(TestStore.Create(store, "t", TestStore.Schema(2)), [1], [1, 1]).Durable;
             only = (await store.CheckpointAsync()).Token;
             await store.Push(store.ListTables()[0], [1], [1, 1]).Durable;
         }
         BreakCheckpoint(only);
-        using ParamStore reopened = dir.Open();
+        using ParamStore reopened = _dir.Open();
         Assert.True(reopened.TryGetTable("t", out TableHandle? t));
         Assert.Equal([2f, 2f], TestStore.Pull(reopened, t, 1));
     }
 
     /// <summary>Truncates every file of a checkpoint to nothing, as a crash in the middle of writing it would.</summary>
-    private void BreakCheckpoint(Guid token) => BreakCheckpoint(dir, token);
+    private void BreakCheckpoint(Guid token) => BreakCheckpoint(_dir, token);
 
     /// <summary>Truncates every file of a checkpoint of <paramref name="store"/>'s directory to nothing.</summary>
     internal static void BreakCheckpoint(TestStore store, Guid token)

@@ -9,9 +9,9 @@ namespace ParamDb.Storage.Tests;
 /// </summary>
 public sealed class RecoveryTests : IDisposable
 {
-    private readonly TestStore dir = new();
+    private readonly TestStore _dir = new();
 
-    public void Dispose() => dir.Dispose();
+    public void Dispose() => _dir.Dispose();
 
     private static float[] Fill(int n, float value) => Enumerable.Repeat(value, n).ToArray();
 
@@ -47,10 +47,10 @@ public sealed class RecoveryTests : IDisposable
         Assert.Equal(0, Rows(store, "empty"));
         Assert.Equal([w1, w2], store.ListWorkers().Select(w => w.Id));
         TableHandle a = Table(store, "a"), b = Table(store, "b");
-        Assert.Equal(3UL, a.Clocks.MinOf(w1));
-        Assert.Equal(7UL, a.Clocks.MinOf(w2));
-        Assert.Equal(4UL, b.Clocks.MinOf(w1));
-        Assert.Equal(0UL, b.Clocks.MinOf(w2));
+        Assert.Equal(3UL, a._clocks.MinOf(w1));
+        Assert.Equal(7UL, a._clocks.MinOf(w2));
+        Assert.Equal(4UL, b._clocks.MinOf(w1));
+        Assert.Equal(0UL, b._clocks.MinOf(w2));
         // The clocks still make retries exactly-once.
         Assert.Equal(0, store.Push(a, [5], Fill(4, 1f), new WorkerStamp(w1, 3)).Applied);
         Assert.Equal(0, store.Push(a, [5], Fill(4, 1f), new WorkerStamp(w2, 7)).Applied);
@@ -62,12 +62,12 @@ public sealed class RecoveryTests : IDisposable
     public async Task RowCountsWorkersAndClocksComeBackFromTheCutRecordWithoutAScan()
     {
         uint w1, w2;
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             (w1, w2) = Fill(store);
             await store.CheckpointAsync();
         }
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             Assert.Equal(RecoveredStateSource.CutRecord, store.RecoveredStateSource);
             AssertFilled(store, w1, w2);
@@ -78,7 +78,7 @@ public sealed class RecoveryTests : IDisposable
     public async Task CountsAfterReplayAreTheCutCountsPlusTheNewRowsTheLogAdds()
     {
         uint w1, w2, w3;
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             (w1, w2) = Fill(store);
             await store.CheckpointAsync();
@@ -92,7 +92,7 @@ public sealed class RecoveryTests : IDisposable
             Assert.True(store.DeleteTable("b"));
             Assert.Equal(152, store.GetStats(a).Rows);
         }   // no checkpoint: the reopen replays all of the above
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             Assert.Equal(RecoveredStateSource.CutRecord, store.RecoveredStateSource);
             Assert.Equal(152, Rows(store, "a"));
@@ -100,16 +100,16 @@ public sealed class RecoveryTests : IDisposable
             Assert.Equal(0, Rows(store, "empty"));
             Assert.False(store.TryGetTable("b", out _));
             Assert.Equal([w1, w2, w3], store.ListWorkers().Select(w => w.Id));
-            Assert.Equal(8UL, Table(store, "a").Clocks.MinOf(w1));
-            Assert.Equal(7UL, Table(store, "a").Clocks.MinOf(w2));
-            Assert.Equal(2UL, Table(store, "c").Clocks.MinOf(w3));
+            Assert.Equal(8UL, Table(store, "a")._clocks.MinOf(w1));
+            Assert.Equal(7UL, Table(store, "a")._clocks.MinOf(w2));
+            Assert.Equal(2UL, Table(store, "c")._clocks.MinOf(w3));
             Assert.Equal(Fill(4, 2f), TestStore.Pull(store, Table(store, "a"), 60));
             Assert.Equal(Fill(4, 1f), TestStore.Pull(store, Table(store, "a"), 149));
 
             // The counts carried forward agree with a full recount of the same state.
             await store.CheckpointAsync();
         }
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             Assert.Equal(RecoveredStateSource.CutRecord, store.RecoveredStateSource);
             Assert.Equal(152, Rows(store, "a"));
@@ -117,7 +117,7 @@ public sealed class RecoveryTests : IDisposable
             store.Format0CutRecordForTests = true;
             await store.CheckpointAsync();
         }
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             Assert.Equal(RecoveredStateSource.Scan, store.RecoveredStateSource);
             Assert.Equal(152, Rows(store, "a"));
@@ -130,7 +130,7 @@ public sealed class RecoveryTests : IDisposable
     public async Task AStoreWhoseCutRecordIsTheOldEightByteFormatOpensWithCorrectCountsByScanning()
     {
         uint w1, w2;
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             store.Format0CutRecordForTests = true;
             (w1, w2) = Fill(store);
@@ -138,7 +138,7 @@ public sealed class RecoveryTests : IDisposable
             TableHandle b = Table(store, "b");
             Assert.Equal(10, store.PushRange(b, 100, 10, Fill(20, 1f)).Applied);   // replayed on top
         }
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             Assert.Equal(RecoveredStateSource.Scan, store.RecoveredStateSource);
             Assert.Equal(60, Rows(store, "b"));
@@ -146,13 +146,13 @@ public sealed class RecoveryTests : IDisposable
             // The next checkpoint writes the counts; the open after it needs no scan and finds the same.
             await store.CheckpointAsync();
         }
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             Assert.Equal(RecoveredStateSource.CutRecord, store.RecoveredStateSource);
             Assert.Equal(60, Rows(store, "b"));
             Assert.Equal(102, Rows(store, "a"));
-            Assert.Equal(4UL, Table(store, "b").Clocks.MinOf(w1));
-            Assert.Equal(7UL, Table(store, "a").Clocks.MinOf(w2));
+            Assert.Equal(4UL, Table(store, "b")._clocks.MinOf(w1));
+            Assert.Equal(7UL, Table(store, "a")._clocks.MinOf(w2));
         }
     }
 
@@ -162,7 +162,7 @@ public sealed class RecoveryTests : IDisposable
         // A checkpoint from before the push gate could hold rows of a table its catalog record does not name (the
         // create missed the checkpoint, a push to it did not). Build that state: rows of table id 1 under a catalog
         // record that says the next id is 1.
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             TableHandle a = TestStore.Create(store, "a", TestStore.Schema(2));
             Assert.Equal(1u, a.Id);
@@ -172,13 +172,13 @@ public sealed class RecoveryTests : IDisposable
             await store.CheckpointAsync();
         }
         // The scan sees the orphan rows and raises the next id past them; the catalog record still says 1.
-        using (ParamStore store = dir.Open(durability: DurabilityMode.Checkpoint))
+        using (ParamStore store = _dir.Open(durability: DurabilityMode.Checkpoint))
         {
             Assert.Equal(RecoveredStateSource.Scan, store.RecoveredStateSource);
             Assert.Empty(store.ListTables());
             await store.CheckpointAsync();
         }
-        using (ParamStore store = dir.Open(durability: DurabilityMode.Checkpoint))
+        using (ParamStore store = _dir.Open(durability: DurabilityMode.Checkpoint))
         {
             Assert.Equal(RecoveredStateSource.CutRecord, store.RecoveredStateSource);
             TableHandle b = TestStore.Create(store, "b", TestStore.Schema(2));
@@ -194,7 +194,7 @@ public sealed class RecoveryTests : IDisposable
         const long Memory = 16L << 20;
         const int Rows = 120_000, Dim = 64, Batch = 8192;   // 120,000 × 288 B = 35 MB of records, 2× the memory
         uint w;
-        using (ParamStore store = dir.Open(Memory))
+        using (ParamStore store = _dir.Open(Memory))
         {
             TableHandle small = TestStore.Create(store, "small", TestStore.Schema(1));
             TableHandle big = TestStore.Create(store, "big", TestStore.Schema(Dim));
@@ -210,13 +210,13 @@ public sealed class RecoveryTests : IDisposable
             Assert.True(stats.HeadAddress > stats.BeginAddress, "part of the log must be on disk only");
             await store.CheckpointAsync();
         }
-        using (ParamStore store = dir.Open(Memory))
+        using (ParamStore store = _dir.Open(Memory))
         {
             Assert.Equal(RecoveredStateSource.CutRecord, store.RecoveredStateSource);
             Assert.True(store.RecoveryPendingReads > 0, "the catalog, registry and clock records were written first and should be on disk");
             Assert.Equal(Rows, store.GetStats(Table(store, "big")).Rows);
             Assert.Equal(3, store.GetStats(Table(store, "small")).Rows);
-            Assert.Equal(9UL, Table(store, "small").Clocks.MinOf(w));
+            Assert.Equal(9UL, Table(store, "small")._clocks.MinOf(w));
             Assert.Equal([w], store.ListWorkers().Select(x => x.Id));
         }
     }

@@ -3,46 +3,46 @@ namespace ParamDb.Storage.Tests;
 /// <summary>The updaters of docs/tables.md written out plainly in double precision, to check the store against.</summary>
 public sealed class ReferenceRow
 {
-    private readonly UpdaterSpec updater;
-    private readonly double[] w, a, m, v;
-    private int t;
+    private readonly UpdaterSpec _updater;
+    private readonly double[] _w, _a, _m, _v;
+    private int _t;
 
     public ReferenceRow(UpdaterSpec updater, ReadOnlySpan<float> init)
     {
-        this.updater = updater;
-        w = new double[init.Length];
-        for (int j = 0; j < w.Length; j++) w[j] = init[j];
-        a = new double[w.Length];
-        Array.Fill(a, updater.InitialAccumulator ?? 0);
-        m = new double[w.Length];
-        v = new double[w.Length];
+        _updater = updater;
+        _w = new double[init.Length];
+        for (int j = 0; j < _w.Length; j++) _w[j] = init[j];
+        _a = new double[_w.Length];
+        Array.Fill(_a, updater.InitialAccumulator ?? 0);
+        _m = new double[_w.Length];
+        _v = new double[_w.Length];
     }
 
-    public IReadOnlyList<double> Values => w;
+    public IReadOnlyList<double> Values => _w;
 
     public void Push(ReadOnlySpan<float> g)
     {
-        double lr = updater.Lr ?? 0;
-        if (updater.Kind == UpdaterSpec.Adam) t++;
-        for (int j = 0; j < w.Length; j++)
+        double lr = _updater.Lr ?? 0;
+        if (_updater.Kind == UpdaterSpec.Adam) _t++;
+        for (int j = 0; j < _w.Length; j++)
         {
-            switch (updater.Kind)
+            switch (_updater.Kind)
             {
-                case UpdaterSpec.Assign: w[j] = g[j]; break;
-                case UpdaterSpec.Add: w[j] += g[j]; break;
-                case UpdaterSpec.Sgd: w[j] -= lr * g[j]; break;
+                case UpdaterSpec.Assign: _w[j] = g[j]; break;
+                case UpdaterSpec.Add: _w[j] += g[j]; break;
+                case UpdaterSpec.Sgd: _w[j] -= lr * g[j]; break;
                 case UpdaterSpec.Adagrad:
-                    a[j] += (double)g[j] * g[j];
-                    w[j] -= lr * g[j] / (Math.Sqrt(a[j]) + updater.Eps!.Value);
+                    _a[j] += (double)g[j] * g[j];
+                    _w[j] -= lr * g[j] / (Math.Sqrt(_a[j]) + _updater.Eps!.Value);
                     break;
                 case UpdaterSpec.Adam:
-                    double b1 = updater.Beta1!.Value, b2 = updater.Beta2!.Value;
-                    m[j] = b1 * m[j] + (1 - b1) * g[j];
-                    v[j] = b2 * v[j] + (1 - b2) * g[j] * g[j];
-                    double mHat = m[j] / (1 - Math.Pow(b1, t)), vHat = v[j] / (1 - Math.Pow(b2, t));
-                    w[j] -= lr * mHat / (Math.Sqrt(vHat) + updater.Eps!.Value);
+                    double b1 = _updater.Beta1!.Value, b2 = _updater.Beta2!.Value;
+                    _m[j] = b1 * _m[j] + (1 - b1) * g[j];
+                    _v[j] = b2 * _v[j] + (1 - b2) * g[j] * g[j];
+                    double mHat = _m[j] / (1 - Math.Pow(b1, _t)), vHat = _v[j] / (1 - Math.Pow(b2, _t));
+                    _w[j] -= lr * mHat / (Math.Sqrt(vHat) + _updater.Eps!.Value);
                     break;
-                default: throw new ArgumentException(updater.Kind);
+                default: throw new ArgumentException(_updater.Kind);
             }
         }
     }

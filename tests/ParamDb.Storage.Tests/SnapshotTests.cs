@@ -6,12 +6,12 @@ namespace ParamDb.Storage.Tests;
 /// <summary>Named snapshots on a real store: what they hold, reading them, restoring them (live and after a crash), deleting and keeping them.</summary>
 public sealed class SnapshotTests : IDisposable
 {
-    private readonly TestStore dir = new();
+    private readonly TestStore _dir = new();
 
-    public void Dispose() => dir.Dispose();
+    public void Dispose() => _dir.Dispose();
 
     private SnapshotLibrary Library(int keep = 0) =>
-        new(new StoreOptions { DataDirectory = dir.Directory, MemoryBytes = TestStore.DefaultMemory }, keep);
+        new(new StoreOptions { DataDirectory = _dir.Directory, MemoryBytes = TestStore.DefaultMemory }, keep);
 
     private static float[] Fill(int count, float value)
     {
@@ -36,7 +36,7 @@ public sealed class SnapshotTests : IDisposable
     public async Task ASnapshotHoldsEveryTableAsOfItsCutWhileTheStoreMovesOn()
     {
         using var library = Library();
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             Populate(store);
             float[] bBefore = TestStore.Pull(store, store.TryGetTable("b", out var b) ? b : null!, 7, 9);
@@ -78,7 +78,7 @@ public sealed class SnapshotTests : IDisposable
         using var library = Library();
         uint worker;
         float[] bAtSnapshot;
-        ParamStore store = dir.Open();
+        ParamStore store = _dir.Open();
         try
         {
             worker = Populate(store);
@@ -100,7 +100,7 @@ public sealed class SnapshotTests : IDisposable
             store.Dispose();
         }
 
-        using (store = dir.Open())
+        using (store = _dir.Open())
         {
             Assert.Equal(["a", "b"], store.ListTables().Select(t => t.Name));
             store.TryGetTable("a", out var a);
@@ -114,11 +114,11 @@ public sealed class SnapshotTests : IDisposable
             // The clock is the snapshot's: clock 3 is new again and applies once.
             Assert.Equal(PushStatus.Ok, store.Push(a!, [0], Fill(4, 1f), new WorkerStamp(worker, 3)).Status);
             Assert.Equal(0, store.Push(a!, [0], Fill(4, 1f), new WorkerStamp(worker, 3)).Applied);
-            Assert.False(Directory.Exists(Path.Combine(dir.Directory, "restore")));
-            Assert.False(Directory.Exists(Path.Combine(dir.Directory, "restore-old")));
+            Assert.False(Directory.Exists(Path.Combine(_dir.Directory, "restore")));
+            Assert.False(Directory.Exists(Path.Combine(_dir.Directory, "restore-old")));
         }
         // Written after the restore, without a checkpoint: back from the write-ahead log.
-        using (store = dir.Open())
+        using (store = _dir.Open())
         {
             store.TryGetTable("a", out var a);
             Assert.Equal(Fill(4, 3f), TestStore.Pull(store, a!, 0));
@@ -130,7 +130,7 @@ public sealed class SnapshotTests : IDisposable
     private async Task StageRestoreOfAnOlderRowAsync()
     {
         using var library = Library();
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle a = TestStore.Create(store, "a", TestStore.Schema(2));
         store.Push(a, [1], [1, 1]);
         await library.CreateAsync(store, "s1");
@@ -143,12 +143,12 @@ public sealed class SnapshotTests : IDisposable
     {
         await StageRestoreOfAnOlderRowAsync();
         // A crash after the first swap step: the node's checkpoints are aside, the snapshot's in place.
-        string root = dir.Directory;
+        string root = _dir.Directory;
         Directory.CreateDirectory(Path.Combine(root, "restore-old"));
         Directory.Move(Path.Combine(root, "checkpoints"), Path.Combine(root, "restore-old", "checkpoints"));
         Directory.Move(Path.Combine(root, "restore", "checkpoints"), Path.Combine(root, "checkpoints"));
 
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             store.TryGetTable("a", out var a);
             Assert.Equal(new float[] { 1, 1 }, TestStore.Pull(store, a!, 1));
@@ -160,21 +160,21 @@ public sealed class SnapshotTests : IDisposable
     public async Task AStagedCopyWithoutItsReadyMarkerIsDiscardedAndTheNodeKeepsItsData()
     {
         await StageRestoreOfAnOlderRowAsync();
-        File.Delete(Path.Combine(dir.Directory, "restore", "READY"));   // as if the copy had died before its end
+        File.Delete(Path.Combine(_dir.Directory, "restore", "READY"));   // as if the copy had died before its end
 
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             store.TryGetTable("a", out var a);
             Assert.Equal(new float[] { 2, 2 }, TestStore.Pull(store, a!, 1));
         }
-        Assert.False(Directory.Exists(Path.Combine(dir.Directory, "restore")));
+        Assert.False(Directory.Exists(Path.Combine(_dir.Directory, "restore")));
     }
 
     [Fact]
     public async Task ADamagedSnapshotIsRefusedBeforeTheNodesDataIsTouched()
     {
         using var library = Library();
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle a = TestStore.Create(store, "a", TestStore.Schema(2));
         store.Push(a, [1], [1, 1]);
         await library.CreateAsync(store, "s1");
@@ -186,7 +186,7 @@ public sealed class SnapshotTests : IDisposable
 
         var e = Assert.Throws<InvalidDataException>(() => library.StageRestore("s1"));
         Assert.Contains("info.dat", e.Message);
-        Assert.False(Directory.Exists(Path.Combine(dir.Directory, "restore")));
+        Assert.False(Directory.Exists(Path.Combine(_dir.Directory, "restore")));
         Assert.Throws<InvalidDataException>(() => library.OpenReader("s1"));
     }
 
@@ -201,7 +201,7 @@ public sealed class SnapshotTests : IDisposable
     public async Task InvalidNamesAreRefusedWithoutTouchingAPath(string name)
     {
         using var library = Library();
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         var e = await Assert.ThrowsAsync<SnapshotException>(() => library.CreateAsync(store, name));
         Assert.Equal(SnapshotError.InvalidName, e.Error);
         Assert.Equal(SnapshotError.InvalidName, Assert.Throws<SnapshotException>(() => library.Get(name)).Error);
@@ -215,7 +215,7 @@ public sealed class SnapshotTests : IDisposable
     public async Task NamesAreNeverReusedAndUnknownNamesAreNotFound()
     {
         using var library = Library();
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         await library.CreateAsync(store, "s1");
         Assert.Equal(SnapshotError.Exists, (await Assert.ThrowsAsync<SnapshotException>(() => library.CreateAsync(store, "s1"))).Error);
         Assert.Equal(SnapshotError.NotFound, Assert.Throws<SnapshotException>(() => library.Get("nope")).Error);
@@ -229,7 +229,7 @@ public sealed class SnapshotTests : IDisposable
     public async Task ADeleteWhileAReaderIsOpenHidesTheSnapshotAndRemovesItWhenTheReaderCloses()
     {
         using var library = Library();
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle a = TestStore.Create(store, "a", TestStore.Schema(2));
         store.Push(a, [1], [1, 1]);
         await library.CreateAsync(store, "s1");
@@ -259,7 +259,7 @@ public sealed class SnapshotTests : IDisposable
     public async Task RetentionKeepsTheNewestN()
     {
         using var library = Library(keep: 2);
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle a = TestStore.Create(store, "a", TestStore.Schema(1));
         for (int i = 1; i <= 4; i++)
         {
@@ -274,12 +274,12 @@ public sealed class SnapshotTests : IDisposable
     public async Task LeftoversOfAnEarlierProcessGoWhenTheLibraryOpens()
     {
         using (var library = Library())
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             await library.CreateAsync(store, "kept");
             await library.CreateAsync(store, "doomed");
         }
-        string root = Path.Combine(dir.Directory, "snapshots");
+        string root = Path.Combine(_dir.Directory, "snapshots");
         Directory.CreateDirectory(Path.Combine(root, ".staging-0123"));
         File.WriteAllBytes(Path.Combine(root, "doomed", "DELETED"), []);
 
@@ -306,7 +306,7 @@ public sealed class SnapshotTests : IDisposable
     {
         using var library = Library();
         const int rows = 60_000;   // dim 64: ~17 MB of records against 8 MiB of log memory
-        using ParamStore store = dir.Open(memoryBytes: 8L << 20);
+        using ParamStore store = _dir.Open(memoryBytes: 8L << 20);
         TableHandle t = TestStore.Create(store, "big", TestStore.Schema(64));
         store.Push(t, TestStore.Keys(0, rows), Fill(rows * 64, 1f));
         await library.CreateAsync(store, "s1");
@@ -331,7 +331,7 @@ public sealed class SnapshotTests : IDisposable
         {
             Assert.Contains(file, refused.Message);
             Assert.Throws<InvalidDataException>(() => library.StageRestore("s1"));
-            Assert.False(Directory.Exists(Path.Combine(dir.Directory, "restore")));
+            Assert.False(Directory.Exists(Path.Combine(_dir.Directory, "restore")));
         }
         Assert.True(refused is not null || (folder, at) == ("log", 1.0), $"damage to {file} at {at} was neither refused nor harmless by design");
         Assert.All(TestStore.Pull(store, t, TestStore.Keys(0, 100)), v => Assert.Equal(1f, v));
@@ -342,7 +342,7 @@ public sealed class SnapshotTests : IDisposable
     {
         using var library = Library();
         const int rows = 60_000;   // dim 64: ~17 MB of records against 8 MiB of log memory
-        ParamStore store = dir.Open(memoryBytes: 8L << 20);
+        ParamStore store = _dir.Open(memoryBytes: 8L << 20);
         try
         {
             TableHandle t = TestStore.Create(store, "big", TestStore.Schema(64));
@@ -357,7 +357,7 @@ public sealed class SnapshotTests : IDisposable
         {
             store.Dispose();
         }
-        using (store = dir.Open(memoryBytes: 8L << 20))
+        using (store = _dir.Open(memoryBytes: 8L << 20))
         {
             store.TryGetTable("big", out var t);
             Assert.Equal(rows, store.GetStats(t!).Rows);
@@ -371,7 +371,7 @@ public sealed class SnapshotTests : IDisposable
     public async Task ASnapshotFolderCopiedElsewhereOpensAsADataDirectory()
     {
         using var library = Library();
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             TableHandle a = TestStore.Create(store, "a", TestStore.Schema(2));
             store.Push(a, [4], [1, 2]);
@@ -402,11 +402,11 @@ public sealed class SnapshotTests : IDisposable
 
 public sealed class SparseCopyTests : IDisposable
 {
-    private readonly string dir = Path.Combine(Path.GetTempPath(), "paramdb-sparse-" + Guid.NewGuid().ToString("N"));
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "paramdb-sparse-" + Guid.NewGuid().ToString("N"));
 
-    public SparseCopyTests() => Directory.CreateDirectory(dir);
+    public SparseCopyTests() => Directory.CreateDirectory(_dir);
 
-    public void Dispose() => Directory.Delete(dir, recursive: true);
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
 
     /// <summary>Lengths around the 4 KiB block and the 4 MiB copy buffer, with data at the start, inside and at the very end.</summary>
     public static TheoryData<int, int[]> Files() => new()
@@ -431,7 +431,7 @@ public sealed class SparseCopyTests : IDisposable
             bytes[at] = 0xA5;
             blocks.Add(at / ParamDb.Storage.Snapshots.SnapshotFiles.SparseBlock);
         }
-        string source = Path.Combine(dir, "source"), target = Path.Combine(dir, "target");
+        string source = Path.Combine(_dir, "source"), target = Path.Combine(_dir, "target");
         File.WriteAllBytes(source, bytes);
 
         long stored = ParamDb.Storage.Snapshots.SnapshotFiles.CopySparse(source, target);

@@ -2,14 +2,14 @@ namespace ParamDb.Storage.Tests;
 
 public sealed class TableTests : IDisposable
 {
-    private readonly TestStore dir = new();
+    private readonly TestStore _dir = new();
 
-    public void Dispose() => dir.Dispose();
+    public void Dispose() => _dir.Dispose();
 
     [Fact]
     public void CreateTableReportsCreatedThenAlreadyExistsThenConflict()
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableSchema schema = TestStore.Schema(8, updater: new UpdaterSpec { Kind = UpdaterSpec.Sgd, Lr = 0.5 });
 
         Assert.Equal(CreateTableOutcome.Created, store.CreateTable("emb", schema, out TableHandle created));
@@ -24,7 +24,7 @@ public sealed class TableTests : IDisposable
     [Fact]
     public void CreateTableRefusesUnnormalizedSchemasAndInvalidNames()
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         Assert.Throws<ArgumentException>(() => store.CreateTable("t", new TableSchema { Dim = 4 }, out _));
         Assert.Throws<ArgumentException>(() => store.CreateTable("a/b", TestStore.Schema(4), out _));
         Assert.Empty(store.ListTables());
@@ -33,7 +33,7 @@ public sealed class TableTests : IDisposable
     [Fact]
     public void ListTablesIsSortedByNameAndTryGetFindsLiveTablesOnly()
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         foreach (string name in new[] { "b", "a", "C", "a.2" }) TestStore.Create(store, name, TestStore.Schema(2));
         Assert.True(store.DeleteTable("b"));
         Assert.False(store.DeleteTable("b"));
@@ -50,7 +50,7 @@ public sealed class TableTests : IDisposable
     [Fact]
     public void StatsCountDistinctStoredRowsAndTheirStoredBytes()
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle table = TestStore.Create(store, "t", TestStore.Schema(10, updater: new UpdaterSpec { Kind = UpdaterSpec.Adagrad, Lr = 0.1 }));
         var values = new float[3 * 10];
         store.Push(table, [1, 2, 3], values);
@@ -62,7 +62,7 @@ public sealed class TableTests : IDisposable
     [Fact]
     public void DeletedTableRecreatedUnderTheSameNameStartsFromInitialValues()
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         var init = new InitializerSpec { Kind = InitializerSpec.Constant, Value = 3 };
         TableHandle first = TestStore.Create(store, "t", TestStore.Schema(4, init));
         store.Push(first, [1, 2], Enumerable.Repeat(1f, 8).ToArray());

@@ -7,9 +7,9 @@ public sealed class UpdaterTests : IDisposable
     private static readonly ulong[] Keys = [0, 5, 1_000_000_007, ulong.MaxValue];
     private static readonly InitializerSpec Init = new() { Kind = InitializerSpec.Uniform, Low = -1, High = 1, Seed = 3 };
 
-    private readonly TestStore dir = new();
+    private readonly TestStore _dir = new();
 
-    public void Dispose() => dir.Dispose();
+    public void Dispose() => _dir.Dispose();
 
     public static TheoryData<string> Kinds => [UpdaterSpec.Assign, UpdaterSpec.Add, UpdaterSpec.Sgd, UpdaterSpec.Adagrad, UpdaterSpec.Adam];
 
@@ -25,7 +25,7 @@ public sealed class UpdaterTests : IDisposable
     [MemberData(nameof(Kinds))]
     public void RepeatedPushesMatchTheReferenceUpdater(string kind)
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableSchema schema = TestStore.Schema(Dim, Init, Updater(kind));
         TableHandle table = TestStore.Create(store, "t", schema);
         ReferenceRow[] reference = Keys.Select(k => NewReference(schema, k)).ToArray();
@@ -49,7 +49,7 @@ public sealed class UpdaterTests : IDisposable
     [MemberData(nameof(Kinds))]
     public void PushRangeAndPullRangeAddressConsecutiveKeys(string kind)
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableSchema schema = TestStore.Schema(Dim, Init, Updater(kind));
         TableHandle table = TestStore.Create(store, "t", schema);
         const ulong first = 1000;
@@ -76,7 +76,7 @@ public sealed class UpdaterTests : IDisposable
     [Fact]
     public void PullReturnsOnlyRowValuesNeverOptimizerState()
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableSchema schema = TestStore.Schema(4, updater: Updater(UpdaterSpec.Adam));
         TableHandle table = TestStore.Create(store, "adam", schema);
         float[] g = [1, -2, 3, -4];
@@ -97,7 +97,7 @@ public sealed class UpdaterTests : IDisposable
     [Fact]
     public void PushWithWrongValueCountIsRefusedAndChangesNothing()
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle table = TestStore.Create(store, "t", TestStore.Schema(4));
         Assert.Throws<ArgumentException>(() => store.Push(table, [1, 2], new float[7]));
         Assert.Throws<ArgumentOutOfRangeException>(() => store.PushRange(table, ulong.MaxValue, 2, new float[8]));

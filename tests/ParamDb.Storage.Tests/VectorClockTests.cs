@@ -3,16 +3,16 @@ namespace ParamDb.Storage.Tests;
 /// <summary>Exactly-once pushes per (worker, clock) per range, ticks, and clocks that survive a reopen.</summary>
 public sealed class VectorClockTests : IDisposable
 {
-    private readonly TestStore dir = new();
+    private readonly TestStore _dir = new();
 
-    public void Dispose() => dir.Dispose();
+    public void Dispose() => _dir.Dispose();
 
     private static float[] Ones(int n) => Enumerable.Repeat(1f, n).ToArray();
 
     [Fact]
     public void RetriedPushAtTheSameClockIsAppliedOnce()
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle t = TestStore.Create(store, "t", TestStore.Schema(2));
         uint w = store.RegisterWorker("w", [], 60_000).Id;
         ulong[] keys = [1, 9000, 1UL << 40];
@@ -30,7 +30,7 @@ public sealed class VectorClockTests : IDisposable
     [Fact]
     public void ClocksArePerTableAndPerWorker()
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle a = TestStore.Create(store, "a", TestStore.Schema(1)), b = TestStore.Create(store, "b", TestStore.Schema(1));
         uint w1 = store.RegisterWorker("w1", [], 60_000).Id, w2 = store.RegisterWorker("w2", [], 60_000).Id;
         Assert.Equal(1, store.Push(a, [7], [1f], new WorkerStamp(w1, 5)).Applied);
@@ -44,7 +44,7 @@ public sealed class VectorClockTests : IDisposable
     [Fact]
     public void UnclockedPushesAreNeverDeduplicated()
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle t = TestStore.Create(store, "t", TestStore.Schema(1));
         uint w = store.RegisterWorker("w", [], 60_000).Id;
         store.Push(t, [3], [1f]);
@@ -57,7 +57,7 @@ public sealed class VectorClockTests : IDisposable
     [Fact]
     public void PushFromAnUnknownWorkerChangesNothing()
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle t = TestStore.Create(store, "t", TestStore.Schema(1));
         Assert.Equal(PushStatus.WorkerNotFound, store.Push(t, [3], [1f], new WorkerStamp(42, 1)).Status);
         Assert.Equal(PushStatus.WorkerNotFound, store.Tick(t, new WorkerStamp(42, 1)).Status);
@@ -71,7 +71,7 @@ public sealed class VectorClockTests : IDisposable
     [Fact]
     public void TickAdvancesTheClockWithoutRows()
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle t = TestStore.Create(store, "t", TestStore.Schema(1));
         uint w = store.RegisterWorker("w", ["t"], 60_000).Id;
         Assert.Equal(new PushOutcome(PushStatus.Ok, 0), store.Tick(t, new WorkerStamp(w, 3)));
@@ -83,7 +83,7 @@ public sealed class VectorClockTests : IDisposable
     [Fact]
     public void RangesAtDifferentClocksDecideRowByRow()
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle t = TestStore.Create(store, "t", TestStore.Schema(1));
         uint w = store.RegisterWorker("w", [], 60_000).Id;
         store.Tick(t, new WorkerStamp(w, 4));
@@ -91,7 +91,7 @@ public sealed class VectorClockTests : IDisposable
         ulong[] keys = [.. Enumerable.Range(0, 64).Select(b => (ulong)b << 12)];
         var ring = new StoreOptions { DataDirectory = "x" }.Ring;
         int moved = ring.RangeOf(t.RingHash, keys[0]);
-        WorkerClocks clocks = t.Clocks.For(w);
+        WorkerClocks clocks = t._clocks.For(w);
         clocks.Ranges[moved] = 9;
         clocks.Recompute();
         int inMoved = keys.Count(k => ring.RangeOf(t.RingHash, k) == moved);
@@ -107,7 +107,7 @@ public sealed class VectorClockTests : IDisposable
     public async Task ClocksAndWorkersSurviveReopenSoRetriesStayExactlyOnce()
     {
         uint w;
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             TableHandle t = TestStore.Create(store, "t", TestStore.Schema(1));
             w = store.RegisterWorker("keeper", ["t"], 60_000).Id;
@@ -115,7 +115,7 @@ public sealed class VectorClockTests : IDisposable
             store.Push(t, [1, 2], [1f, 1f], new WorkerStamp(w, 2));
             await store.CheckpointAsync();
         }
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             Assert.True(store.TryGetTable("t", out TableHandle? t));
             WorkerState state = Assert.Single(store.ListWorkers());
@@ -135,7 +135,7 @@ public sealed class VectorClockTests : IDisposable
         const int workers = 4;
         var recoveredClock = new ulong[workers];
         uint[] ids = new uint[workers];
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             TableHandle t = TestStore.Create(store, "t", TestStore.Schema(4));
             for (int i = 0; i < workers; i++) ids[i] = store.RegisterWorker($"w{i}", ["t"], 60_000).Id;
@@ -161,14 +161,14 @@ public sealed class VectorClockTests : IDisposable
             }
             // Dispose without a final checkpoint: the reopen sees the third checkpoint's cut.
         }
-        using (ParamStore store = dir.Open())
+        using (ParamStore store = _dir.Open())
         {
             Assert.True(store.TryGetTable("t", out TableHandle? t));
             ulong total = 0;
             for (int i = 0; i < workers; i++)
             {
-                recoveredClock[i] = t.Clocks.MinOf(ids[i]);
-                Assert.Equal(recoveredClock[i], t.Clocks.For(ids[i]).Max);
+                recoveredClock[i] = t._clocks.MinOf(ids[i]);
+                Assert.Equal(recoveredClock[i], t._clocks.For(ids[i]).Max);
                 total += recoveredClock[i];
                 Assert.Equal(Enumerable.Repeat((float)recoveredClock[i], 4), TestStore.Pull(store, t, 10_000UL + (ulong)i));
             }

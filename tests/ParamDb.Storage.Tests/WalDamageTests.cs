@@ -6,9 +6,9 @@ namespace ParamDb.Storage.Tests;
 /// </summary>
 public sealed class WalDamageTests : IDisposable
 {
-    private readonly TestStore dir = new();
+    private readonly TestStore _dir = new();
 
-    public void Dispose() => dir.Dispose();
+    public void Dispose() => _dir.Dispose();
 
     /// <summary>
     /// 72 keys pushed one push each after a checkpoint, then a crash: what the issue's reproduction did. Returns
@@ -16,7 +16,7 @@ public sealed class WalDamageTests : IDisposable
     /// </summary>
     private async Task<float[]> PushesAfterACheckpointAsync()
     {
-        using ParamStore store = dir.Open();
+        using ParamStore store = _dir.Open();
         TableHandle t = TestStore.Create(store, "t", TestStore.Schema(4));
         await store.Push(t, TestStore.Keys(1000, 8), Enumerable.Repeat(1f, 32).ToArray()).Durable;
         await store.CheckpointAsync();
@@ -44,29 +44,29 @@ public sealed class WalDamageTests : IDisposable
     public async Task DamageWithIntactRecordsAfterItRefusesNamingTheSegmentTheOffsetAndWhatFollows(double at)
     {
         await PushesAfterACheckpointAsync();
-        string segment = dir.WalSegments()[^1];
+        string segment = _dir.WalSegments()[^1];
         Invert(segment, at, 4);
 
-        var e = Assert.Throws<InvalidDataException>(() => dir.Open());
+        var e = Assert.Throws<InvalidDataException>(() => _dir.Open());
 
         Assert.Contains(segment, e.Message);
         Assert.Matches(@"at byte \d+: ", e.Message);
         Assert.Matches(@"and \d+ intact records were written after it", e.Message);
         Assert.Contains("paramdb recover --accept-loss", e.Message);
         // Refusing changed nothing: the same open refuses again, and the segment is as it was.
-        Assert.Throws<InvalidDataException>(() => dir.Open());
+        Assert.Throws<InvalidDataException>(() => _dir.Open());
     }
 
     [Fact]
     public async Task AcceptingTheLossKeepsWhatPrecedesTheDamageMovesTheRestAsideAndReportsIt()
     {
         float[] acknowledged = await PushesAfterACheckpointAsync();
-        string segment = dir.WalSegments()[^1];
+        string segment = _dir.WalSegments()[^1];
         long length = new FileInfo(segment).Length;
         Invert(segment, 0.5, 4);
 
         int kept;
-        using (ParamStore accepted = ParamStore.Open(new StoreOptions { DataDirectory = dir.Directory, MemoryBytes = TestStore.DefaultMemory, AcceptWalLoss = true }))
+        using (ParamStore accepted = ParamStore.Open(new StoreOptions { DataDirectory = _dir.Directory, MemoryBytes = TestStore.DefaultMemory, AcceptWalLoss = true }))
         {
             Assert.NotNull(accepted.AcceptedLoss);
             Assert.Contains("dropped", accepted.AcceptedLoss);
@@ -81,9 +81,9 @@ public sealed class WalDamageTests : IDisposable
         }
 
         // The damaged bytes were moved aside, not deleted, and the log now opens without the flag.
-        string[] aside = Directory.GetFiles(Path.Combine(dir.Directory, "damaged"), "*", SearchOption.AllDirectories);
+        string[] aside = Directory.GetFiles(Path.Combine(_dir.Directory, "damaged"), "*", SearchOption.AllDirectories);
         Assert.Equal(length, new FileInfo(segment).Length + new FileInfo(Assert.Single(aside)).Length);
-        using ParamStore reopened = dir.Open();
+        using ParamStore reopened = _dir.Open();
         Assert.Null(reopened.AcceptedLoss);
         Assert.True(reopened.TryGetTable("t", out TableHandle? again));
         Assert.Equal(acknowledged[kept - 1], TestStore.Pull(reopened, again!, (ulong)(kept - 1))[0]);
@@ -94,10 +94,10 @@ public sealed class WalDamageTests : IDisposable
     public async Task ATornLastRecordIsDroppedAndEverythingBeforeItServed()
     {
         float[] acknowledged = await PushesAfterACheckpointAsync();
-        string segment = dir.WalSegments()[^1];
+        string segment = _dir.WalSegments()[^1];
         using (var file = new FileStream(segment, FileMode.Open)) file.SetLength(file.Length - 5);   // the last write never finished
 
-        using ParamStore reopened = dir.Open();
+        using ParamStore reopened = _dir.Open();
         Assert.True(reopened.TryGetTable("t", out TableHandle? t));
         float[] values = TestStore.Pull(reopened, t!, TestStore.Keys(0, 72));
         for (int k = 0; k < 71; k++) Assert.Equal(acknowledged[k], values[k * 4]);

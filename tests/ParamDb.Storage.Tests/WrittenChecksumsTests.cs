@@ -10,14 +10,14 @@ namespace ParamDb.Storage.Tests;
 public sealed class WrittenChecksumsTests : IDisposable
 {
     private readonly string _directory = Path.Combine(Path.GetTempPath(), "paramdb-written-tests", Guid.NewGuid().ToString("N"));
-    private readonly TestStore dir = new();
+    private readonly TestStore _dir = new();
 
     public WrittenChecksumsTests() => Directory.CreateDirectory(_directory);
 
     public void Dispose()
     {
         Directory.Delete(_directory, recursive: true);
-        dir.Dispose();
+        _dir.Dispose();
     }
 
     private static uint Crc(ReadOnlySpan<byte> bytes) => ~Crc32C.Append(~0u, bytes);
@@ -112,7 +112,7 @@ public sealed class WrittenChecksumsTests : IDisposable
         var tokens = new HashSet<Guid>();
         // 256 MiB of log memory: the pushes below grow the log by tens of MiB, and an increment is taken only while
         // FASTER has flushed nothing since its full checkpoint (durability.md), which 32 MiB did not always keep.
-        using (ParamStore store = dir.Open(memoryBytes: 256L << 20))
+        using (ParamStore store = _dir.Open(memoryBytes: 256L << 20))
         {
             TableHandle t = TestStore.Create(store, "t", TestStore.Schema(dim));
             store.PushRange(t, 0, rows, new float[rows * dim]);
@@ -133,7 +133,7 @@ public sealed class WrittenChecksumsTests : IDisposable
             // The full checkpoint's files and each increment's delta log came from the writes, not from reading back.
             Assert.True(store.ChecksumsFromWrites >= 4, $"{store.ChecksumsFromWrites} files vouched for by their writes");
         }
-        string checkpoints = Path.Combine(dir.Directory, "checkpoints");
+        string checkpoints = Path.Combine(_dir.Directory, "checkpoints");
         int manifests = 0;
         foreach (Guid token in tokens)
             foreach ((long? _, string manifest) in CheckpointManifest.Manifests(checkpoints, token))

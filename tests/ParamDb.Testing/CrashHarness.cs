@@ -203,7 +203,7 @@ public static class CrashHarness
     /// <summary>One worker: its clock, the push a kill may have cut off, and its rows.</summary>
     private sealed class CrashWorker
     {
-        private readonly byte[] block;
+        private readonly byte[] _block;
 
         public CrashWorker(uint id, int index)
         {
@@ -214,8 +214,8 @@ public static class CrashHarness
             ulong[] keys = [0, .. OwnKeys];
             float[] ones = new float[keys.Length * Dim];
             Array.Fill(ones, 1f);
-            block = new byte[KvBlockWriter.SizeOf(false, keys.Length, Dim, true)];
-            KvBlockWriter.Write(block, keys, ones, Dim, withValues: true);
+            _block = new byte[KvBlockWriter.SizeOf(false, keys.Length, Dim, true)];
+            KvBlockWriter.Write(_block, keys, ones, Dim, withValues: true);
         }
 
         public uint Id { get; }
@@ -256,7 +256,7 @@ public static class CrashHarness
 
         public async Task<PushResult> PushAsync(HttpClient http, ulong clock)
         {
-            using var content = new ByteArrayContent(block);
+            using var content = new ByteArrayContent(_block);
             content.Headers.ContentType = new MediaTypeHeaderValue(MediaTypes.KvBlock);
             using var request = new HttpRequestMessage(HttpMethod.Post, $"/v1/tables/{Table}/push") { Content = content };
             request.Headers.Add("ParamDb-Worker", Id.ToString(System.Globalization.CultureInfo.InvariantCulture));

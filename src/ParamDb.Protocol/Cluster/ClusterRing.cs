@@ -21,15 +21,15 @@ public sealed class ClusterRing
 
     // Merged tokens, ascending; a token two nodes share comes once per node, the node of the ordinally smaller
     // id first, so that node is primary of the shared arc and the other its first backup on every client.
-    private readonly ulong[] tokens;
-    private readonly int[] owners;
+    private readonly ulong[] _tokens;
+    private readonly int[] _owners;
     // Per merged token i, replicaWidth node indices at [i * replicaWidth …]: the primary, then its backups.
     // Precomputed so ReplicasOf is a search and a copy: N × V × min(R, N) ints, 77 KB for 100 nodes × 64 × R 3.
-    private readonly int[] replicaSets;
-    private readonly int replicaWidth;
-    private readonly string[] ids;
-    private readonly Ring[] nodeRings;
-    private readonly Dictionary<string, int> indexById;
+    private readonly int[] _replicaSets;
+    private readonly int _replicaWidth;
+    private readonly string[] _ids;
+    private readonly Ring[] _nodeRings;
+    private readonly Dictionary<string, int> _indexById;
 
     /// <summary>
     /// A ring of the nodes <paramref name="nodeIds"/>, each holding <see cref="Ring.ForNode"/>(id,
@@ -71,42 +71,42 @@ public sealed class ClusterRing
         Epoch = epoch;
         Replicas = replicas;
         VirtualNodes = virtualNodes;
-        ids = new string[members.Length];
-        nodeRings = new Ring[members.Length];
-        indexById = new Dictionary<string, int>(members.Length, StringComparer.Ordinal);
+        _ids = new string[members.Length];
+        _nodeRings = new Ring[members.Length];
+        _indexById = new Dictionary<string, int>(members.Length, StringComparer.Ordinal);
         int total = 0;
         for (int n = 0; n < members.Length; n++)
         {
-            ids[n] = members[n].Key;
-            nodeRings[n] = members[n].Value;
-            if (!indexById.TryAdd(ids[n], n)) throw new ArgumentException($"Node '{ids[n]}' is listed twice.", nameof(nodes));
-            total += nodeRings[n].Count;
+            _ids[n] = members[n].Key;
+            _nodeRings[n] = members[n].Value;
+            if (!_indexById.TryAdd(_ids[n], n)) throw new ArgumentException($"Node '{_ids[n]}' is listed twice.", nameof(nodes));
+            total += _nodeRings[n].Count;
         }
-        Nodes = Array.AsReadOnly(ids);
+        Nodes = Array.AsReadOnly(_ids);
 
         // (token, node index) pairs sorted by token then index: within a node tokens are distinct (Ring removes
         // duplicates), so the order is total and the same on every client.
         var merged = new (ulong Token, int Node)[total];
         int k = 0;
-        for (int n = 0; n < nodeRings.Length; n++)
+        for (int n = 0; n < _nodeRings.Length; n++)
         {
-            foreach (ulong token in nodeRings[n].Tokens) merged[k++] = (token, n);
+            foreach (ulong token in _nodeRings[n].Tokens) merged[k++] = (token, n);
         }
         Array.Sort(merged);
-        tokens = new ulong[total];
-        owners = new int[total];
-        for (int i = 0; i < total; i++) (tokens[i], owners[i]) = merged[i];
+        _tokens = new ulong[total];
+        _owners = new int[total];
+        for (int i = 0; i < total; i++) (_tokens[i], _owners[i]) = merged[i];
 
-        replicaWidth = Math.Min(replicas, ids.Length);
-        replicaSets = new int[total * replicaWidth];
+        _replicaWidth = Math.Min(replicas, _ids.Length);
+        _replicaSets = new int[total * _replicaWidth];
         for (int i = 0; i < total; i++)
         {
-            Span<int> set = replicaSets.AsSpan(i * replicaWidth, replicaWidth);
+            Span<int> set = _replicaSets.AsSpan(i * _replicaWidth, _replicaWidth);
             int found = 0;
             // Every node has at least one token, so one lap finds min(R, N) distinct nodes.
-            for (int j = i; found < replicaWidth; j = j + 1 == total ? 0 : j + 1)
+            for (int j = i; found < _replicaWidth; j = j + 1 == total ? 0 : j + 1)
             {
-                int node = owners[j];
+                int node = _owners[j];
                 if (!set[..found].Contains(node)) set[found++] = node;
             }
         }
@@ -125,28 +125,28 @@ public sealed class ClusterRing
     public IReadOnlyList<string> Nodes { get; }
 
     /// <summary>Number of nodes, N.</summary>
-    public int NodeCount => ids.Length;
+    public int NodeCount => _ids.Length;
 
     /// <summary>
     /// Nodes a position is kept on: min(R, N), since a key is never kept twice on one node. The length
     /// <see cref="ReplicasOf(ulong, Span{int})"/> needs.
     /// </summary>
-    public int ReplicaCount => replicaWidth;
+    public int ReplicaCount => _replicaWidth;
 
     /// <summary>All tokens, ascending (N × V when no two collide); merged token i ends the arc (tokens[i-1], tokens[i]].</summary>
-    public ReadOnlySpan<ulong> Tokens => tokens;
+    public ReadOnlySpan<ulong> Tokens => _tokens;
 
     /// <summary>The node index owning each of <see cref="Tokens"/>.</summary>
-    public ReadOnlySpan<int> Owners => owners;
+    public ReadOnlySpan<int> Owners => _owners;
 
     /// <summary>The tokens of the node at <paramref name="nodeIndex"/>: its store's ranges.</summary>
-    public Ring NodeRing(int nodeIndex) => nodeRings[nodeIndex];
+    public Ring NodeRing(int nodeIndex) => _nodeRings[nodeIndex];
 
     /// <summary>The index of node <paramref name="id"/> in <see cref="Nodes"/>, or -1 when it is not in this ring.</summary>
     public int NodeIndex(string id)
     {
         ArgumentNullException.ThrowIfNull(id);
-        return indexById.TryGetValue(id, out int index) ? index : -1;
+        return _indexById.TryGetValue(id, out int index) ? index : -1;
     }
 
     /// <summary>
@@ -158,7 +158,7 @@ public sealed class ClusterRing
     {
         // Lower bound, not Array.BinarySearch: that may land on any of several equal tokens, and the tie rule
         // needs the first.
-        ulong[] t = tokens;
+        ulong[] t = _tokens;
         int lo = 0, hi = t.Length;
         while (lo < hi)
         {
@@ -171,11 +171,11 @@ public sealed class ClusterRing
 
     /// <summary>The node index of the primary of <paramref name="position"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public int PrimaryOf(ulong position) => owners[RangeOf(position)];
+    public int PrimaryOf(ulong position) => _owners[RangeOf(position)];
 
     /// <summary>The node index of the primary of <paramref name="key"/> in the table whose <see cref="Ring.NameHash"/> is <paramref name="tableHash"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public int PrimaryOf(ulong tableHash, ulong key) => owners[RangeOf(Ring.Position(tableHash, key))];
+    public int PrimaryOf(ulong tableHash, ulong key) => _owners[RangeOf(Ring.Position(tableHash, key))];
 
     /// <summary>
     /// Writes the nodes that keep <paramref name="position"/>: the primary, then the next distinct nodes clockwise,
@@ -185,8 +185,8 @@ public sealed class ClusterRing
     /// <param name="destination">At least <see cref="ReplicaCount"/> long, else <see cref="ArgumentException"/>.</param>
     public int ReplicasOf(ulong position, Span<int> destination)
     {
-        replicaSets.AsSpan(RangeOf(position) * replicaWidth, replicaWidth).CopyTo(destination);
-        return replicaWidth;
+        _replicaSets.AsSpan(RangeOf(position) * _replicaWidth, _replicaWidth).CopyTo(destination);
+        return _replicaWidth;
     }
 
     /// <summary>As <see cref="ReplicasOf(ulong, Span{int})"/> for <paramref name="key"/> of a table.</summary>
@@ -198,7 +198,7 @@ public sealed class ClusterRing
 
     /// <summary>True when the node at <paramref name="nodeIndex"/> keeps <paramref name="key"/> of a table, as primary or backup.</summary>
     public bool Holds(int nodeIndex, ulong tableHash, ulong key) =>
-        replicaSets.AsSpan(RangeOf(Ring.Position(tableHash, key)) * replicaWidth, replicaWidth).Contains(nodeIndex);
+        _replicaSets.AsSpan(RangeOf(Ring.Position(tableHash, key)) * _replicaWidth, _replicaWidth).Contains(nodeIndex);
 
     /// <summary>
     /// The tokens of the node at <paramref name="nodeIndex"/> as <c>GET /v1/cluster</c> lists them: ascending
@@ -206,7 +206,7 @@ public sealed class ClusterRing
     /// </summary>
     public string[] TokenStrings(int nodeIndex)
     {
-        ReadOnlySpan<ulong> own = nodeRings[nodeIndex].Tokens;
+        ReadOnlySpan<ulong> own = _nodeRings[nodeIndex].Tokens;
         var strings = new string[own.Length];
         for (int i = 0; i < own.Length; i++) strings[i] = own[i].ToString(CultureInfo.InvariantCulture);
         return strings;

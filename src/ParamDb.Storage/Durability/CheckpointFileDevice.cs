@@ -25,11 +25,11 @@ namespace ParamDb.Storage.Durability;
 /// </remarks>
 internal sealed class CheckpointFileDevice : StorageDeviceBase
 {
-    private readonly ConcurrentDictionary<int, DirectFile> segments = new();
-    private readonly Lock opening = new();
-    private readonly TimeSpan writeCompletionDelay;
-    private readonly WrittenChecksums? checksums;
-    private volatile bool disposed;
+    private readonly ConcurrentDictionary<int, DirectFile> _segments = new();
+    private readonly Lock _opening = new();
+    private readonly TimeSpan _writeCompletionDelay;
+    private readonly WrittenChecksums? _checksums;
+    private volatile bool _disposed;
 
     /// <param name="fileName">The device's base file name; segment files add <c>.N</c>.</param>
     /// <param name="checksums">Where the CRC-32C of each piece written goes; null to keep none.</param>
@@ -37,8 +37,8 @@ internal sealed class CheckpointFileDevice : StorageDeviceBase
     public CheckpointFileDevice(string fileName, WrittenChecksums? checksums = null, TimeSpan writeCompletionDelay = default)
         : base(fileName, SectorBytes, Devices.CAPACITY_UNSPECIFIED)
     {
-        this.checksums = checksums;
-        this.writeCompletionDelay = writeCompletionDelay;
+        _checksums = checksums;
+        _writeCompletionDelay = writeCompletionDelay;
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(fileName))!);
     }
 
@@ -53,9 +53,9 @@ internal sealed class CheckpointFileDevice : StorageDeviceBase
 
     public override void RemoveSegment(int segment)
     {
-        if (segments.TryRemove(segment, out DirectFile? file)) file.Dispose();
+        if (_segments.TryRemove(segment, out DirectFile? file)) file.Dispose();
         string path = GetSegmentFilename(FileName, segment);
-        checksums?.Forget(path);
+        _checksums?.Forget(path);
         File.Delete(path);
     }
 
@@ -69,7 +69,7 @@ internal sealed class CheckpointFileDevice : StorageDeviceBase
     public override long GetFileSize(int segment)
     {
         if (segmentSize > 0) return segmentSize;
-        if (segments.TryGetValue(segment, out DirectFile? file)) return file.Length;
+        if (_segments.TryGetValue(segment, out DirectFile? file)) return file.Length;
         var info = new FileInfo(GetSegmentFilename(FileName, segment));
         return info.Exists ? info.Length : 0;
     }
@@ -79,30 +79,30 @@ internal sealed class CheckpointFileDevice : StorageDeviceBase
     /// <summary>Closes the files; an I/O still queued then fails rather than opening them again.</summary>
     public override void Dispose()
     {
-        disposed = true;
+        _disposed = true;
         CloseAll();
     }
 
     private void CloseAll()
     {
-        lock (opening)   // so no segment opens between the flag and the sweep
-            foreach (int segment in segments.Keys)
-                if (segments.TryRemove(segment, out DirectFile? file)) file.Dispose();
+        lock (_opening)   // so no segment opens between the flag and the sweep
+            foreach (int segment in _segments.Keys)
+                if (_segments.TryRemove(segment, out DirectFile? file)) file.Dispose();
     }
 
     /// <summary>The segment's file, opened once. A read does not create it: a missing file is an error, not an empty one.</summary>
     private DirectFile Segment(int segment, bool create)
     {
-        if (segments.TryGetValue(segment, out DirectFile? file)) return file;
-        lock (opening)
+        if (_segments.TryGetValue(segment, out DirectFile? file)) return file;
+        lock (_opening)
         {
-            ObjectDisposedException.ThrowIf(disposed, this);
-            if (segments.TryGetValue(segment, out file)) return file;
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_segments.TryGetValue(segment, out file)) return file;
             string path = GetSegmentFilename(FileName, segment);
             // Pieces recorded for an earlier file of this name (deleted since) must not vouch for the new one.
-            if (create && !File.Exists(path)) checksums?.Forget(path);
+            if (create && !File.Exists(path)) _checksums?.Forget(path);
             file = DirectFile.Open(path, create ? FileMode.OpenOrCreate : FileMode.Open, FileAccess.ReadWrite);
-            segments[segment] = file;
+            _segments[segment] = file;
             return file;
         }
     }
@@ -121,9 +121,9 @@ internal sealed class CheckpointFileDevice : StorageDeviceBase
             {
                 Span<byte> piece = buffer.Span[..Math.Min(buffer.Length, source.Length - done)];
                 source.Slice(done, piece.Length).CopyTo(piece);
-                uint crc = checksums is null ? 0 : ~Crc32C.Append(~0u, piece);
+                uint crc = _checksums is null ? 0 : ~Crc32C.Append(~0u, piece);
                 file.Write(piece, offset + done);
-                checksums?.Record(file.Path, offset + done, piece.Length, crc);
+                _checksums?.Record(file.Path, offset + done, piece.Length, crc);
                 done += piece.Length;
             }
         }
@@ -140,7 +140,7 @@ internal sealed class CheckpointFileDevice : StorageDeviceBase
     internal sealed class Io(CheckpointFileDevice device, bool write, int segment, ulong offset, IntPtr buffer, uint length, DeviceIOCompletionCallback callback, object context)
         : IThreadPoolWorkItem
     {
-        private uint error, done;
+        private uint _error, _done;
 
         /// <summary>The I/O itself, on an I/O thread; then queues <see cref="Execute"/>.</summary>
         public unsafe void Run()
@@ -152,27 +152,27 @@ internal sealed class CheckpointFileDevice : StorageDeviceBase
                 if (write)
                 {
                     device.WriteCopies(file, span, (long)offset);
-                    done = length;
+                    _done = length;
                 }
                 else
                 {
                     // A short read is the end of the file: FASTER gets what is there, as from its own device.
-                    done = (uint)file.ReadFull(span, (long)offset);
+                    _done = (uint)file.ReadFull(span, (long)offset);
                 }
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or ObjectDisposedException)
             {
                 uint code = (uint)(e.HResult & 0xFFFF);
-                error = code == 0 ? uint.MaxValue : code;
+                _error = code == 0 ? uint.MaxValue : code;
             }
-            if (write && device.writeCompletionDelay > TimeSpan.Zero)
-                _ = Task.Delay(device.writeCompletionDelay).ContinueWith(static (_, io) => ((Io)io!).Execute(), this, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+            if (write && device._writeCompletionDelay > TimeSpan.Zero)
+                _ = Task.Delay(device._writeCompletionDelay).ContinueWith(static (_, io) => ((Io)io!).Execute(), this, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
             else
                 ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
         }
 
         /// <summary>FASTER's completion callback, on the thread pool.</summary>
-        public void Execute() => callback(error, done, context);
+        public void Execute() => callback(_error, _done, context);
     }
 }
 
@@ -208,25 +208,25 @@ internal static class CheckpointIo
 /// </summary>
 internal sealed class CheckpointDeviceFactory(WrittenChecksums? checksums = null, TimeSpan writeCompletionDelay = default) : INamedDeviceFactory
 {
-    private readonly LocalStorageNamedDeviceFactory local = new();
-    private string baseName = "";
+    private readonly LocalStorageNamedDeviceFactory _local = new();
+    private string _baseName = "";
 
     public void Initialize(string baseName)
     {
-        this.baseName = baseName;
-        local.Initialize(baseName);
+        _baseName = baseName;
+        _local.Initialize(baseName);
     }
 
-    public IDevice Get(FileDescriptor fileInfo) => new CheckpointFileDevice(Path.Combine(baseName, fileInfo.directoryName, fileInfo.fileName), checksums, writeCompletionDelay);
+    public IDevice Get(FileDescriptor fileInfo) => new CheckpointFileDevice(Path.Combine(_baseName, fileInfo.directoryName, fileInfo.fileName), checksums, writeCompletionDelay);
 
     public void Delete(FileDescriptor fileInfo)
     {
         // A folder (no file name) goes whole; a file goes as its segment 0, as FASTER's own factory deletes it.
         checksums?.Forget(fileInfo.fileName is null
-            ? Path.Combine(baseName, fileInfo.directoryName)
-            : Path.Combine(baseName, fileInfo.directoryName, fileInfo.fileName + ".0"));
-        local.Delete(fileInfo);
+            ? Path.Combine(_baseName, fileInfo.directoryName)
+            : Path.Combine(_baseName, fileInfo.directoryName, fileInfo.fileName + ".0"));
+        _local.Delete(fileInfo);
     }
 
-    public IEnumerable<FileDescriptor> ListContents(string path) => local.ListContents(path);
+    public IEnumerable<FileDescriptor> ListContents(string path) => _local.ListContents(path);
 }

@@ -28,22 +28,22 @@ internal sealed class DirectFile : IDisposable
     /// <summary>What direct requests are aligned to: 512 bytes, the logical block size of the disks seen here.</summary>
     public const int Alignment = 512;
 
-    private readonly SafeFileHandle buffered;
-    private readonly SafeFileHandle? direct;
-    private volatile bool refused;
+    private readonly SafeFileHandle _buffered;
+    private readonly SafeFileHandle? _direct;
+    private volatile bool _refused;
 
     private DirectFile(string path, SafeFileHandle buffered, SafeFileHandle? direct)
     {
         Path = path;
-        this.buffered = buffered;
-        this.direct = direct;
+        _buffered = buffered;
+        _direct = direct;
     }
 
     /// <summary>The file's path as opened.</summary>
     public string Path { get; }
 
     /// <summary>Whether aligned requests still go past the page cache.</summary>
-    public bool IsDirect => direct is not null && !refused;
+    public bool IsDirect => _direct is not null && !_refused;
 
     /// <summary>
     /// Opens <paramref name="path"/> as <see cref="File.OpenHandle"/> would (same modes, same exceptions), plus a
@@ -64,7 +64,7 @@ internal sealed class DirectFile : IDisposable
     }
 
     /// <summary>The file's length.</summary>
-    public long Length => RandomAccess.GetLength(buffered);
+    public long Length => RandomAccess.GetLength(_buffered);
 
     /// <summary>Reads at <paramref name="offset"/>; fewer bytes than asked only at the end of the file.</summary>
     public int Read(Span<byte> destination, long offset)
@@ -80,7 +80,7 @@ internal sealed class DirectFile : IDisposable
                 Refused();
             }
         }
-        return RandomAccess.Read(buffered, destination, offset);
+        return RandomAccess.Read(_buffered, destination, offset);
     }
 
     /// <summary>Reads at <paramref name="offset"/> until <paramref name="destination"/> is full or the file ends.</summary>
@@ -107,23 +107,23 @@ internal sealed class DirectFile : IDisposable
                 Refused();
             }
         }
-        RandomAccess.Write(buffered, source, offset);
+        RandomAccess.Write(_buffered, source, offset);
     }
 
     /// <summary>fsyncs the file: whatever either handle wrote, and its length.</summary>
-    public void Flush() => RandomAccess.FlushToDisk(buffered);
+    public void Flush() => RandomAccess.FlushToDisk(_buffered);
 
     public void Dispose()
     {
-        direct?.Dispose();
-        buffered.Dispose();
+        _direct?.Dispose();
+        _buffered.Dispose();
     }
 
     /// <summary>The direct handle when this request can use it.</summary>
     private SafeFileHandle? Direct(ReadOnlySpan<byte> span, long offset)
     {
-        SafeFileHandle? handle = direct;
-        if (handle is null || refused) return null;
+        SafeFileHandle? handle = _direct;
+        if (handle is null || _refused) return null;
         unsafe
         {
             fixed (byte* address = span)
@@ -135,7 +135,7 @@ internal sealed class DirectFile : IDisposable
     /// The file system refused an aligned direct request: every later one takes the page cache. The handle stays
     /// open until <see cref="Dispose"/>, as another thread may be in a request on it.
     /// </summary>
-    private void Refused() => refused = true;
+    private void Refused() => _refused = true;
 
     /// <summary>
     /// Copies <paramref name="source"/> to <paramref name="target"/>, which must not exist, in 4 MiB pieces past the
@@ -189,25 +189,25 @@ internal sealed class AlignedBuffer
     private const int MaxPooled = 4;
     private static readonly ConcurrentQueue<AlignedBuffer> Pool = new();
 
-    private readonly byte[] array;
-    private readonly int start;
+    private readonly byte[] _array;
+    private readonly int _start;
 
     private AlignedBuffer(int length)
     {
-        array = GC.AllocateUninitializedArray<byte>(length + DirectFile.Alignment, pinned: true);
+        _array = GC.AllocateUninitializedArray<byte>(length + DirectFile.Alignment, pinned: true);
         unsafe
         {
-            fixed (byte* p = array)
-                start = (int)((DirectFile.Alignment - (nint)p % DirectFile.Alignment) % DirectFile.Alignment);
+            fixed (byte* p = _array)
+                _start = (int)((DirectFile.Alignment - (nint)p % DirectFile.Alignment) % DirectFile.Alignment);
         }
         Length = length;
     }
 
     /// <summary>The buffer's bytes; its first byte is aligned.</summary>
-    public Span<byte> Span => array.AsSpan(start, Length);
+    public Span<byte> Span => _array.AsSpan(_start, Length);
 
     /// <summary>The same bytes as <see cref="Span"/>.</summary>
-    public Memory<byte> Memory => array.AsMemory(start, Length);
+    public Memory<byte> Memory => _array.AsMemory(_start, Length);
 
     /// <summary>Its length.</summary>
     public int Length { get; }

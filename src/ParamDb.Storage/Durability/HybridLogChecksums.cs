@@ -20,7 +20,7 @@ namespace ParamDb.Storage.Durability;
 /// </remarks>
 internal sealed class HybridLogChecksums(string logDirectory, int segmentSizeBits)
 {
-    private readonly Dictionary<long, (long Length, uint Crc)> segments = [];
+    private readonly Dictionary<long, (long Length, uint Crc)> _segments = [];
 
     /// <summary>The first address FASTER writes a record at; below it the log's first segment holds nothing.</summary>
     private const long FirstAddress = 64;
@@ -36,7 +36,7 @@ internal sealed class HybridLogChecksums(string logDirectory, int segmentSizeBit
             string name = Path.GetFileName(path);
             if (name.StartsWith("hlog.log.", StringComparison.Ordinal)
                 && long.TryParse(name.AsSpan("hlog.log.".Length), NumberStyles.None, CultureInfo.InvariantCulture, out long segment))
-                segments[segment] = (length, crc);
+                _segments[segment] = (length, crc);
         }
     }
 
@@ -52,20 +52,20 @@ internal sealed class HybridLogChecksums(string logDirectory, int segmentSizeBit
     {
         var prefixes = new List<(string, long, uint)>();
         long first = beginAddress >> segmentSizeBits, segmentBytes = 1L << segmentSizeBits;
-        foreach (long stale in segments.Keys.Where(s => s < first).ToList()) segments.Remove(stale);
+        foreach (long stale in _segments.Keys.Where(s => s < first).ToList()) _segments.Remove(stale);
         for (long segment = first; segment << segmentSizeBits < flushedUntil; segment++)
         {
             long want = Math.Min(segmentBytes, flushedUntil - (segment << segmentSizeBits));
             // FASTER's log starts at address 64 and reports those first bytes flushed before it writes any.
             if (segment == 0 && want <= FirstAddress) continue;
             string path = SegmentPath(segment);
-            (long length, uint crc) = segments.GetValueOrDefault(segment);
+            (long length, uint crc) = _segments.GetValueOrDefault(segment);
             if (length > want) (length, crc) = (0, 0);
             if (length < want)
             {
                 crc = Crc32C.Combine(crc, OfRange(path, length, want), want - length);
                 length = want;
-                segments[segment] = (length, crc);
+                _segments[segment] = (length, crc);
             }
             prefixes.Add((path, length, crc));
         }

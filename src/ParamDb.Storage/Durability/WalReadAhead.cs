@@ -33,18 +33,18 @@ internal sealed class WalReadAhead : IDisposable
     /// <summary>Chunks: one being parsed, one just read, one being read.</summary>
     public const int DefaultChunks = 3;
 
-    private readonly IReadOnlyList<string> paths;
-    private readonly int chunkBytes;
-    private readonly AlignedBuffer[] buffers;
-    private readonly BlockingCollection<AlignedBuffer> free;
-    private readonly BlockingCollection<Chunk> filled;
-    private readonly CancellationTokenSource stop = new();
-    private readonly Thread thread;
+    private readonly IReadOnlyList<string> _paths;
+    private readonly int _chunkBytes;
+    private readonly AlignedBuffer[] _buffers;
+    private readonly BlockingCollection<AlignedBuffer> _free;
+    private readonly BlockingCollection<Chunk> _filled;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Thread _thread;
 
-    private Chunk current;
-    private int position;
-    private int segment = -1;
-    private bool segmentEnded = true;
+    private Chunk _current;
+    private int _position;
+    private int _segment = -1;
+    private bool _segmentEnded = true;
 
     /// <summary>Starts reading <paramref name="paths"/> at once.</summary>
     /// <param name="paths">Segment files, in the order they are to be read.</param>
@@ -54,29 +54,29 @@ internal sealed class WalReadAhead : IDisposable
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(chunkBytes, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(chunks, 2);
-        this.paths = paths;
-        this.chunkBytes = chunkBytes;
-        buffers = new AlignedBuffer[chunks];
-        free = new BlockingCollection<AlignedBuffer>(new ConcurrentQueue<AlignedBuffer>(), chunks);
-        filled = new BlockingCollection<Chunk>(new ConcurrentQueue<Chunk>(), chunks + paths.Count + 1);
+        _paths = paths;
+        _chunkBytes = chunkBytes;
+        _buffers = new AlignedBuffer[chunks];
+        _free = new BlockingCollection<AlignedBuffer>(new ConcurrentQueue<AlignedBuffer>(), chunks);
+        _filled = new BlockingCollection<Chunk>(new ConcurrentQueue<Chunk>(), chunks + paths.Count + 1);
         for (int i = 0; i < chunks; i++)
         {
-            buffers[i] = AlignedBuffer.Allocate(chunkBytes);
-            free.Add(buffers[i]);
+            _buffers[i] = AlignedBuffer.Allocate(chunkBytes);
+            _free.Add(_buffers[i]);
         }
-        thread = new Thread(ReadAll) { IsBackground = true, Name = "paramdb-wal-read-ahead" };
-        thread.Start();
+        _thread = new Thread(ReadAll) { IsBackground = true, Name = "paramdb-wal-read-ahead" };
+        _thread.Start();
     }
 
     /// <summary>Bytes read from the files so far.</summary>
-    public long BytesRead => Interlocked.Read(ref bytesRead);
+    public long BytesRead => Interlocked.Read(ref _bytesRead);
 
-    private long bytesRead;
+    private long _bytesRead;
 
     /// <summary>Time the consumer spent waiting for a chunk that was not read yet.</summary>
-    public TimeSpan WaitTime => Stopwatch.GetElapsedTime(0, waitTicks);
+    public TimeSpan WaitTime => Stopwatch.GetElapsedTime(0, _waitTicks);
 
-    private long waitTicks;
+    private long _waitTicks;
 
     /// <summary>
     /// Moves to the next segment, which the caller has reached in order. The previous one need not have been read
@@ -85,11 +85,11 @@ internal sealed class WalReadAhead : IDisposable
     /// <exception cref="IOException">The segment could not be opened (rethrown from the reader thread).</exception>
     public void NextSegment()
     {
-        while (!segmentEnded) Advance();   // skip what is left of the previous segment
-        segment++;
-        segmentEnded = false;
-        position = 0;
-        current = default;
+        while (!_segmentEnded) Advance();   // skip what is left of the previous segment
+        _segment++;
+        _segmentEnded = false;
+        _position = 0;
+        _current = default;
         Advance();
     }
 
@@ -101,10 +101,10 @@ internal sealed class WalReadAhead : IDisposable
     /// <exception cref="IOException">Reading the segment failed (rethrown from the reader thread).</exception>
     public ReadOnlySpan<byte> Take(int length, scoped ref byte[] scratch)
     {
-        if (current.Length - position >= length)
+        if (_current.Length - _position >= length)
         {
-            ReadOnlySpan<byte> inside = current.Buffer.Span.Slice(position, length);
-            position += length;
+            ReadOnlySpan<byte> inside = _current.Buffer.Span.Slice(_position, length);
+            _position += length;
             return inside;
         }
         if (scratch.Length < length)
@@ -113,13 +113,13 @@ internal sealed class WalReadAhead : IDisposable
             scratch = ArrayPool<byte>.Shared.Rent(length);
         }
         int copied = 0;
-        while (copied < length && !segmentEnded)
+        while (copied < length && !_segmentEnded)
         {
-            int n = Math.Min(length - copied, current.Length - position);
-            current.Buffer.Span.Slice(position, n).CopyTo(scratch.AsSpan(copied));
+            int n = Math.Min(length - copied, _current.Length - _position);
+            _current.Buffer.Span.Slice(_position, n).CopyTo(scratch.AsSpan(copied));
             copied += n;
-            position += n;
-            if (position == current.Length) Advance();
+            _position += n;
+            if (_position == _current.Length) Advance();
         }
         return scratch.AsSpan(0, copied);
     }
@@ -127,19 +127,19 @@ internal sealed class WalReadAhead : IDisposable
     /// <summary>Hands the spent chunk back and waits for the next one of the current segment.</summary>
     private void Advance()
     {
-        if (current.Buffer is not null && current.Length > 0) free.Add(current.Buffer);
-        current = default;
-        position = 0;
-        if (!filled.TryTake(out Chunk next))
+        if (_current.Buffer is not null && _current.Length > 0) _free.Add(_current.Buffer);
+        _current = default;
+        _position = 0;
+        if (!_filled.TryTake(out Chunk next))
         {
             long start = Stopwatch.GetTimestamp();
-            next = filled.Take();
-            waitTicks += Stopwatch.GetTimestamp() - start;
+            next = _filled.Take();
+            _waitTicks += Stopwatch.GetTimestamp() - start;
         }
         next.Error?.Throw();
-        Debug.Assert(next.Segment == segment, "Chunks arrive in segment order, and a segment is left only after its end marker.");
-        if (next.Length == 0) segmentEnded = true;
-        else current = next;
+        Debug.Assert(next.Segment == _segment, "Chunks arrive in segment order, and a segment is left only after its end marker.");
+        if (next.Length == 0) _segmentEnded = true;
+        else _current = next;
     }
 
     /// <summary>The reader thread: each segment's chunks, then its end marker (length 0); a failure ends the reads.</summary>
@@ -147,46 +147,46 @@ internal sealed class WalReadAhead : IDisposable
     {
         try
         {
-            for (int s = 0; s < paths.Count; s++)
+            for (int s = 0; s < _paths.Count; s++)
             {
-                using DirectFile file = DirectFile.Open(paths[s], FileMode.Open, FileAccess.Read);
+                using DirectFile file = DirectFile.Open(_paths[s], FileMode.Open, FileAccess.Read);
                 long offset = 0;
                 while (true)
                 {
-                    AlignedBuffer buffer = free.Take(stop.Token);
+                    AlignedBuffer buffer = _free.Take(_stop.Token);
                     int length = file.ReadFull(buffer.Span, offset);
                     offset += length;
-                    Interlocked.Add(ref bytesRead, length);
+                    Interlocked.Add(ref _bytesRead, length);
                     if (length == 0)
                     {
-                        free.Add(buffer);
+                        _free.Add(buffer);
                         break;
                     }
-                    filled.Add(new Chunk(s, buffer, length, null), stop.Token);
-                    if (length < chunkBytes) break;
+                    _filled.Add(new Chunk(s, buffer, length, null), _stop.Token);
+                    if (length < _chunkBytes) break;
                 }
-                filled.Add(new Chunk(s, null!, 0, null), stop.Token);
+                _filled.Add(new Chunk(s, null!, 0, null), _stop.Token);
             }
         }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
         {
             // Dispose: the consumer stopped early.
         }
         catch (Exception e)
         {
             // Handed to the consumer where it would have met it reading the file itself.
-            filled.Add(new Chunk(-1, null!, 0, ExceptionDispatchInfo.Capture(e)));
+            _filled.Add(new Chunk(-1, null!, 0, ExceptionDispatchInfo.Capture(e)));
         }
     }
 
     /// <summary>Stops the reader thread and waits for it; the chunks go to the GC.</summary>
     public void Dispose()
     {
-        stop.Cancel();
-        thread.Join();
-        stop.Dispose();
-        free.Dispose();
-        filled.Dispose();
+        _stop.Cancel();
+        _thread.Join();
+        _stop.Dispose();
+        _free.Dispose();
+        _filled.Dispose();
     }
 
     /// <summary>Bytes of one segment, its end marker (<see cref="Length"/> 0), or a failure of the reader thread.</summary>

@@ -18,21 +18,21 @@ namespace ParamDb.Storage.Durability;
 /// </remarks>
 internal sealed class WrittenChecksums
 {
-    private readonly Dictionary<string, Ledger> files = new(StringComparer.Ordinal);
-    private readonly Lock sync = new();
+    private readonly Dictionary<string, Ledger> _files = new(StringComparer.Ordinal);
+    private readonly Lock _sync = new();
 
     /// <summary>Files <see cref="TryGet"/> vouched for; tests check the manifest took this path.</summary>
-    public int Vouched => Volatile.Read(ref vouched);
+    public int Vouched => Volatile.Read(ref _vouched);
 
-    private int vouched;
+    private int _vouched;
 
     /// <summary>Records that <paramref name="length"/> bytes with CRC <paramref name="crc"/> were written at <paramref name="offset"/>.</summary>
     public void Record(string path, long offset, int length, uint crc)
     {
         path = Path.GetFullPath(path);
-        lock (sync)
+        lock (_sync)
         {
-            if (!files.TryGetValue(path, out Ledger? ledger)) files[path] = ledger = new Ledger();
+            if (!_files.TryGetValue(path, out Ledger? ledger)) _files[path] = ledger = new Ledger();
             if (ledger.Unknown) return;
             long end = offset + length;
             SortedList<long, (int Length, uint Crc)> pieces = ledger.Pieces;
@@ -58,9 +58,9 @@ internal sealed class WrittenChecksums
     {
         crc = 0;
         length = new FileInfo(path).Length;
-        lock (sync)
+        lock (_sync)
         {
-            if (!files.TryGetValue(Path.GetFullPath(path), out Ledger? ledger) || ledger.Unknown) return false;
+            if (!_files.TryGetValue(Path.GetFullPath(path), out Ledger? ledger) || ledger.Unknown) return false;
             long at = 0;
             uint combined = 0;   // the CRC-32C of no bytes
             foreach ((long start, (int pieceLength, uint pieceCrc)) in ledger.Pieces)
@@ -72,7 +72,7 @@ internal sealed class WrittenChecksums
             if (at != length) return false;
             crc = combined;
         }
-        Interlocked.Increment(ref vouched);
+        Interlocked.Increment(ref _vouched);
         return true;
     }
 
@@ -84,12 +84,12 @@ internal sealed class WrittenChecksums
     {
         string full = Path.GetFullPath(path);
         string below = Path.TrimEndingDirectorySeparator(full) + Path.DirectorySeparatorChar;
-        lock (sync)
+        lock (_sync)
         {
             List<string>? gone = null;
-            foreach (string file in files.Keys)
+            foreach (string file in _files.Keys)
                 if (file == full || file.StartsWith(below, StringComparison.Ordinal)) (gone ??= []).Add(file);
-            if (gone is not null) foreach (string file in gone) files.Remove(file);
+            if (gone is not null) foreach (string file in gone) _files.Remove(file);
         }
     }
 

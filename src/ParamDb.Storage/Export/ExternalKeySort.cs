@@ -30,16 +30,16 @@ internal sealed class ExternalKeySort : IKeyChunkSink, IDisposable
     /// <summary>Keys per read or write buffer of a run file: 8,192 keys = 64 KiB.</summary>
     private const int IoKeys = 8192;
 
-    private readonly string directory;
-    private readonly int runKeys;
-    private readonly int fanIn;
-    private readonly List<string> runs = [];
-    private ulong[]? buffer;   // the run being filled; after Finish, the sorted keys if no run was written
-    private int buffered;
-    private int nextFile;
-    private string? sorted;    // after Finish: the file of sorted keys, or null when they are in the buffer
-    private long count = -1;   // after Finish: distinct keys
-    private bool disposed;
+    private readonly string _directory;
+    private readonly int _runKeys;
+    private readonly int _fanIn;
+    private readonly List<string> _runs = [];
+    private ulong[]? _buffer;   // the run being filled; after Finish, the sorted keys if no run was written
+    private int _buffered;
+    private int _nextFile;
+    private string? _sorted;    // after Finish: the file of sorted keys, or null when they are in the buffer
+    private long _count = -1;   // after Finish: distinct keys
+    private bool _disposed;
 
     /// <summary>A sort whose run files go to <paramref name="directory"/>, which must not be shared with anything else.</summary>
     /// <param name="directory">Created at the first run written; deleted by <see cref="Dispose"/>.</param>
@@ -50,9 +50,9 @@ internal sealed class ExternalKeySort : IKeyChunkSink, IDisposable
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
         ArgumentOutOfRangeException.ThrowIfLessThan(runKeys, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(fanIn, 2);
-        this.directory = directory;
-        this.runKeys = runKeys;
-        this.fanIn = fanIn;
+        _directory = directory;
+        _runKeys = runKeys;
+        _fanIn = fanIn;
     }
 
     /// <summary>Keys accepted, duplicates included.</summary>
@@ -62,21 +62,21 @@ internal sealed class ExternalKeySort : IKeyChunkSink, IDisposable
     public int RunsWritten { get; private set; }
 
     /// <summary>Distinct keys, known once <see cref="Finish"/> has run.</summary>
-    public long Count => count >= 0 ? count : throw new InvalidOperationException("Finish the sort first.");
+    public long Count => _count >= 0 ? _count : throw new InvalidOperationException("Finish the sort first.");
 
     /// <summary>Adds keys in any order; duplicates are allowed and kept once.</summary>
     public void Accept(ReadOnlySpan<ulong> keys)
     {
-        ObjectDisposedException.ThrowIf(disposed, this);
-        if (count >= 0) throw new InvalidOperationException("The sort is finished; it takes no more keys.");
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_count >= 0) throw new InvalidOperationException("The sort is finished; it takes no more keys.");
         while (!keys.IsEmpty)
         {
-            buffer ??= ArrayPool<ulong>.Shared.Rent(runKeys);
+            _buffer ??= ArrayPool<ulong>.Shared.Rent(_runKeys);
             // A full buffer is written only when more keys come, so keys that exactly fill one run stay in memory.
-            if (buffered == runKeys) WriteRun();
-            int take = Math.Min(keys.Length, runKeys - buffered);
-            keys[..take].CopyTo(buffer.AsSpan(buffered));
-            buffered += take;
+            if (_buffered == _runKeys) WriteRun();
+            int take = Math.Min(keys.Length, _runKeys - _buffered);
+            keys[..take].CopyTo(_buffer.AsSpan(_buffered));
+            _buffered += take;
             KeysAdded += take;
             keys = keys[take..];
         }
@@ -87,55 +87,55 @@ internal sealed class ExternalKeySort : IKeyChunkSink, IDisposable
     /// <returns>The number of distinct keys.</returns>
     public long Finish(CancellationToken cancellationToken = default)
     {
-        ObjectDisposedException.ThrowIf(disposed, this);
-        if (count >= 0) return count;
-        if (runs.Count == 0)
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_count >= 0) return _count;
+        if (_runs.Count == 0)
         {
             // Everything fits in one run: sort it where it is and serve it from memory.
-            buffered = buffer is null ? 0 : SortDistinct(buffer.AsSpan(0, buffered));
-            return count = buffered;
+            _buffered = _buffer is null ? 0 : SortDistinct(_buffer.AsSpan(0, _buffered));
+            return _count = _buffered;
         }
-        if (buffered > 0) WriteRun();
+        if (_buffered > 0) WriteRun();
         ReturnBuffer();
-        while (runs.Count > 1)
+        while (_runs.Count > 1)
         {
             cancellationToken.ThrowIfCancellationRequested();
             // Merge the oldest fanIn runs and queue the result behind the others, so each pass reads every key once.
-            int take = Math.Min(fanIn, runs.Count);
-            string merged = Merge(runs.GetRange(0, take), cancellationToken);
-            for (int i = 0; i < take; i++) File.Delete(runs[i]);
-            runs.RemoveRange(0, take);
-            runs.Add(merged);
+            int take = Math.Min(_fanIn, _runs.Count);
+            string merged = Merge(_runs.GetRange(0, take), cancellationToken);
+            for (int i = 0; i < take; i++) File.Delete(_runs[i]);
+            _runs.RemoveRange(0, take);
+            _runs.Add(merged);
         }
-        sorted = runs[0];
-        return count = new FileInfo(sorted).Length / sizeof(ulong);
+        _sorted = _runs[0];
+        return _count = new FileInfo(_sorted).Length / sizeof(ulong);
     }
 
     /// <summary>A reader of the sorted, distinct keys from the first; open one after the other, as often as needed.</summary>
     public SortedKeyReader OpenReader()
     {
-        ObjectDisposedException.ThrowIf(disposed, this);
-        if (count < 0) throw new InvalidOperationException("Finish the sort first.");
-        return sorted is null ? new SortedKeyReader(buffer ?? [], buffered) : new SortedKeyReader(sorted);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_count < 0) throw new InvalidOperationException("Finish the sort first.");
+        return _sorted is null ? new SortedKeyReader(_buffer ?? [], _buffered) : new SortedKeyReader(_sorted);
     }
 
     /// <summary>Returns the buffer and deletes the directory with every run in it; the sort is unusable afterwards.</summary>
     public void Dispose()
     {
-        if (disposed) return;
-        disposed = true;
+        if (_disposed) return;
+        _disposed = true;
         ReturnBuffer();
-        if (Directory.Exists(directory)) Directory.Delete(directory, recursive: true);
+        if (Directory.Exists(_directory)) Directory.Delete(_directory, recursive: true);
     }
 
     /// <summary>Sorts the buffer, drops duplicates and writes it as the next run.</summary>
     private void WriteRun()
     {
-        int n = SortDistinct(buffer.AsSpan(0, buffered));
+        int n = SortDistinct(_buffer.AsSpan(0, _buffered));
         string path = NextPath();
-        using (FileStream file = CreateFile(path)) file.Write(MemoryMarshal.AsBytes(buffer.AsSpan(0, n)));
-        runs.Add(path);
-        buffered = 0;
+        using (FileStream file = CreateFile(path)) file.Write(MemoryMarshal.AsBytes(_buffer.AsSpan(0, n)));
+        _runs.Add(path);
+        _buffered = 0;
         RunsWritten++;
     }
 
@@ -200,8 +200,8 @@ internal sealed class ExternalKeySort : IKeyChunkSink, IDisposable
 
     private string NextPath()
     {
-        Directory.CreateDirectory(directory);
-        return Path.Combine(directory, $"run-{nextFile++:D5}.keys");
+        Directory.CreateDirectory(_directory);
+        return Path.Combine(_directory, $"run-{_nextFile++:D5}.keys");
     }
 
     /// <summary>A new file, written once front to back; no OS buffer of ours (bufferSize 0): every write is 64 KiB or more.</summary>
@@ -209,41 +209,41 @@ internal sealed class ExternalKeySort : IKeyChunkSink, IDisposable
 
     private void ReturnBuffer()
     {
-        if (buffer is null) return;
-        ArrayPool<ulong>.Shared.Return(buffer);
-        buffer = null;
-        buffered = 0;
+        if (_buffer is null) return;
+        ArrayPool<ulong>.Shared.Return(_buffer);
+        _buffer = null;
+        _buffered = 0;
     }
 
     /// <summary>One input of a merge: its reader and a 64 KiB window of its keys.</summary>
     private sealed class RunCursor(string path) : IDisposable
     {
-        private readonly SortedKeyReader reader = new(path);
-        private readonly ulong[] window = ArrayPool<ulong>.Shared.Rent(IoKeys);
-        private int position;
-        private int length;
+        private readonly SortedKeyReader _reader = new(path);
+        private readonly ulong[] _window = ArrayPool<ulong>.Shared.Rent(IoKeys);
+        private int _position;
+        private int _length;
 
         /// <summary>The run's next key, refilling the window when it is used up; false at the end of the run.</summary>
         public bool TryAdvance(out ulong key)
         {
-            if (position == length)
+            if (_position == _length)
             {
-                length = reader.Read(window.AsSpan(0, IoKeys));
-                position = 0;
-                if (length == 0)
+                _length = _reader.Read(_window.AsSpan(0, IoKeys));
+                _position = 0;
+                if (_length == 0)
                 {
                     key = 0;
                     return false;
                 }
             }
-            key = window[position++];
+            key = _window[_position++];
             return true;
         }
 
         public void Dispose()
         {
-            reader.Dispose();
-            ArrayPool<ulong>.Shared.Return(window);
+            _reader.Dispose();
+            ArrayPool<ulong>.Shared.Return(_window);
         }
     }
 }

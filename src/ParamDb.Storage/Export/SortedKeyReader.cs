@@ -8,39 +8,39 @@ namespace ParamDb.Storage.Export;
 /// </summary>
 internal sealed class SortedKeyReader : IDisposable
 {
-    private readonly FileStream? file;
-    private readonly ulong[] memory = [];
-    private readonly int memoryCount;
-    private int memoryPosition;
+    private readonly FileStream? _file;
+    private readonly ulong[] _memory = [];
+    private readonly int _memoryCount;
+    private int _memoryPosition;
 
     /// <summary>Reads the first <paramref name="count"/> keys of <paramref name="keys"/>.</summary>
     public SortedKeyReader(ulong[] keys, int count)
     {
-        memory = keys;
-        memoryCount = count;
+        _memory = keys;
+        _memoryCount = count;
     }
 
     /// <summary>Reads the file at <paramref name="path"/>: raw keys, 8 bytes each, read sequentially with no buffer of ours (reads are 32 KiB or more).</summary>
     public SortedKeyReader(string path) =>
-        file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0, FileOptions.SequentialScan);
+        _file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0, FileOptions.SequentialScan);
 
     /// <summary>Fills <paramref name="destination"/> with the next keys; returns how many, fewer only at the end (0 there).</summary>
     public int Read(Span<ulong> destination)
     {
-        if (file is null)
+        if (_file is null)
         {
-            int n = Math.Min(destination.Length, memoryCount - memoryPosition);
-            memory.AsSpan(memoryPosition, n).CopyTo(destination);
-            memoryPosition += n;
+            int n = Math.Min(destination.Length, _memoryCount - _memoryPosition);
+            _memory.AsSpan(_memoryPosition, n).CopyTo(destination);
+            _memoryPosition += n;
             return n;
         }
         Span<byte> bytes = MemoryMarshal.AsBytes(destination);
-        int read = file.ReadAtLeast(bytes, bytes.Length, throwOnEndOfStream: false);
+        int read = _file.ReadAtLeast(bytes, bytes.Length, throwOnEndOfStream: false);
         if (read % sizeof(ulong) != 0)
-            throw new InvalidDataException($"{file.Name} ends in the middle of a key ({file.Length} bytes); a run file holds whole 8-byte keys.");
+            throw new InvalidDataException($"{_file.Name} ends in the middle of a key ({_file.Length} bytes); a run file holds whole 8-byte keys.");
         return read / sizeof(ulong);
     }
 
     /// <inheritdoc/>
-    public void Dispose() => file?.Dispose();
+    public void Dispose() => _file?.Dispose();
 }

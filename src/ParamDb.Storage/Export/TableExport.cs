@@ -24,15 +24,15 @@ public sealed class TableExport : IDisposable
     /// <summary>Rows per batch at most: 4,096, so the batch's keys (32 KiB) stay small next to its values.</summary>
     private const int MaxBatchRows = 4096;
 
-    private readonly ParamStore store;
-    private readonly TableHandle table;
-    private readonly ExternalKeySort keys;
+    private readonly ParamStore _store;
+    private readonly TableHandle _table;
+    private readonly ExternalKeySort _keys;
 
     internal TableExport(ParamStore store, TableHandle table, ExternalKeySort keys, SafetensorsHeader header)
     {
-        this.store = store;
-        this.table = table;
-        this.keys = keys;
+        _store = store;
+        _table = table;
+        _keys = keys;
         Header = header;
     }
 
@@ -55,26 +55,26 @@ public sealed class TableExport : IDisposable
     public async Task WriteToAsync(Stream destination, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(destination);
-        int dim = table.Dim;
+        int dim = _table.Dim;
         int batchRows = Math.Clamp(BatchBytes / (dim * sizeof(float)), 1, MaxBatchRows);
         byte[][] buffers = [ArrayPool<byte>.Shared.Rent(BatchBytes), ArrayPool<byte>.Shared.Rent(BatchBytes)];
         ulong[] batchKeys = ArrayPool<ulong>.Shared.Rent(batchRows);
         try
         {
             await destination.WriteAsync(Header.Prefix, cancellationToken).ConfigureAwait(false);
-            using (SortedKeyReader reader = keys.OpenReader())
+            using (SortedKeyReader reader = _keys.OpenReader())
             {
                 long written = await PumpAsync(destination, buffers, buffer =>
                     reader.Read(MemoryMarshal.Cast<byte, ulong>(buffer.AsSpan(0, BatchBytes))) * sizeof(ulong), cancellationToken).ConfigureAwait(false);
                 CheckWritten("keys", written, Header.KeysLength);
             }
-            using (SortedKeyReader reader = keys.OpenReader())
+            using (SortedKeyReader reader = _keys.OpenReader())
             {
                 long written = await PumpAsync(destination, buffers, buffer =>
                 {
                     int rows = reader.Read(batchKeys.AsSpan(0, batchRows));
                     int bytes = rows * dim * sizeof(float);
-                    store.Pull(table, batchKeys.AsSpan(0, rows), MemoryMarshal.Cast<byte, float>(buffer.AsSpan(0, bytes)));
+                    _store.Pull(_table, batchKeys.AsSpan(0, rows), MemoryMarshal.Cast<byte, float>(buffer.AsSpan(0, bytes)));
                     return bytes;
                 }, cancellationToken).ConfigureAwait(false);
                 CheckWritten("values", written, Header.ValuesLength);
@@ -88,7 +88,7 @@ public sealed class TableExport : IDisposable
     }
 
     /// <summary>Deletes the export's temporary files.</summary>
-    public void Dispose() => keys.Dispose();
+    public void Dispose() => _keys.Dispose();
 
     /// <summary>
     /// Fills one buffer while the other is written, until <paramref name="fill"/> returns 0. Every write has finished

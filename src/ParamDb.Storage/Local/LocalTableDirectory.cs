@@ -13,7 +13,7 @@ namespace ParamDb.Storage.Local;
 public sealed class LocalTableDirectory(ParamStore store, ILogger logger) : ITableDirectory
 {
     /// <summary>Serializes changes: the check for an existing name and the id assignment must be one step.</summary>
-    private readonly Lock changes = new();
+    private readonly Lock _changes = new();
 
     /// <inheritdoc />
     public bool TryGet(string name, [NotNullWhen(true)] out TableHandle? table) => store.TryGetTable(name, out table);
@@ -27,7 +27,7 @@ public sealed class LocalTableDirectory(ParamStore store, ILogger logger) : ITab
         ArgumentNullException.ThrowIfNull(name);
         ArgumentNullException.ThrowIfNull(schema);
         TableHandle created;
-        lock (changes)
+        lock (_changes)
         {
             if (store.TryGetTable(name, out TableHandle? existing))
                 return new(new TableCreation(existing.Schema == schema ? CreateTableOutcome.AlreadyExists : CreateTableOutcome.Conflict, existing));
@@ -42,7 +42,7 @@ public sealed class LocalTableDirectory(ParamStore store, ILogger logger) : ITab
     {
         ArgumentNullException.ThrowIfNull(name);
         TableHandle? table;
-        lock (changes)
+        lock (_changes)
         {
             if (!store.TryGetTable(name, out table) || !store.DropTable(table.Id)) return new(false);
         }

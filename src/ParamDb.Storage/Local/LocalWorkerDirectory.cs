@@ -10,19 +10,19 @@ namespace ParamDb.Storage.Local;
 /// </summary>
 public sealed class LocalWorkerDirectory : IWorkerDirectory, IDisposable
 {
-    private readonly ParamStore store;
-    private readonly ILogger logger;
-    private readonly Lock timerLock = new();
-    private readonly Lock changes = new();
-    private ITimer? leaseTimer;
-    private long leaseTimerDueTicks = long.MaxValue;
-    private int disposed;
+    private readonly ParamStore _store;
+    private readonly ILogger _logger;
+    private readonly Lock _timerLock = new();
+    private readonly Lock _changes = new();
+    private ITimer? _leaseTimer;
+    private long _leaseTimerDueTicks = long.MaxValue;
+    private int _disposed;
 
     /// <summary>Keeps the leases of <paramref name="store"/>'s workers, starting with those it recovered.</summary>
     public LocalWorkerDirectory(ParamStore store, ILogger logger)
     {
-        this.store = store;
-        this.logger = logger;
+        _store = store;
+        _logger = logger;
         long firstExpiry = long.MaxValue;
         foreach (Worker w in store.Workers.All) firstExpiry = Math.Min(firstExpiry, w.ExpiresAtTicks);
         if (firstExpiry != long.MaxValue) ArmLeaseTimer(firstExpiry);
@@ -32,9 +32,9 @@ public sealed class LocalWorkerDirectory : IWorkerDirectory, IDisposable
     public ValueTask<WorkerState> RegisterAsync(string name, IReadOnlyList<string> tables, int leaseMs, CancellationToken cancellationToken)
     {
         WorkerState state;
-        lock (changes) state = store.AddWorker(store.NextWorkerId, name, tables, leaseMs);
-        if (store.Workers.TryGet(state.Id, out Worker added)) ArmLeaseTimer(added.ExpiresAtTicks);
-        logger.WorkerRegistered(state.Id, name, leaseMs);
+        lock (_changes) state = _store.AddWorker(_store.NextWorkerId, name, tables, leaseMs);
+        if (_store.Workers.TryGet(state.Id, out Worker added)) ArmLeaseTimer(added.ExpiresAtTicks);
+        _logger.WorkerRegistered(state.Id, name, leaseMs);
         return new(state);
     }
 
@@ -48,8 +48,8 @@ public sealed class LocalWorkerDirectory : IWorkerDirectory, IDisposable
     /// <inheritdoc />
     public IReadOnlyList<WorkerState> List()
     {
-        long now = store.NowTicks;
-        Worker[] all = store.Workers.All;
+        long now = _store.NowTicks;
+        Worker[] all = _store.Workers.All;
         var states = new WorkerState[all.Length];
         for (int i = 0; i < all.Length; i++) states[i] = all[i].ToState(now);
         return states;
@@ -59,8 +59,8 @@ public sealed class LocalWorkerDirectory : IWorkerDirectory, IDisposable
     public ValueTask<bool> RemoveAsync(uint worker, CancellationToken cancellationToken)
     {
         bool removed;
-        lock (changes) removed = store.DropWorker(worker);
-        if (removed) logger.WorkerRemoved(worker);
+        lock (_changes) removed = _store.DropWorker(worker);
+        if (removed) _logger.WorkerRemoved(worker);
         return new(removed);
     }
 
@@ -70,20 +70,20 @@ public sealed class LocalWorkerDirectory : IWorkerDirectory, IDisposable
     /// </summary>
     public void Adopt(uint worker)
     {
-        if (store.Workers.TryGet(worker, out Worker w)) ArmLeaseTimer(w.ExpiresAtTicks);
+        if (_store.Workers.TryGet(worker, out Worker w)) ArmLeaseTimer(w.ExpiresAtTicks);
     }
 
     /// <summary>Stops the lease timer.</summary>
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref disposed, 1) != 0) return;
-        lock (timerLock) leaseTimer?.Dispose();
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        lock (_timerLock) _leaseTimer?.Dispose();
     }
 
     private bool Renew(uint worker, out WorkerState state)
     {
-        long now = store.NowTicks;
-        if (!store.Workers.TryTouch(worker, now, out Worker w, out _))
+        long now = _store.NowTicks;
+        if (!_store.Workers.TryTouch(worker, now, out Worker w, out _))
         {
             state = default;
             return false;
@@ -98,26 +98,26 @@ public sealed class LocalWorkerDirectory : IWorkerDirectory, IDisposable
     {
         // Every stamped push renews a lease and lands here; a renewal only moves an expiry later, so almost always
         // the timer is already due sooner and the lock is not taken.
-        if (expiresAtTicks >= Interlocked.Read(ref leaseTimerDueTicks)) return;
-        lock (timerLock)
+        if (expiresAtTicks >= Interlocked.Read(ref _leaseTimerDueTicks)) return;
+        lock (_timerLock)
         {
-            if (expiresAtTicks >= leaseTimerDueTicks || Volatile.Read(ref disposed) != 0) return;
-            Interlocked.Exchange(ref leaseTimerDueTicks, expiresAtTicks);
-            TimeSpan due = TimeSpan.FromTicks(Math.Max(0, expiresAtTicks - store.NowTicks));
-            leaseTimer ??= store.TimeProvider.CreateTimer(static s => ((LocalWorkerDirectory)s!).SweepLeases(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-            leaseTimer.Change(due, Timeout.InfiniteTimeSpan);
+            if (expiresAtTicks >= _leaseTimerDueTicks || Volatile.Read(ref _disposed) != 0) return;
+            Interlocked.Exchange(ref _leaseTimerDueTicks, expiresAtTicks);
+            TimeSpan due = TimeSpan.FromTicks(Math.Max(0, expiresAtTicks - _store.NowTicks));
+            _leaseTimer ??= _store.TimeProvider.CreateTimer(static s => ((LocalWorkerDirectory)s!).SweepLeases(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            _leaseTimer.Change(due, Timeout.InfiniteTimeSpan);
         }
     }
 
     /// <summary>Expires the leases that ended; waiting pulls re-check, since fewer workers count.</summary>
     private void SweepLeases()
     {
-        if (Volatile.Read(ref disposed) != 0) return;
+        if (Volatile.Read(ref _disposed) != 0) return;
         // The timer is spent: forget its due time before the scan, so a worker registered during the scan arms
         // the timer itself instead of being missed by both.
-        lock (timerLock) Interlocked.Exchange(ref leaseTimerDueTicks, long.MaxValue);
-        bool changed = store.Workers.Sweep(store.NowTicks, out long next);
+        lock (_timerLock) Interlocked.Exchange(ref _leaseTimerDueTicks, long.MaxValue);
+        bool changed = _store.Workers.Sweep(_store.NowTicks, out long next);
         if (next != long.MaxValue) ArmLeaseTimer(next);
-        if (changed) store.ReleaseAllTables();
+        if (changed) _store.ReleaseAllTables();
     }
 }

@@ -21,12 +21,12 @@ public sealed class SnapshotLibrary : IDisposable
 {
     private const string DeletedMarker = "DELETED";
 
-    private readonly string dataRoot;
-    private readonly StoreOptions readerTemplate;
-    private readonly ILogger logger;
-    private readonly Lock sync = new();
-    private readonly HashSet<string> creating = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, Use> uses = new(StringComparer.Ordinal);
+    private readonly string _dataRoot;
+    private readonly StoreOptions _readerTemplate;
+    private readonly ILogger _logger;
+    private readonly Lock _sync = new();
+    private readonly HashSet<string> _creating = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Use> _uses = new(StringComparer.Ordinal);
 
     /// <summary>Opens the snapshots of the data directory <paramref name="readerTemplate"/> names.</summary>
     /// <param name="readerTemplate">The node's store options: where the data lives, and the ring and memory a reader opens with.</param>
@@ -36,11 +36,11 @@ public sealed class SnapshotLibrary : IDisposable
     {
         ArgumentNullException.ThrowIfNull(readerTemplate);
         ArgumentOutOfRangeException.ThrowIfNegative(keep);
-        this.readerTemplate = readerTemplate;
-        this.logger = logger ?? NullLogger.Instance;
+        _readerTemplate = readerTemplate;
+        _logger = logger ?? NullLogger.Instance;
         Keep = keep;
-        dataRoot = Path.GetFullPath(readerTemplate.DataDirectory);
-        Root = Path.Combine(dataRoot, "snapshots");
+        _dataRoot = Path.GetFullPath(readerTemplate.DataDirectory);
+        Root = Path.Combine(_dataRoot, "snapshots");
         Directory.CreateDirectory(Root);
         SweepLeftovers();
     }
@@ -68,7 +68,7 @@ public sealed class SnapshotLibrary : IDisposable
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or InvalidDataException)
             {
-                logger.SnapshotUnreadable(folder, e);
+                _logger.SnapshotUnreadable(folder, e);
             }
         }
         list.Sort((a, b) => b.CreatedAt != a.CreatedAt ? b.CreatedAt.CompareTo(a.CreatedAt) : string.CompareOrdinal(a.Name, b.Name));
@@ -90,11 +90,11 @@ public sealed class SnapshotLibrary : IDisposable
         ArgumentNullException.ThrowIfNull(store);
         CheckName(name);
         string target = Path.Combine(Root, name);
-        lock (sync)
+        lock (_sync)
         {
             if (File.Exists(Path.Combine(target, DeletedMarker)))
                 throw new SnapshotException(SnapshotError.Exists, $"The snapshot named '{name}' was deleted, but an export or restore still reads it; the name is free once that ends. Pick another name, or retry then.");
-            if (Directory.Exists(target) || !creating.Add(name))
+            if (Directory.Exists(target) || !_creating.Add(name))
                 throw new SnapshotException(SnapshotError.Exists, $"A snapshot named '{name}' already exists; snapshots are never overwritten. Delete it first, or pick another name.");
         }
         string staging = Path.Combine(Root, ".staging-" + Guid.NewGuid().ToString("N"));
@@ -105,7 +105,7 @@ public sealed class SnapshotLibrary : IDisposable
             CheckpointResult checkpoint = await store.CheckpointForSnapshotAsync(image => info = SnapshotFiles.Copy(image, name, staging), cancellationToken).ConfigureAwait(false);
             Directory.Move(staging, target);
             FileSync.Directory(Root);   // the snapshot exists once its name does
-            logger.SnapshotCreated(name, checkpoint.Token, info!.Tables.Count, info.Rows, info.Bytes, clock.ElapsedMilliseconds);
+            _logger.SnapshotCreated(name, checkpoint.Token, info!.Tables.Count, info.Rows, info.Bytes, clock.ElapsedMilliseconds);
             Retain(name);
             return info;
         }
@@ -116,7 +116,7 @@ public sealed class SnapshotLibrary : IDisposable
         }
         finally
         {
-            lock (sync) creating.Remove(name);
+            lock (_sync) _creating.Remove(name);
         }
     }
 
@@ -131,20 +131,20 @@ public sealed class SnapshotLibrary : IDisposable
         CheckName(name);
         string folder = Path.Combine(Root, name);
         string doomed;
-        lock (sync)
+        lock (_sync)
         {
             if (!Directory.Exists(folder) || File.Exists(Path.Combine(folder, DeletedMarker))) return false;
-            if (uses.ContainsKey(name))
+            if (_uses.ContainsKey(name))
             {
                 SnapshotFiles.WriteSynced(Path.Combine(folder, DeletedMarker), []);
-                logger.SnapshotDeleted(name, " (its files go when the export or restore reading it ends)");
+                _logger.SnapshotDeleted(name, " (its files go when the export or restore reading it ends)");
                 return true;
             }
             doomed = Path.Combine(Root, ".deleted-" + Guid.NewGuid().ToString("N"));
             Directory.Move(folder, doomed);
         }
         Directory.Delete(doomed, recursive: true);
-        logger.SnapshotDeleted(name, "");
+        _logger.SnapshotDeleted(name, "");
         return true;
     }
 
@@ -165,11 +165,11 @@ public sealed class SnapshotLibrary : IDisposable
                 {
                     DataDirectory = Path.Combine(Root, name),
                     MemoryBytes = ReaderMemoryBytes,
-                    Ring = readerTemplate.Ring,
+                    Ring = _readerTemplate.Ring,
                     Durability = DurabilityMode.Checkpoint,
                     ReadOnly = true,
-                    TempDirectory = Path.Combine(dataRoot, "tmp"),
-                }, logger);
+                    TempDirectory = Path.Combine(_dataRoot, "tmp"),
+                }, _logger);
                 use.Readers++;
                 return new SnapshotReader(this, name, SnapshotFiles.ReadInfo(Path.Combine(Root, name)), use.Store);
             }
@@ -196,11 +196,11 @@ public sealed class SnapshotLibrary : IDisposable
             string snapshot = Path.Combine(Root, name);
             SnapshotInfo info = SnapshotFiles.ReadInfo(snapshot);
             SnapshotFiles.Verify(snapshot);   // before the node's data is touched: a damaged snapshot changes nothing
-            string staging = RestoreStaging.StagingDirectory(dataRoot);
+            string staging = RestoreStaging.StagingDirectory(_dataRoot);
             if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);   // a copy that died half way
             SnapshotFiles.CopyState(snapshot, staging);
-            SnapshotFiles.WriteSynced(RestoreStaging.ReadyMarker(dataRoot), []);
-            logger.RestoreStaged(name, clock.ElapsedMilliseconds);
+            SnapshotFiles.WriteSynced(RestoreStaging.ReadyMarker(_dataRoot), []);
+            _logger.RestoreStaged(name, clock.ElapsedMilliseconds);
             return info;
         }
         finally
@@ -213,14 +213,14 @@ public sealed class SnapshotLibrary : IDisposable
     /// After a staged restore failed to open: puts the node's own state back in place (see
     /// <see cref="RestoreStaging.RollBack"/>). The store must be closed.
     /// </summary>
-    public void RollBackRestore() => RestoreStaging.RollBack(dataRoot);
+    public void RollBackRestore() => RestoreStaging.RollBack(_dataRoot);
 
     /// <summary>Closes every reader's store (the host calls it at shutdown, after requests have ended).</summary>
     public void Dispose()
     {
-        lock (sync)
+        lock (_sync)
         {
-            foreach (Use use in uses.Values)
+            foreach (Use use in _uses.Values)
             {
                 use.Store?.Dispose();
                 use.Store = null;
@@ -234,7 +234,7 @@ public sealed class SnapshotLibrary : IDisposable
     internal void Release(string name)
     {
         Use use;
-        lock (sync) use = uses[name];
+        lock (_sync) use = _uses[name];
         lock (use)
         {
             if (--use.Readers == 0)
@@ -249,10 +249,10 @@ public sealed class SnapshotLibrary : IDisposable
     private Use Enter(string name)
     {
         string folder = FolderOf(name);
-        lock (sync)
+        lock (_sync)
         {
             if (!Directory.Exists(folder) || File.Exists(Path.Combine(folder, DeletedMarker))) throw SnapshotException.NotFound(name);
-            if (!uses.TryGetValue(name, out Use? use)) uses[name] = use = new Use();
+            if (!_uses.TryGetValue(name, out Use? use)) _uses[name] = use = new Use();
             use.Count++;
             return use;
         }
@@ -261,10 +261,10 @@ public sealed class SnapshotLibrary : IDisposable
     private void Exit(string name, Use use)
     {
         string? doomed = null;
-        lock (sync)
+        lock (_sync)
         {
             if (--use.Count > 0) return;
-            uses.Remove(name);
+            _uses.Remove(name);
             string folder = Path.Combine(Root, name);
             if (File.Exists(Path.Combine(folder, DeletedMarker)))
             {
@@ -289,7 +289,7 @@ public sealed class SnapshotLibrary : IDisposable
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 // The new snapshot is whole; an old one that cannot go now is retried after the next create.
-                logger.SnapshotNotRetired(all[i].Name, e);
+                _logger.SnapshotNotRetired(all[i].Name, e);
             }
         }
     }
@@ -318,7 +318,7 @@ public sealed class SnapshotLibrary : IDisposable
             Directory.Delete(folder, recursive: true);
             swept++;
         }
-        if (swept > 0) logger.SnapshotLeftoversDeleted(swept, Root);
+        if (swept > 0) _logger.SnapshotLeftoversDeleted(swept, Root);
     }
 
     /// <summary>Who uses a snapshot: <see cref="Count"/> exports and restores in all, and the readers' shared store.</summary>
@@ -333,12 +333,12 @@ public sealed class SnapshotLibrary : IDisposable
 /// <summary>An open, read-only snapshot; dispose it when done (the last reader closes the store).</summary>
 public sealed class SnapshotReader : IDisposable
 {
-    private readonly SnapshotLibrary library;
-    private int disposed;
+    private readonly SnapshotLibrary _library;
+    private int _disposed;
 
     internal SnapshotReader(SnapshotLibrary library, string name, SnapshotInfo info, ParamStore store)
     {
-        this.library = library;
+        _library = library;
         Name = name;
         Info = info;
         Store = store;
@@ -362,6 +362,6 @@ public sealed class SnapshotReader : IDisposable
     /// <inheritdoc/>
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref disposed, 1) == 0) library.Release(Name);
+        if (Interlocked.Exchange(ref _disposed, 1) == 0) _library.Release(Name);
     }
 }

@@ -9,35 +9,35 @@ namespace ParamDb.Storage;
 /// </summary>
 internal sealed class TableClocks(int ranges)
 {
-    private readonly ConcurrentDictionary<uint, WorkerClocks> byWorker = new();
-    private readonly Lock waitLock = new();
-    private readonly PriorityQueue<ClockWaiter, ulong> waiters = new();
-    private int pendingWaiters;   // waiters not yet completed; read without the lock to skip Release on the hot path
+    private readonly ConcurrentDictionary<uint, WorkerClocks> _byWorker = new();
+    private readonly Lock _waitLock = new();
+    private readonly PriorityQueue<ClockWaiter, ulong> _waiters = new();
+    private int _pendingWaiters;   // waiters not yet completed; read without the lock to skip Release on the hot path
 
     /// <summary>Ranges per worker entry.</summary>
     public int Ranges { get; } = ranges;
 
     /// <summary>The entry of <paramref name="worker"/>, created at clock 0 for every range.</summary>
-    public WorkerClocks For(uint worker) => byWorker.GetOrAdd(worker, static (_, r) => new WorkerClocks(r), Ranges);
+    public WorkerClocks For(uint worker) => _byWorker.GetOrAdd(worker, static (_, r) => new WorkerClocks(r), Ranges);
 
     /// <summary>The lowest clock of <paramref name="worker"/> over the ranges; 0 when it never pushed the table.</summary>
-    public ulong MinOf(uint worker) => byWorker.TryGetValue(worker, out var w) ? w.Min : 0;
+    public ulong MinOf(uint worker) => _byWorker.TryGetValue(worker, out var w) ? w.Min : 0;
 
     /// <summary>Drops a removed worker's entry.</summary>
-    public void Forget(uint worker) => byWorker.TryRemove(worker, out _);
+    public void Forget(uint worker) => _byWorker.TryRemove(worker, out _);
 
     /// <summary>True while some pull waits on this table.</summary>
-    public bool HasWaiters => Volatile.Read(ref pendingWaiters) > 0;
+    public bool HasWaiters => Volatile.Read(ref _pendingWaiters) > 0;
 
     /// <summary>Queues a waiter for <see cref="ClockWaiter.Target"/>.</summary>
     public void Add(ClockWaiter waiter)
     {
-        lock (waitLock)
+        lock (_waitLock)
         {
             // Timed-out waiters stay queued until their target is passed; rebuild when they dominate.
-            if (waiters.Count > 1024 && waiters.Count > 2 * Volatile.Read(ref pendingWaiters)) Compact();
-            waiters.Enqueue(waiter, waiter.Target);
-            Interlocked.Increment(ref pendingWaiters);
+            if (_waiters.Count > 1024 && _waiters.Count > 2 * Volatile.Read(ref _pendingWaiters)) Compact();
+            _waiters.Enqueue(waiter, waiter.Target);
+            Interlocked.Increment(ref _pendingWaiters);
         }
     }
 
@@ -46,12 +46,12 @@ internal sealed class TableClocks(int ranges)
     {
         ulong clockMin = floor == ulong.MaxValue ? 0 : floor;
         if (!HasWaiters) return;
-        lock (waitLock)
+        lock (_waitLock)
         {
-            while (waiters.TryPeek(out ClockWaiter? waiter, out ulong target) && target <= floor)
+            while (_waiters.TryPeek(out ClockWaiter? waiter, out ulong target) && target <= floor)
             {
-                waiters.Dequeue();
-                if (waiter.TryComplete(new ClockWaitResult(ClockWaitStatus.Reached, clockMin, []))) Interlocked.Decrement(ref pendingWaiters);
+                _waiters.Dequeue();
+                if (waiter.TryComplete(new ClockWaitResult(ClockWaitStatus.Reached, clockMin, []))) Interlocked.Decrement(ref _pendingWaiters);
             }
         }
     }
@@ -59,41 +59,41 @@ internal sealed class TableClocks(int ranges)
     /// <summary>Marks a waiter that gave up (timeout, cancellation) as no longer pending.</summary>
     public void Abandon(ClockWaiter waiter)
     {
-        if (waiter.TryAbandon()) Interlocked.Decrement(ref pendingWaiters);
+        if (waiter.TryAbandon()) Interlocked.Decrement(ref _pendingWaiters);
     }
 
     /// <summary>Ends every waiter with <paramref name="status"/>: the table was deleted or the store is closing.</summary>
     public void EndAll(ClockWaitStatus status)
     {
-        lock (waitLock)
+        lock (_waitLock)
         {
-            while (waiters.TryDequeue(out ClockWaiter? waiter, out _))
-                if (waiter.TryComplete(new ClockWaitResult(status, 0, []))) Interlocked.Decrement(ref pendingWaiters);
+            while (_waiters.TryDequeue(out ClockWaiter? waiter, out _))
+                if (waiter.TryComplete(new ClockWaitResult(status, 0, []))) Interlocked.Decrement(ref _pendingWaiters);
         }
     }
 
     private void Compact()
     {
         var live = new List<(ClockWaiter, ulong)>();
-        while (waiters.TryDequeue(out ClockWaiter? waiter, out ulong target))
+        while (_waiters.TryDequeue(out ClockWaiter? waiter, out ulong target))
             if (!waiter.IsDone) live.Add((waiter, target));
-        waiters.EnqueueRange(live);
+        _waiters.EnqueueRange(live);
     }
 }
 
 /// <summary>A pull waiting for a table's minimum clock to reach <see cref="Target"/>.</summary>
 internal sealed class ClockWaiter(ulong target)
 {
-    private readonly TaskCompletionSource<ClockWaitResult> completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private int done;
+    private readonly TaskCompletionSource<ClockWaitResult> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _done;
 
     public ulong Target { get; } = target;
 
-    public Task<ClockWaitResult> Task => completion.Task;
+    public Task<ClockWaitResult> Task => _completion.Task;
 
-    public bool IsDone => Volatile.Read(ref done) != 0;
+    public bool IsDone => Volatile.Read(ref _done) != 0;
 
-    public bool TryComplete(ClockWaitResult result) => Interlocked.Exchange(ref done, 1) == 0 && completion.TrySetResult(result);
+    public bool TryComplete(ClockWaitResult result) => Interlocked.Exchange(ref _done, 1) == 0 && _completion.TrySetResult(result);
 
-    public bool TryAbandon() => Interlocked.Exchange(ref done, 1) == 0;
+    public bool TryAbandon() => Interlocked.Exchange(ref _done, 1) == 0;
 }

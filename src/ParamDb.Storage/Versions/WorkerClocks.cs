@@ -10,13 +10,13 @@ namespace ParamDb.Storage;
 /// retry racing its original cannot apply twice. <see cref="Min"/> is read without the lock.</remarks>
 internal sealed class WorkerClocks(int ranges)
 {
-    private ulong min;
+    private ulong _min;
 
     /// <summary>Clock per range index of the node's ring.</summary>
     public ulong[] Ranges { get; } = new ulong[ranges];
 
     /// <summary>The lowest clock over the ranges.</summary>
-    public ulong Min => Volatile.Read(ref min);
+    public ulong Min => Volatile.Read(ref _min);
 
     /// <summary>The highest clock over the ranges.</summary>
     public ulong Max { get; private set; }
@@ -39,7 +39,7 @@ internal sealed class WorkerClocks(int ranges)
             lo = Math.Min(lo, c);
             hi = Math.Max(hi, c);
         }
-        Volatile.Write(ref min, Ranges.Length == 0 ? 0 : lo);
+        Volatile.Write(ref _min, Ranges.Length == 0 ? 0 : lo);
         Max = hi;
     }
 }

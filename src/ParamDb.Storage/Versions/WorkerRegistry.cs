@@ -20,16 +20,16 @@ internal sealed class WorkerRegistry
     private const int Format = 1;
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
-    private volatile Worker[] all = [];
-    private uint nextId = 1;
+    private volatile Worker[] _all = [];
+    private uint _nextId = 1;
 
     /// <summary>Every registered worker, by ascending id.</summary>
-    public Worker[] All => all;
+    public Worker[] All => _all;
 
     /// <summary>Finds a worker; every stamped push asks, so it is a binary search (ids only grow, so <see cref="All"/> stays sorted).</summary>
     public bool TryGet(uint id, out Worker worker)
     {
-        Worker[] current = all;
+        Worker[] current = _all;
         int i = IndexOf(current, id);
         worker = i >= 0 ? current[i] : null!;
         return i >= 0;
@@ -50,25 +50,25 @@ internal sealed class WorkerRegistry
     }
 
     /// <summary>The lowest id never used: every id added must be at least this, so <see cref="All"/> stays sorted.</summary>
-    public uint NextId => nextId;
+    public uint NextId => _nextId;
 
     /// <summary>Adds a worker under an id ≥ <see cref="NextId"/> (the caller holds the store's registry lock and persists the result).</summary>
     public Worker Add(uint id, string name, string[] tables, int leaseMs, long nowTicks)
     {
-        if (id < nextId) throw new ArgumentOutOfRangeException(nameof(id), id, $"Worker ids only grow; the next is {nextId}.");
+        if (id < _nextId) throw new ArgumentOutOfRangeException(nameof(id), id, $"Worker ids only grow; the next is {_nextId}.");
         var worker = new Worker(id, name, tables, leaseMs, nowTicks);
-        nextId = id + 1;
-        all = [.. all, worker];
+        _nextId = id + 1;
+        _all = [.. _all, worker];
         return worker;
     }
 
     /// <summary>Removes a worker; false when absent.</summary>
     public bool Remove(uint id)
     {
-        Worker[] current = all;
+        Worker[] current = _all;
         int i = IndexOf(current, id);
         if (i < 0) return false;
-        all = [.. current[..i], .. current[(i + 1)..]];
+        _all = [.. current[..i], .. current[(i + 1)..]];
         return true;
     }
 
@@ -86,7 +86,7 @@ internal sealed class WorkerRegistry
     {
         bool changed = false;
         nextExpiryTicks = long.MaxValue;
-        foreach (Worker w in all)
+        foreach (Worker w in _all)
         {
             if (!w.Live) continue;
             long expires = w.ExpiresAtTicks;
@@ -98,7 +98,7 @@ internal sealed class WorkerRegistry
 
     public byte[] Serialize()
     {
-        var doc = new RegistryDocument(Format, nextId, [.. Array.ConvertAll(all, w => new RegistryEntry(w.Id, w.Name, w.Tables, w.LeaseMs))]);
+        var doc = new RegistryDocument(Format, _nextId, [.. Array.ConvertAll(_all, w => new RegistryEntry(w.Id, w.Name, w.Tables, w.LeaseMs))]);
         return JsonSerializer.SerializeToUtf8Bytes(doc, Json);
     }
 
@@ -116,8 +116,8 @@ internal sealed class WorkerRegistry
         }
         if (doc is null || doc.Format != Format)
             throw new InvalidDataException($"Stored worker registry has format {doc?.Format}; this build reads format {Format}.");
-        var registry = new WorkerRegistry { nextId = doc.NextId };
-        registry.all = [.. doc.Workers.ConvertAll(e => new Worker(e.Id, e.Name, e.Tables, e.LeaseMs, nowTicks))];
+        var registry = new WorkerRegistry { _nextId = doc.NextId };
+        registry._all = [.. doc.Workers.ConvertAll(e => new Worker(e.Id, e.Name, e.Tables, e.LeaseMs, nowTicks))];
         return registry;
     }
 
@@ -129,8 +129,8 @@ internal sealed class WorkerRegistry
 /// <summary>A registered worker and its lease.</summary>
 internal sealed class Worker
 {
-    private long expiresAtTicks;
-    private int live = 1;
+    private long _expiresAtTicks;
+    private int _live = 1;
 
     public Worker(uint id, string name, string[] tables, int leaseMs, long nowTicks)
     {
@@ -138,7 +138,7 @@ internal sealed class Worker
         Name = name;
         Tables = tables;
         LeaseMs = leaseMs;
-        expiresAtTicks = nowTicks + TimeSpan.TicksPerMillisecond * leaseMs;
+        _expiresAtTicks = nowTicks + TimeSpan.TicksPerMillisecond * leaseMs;
     }
 
     public uint Id { get; }
@@ -150,9 +150,9 @@ internal sealed class Worker
     public int LeaseMs { get; }
 
     /// <summary>Whether the worker holds back consistent pulls; false from the sweep that saw its lease end.</summary>
-    public bool Live => Volatile.Read(ref live) != 0;
+    public bool Live => Volatile.Read(ref _live) != 0;
 
-    public long ExpiresAtTicks => Interlocked.Read(ref expiresAtTicks);
+    public long ExpiresAtTicks => Interlocked.Read(ref _expiresAtTicks);
 
     /// <summary>True when the worker counts for <paramref name="table"/>.</summary>
     public bool CountsFor(string table)
@@ -168,8 +168,8 @@ internal sealed class Worker
     {
         lock (this)   // against Expire: a renewal must never be undone by a sweep that read the old expiry
         {
-            Interlocked.Exchange(ref expiresAtTicks, nowTicks + TimeSpan.TicksPerMillisecond * LeaseMs);
-            return Interlocked.Exchange(ref live, 1) == 0;
+            Interlocked.Exchange(ref _expiresAtTicks, nowTicks + TimeSpan.TicksPerMillisecond * LeaseMs);
+            return Interlocked.Exchange(ref _live, 1) == 0;
         }
     }
 
@@ -178,8 +178,8 @@ internal sealed class Worker
     {
         lock (this)
         {
-            if (Interlocked.Read(ref expiresAtTicks) != seenExpiry) return false;
-            return Interlocked.Exchange(ref live, 0) == 1;
+            if (Interlocked.Read(ref _expiresAtTicks) != seenExpiry) return false;
+            return Interlocked.Exchange(ref _live, 0) == 1;
         }
     }
 

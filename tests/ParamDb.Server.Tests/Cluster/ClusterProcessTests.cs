@@ -15,15 +15,15 @@ namespace ParamDb.Server.Tests.Cluster;
 /// </summary>
 public sealed class ClusterProcessTests(ITestOutputHelper output) : IDisposable
 {
-    private readonly string root = Path.Combine(Path.GetTempPath(), "paramdb-cluster-" + Guid.NewGuid().ToString("N"));
-    private readonly NodeProcess?[] nodes = new NodeProcess?[3];
-    private readonly int port = FreePorts();
+    private readonly string _root = Path.Combine(Path.GetTempPath(), "paramdb-cluster-" + Guid.NewGuid().ToString("N"));
+    private readonly NodeProcess?[] _nodes = new NodeProcess?[3];
+    private readonly int _port = FreePorts();
 
     [Fact]
     public async Task ThreeProcessesFormSurviveTheLeadersDeathAndARestartedNodeKeepsItsRows()
     {
         var clock = Stopwatch.StartNew();
-        for (int i = 1; i <= 3; i++) await StartAsync(i, i == 1 ? ["--cluster-init"] : ["--join", $"127.0.0.1:{port}"]);
+        for (int i = 1; i <= 3; i++) await StartAsync(i, i == 1 ? ["--cluster-init"] : ["--join", $"127.0.0.1:{_port}"]);
         ClusterView view = await WaitAsync(1, v => v.Nodes.Count == 3 && v.Nodes.All(n => n.State == NodeState.Up), "three nodes up");
         double formed = clock.Elapsed.TotalSeconds;
         output.WriteLine($"formed: three processes started one after the other and up in the ring in {formed:F1} s");
@@ -39,7 +39,7 @@ public sealed class ClusterProcessTests(ITestOutputHelper output) : IDisposable
         // SIGKILL the Raft leader: a survivor takes metadata writes again.
         int leader = int.Parse(view.Leader![1..]);
         int survivor = leader % 3 + 1;
-        await nodes[leader - 1]!.KillAsync();
+        await _nodes[leader - 1]!.KillAsync();
         clock.Restart();
         using HttpClient other = Client(survivor);
         HttpStatusCode status = 0;
@@ -66,16 +66,16 @@ public sealed class ClusterProcessTests(ITestOutputHelper output) : IDisposable
 
     private async Task StartAsync(int i, params string[] args)
     {
-        string data = Path.Combine(root, $"n{i}");
-        nodes[i - 1]?.Dispose();
-        nodes[i - 1] = await NodeProcess.StartLoggingAsync(data, Path.Combine(root, $"n{i}.log"),
+        string data = Path.Combine(_root, $"n{i}");
+        _nodes[i - 1]?.Dispose();
+        _nodes[i - 1] = await NodeProcess.StartLoggingAsync(data, Path.Combine(_root, $"n{i}.log"),
         [
-            "--listen", $"127.0.0.{i}:{port}", "--listen-h2", $"127.0.0.{i}:{port + 1}", "--raft", $"127.0.0.{i}:{port + 2}",
+            "--listen", $"127.0.0.{i}:{_port}", "--listen-h2", $"127.0.0.{i}:{_port + 1}", "--raft", $"127.0.0.{i}:{_port + 2}",
             "--node-id", $"n{i}", "--checkpoint-interval", "0", .. args,
         ]);
     }
 
-    private HttpClient Client(int i) => new() { BaseAddress = new Uri($"http://127.0.0.{i}:{port}/") };
+    private HttpClient Client(int i) => new() { BaseAddress = new Uri($"http://127.0.0.{i}:{_port}/") };
 
     private async Task<ClusterView> WaitAsync(int i, Func<ClusterView, bool> done, string what)
     {
@@ -125,10 +125,10 @@ public sealed class ClusterProcessTests(ITestOutputHelper output) : IDisposable
 
     public void Dispose()
     {
-        foreach (NodeProcess? node in nodes) node?.Dispose();
+        foreach (NodeProcess? node in _nodes) node?.Dispose();
         try
         {
-            if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
+            if (Directory.Exists(_root)) Directory.Delete(_root, recursive: true);
         }
         catch (IOException)
         {

@@ -12,32 +12,32 @@ namespace ParamDb.Server.Tests.Cluster;
 /// </summary>
 public sealed class ClusterRoutingTests : IAsyncLifetime
 {
-    private LocalCluster cluster = null!;
+    private LocalCluster _cluster = null!;
 
-    public async Task InitializeAsync() => cluster = await LocalCluster.StartAsync(3);
+    public async Task InitializeAsync() => _cluster = await LocalCluster.StartAsync(3);
 
-    public async Task DisposeAsync() => await cluster.DisposeAsync();
+    public async Task DisposeAsync() => await _cluster.DisposeAsync();
 
     [Fact]
     public async Task ThreeNodesFormOneRingAndATableCreatedOnAnyNodeIsVisibleOnAll()
     {
-        ClusterView view = await cluster.ViewAsync(3);
+        ClusterView view = await _cluster.ViewAsync(3);
         Assert.Equal(["n1", "n2", "n3"], view.Nodes.Select(n => n.Id));
         Assert.All(view.Nodes, n => Assert.Equal((NodeState.Up, 64), (n.State, n.Tokens.Length)));
         Assert.Equal((3UL, 2, 64), (view.Epoch, view.Replicas, view.VirtualNodes));
         Assert.Contains(view.Leader, view.Nodes.Select(n => n.Id));
         for (int i = 1; i <= 3; i++)
         {
-            ClusterView other = await cluster.ViewAsync(i);
+            ClusterView other = await _cluster.ViewAsync(i);
             Assert.Equal(view.Epoch, other.Epoch);
             Assert.Equal(view.Nodes.SelectMany(n => n.Tokens), other.Nodes.SelectMany(n => n.Tokens));
         }
 
-        using HttpClient n3 = cluster.Client(3);
+        using HttpClient n3 = _cluster.Client(3);
         await Wire.CreateTableAsync(n3, "emb", """{"dim":4}""");   // on a follower: handed to the leader
         for (int i = 1; i <= 3; i++)
         {
-            using HttpClient client = cluster.Client(i);
+            using HttpClient client = _cluster.Client(i);
             using var reply = await client.GetAsync("v1/tables/emb");
             Assert.Equal(HttpStatusCode.OK, reply.StatusCode);
         }
@@ -49,7 +49,7 @@ public sealed class ClusterRoutingTests : IAsyncLifetime
         await using RunningServer single = await RunningServer.StartAsync();
         using HttpClient reference = single.CreateClient();
         const int dim = 3;
-        using HttpClient n1 = cluster.Client(1);
+        using HttpClient n1 = _cluster.Client(1);
         await Wire.CreateTableAsync(n1, "t", """{"dim":3,"updater":{"kind":"sgd","lr":0.5}}""");
         await Wire.CreateTableAsync(reference, "t", """{"dim":3,"updater":{"kind":"sgd","lr":0.5}}""");
         var random = new Random(17);
@@ -57,12 +57,12 @@ public sealed class ClusterRoutingTests : IAsyncLifetime
         {
             ulong[] keys = [.. Enumerable.Range(0, 500).Select(_ => (ulong)random.NextInt64(1L << 36)).Distinct().Order()];
             float[] values = [.. Enumerable.Range(0, keys.Length * dim).Select(_ => (float)random.NextDouble())];
-            using HttpClient pusher = cluster.Client(1 + round % 3);
+            using HttpClient pusher = _cluster.Client(1 + round % 3);
             PushResult routed = await Wire.PushAsync(pusher, "t", keys, values, dim);
             await Wire.PushAsync(reference, "t", keys, values, dim);
             Assert.Equal((keys.Length, (long)keys.Length), (routed.Rows, routed.Applied));
 
-            using HttpClient puller = cluster.Client(1 + (round + 1) % 3);
+            using HttpClient puller = _cluster.Client(1 + (round + 1) % 3);
             ulong[] asked = [.. keys.Take(300).Concat(Enumerable.Range(0, 50).Select(_ => (ulong)random.NextInt64(1L << 36))).Distinct().Order()];
             Assert.Equal(await Wire.PullAsync(reference, "t", asked), await Wire.PullAsync(puller, "t", asked));
         }
@@ -70,7 +70,7 @@ public sealed class ClusterRoutingTests : IAsyncLifetime
         var rows = new long[3];
         for (int i = 1; i <= 3; i++)
         {
-            using HttpClient client = cluster.Client(i);
+            using HttpClient client = _cluster.Client(i);
             client.DefaultRequestHeaders.Add("ParamDb-Peer", "test");   // this node's own rows
             rows[i - 1] = (await client.GetFromJsonAsync("v1/tables/t", ProtocolJson.Default.TableInfo))!.Rows;
         }
@@ -82,15 +82,15 @@ public sealed class ClusterRoutingTests : IAsyncLifetime
     [Fact]
     public async Task AKeyTheNodeDoesNotOwnGets421WithItsEpochAndTheRefreshedRingServesIt()
     {
-        using HttpClient n1 = cluster.Client(1);
+        using HttpClient n1 = _cluster.Client(1);
         await Wire.CreateTableAsync(n1, "t", """{"dim":2}""");
         ulong[] keys = [123_456_789];
         await Wire.PushAsync(n1, "t", keys, [1f, 2f], 2);   // routed to the key's primary
 
-        ClusterRing ring = ClusterRing.FromView(await cluster.ViewAsync(1));
+        ClusterRing ring = ClusterRing.FromView(await _cluster.ViewAsync(1));
         int primary = ring.PrimaryOf(Ring.NameHash("t"), keys[0]);
         int wrong = (primary + 1) % 3;
-        using HttpClient stranger = cluster.Client(wrong + 1);
+        using HttpClient stranger = _cluster.Client(wrong + 1);
         var request = new HttpRequestMessage(HttpMethod.Post, "v1/tables/t/pull") { Content = Wire.Kv(Wire.PullBlock(keys)) };
         request.Headers.Add(ParamDbHeaders.RingEpoch, ring.Epoch.ToString());
         using var refused = await stranger.SendAsync(request);
@@ -98,7 +98,7 @@ public sealed class ClusterRoutingTests : IAsyncLifetime
         Assert.Equal(ring.Epoch.ToString(), refused.Headers.GetValues(ParamDbHeaders.RingEpoch).Single());
         Assert.Contains($"'{ring.Nodes[primary]}'", detail);
 
-        using HttpClient owner = cluster.Client(primary + 1);
+        using HttpClient owner = _cluster.Client(primary + 1);
         var retry = new HttpRequestMessage(HttpMethod.Post, "v1/tables/t/pull") { Content = Wire.Kv(Wire.PullBlock(keys)) };
         retry.Headers.Add(ParamDbHeaders.RingEpoch, ring.Epoch.ToString());
         using var served = await owner.SendAsync(retry);
@@ -109,7 +109,7 @@ public sealed class ClusterRoutingTests : IAsyncLifetime
     [Fact]
     public async Task ASequentialPullThroughOneNodeWaitsForAStragglerThatPushesThroughAnother()
     {
-        using HttpClient n1 = cluster.Client(1), n2 = cluster.Client(2), n3 = cluster.Client(3);
+        using HttpClient n1 = _cluster.Client(1), n2 = _cluster.Client(2), n3 = _cluster.Client(3);
         await Wire.CreateTableAsync(n1, "t", """{"dim":1}""");
         uint fast = await RegisterAsync(n1, "fast"), slow = await RegisterAsync(n3, "slow");
         ulong[] keys = [.. Enumerable.Range(0, 64).Select(i => (ulong)i << 20)];   // spread over the nodes
