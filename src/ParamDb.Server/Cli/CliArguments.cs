@@ -9,12 +9,12 @@ public sealed class CliArguments
     /// <summary>The node a command talks to when <c>--url</c> is not given: the default <c>--listen</c>.</summary>
     public const string DefaultUrl = "http://127.0.0.1:7420";
 
-    private readonly Dictionary<string, string> options;
+    private readonly Dictionary<string, string> _options;
 
     private CliArguments(List<string> positional, Dictionary<string, string> options, bool help)
     {
         Positional = positional;
-        this.options = options;
+        _options = options;
         Help = help;
     }
 
@@ -38,10 +38,10 @@ public sealed class CliArguments
     }
 
     /// <summary>The value of an option, or null when it was not given.</summary>
-    public string? Option(string name) => options.GetValueOrDefault(name);
+    public string? Option(string name) => _options.GetValueOrDefault(name);
 
     /// <summary>Whether the flag <paramref name="name"/> (an option without a value) was given.</summary>
-    public bool Flag(string name) => options.ContainsKey(name);
+    public bool Flag(string name) => _options.ContainsKey(name);
 
     /// <summary>The value of an option that must be given.</summary>
     /// <exception cref="UsageException">It was not.</exception>

@@ -24,16 +24,16 @@ public sealed class ProgressBar
     /// <summary>Bytes copied per read and write in <see cref="CopyAsync"/>: 1 MiB, far above per-call costs.</summary>
     private const int CopyBufferBytes = 1 << 20;
 
-    private readonly TextWriter output;
-    private readonly string label;
-    private readonly long? total;
-    private readonly bool interactive;
-    private readonly TimeProvider time;
-    private readonly long started;
-    private long lastDraw;
-    private long lastTenth;
-    private int drawnLength;
-    private bool completed;
+    private readonly TextWriter _output;
+    private readonly string _label;
+    private readonly long? _total;
+    private readonly bool _interactive;
+    private readonly TimeProvider _time;
+    private readonly long _started;
+    private long _lastDraw;
+    private long _lastTenth;
+    private int _drawnLength;
+    private bool _completed;
 
     /// <summary>Starts a bar; nothing is drawn until the first bytes.</summary>
     /// <param name="output">Where to draw: the command's stderr.</param>
@@ -44,12 +44,12 @@ public sealed class ProgressBar
     public ProgressBar(TextWriter output, string label, long? total, bool interactive, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(output);
-        this.output = output;
-        this.label = label;
-        this.total = total;
-        this.interactive = interactive;
-        this.time = time ?? TimeProvider.System;
-        started = lastDraw = this.time.GetTimestamp();
+        _output = output;
+        _label = label;
+        _total = total;
+        _interactive = interactive;
+        _time = time ?? TimeProvider.System;
+        _started = _lastDraw = _time.GetTimestamp();
     }
 
     /// <summary>Bytes moved so far.</summary>
@@ -59,17 +59,17 @@ public sealed class ProgressBar
     public void Advance(long bytes)
     {
         Done += bytes;
-        long now = time.GetTimestamp();
-        TimeSpan since = time.GetElapsedTime(lastDraw, now);
-        if (interactive)
+        long now = _time.GetTimestamp();
+        TimeSpan since = _time.GetElapsedTime(_lastDraw, now);
+        if (_interactive)
         {
             if (since >= RedrawEvery) Draw(now);
             return;
         }
-        long tenth = total is > 0 and var t ? Done * 10 / t : 0;
-        if ((tenth > lastTenth && since >= LineAtTenthAfter) || since >= LineEvery)
+        long tenth = _total is > 0 and var t ? Done * 10 / t : 0;
+        if ((tenth > _lastTenth && since >= LineAtTenthAfter) || since >= LineEvery)
         {
-            lastTenth = tenth;
+            _lastTenth = tenth;
             Draw(now);
         }
     }
@@ -80,12 +80,12 @@ public sealed class ProgressBar
     /// </summary>
     public void Complete(string? note = null)
     {
-        if (completed) return;
-        completed = true;
-        Draw(time.GetTimestamp());
-        if (interactive) output.WriteLine();
-        if (note is not null) output.WriteLine(note);
-        output.Flush();
+        if (_completed) return;
+        _completed = true;
+        Draw(_time.GetTimestamp());
+        if (_interactive) _output.WriteLine();
+        if (note is not null) _output.WriteLine(note);
+        _output.Flush();
     }
 
     /// <summary>Copies <paramref name="source"/> to <paramref name="destination"/> in 1 MiB pieces, advancing the bar; an upload and a download alike.</summary>
@@ -125,31 +125,31 @@ public sealed class ProgressBar
 
     private void Draw(long now)
     {
-        lastDraw = now;
-        double seconds = Math.Max(time.GetElapsedTime(started, now).TotalSeconds, 1e-3);
+        _lastDraw = now;
+        double seconds = Math.Max(_time.GetElapsedTime(_started, now).TotalSeconds, 1e-3);
         string rate = FormatBytes(Done / seconds) + "/s";
         string line;
-        if (total is { } t)
+        if (_total is { } t)
         {
             // An empty transfer is complete as soon as it starts.
             long percent = t > 0 ? Math.Min(100, Done * 100 / t) : 100;
             int filled = (int)(percent * Width / 100);
-            line = $"{label} [{new string('#', filled)}{new string('-', Width - filled)}] {percent,3}% {FormatBytes(Done)} / {FormatBytes(t)}, {rate}";
+            line = $"{_label} [{new string('#', filled)}{new string('-', Width - filled)}] {percent,3}% {FormatBytes(Done)} / {FormatBytes(t)}, {rate}";
         }
         else
         {
-            line = $"{label} {FormatBytes(Done)}, {rate}";
+            line = $"{_label} {FormatBytes(Done)}, {rate}";
         }
-        if (interactive)
+        if (_interactive)
         {
             // Back to the start of the line, and blank out what a longer previous line left behind.
-            output.Write('\r' + line.PadRight(drawnLength));
-            drawnLength = line.Length;
+            _output.Write('\r' + line.PadRight(_drawnLength));
+            _drawnLength = line.Length;
         }
         else
         {
-            output.WriteLine(line);
+            _output.WriteLine(line);
         }
-        output.Flush();
+        _output.Flush();
     }
 }

@@ -11,18 +11,18 @@ namespace ParamDb.Server.Hosting;
 /// </remarks>
 public sealed class StoreGate
 {
-    private readonly Lock sync = new();
-    private int active;
-    private bool closed;
-    private TaskCompletionSource? drained;
-    private TaskCompletionSource reopened = Completed();
+    private readonly Lock _sync = new();
+    private int _active;
+    private bool _closed;
+    private TaskCompletionSource? _drained;
+    private TaskCompletionSource _reopened = Completed();
 
     /// <summary>Requests inside the gate now.</summary>
     public int Active
     {
         get
         {
-            lock (sync) return active;
+            lock (_sync) return _active;
         }
     }
 
@@ -32,14 +32,14 @@ public sealed class StoreGate
         while (true)
         {
             Task wait;
-            lock (sync)
+            lock (_sync)
             {
-                if (!closed)
+                if (!_closed)
                 {
-                    active++;
+                    _active++;
                     return new Pass(this);
                 }
-                wait = reopened.Task;
+                wait = _reopened.Task;
             }
             await wait.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
@@ -48,14 +48,14 @@ public sealed class StoreGate
     /// <summary>Closes the gate; completes when every request inside has left.</summary>
     public Task CloseAsync()
     {
-        lock (sync)
+        lock (_sync)
         {
-            if (closed) throw new InvalidOperationException("The store gate is already closed.");
-            closed = true;
-            reopened = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            if (active == 0) return Task.CompletedTask;
-            drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            return drained.Task;
+            if (_closed) throw new InvalidOperationException("The store gate is already closed.");
+            _closed = true;
+            _reopened = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (_active == 0) return Task.CompletedTask;
+            _drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            return _drained.Task;
         }
     }
 
@@ -63,11 +63,11 @@ public sealed class StoreGate
     public void Open()
     {
         TaskCompletionSource waiting;
-        lock (sync)
+        lock (_sync)
         {
-            closed = false;
-            drained = null;
-            waiting = reopened;
+            _closed = false;
+            _drained = null;
+            waiting = _reopened;
         }
         waiting.TrySetResult();
     }
@@ -75,9 +75,9 @@ public sealed class StoreGate
     private void Leave()
     {
         TaskCompletionSource? done = null;
-        lock (sync)
+        lock (_sync)
         {
-            if (--active == 0 && closed) done = drained;
+            if (--_active == 0 && _closed) done = _drained;
         }
         done?.TrySetResult();
     }
