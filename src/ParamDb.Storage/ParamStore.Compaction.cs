@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using FASTER.core;
+using ParamDb.Storage.Versions;
 
 namespace ParamDb.Storage;
 

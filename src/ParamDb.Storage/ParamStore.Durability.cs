@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using ParamDb.Storage.Durability;
+using ParamDb.Storage.Versions;
 
 namespace ParamDb.Storage;
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using FASTER.core;
 using ParamDb.Storage.Durability;
+using ParamDb.Storage.Versions;
 
 namespace ParamDb.Storage;
 

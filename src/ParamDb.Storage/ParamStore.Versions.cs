@@ -2,6 +2,7 @@ using System.Buffers;
 using FASTER.core;
 using ParamDb.Protocol;
 using ParamDb.Storage.Durability;
+using ParamDb.Storage.Versions;
 
 namespace ParamDb.Storage;
 

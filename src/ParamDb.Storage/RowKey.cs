@@ -76,6 +76,6 @@ internal enum RowKind : uint
 {
     /// <summary>A table row, or (table 0) a system record.</summary>
     Row = 0,
-    /// <summary>One worker's vector clock over the ranges of one table (see <see cref="ClockRecord"/>).</summary>
+    /// <summary>One worker's vector clock over the ranges of one table (see <see cref="Versions.ClockRecord"/>).</summary>
     Clock = 1,
 }

@@ -1,4 +1,5 @@
 using ParamDb.Protocol;
+using ParamDb.Storage.Versions;
 
 namespace ParamDb.Storage;
 

@@ -1,3 +1,5 @@
+using ParamDb.Storage.Versions;
+
 namespace ParamDb.Storage.Tests;
 
 /// <summary>Exactly-once pushes per (worker, clock) per range, ticks, and clocks that survive a reopen.</summary>

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using ParamDb.Storage.Versions;
 
 namespace ParamDb.Storage.Local;
 

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using ParamDb.Protocol;
 
-namespace ParamDb.Storage;
+namespace ParamDb.Storage.Versions;
 
 /// <summary>
 /// The stored form of one worker's vector clock on one table: the value of the record

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 
-namespace ParamDb.Storage;
+namespace ParamDb.Storage.Versions;
 
 /// <summary>
 /// The vector clocks of one table on this node (per worker, per range) and the pulls waiting for them.

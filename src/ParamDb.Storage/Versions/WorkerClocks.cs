@@ -1,4 +1,4 @@
-namespace ParamDb.Storage;
+namespace ParamDb.Storage.Versions;
 
 /// <summary>
 /// One worker's vector-clock entries on one table: <c>vc[range][worker]</c> for every range of the node, plus

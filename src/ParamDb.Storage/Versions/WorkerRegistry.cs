@@ -1,7 +1,7 @@
 using System.Text.Json;
 using ParamDb.Protocol;
 
-namespace ParamDb.Storage;
+namespace ParamDb.Storage.Versions;
 
 /// <summary>
 /// Registered workers and their leases. Registrations persist as the system record
