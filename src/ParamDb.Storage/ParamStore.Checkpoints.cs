@@ -42,7 +42,7 @@ public sealed partial class ParamStore
     private bool _compactedSinceCheckpoint;
 
     /// <summary>Checksums of the on-disk log for each manifest; under <see cref="_maintenance"/>.</summary>
-    private HybridLogChecksums logChecksums => _lazyLogChecksums ??= new HybridLogChecksums(LogDirectory, SegmentSizeBits);
+    private HybridLogChecksums LogChecksums => _lazyLogChecksums ??= new HybridLogChecksums(LogDirectory, SegmentSizeBits);
 
     private HybridLogChecksums? _lazyLogChecksums;
 
@@ -185,7 +185,7 @@ public sealed partial class ParamStore
             DateTimeOffset completedAt = DateTimeOffset.UtcNow;
             // The on-disk log this checkpoint stands on: what was flushed before it (an increment stands on its
             // base's), which FASTER never rewrites, and a recovery reads as it is.
-            List<(string, long, uint)> logPrefixes = logChecksums.Through(_store.Log.BeginAddress, incremental ? _incrementBaseFlushed : flushedAtStart);
+            List<(string, long, uint)> logPrefixes = LogChecksums.Through(_store.Log.BeginAddress, incremental ? _incrementBaseFlushed : flushedAtStart);
             // Only now is the checkpoint complete: recovery skips one without a manifest.
             if (incremental)
             {

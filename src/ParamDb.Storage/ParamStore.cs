@@ -158,7 +158,7 @@ public sealed partial class ParamStore : INodeStorage, IDisposable
             {
                 paramStore.LoadRecoveredState();
                 paramStore._wholeCheckpoints.Add(recoveredId);
-                if (vouched is { } checkedPrefixes) paramStore.logChecksums.Seed(checkedPrefixes.LogPrefixes);
+                if (vouched is { } checkedPrefixes) paramStore.LogChecksums.Seed(checkedPrefixes.LogPrefixes);
                 paramStore._checkpointCuts[recoveredId] = paramStore._recoveredCut;
                 paramStore.SetLastCheckpoint(Directory.GetLastWriteTimeUtc(Path.Combine(checkpointDirectory, "cpr-checkpoints", recoveredId.Token.ToString())));
             }
