@@ -57,8 +57,9 @@ public sealed class ClusterFaultTests
         string data = RunningServer.NewTempDirectory();
         try
         {
+            int port = LoopbackPorts.Triple(1);
             var e = await Assert.ThrowsAsync<ClusterStartException>(() => RunningServer.StartAsync(data,
-                "--listen", $"127.0.0.1:{FreePort()}", "--listen-h2", $"127.0.0.1:{FreePort()}", "--node-id", "x", "--raft", $"127.0.0.1:{FreePort()}", "--join", address));
+                "--listen", $"127.0.0.1:{port}", "--listen-h2", $"127.0.0.1:{port + 1}", "--node-id", "x", "--raft", $"127.0.0.1:{port + 2}", "--join", address));
             Assert.Contains($"--join {address}", e.Message);
             Assert.Contains(ProblemCodes.NotInCluster, e.Message);
         }
@@ -129,14 +130,5 @@ public sealed class ClusterFaultTests
         using var join = await http.PostAsJsonAsync("/v1/cluster/nodes",
             new JoinRequest { Id = "n9", Http = "127.0.0.9:7420", H2 = "127.0.0.9:7421", Raft = "127.0.0.9:7422" }, ProtocolJson.Default.JoinRequest);
         await Wire.AssertProblemAsync(join, 404, ProblemCodes.NotInCluster);
-    }
-
-    private static int FreePort()
-    {
-        var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
     }
 }

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using ParamDb.Protocol;
 using ParamDb.Protocol.Cluster;
 using ParamDb.Testing;
@@ -17,7 +16,7 @@ public sealed class ClusterProcessTests(ITestOutputHelper output) : IDisposable
 {
     private readonly string root = Path.Combine(Path.GetTempPath(), "paramdb-cluster-" + Guid.NewGuid().ToString("N"));
     private readonly NodeProcess?[] nodes = new NodeProcess?[3];
-    private readonly int port = FreePorts();
+    private readonly int port = LoopbackPorts.Triple(3);
 
     [Fact]
     public async Task ThreeProcessesFormSurviveTheLeadersDeathAndARestartedNodeKeepsItsRows()
@@ -95,32 +94,6 @@ public sealed class ClusterProcessTests(ITestOutputHelper output) : IDisposable
             await Task.Delay(50);
         }
         throw new TimeoutException($"Waited 60 s for {what}; the last view had {view?.Nodes.Count} nodes.");
-    }
-
-    private static int FreePorts()
-    {
-        var random = new Random(Environment.ProcessId ^ Environment.TickCount);
-        for (int attempt = 0; attempt < 200; attempt++)
-        {
-            int port = 31_000 + random.Next(0, 3000) * 3;
-            if (Enumerable.Range(1, 3).All(i => Enumerable.Range(port, 3).All(p => IsFree($"127.0.0.{i}", p)))) return port;
-        }
-        throw new InvalidOperationException("no free ports");
-    }
-
-    private static bool IsFree(string address, int port)
-    {
-        try
-        {
-            var listener = new TcpListener(IPAddress.Parse(address), port);
-            listener.Start();
-            listener.Stop();
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
     }
 
     public void Dispose()
