@@ -21,6 +21,21 @@ public sealed class ClusterProcessTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task ThreeProcessesFormSurviveTheLeadersDeathAndARestartedNodeKeepsItsRows()
     {
+        try
+        {
+            await FormKillAndRestartAsync();
+        }
+        catch
+        {
+            // The nodes' logs say what the cluster did; the folder is deleted afterwards.
+            foreach (string log in Directory.GetFiles(root, "*.log"))
+                output.WriteLine($"--- {Path.GetFileName(log)}{Environment.NewLine}{string.Join(Environment.NewLine, File.ReadLines(log).TakeLast(60))}");
+            throw;
+        }
+    }
+
+    private async Task FormKillAndRestartAsync()
+    {
         var clock = Stopwatch.StartNew();
         for (int i = 1; i <= 3; i++) await StartAsync(i, i == 1 ? ["--cluster-init"] : ["--join", $"127.0.0.1:{port}"]);
         ClusterView view = await WaitAsync(1, v => v.Nodes.Count == 3 && v.Nodes.All(n => n.State == NodeState.Up), "three nodes up");
@@ -70,7 +85,7 @@ public sealed class ClusterProcessTests(ITestOutputHelper output) : IDisposable
         nodes[i - 1] = await NodeProcess.StartLoggingAsync(data, Path.Combine(root, $"n{i}.log"),
         [
             "--listen", $"127.0.0.{i}:{port}", "--listen-h2", $"127.0.0.{i}:{port + 1}", "--raft", $"127.0.0.{i}:{port + 2}",
-            "--node-id", $"n{i}", "--checkpoint-interval", "0", .. args,
+            "--node-id", $"n{i}", "--checkpoint-interval", "0", "--Logging:LogLevel:ParamDb.Cluster=Debug", "--Logging:LogLevel:DotNext=Information", .. args,
         ]);
     }
 
