@@ -50,6 +50,25 @@ public sealed class ClusterFaultTests
     }
 
     [Fact]
+    public async Task ANodeWhoseFolderBelongsToAnotherClusterIsRefused()
+    {
+        await using LocalCluster cluster = await LocalCluster.StartAsync(2);
+        string folder = cluster[2].DataDirectory;
+        await cluster.StopNodeAsync(2);
+        string identity = Path.Combine(folder, NodeIdentity.FileName);
+        NodeIdentity ours = NodeIdentity.Load(folder)!;
+        var stranger = ours with { ClusterId = Guid.NewGuid() };
+        stranger.Save(folder);
+        var e = await Assert.ThrowsAsync<ClusterStartException>(() => cluster.RestartNodeAsync(2));
+        Assert.Contains($"belongs to cluster {stranger.ClusterId}", e.Message);
+        Assert.Contains($"hold cluster {ours.ClusterId}", e.Message);
+        ours.Save(folder);   // put back: it rejoins
+        await cluster.RestartNodeAsync(2);
+        Assert.Equal(2, (await cluster.ViewAsync(2)).Nodes.Count);
+        Assert.True(File.Exists(identity));
+    }
+
+    [Fact]
     public async Task JoiningThroughANodeThatIsNotAMemberFailsNamingTheAddress()
     {
         await using RunningServer single = await RunningServer.StartAsync();
