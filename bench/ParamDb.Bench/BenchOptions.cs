@@ -23,6 +23,7 @@ internal sealed record BenchOptions
                                (implies --http2; point --url at the h2c port, 7421)
           --in-flight N        with --stream: requests kept in flight on each stream (default 1)
           --client             go through ParamDbClient instead of prebuilt raw request bodies
+          --node-pids P,P,…    node processes to read CPU time from (/proc/PID/stat): adds node CPU s/GB per phase
           --json FILE          also write the results as JSON
           --help               this text
         """;
@@ -43,6 +44,7 @@ internal sealed record BenchOptions
     public bool Stream { get; init; }
     public int InFlight { get; init; } = 1;
     public string? JsonPath { get; init; }
+    public IReadOnlyList<int> NodePids { get; init; } = [];
     public bool Help { get; init; }
 
     public static BenchOptions Parse(string[] args)
@@ -75,6 +77,7 @@ internal sealed record BenchOptions
                 "--in-flight" => o with { InFlight = Positive(arg, Next()) },
                 "--client" => o with { ViaClient = true },
                 "--json" => o with { JsonPath = Next() },
+                "--node-pids" => o with { NodePids = [.. Next().Split(',', StringSplitOptions.RemoveEmptyEntries).Select(p => int.Parse(p, CultureInfo.InvariantCulture))] },
                 "--help" or "-h" => o with { Help = true },
                 _ => throw new ArgumentException($"Unknown option {arg}; see --help."),
             };

@@ -7,6 +7,12 @@ internal sealed record PhaseResult(
     string Workload, string Op, int Connections, long Requests, double Seconds,
     long PayloadBytes, long Keys, double P50Ms, double P99Ms, double MaxMs)
 {
+    /// <summary>CPU seconds the watched node processes spent during the measured part (<c>--node-pids</c>); null when none are watched.</summary>
+    public double? NodeCpuSeconds { get; init; }
+
+    /// <summary>Node CPU seconds per GB (10^9 bytes) of values moved.</summary>
+    public double? NodeCpuSecondsPerGB => NodeCpuSeconds is { } cpu && PayloadBytes > 0 ? cpu / (PayloadBytes / 1e9) : null;
+
     /// <summary>Values payload, in MB (10^6 bytes) per second.</summary>
     public double MBPerSecond => PayloadBytes / 1e6 / Seconds;
 
@@ -22,7 +28,7 @@ internal static class Measurement
 {
     public static async Task<PhaseResult> RunAsync(
         string workload, string op, BenchOp[] loops, int warmup, int iterations, TimeSpan? duration,
-        long payloadBytesPerRequest, int keysPerRequest, CancellationToken cancellationToken)
+        long payloadBytesPerRequest, int keysPerRequest, CancellationToken cancellationToken, NodeCpu? nodeCpu = null)
     {
         await Task.WhenAll(Array.ConvertAll(loops, loop => Task.Run(async () =>
         {
@@ -34,6 +40,7 @@ internal static class Measurement
         for (int i = 0; i < loops.Length; i++) latencies[i] = new List<long>(duration is null ? iterations : 1 << 16);
         long deadline = duration is { } d ? Stopwatch.GetTimestamp() + (long)(d.TotalSeconds * Stopwatch.Frequency) : long.MaxValue;
 
+        double cpuBefore = nodeCpu?.Seconds() ?? 0;
         var wall = Stopwatch.StartNew();
         var tasks = new Task[loops.Length];
         for (int i = 0; i < loops.Length; i++)
@@ -52,6 +59,7 @@ internal static class Measurement
         }
         await Task.WhenAll(tasks);
         double seconds = wall.Elapsed.TotalSeconds;
+        double? cpu = nodeCpu is null ? null : nodeCpu.Seconds() - cpuBefore;
 
         long requests = 0;
         foreach (var times in latencies) requests += times.Count;
@@ -66,7 +74,7 @@ internal static class Measurement
         return new PhaseResult(
             workload, op, loops.Length, requests, seconds,
             payloadBytesPerRequest * requests, (long)keysPerRequest * requests,
-            Milliseconds(Percentile(all, 0.50)), Milliseconds(Percentile(all, 0.99)), Milliseconds(all.Length == 0 ? 0 : all[^1]));
+            Milliseconds(Percentile(all, 0.50)), Milliseconds(Percentile(all, 0.99)), Milliseconds(all.Length == 0 ? 0 : all[^1])) { NodeCpuSeconds = cpu };
     }
 
     /// <summary>Nearest-rank percentile of sorted ticks.</summary>
@@ -88,6 +96,8 @@ internal static class Measurement
             P50Ms = MedianOf(repeats, r => r.P50Ms),
             P99Ms = MedianOf(repeats, r => r.P99Ms),
             MaxMs = MedianOf(repeats, r => r.MaxMs),
+            // CPU per GB is the steadier figure (docs/benchmarks.md): the median of the repeats', expressed as seconds.
+            NodeCpuSeconds = first.NodeCpuSeconds is null ? null : MedianOf(repeats, r => r.NodeCpuSecondsPerGB ?? 0) * first.PayloadBytes / 1e9,
         };
     }
 

@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using ParamDb.Protocol;
 using ParamDb.Protocol.Cluster;
@@ -13,7 +11,6 @@ namespace ParamDb.Testing;
 /// </summary>
 public sealed class LocalCluster : IAsyncDisposable
 {
-    private static int _next = Environment.ProcessId % 200 * 3;
     private readonly RunningServer?[] _nodes;
     private readonly string[] _directories;
     private readonly string[] _extraArgs;
@@ -42,7 +39,7 @@ public sealed class LocalCluster : IAsyncDisposable
     /// <summary>Starts <paramref name="size"/> nodes and waits until every one is up in the ring.</summary>
     public static async Task<LocalCluster> StartAsync(int size = 3, params string[] extraArgs)
     {
-        var cluster = new LocalCluster(size, FreePorts(size), extraArgs);
+        var cluster = new LocalCluster(size, LoopbackPorts.Triple(size), extraArgs);
         try
         {
             for (int i = 1; i <= size; i++) await cluster.StartNodeAsync(i, i == 1 ? ["--cluster-init"] : ["--join", $"127.0.0.1:{cluster.BasePort}"]);
@@ -86,35 +83,6 @@ public sealed class LocalCluster : IAsyncDisposable
     {
         using HttpClient client = Client(i);
         return JsonSerializer.Deserialize(await client.GetByteArrayAsync("v1/cluster"), ProtocolJson.Default.ClusterView)!;
-    }
-
-    /// <summary>Three ports free on 127.0.0.1 … 127.0.0.size, for HTTP/1.1, h2c and Raft.</summary>
-    private static int FreePorts(int size)
-    {
-        for (int attempt = 0; attempt < 500; attempt++)
-        {
-            int port = 21_000 + Interlocked.Add(ref _next, 3) % 9_000;
-            bool free = true;
-            for (int i = 1; i <= size && free; i++)
-                for (int p = port; p < port + 3 && free; p++) free = IsFree(IPAddress.Parse($"127.0.0.{i}"), p);
-            if (free) return port;
-        }
-        throw new InvalidOperationException("No three free ports found on the cluster's loopback addresses.");
-    }
-
-    private static bool IsFree(IPAddress address, int port)
-    {
-        try
-        {
-            var listener = new TcpListener(address, port);
-            listener.Start();
-            listener.Stop();
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
     }
 
     /// <inheritdoc />

@@ -112,7 +112,7 @@ public sealed class ClusterTableDirectory(ClusterMember member, ParamStore store
     {
         try
         {
-            using HttpResponseMessage response = await member.Peers.SendAsync(HttpMethod.Get, http, $"/v1/tables/{table}", null, cancellationToken).ConfigureAwait(false);
+            using HttpResponseMessage response = await member.Peers.SendAsync(HttpMethod.Get, http, $"/v1/tables/{table}?scope=node", null, cancellationToken).ConfigureAwait(false);
             byte[] body = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
             if (response.StatusCode == HttpStatusCode.NotFound) return default;   // not mirrored there yet: no rows
             if (!response.IsSuccessStatusCode || JsonSerializer.Deserialize(body, ProtocolJson.Default.TableInfo) is not { } info)

@@ -76,6 +76,17 @@ public sealed partial class ClusterMember
         Tokens = Array.ConvertAll(node.Tokens, t => t.ToString(CultureInfo.InvariantCulture)),
     };
 
+    /// <summary>The other nodes of the current ring, with their HTTP addresses.</summary>
+    public IReadOnlyList<(string Id, string Http)> Others()
+    {
+        var others = new List<(string, string)>();
+        if (Ring is not { } ring) return others;
+        var nodes = _manager.State.Nodes;
+        foreach (string id in ring.Nodes)
+            if (id != _identity.NodeId && nodes.TryGetValue(id, out NodeInfo? info)) others.Add((id, info.Http));
+        return others;
+    }
+
     /// <summary>
     /// Sends a request this follower cannot serve to the leader's REST API, as a peer, and returns the leader's
     /// answer for the caller to relay. Waits first for a leader to be known, up to 5 s.

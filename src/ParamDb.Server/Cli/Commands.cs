@@ -25,6 +25,7 @@ public static class Commands
         new SnapshotDeleteCommand(),
         new SnapshotExportCommand(),
         new RecoverCommand(),
+        new ClusterStatusCommand(),
     ];
 
     /// <summary>Whether <paramref name="args"/> name a command (its first word is one), rather than node options.</summary>

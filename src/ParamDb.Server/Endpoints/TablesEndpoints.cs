@@ -65,18 +65,26 @@ public static class TablesEndpoints
         }
     }
 
-    private static async Task<Results<Ok<TableList>, ProblemHttpResult>> ListAsync(StoreHost host, CancellationToken ct)
+    /// <param name="host">The node.</param>
+    /// <param name="ct">The request's end.</param>
+    /// <param name="scope"><c>node</c>: rows and bytes of this node alone; default: summed over a cluster's nodes.</param>
+    private static async Task<Results<Ok<TableList>, ProblemHttpResult>> ListAsync(StoreHost host, CancellationToken ct, string? scope = null)
     {
         if (host.Node is not { } node) return Problems.Unavailable();
         var tables = node.Tables.List();
         var infos = new List<TableInfo>(tables.Count);
-        foreach (var t in tables) infos.Add(await DescribeAsync(node, t, ct));
+        bool thisNodeOnly = ThisNodeOnly(scope);
+        foreach (var t in tables) infos.Add(await DescribeAsync(node, t, ct, thisNodeOnly));
         return TypedResults.Ok(new TableList { Tables = infos });
     }
 
-    private static async Task<Results<Ok<TableInfo>, ProblemHttpResult>> GetAsync(string name, HttpRequest request, StoreHost host, CancellationToken ct) =>
+    /// <param name="name">The table.</param>
+    /// <param name="host">The node.</param>
+    /// <param name="ct">The request's end.</param>
+    /// <param name="scope"><c>node</c>: rows and bytes of this node alone; default: summed over a cluster's nodes.</param>
+    private static async Task<Results<Ok<TableInfo>, ProblemHttpResult>> GetAsync(string name, StoreHost host, CancellationToken ct, string? scope = null) =>
         DataEndpoints.TryOpen(host, name, out var node, out var table, out var problem)
-            ? TypedResults.Ok(await DescribeAsync(node, table, ct, thisNodeOnly: Peers.IsPeer(request)))
+            ? TypedResults.Ok(await DescribeAsync(node, table, ct, thisNodeOnly: ThisNodeOnly(scope)))
             : problem;
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string name, StoreHost host, CancellationToken ct)
@@ -85,6 +93,9 @@ public static class TablesEndpoints
         if (host.Node is not { } node) return Problems.Unavailable();
         return await node.Tables.DeleteAsync(name, ct) ? TypedResults.NoContent() : Problems.TableNotFound(name);
     }
+
+    /// <summary><c>?scope=node</c>: rows and bytes of this node alone, not summed over a cluster's nodes.</summary>
+    private static bool ThisNodeOnly(string? scope) => string.Equals(scope, "node", StringComparison.Ordinal);
 
     private static async ValueTask<TableInfo> DescribeAsync(NodeServices node, TableHandle table, CancellationToken ct, bool thisNodeOnly = false)
     {

@@ -27,13 +27,7 @@ public sealed class TokenAllocatorTests(ITestOutputHelper output)
     [InlineData(8)]
     public void HundredThousandKeysLandWithin15PercentOfAFairShareAtV64(int nodes)
     {
-        ClusterRing ring = Grow(nodes, 64);
-        var random = new Random(20140604);
-        var keys = new ulong[Keys];
-        for (int i = 0; i < Keys; i++) keys[i] = (ulong)random.NextInt64(1L << 40);
-        Array.Sort(keys);
-        var counts = new int[ring.NodeCount];
-        KeySlicer.Assign(ring, Ring.NameHash("embeddings"), keys, new int[Keys], counts);
+        int[] counts = ClusterBalanceTests.CountKeys(Grow(nodes, 64));
         double fair = (double)Keys / nodes;
         double worst = 0;
         foreach (int count in counts) worst = Math.Max(worst, Math.Abs(count / fair - 1));

@@ -50,6 +50,25 @@ public sealed class ClusterFaultTests
     }
 
     [Fact]
+    public async Task ANodeWhoseFolderBelongsToAnotherClusterIsRefused()
+    {
+        await using LocalCluster cluster = await LocalCluster.StartAsync(2);
+        string folder = cluster[2].DataDirectory;
+        await cluster.StopNodeAsync(2);
+        string identity = Path.Combine(folder, NodeIdentity.FileName);
+        NodeIdentity ours = NodeIdentity.Load(folder)!;
+        var stranger = ours with { ClusterId = Guid.NewGuid() };
+        stranger.Save(folder);
+        var e = await Assert.ThrowsAsync<ClusterStartException>(() => cluster.RestartNodeAsync(2));
+        Assert.Contains($"belongs to cluster {stranger.ClusterId}", e.Message);
+        Assert.Contains($"hold cluster {ours.ClusterId}", e.Message);
+        ours.Save(folder);   // put back: it rejoins
+        await cluster.RestartNodeAsync(2);
+        Assert.Equal(2, (await cluster.ViewAsync(2)).Nodes.Count);
+        Assert.True(File.Exists(identity));
+    }
+
+    [Fact]
     public async Task JoiningThroughANodeThatIsNotAMemberFailsNamingTheAddress()
     {
         await using RunningServer single = await RunningServer.StartAsync();
@@ -57,8 +76,9 @@ public sealed class ClusterFaultTests
         string data = RunningServer.NewTempDirectory();
         try
         {
+            int port = LoopbackPorts.Triple(1);
             var e = await Assert.ThrowsAsync<ClusterStartException>(() => RunningServer.StartAsync(data,
-                "--listen", $"127.0.0.1:{FreePort()}", "--listen-h2", $"127.0.0.1:{FreePort()}", "--node-id", "x", "--raft", $"127.0.0.1:{FreePort()}", "--join", address));
+                "--listen", $"127.0.0.1:{port}", "--listen-h2", $"127.0.0.1:{port + 1}", "--node-id", "x", "--raft", $"127.0.0.1:{port + 2}", "--join", address));
             Assert.Contains($"--join {address}", e.Message);
             Assert.Contains(ProblemCodes.NotInCluster, e.Message);
         }
@@ -129,14 +149,5 @@ public sealed class ClusterFaultTests
         using var join = await http.PostAsJsonAsync("/v1/cluster/nodes",
             new JoinRequest { Id = "n9", Http = "127.0.0.9:7420", H2 = "127.0.0.9:7421", Raft = "127.0.0.9:7422" }, ProtocolJson.Default.JoinRequest);
         await Wire.AssertProblemAsync(join, 404, ProblemCodes.NotInCluster);
-    }
-
-    private static int FreePort()
-    {
-        var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
     }
 }

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using ParamDb.Protocol;
 using ParamDb.Protocol.Cluster;
 using ParamDb.Testing;
@@ -17,10 +16,25 @@ public sealed class ClusterProcessTests(ITestOutputHelper output) : IDisposable
 {
     private readonly string _root = Path.Combine(Path.GetTempPath(), "paramdb-cluster-" + Guid.NewGuid().ToString("N"));
     private readonly NodeProcess?[] _nodes = new NodeProcess?[3];
-    private readonly int _port = FreePorts();
+    private readonly int _port = LoopbackPorts.Triple(3);
 
     [Fact]
     public async Task ThreeProcessesFormSurviveTheLeadersDeathAndARestartedNodeKeepsItsRows()
+    {
+        try
+        {
+            await FormKillAndRestartAsync();
+        }
+        catch
+        {
+            // The nodes' logs say what the cluster did; the folder is deleted afterwards.
+            foreach (string log in Directory.GetFiles(_root, "*.log"))
+                output.WriteLine($"--- {Path.GetFileName(log)}{Environment.NewLine}{string.Join(Environment.NewLine, File.ReadLines(log).TakeLast(60))}");
+            throw;
+        }
+    }
+
+    private async Task FormKillAndRestartAsync()
     {
         var clock = Stopwatch.StartNew();
         for (int i = 1; i <= 3; i++) await StartAsync(i, i == 1 ? ["--cluster-init"] : ["--join", $"127.0.0.1:{_port}"]);
@@ -71,7 +85,7 @@ public sealed class ClusterProcessTests(ITestOutputHelper output) : IDisposable
         _nodes[i - 1] = await NodeProcess.StartLoggingAsync(data, Path.Combine(_root, $"n{i}.log"),
         [
             "--listen", $"127.0.0.{i}:{_port}", "--listen-h2", $"127.0.0.{i}:{_port + 1}", "--raft", $"127.0.0.{i}:{_port + 2}",
-            "--node-id", $"n{i}", "--checkpoint-interval", "0", .. args,
+            "--node-id", $"n{i}", "--checkpoint-interval", "0", "--Logging:LogLevel:ParamDb.Cluster=Debug", "--Logging:LogLevel:DotNext=Information", .. args,
         ]);
     }
 
@@ -95,32 +109,6 @@ public sealed class ClusterProcessTests(ITestOutputHelper output) : IDisposable
             await Task.Delay(50);
         }
         throw new TimeoutException($"Waited 60 s for {what}; the last view had {view?.Nodes.Count} nodes.");
-    }
-
-    private static int FreePorts()
-    {
-        var random = new Random(Environment.ProcessId ^ Environment.TickCount);
-        for (int attempt = 0; attempt < 200; attempt++)
-        {
-            int port = 31_000 + random.Next(0, 3000) * 3;
-            if (Enumerable.Range(1, 3).All(i => Enumerable.Range(port, 3).All(p => IsFree($"127.0.0.{i}", p)))) return port;
-        }
-        throw new InvalidOperationException("no free ports");
-    }
-
-    private static bool IsFree(string address, int port)
-    {
-        try
-        {
-            var listener = new TcpListener(IPAddress.Parse(address), port);
-            listener.Start();
-            listener.Stop();
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
     }
 
     public void Dispose()

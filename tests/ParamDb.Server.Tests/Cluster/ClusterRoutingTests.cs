@@ -71,8 +71,7 @@ public sealed class ClusterRoutingTests : IAsyncLifetime
         for (int i = 1; i <= 3; i++)
         {
             using HttpClient client = _cluster.Client(i);
-            client.DefaultRequestHeaders.Add("ParamDb-Peer", "test");   // this node's own rows
-            rows[i - 1] = (await client.GetFromJsonAsync("v1/tables/t", ProtocolJson.Default.TableInfo))!.Rows;
+            rows[i - 1] = (await client.GetFromJsonAsync("v1/tables/t?scope=node", ProtocolJson.Default.TableInfo))!.Rows;   // this node's own
         }
         Assert.All(rows, r => Assert.True(r > 0));
         Assert.Equal((await reference.GetFromJsonAsync("v1/tables/t", ProtocolJson.Default.TableInfo))!.Rows, rows.Sum());
@@ -128,6 +127,47 @@ public sealed class ClusterRoutingTests : IAsyncLifetime
         // Every key got fast's 3 pushes and slow's 2, by the add updater: 5 each.
         Assert.All(Wire.ValuesOf(await done.Content.ReadAsByteArrayAsync(), keys), v => Assert.Equal(5f, v));
         Assert.Equal("2", done.Headers.GetValues(ParamDbHeaders.ClockMin).Single());
+    }
+
+    [Fact]
+    public async Task ACheckpointThroughOneNodeCheckpointsEveryNode()
+    {
+        using HttpClient n2 = _cluster.Client(2);
+        using var reply = await n2.PostAsync("v1/checkpoint", null);
+        Assert.Equal(HttpStatusCode.OK, reply.StatusCode);
+        for (int i = 1; i <= 3; i++)
+        {
+            using HttpClient client = _cluster.Client(i);
+            HealthReply health = (await client.GetFromJsonAsync("v1/health", ProtocolJson.Default.HealthReply))!;
+            Assert.NotNull(health.LastCheckpoint);
+        }
+    }
+
+    [Fact]
+    public async Task ClusterStatusPrintsEveryNodeItsRangesAndRowsAndTheLeader()
+    {
+        using HttpClient n1 = _cluster.Client(1);
+        await Wire.CreateTableAsync(n1, "t", """{"dim":1}""");
+        ulong[] keys = [.. Enumerable.Range(0, 3000).Select(i => (ulong)i << 12)];
+        await Wire.PushAsync(n1, "t", keys, Wire.Fill(keys.Length, 1f), 1);
+
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int code = await ParamDb.Server.Cli.Commands.RunAsync(["cluster", "status", "--url", _cluster.Http(2).ToString()], new ParamDb.Server.Cli.CliConsole(output, error, ErrorIsTerminal: false));
+        Assert.True(code == 0, error.ToString());
+        string text = output.ToString();
+        ClusterView view = await _cluster.ViewAsync(2);
+        Assert.Contains($"ring epoch {view.Epoch} · leader {view.Leader}", text);
+        long total = 0;
+        foreach (ClusterNode node in view.Nodes)
+        {
+            string line = text.Split('\n').Single(l => l.StartsWith(node.Id + " ", StringComparison.Ordinal));
+            Assert.Contains(node.Http!, line);
+            Assert.Contains(" 64 ", line);
+            total += long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[^1].Replace(",", ""));
+        }
+        Assert.Equal(keys.Length, total);
+        Assert.Contains("rows per node within ±", text);
     }
 
     private static async Task<uint> RegisterAsync(HttpClient http, string name)
