@@ -47,5 +47,5 @@ public sealed record ClusterOptions
     public int UpperElectionTimeoutMs { get; init; } = 600;
 
     /// <summary>How long a start waits for a leader, a join's answer, or the node to appear in the state.</summary>
-    public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(60);
 }

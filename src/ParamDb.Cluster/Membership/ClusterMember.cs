@@ -143,14 +143,28 @@ public sealed partial class ClusterMember : IAsyncDisposable
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(options.StartTimeout);
         HttpResponseMessage response;
-        try
+        while (true)
         {
-            response = await peers.SendAsync(HttpMethod.Post, member, "/v1/cluster/nodes",
-                PeerHttp.Json(JsonSerializer.SerializeToUtf8Bytes(request, ProtocolJson.Default.JoinRequest)), timeout.Token).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is HttpRequestException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
-        {
-            throw new ClusterStartException($"--join {member}: no ParamDb node answers there ({e.Message}). Give the HTTP address (host:port) of a running member.", e);
+            try
+            {
+                response = await peers.SendAsync(HttpMethod.Post, member, "/v1/cluster/nodes",
+                    PeerHttp.Json(JsonSerializer.SerializeToUtf8Bytes(request, ProtocolJson.Default.JoinRequest)), timeout.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is HttpRequestException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+            {
+                throw new ClusterStartException($"--join {member}: no ParamDb node answers there ({e.Message}). Give the HTTP address (host:port) of a running member.", e);
+            }
+            // 503: the cluster is between leaders (an election takes a few hundred ms): ask again until the start timeout.
+            if (response.StatusCode != HttpStatusCode.ServiceUnavailable || timeout.IsCancellationRequested) break;
+            response.Dispose();
+            try
+            {
+                await Task.Delay(200, timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new ClusterStartException($"--join {member}: the cluster had no leader to admit this node for {options.StartTimeout.TotalSeconds:F0} s. Check that a majority of its members runs.");
+            }
         }
         using (response)
         {

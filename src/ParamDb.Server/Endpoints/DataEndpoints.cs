@@ -37,7 +37,10 @@ public static class DataEndpoints
 
     private static async Task<Results<Ok<PushResult>, ProblemHttpResult>> PushAsync(string table, HttpRequest request, StoreHost host, NodeSettings settings)
     {
-        if (!TryOpen(host, table, out var node, out var handle, out var problem)) return problem;
+        var open = await OpenAsync(host, table, request.HttpContext.RequestAborted);
+        if (open.Problem is not null) return open.Problem;
+        NodeServices node = open.Node!;
+        TableHandle handle = open.Table!;
         if (!ClockHeaders.TryRead(request, out var clock, out var error)) return Problems.From(error);
         if (clock.Clock != 0 && clock.Worker == 0) return Problems.From(DataErrors.ClockWithoutWorker(clock.Clock));
         if (!Negotiation.TryRequestFormat(request, out var format, out error)) return Problems.From(error);
@@ -70,7 +73,10 @@ public static class DataEndpoints
 
     private static async Task<IResult> PullAsync(string table, HttpRequest request, StoreHost host, NodeSettings settings)
     {
-        if (!TryOpen(host, table, out var node, out var handle, out var problem)) return problem;
+        var open = await OpenAsync(host, table, request.HttpContext.RequestAborted);
+        if (open.Problem is not null) return open.Problem;
+        NodeServices node = open.Node!;
+        TableHandle handle = open.Table!;
         if (!ClockHeaders.TryRead(request, out var clock, out var error)) return Problems.From(error);
         if (!Negotiation.TryRequestFormat(request, out var format, out error)) return Problems.From(error);
         if (!Negotiation.TryReplyFormat(request, format, out var replyFormat, out error)) return Problems.From(error);
@@ -120,7 +126,10 @@ public static class DataEndpoints
 
     private static async Task<Results<Ok<RowReply>, ProblemHttpResult>> GetRowAsync(string table, string key, StoreHost host, CancellationToken ct)
     {
-        if (!TryOpen(host, table, out var node, out var handle, out var problem)) return problem;
+        var open = await OpenAsync(host, table, ct);
+        if (open.Problem is not null) return open.Problem;
+        NodeServices node = open.Node!;
+        TableHandle handle = open.Table!;
         if (!ulong.TryParse(key, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out ulong k))
             return Problems.Of(400, ProblemCodes.KeyOutOfRange, $"'{key}' is not a key: keys are integers 0 … 2^64-1.");
         byte[] request = new byte[KvBlockWriter.SizeOf(range: false, 1, handle.Dim, values: false)];
@@ -138,6 +147,18 @@ public static class DataEndpoints
         if (error.Status == StatusCodes.Status421MisdirectedRequest)
             request.HttpContext.Response.Headers[ParamDbHeaders.RingEpoch] = node.Ranges.Epoch.ToString(System.Globalization.CultureInfo.InvariantCulture);
         return Problems.From(error);
+    }
+
+    /// <summary>
+    /// Resolves the node's seams and the table, or the problem that stops the request; a cluster member that does
+    /// not know the table catches up with the server manager first (<see cref="NodeServices.ResolveAsync"/>).
+    /// </summary>
+    internal static async ValueTask<(NodeServices? Node, TableHandle? Table, ProblemHttpResult? Problem)> OpenAsync(StoreHost host, string table, CancellationToken cancellationToken)
+    {
+        if (TryOpen(host, table, out var node, out var handle, out var problem)) return (node, handle, null);
+        if (node is null || node.Cluster is null || !TableNames.IsValid(table)) return (null, null, problem);
+        var (found, error) = await node.ResolveAsync(table, cancellationToken);
+        return found is null ? (null, null, Problems.From(error)) : (node, found, null);
     }
 
     /// <summary>Resolves the node's seams and the table, or the problem that stops the request.</summary>

@@ -82,10 +82,11 @@ public static class TablesEndpoints
     /// <param name="host">The node.</param>
     /// <param name="ct">The request's end.</param>
     /// <param name="scope"><c>node</c>: rows and bytes of this node alone; default: summed over a cluster's nodes.</param>
-    private static async Task<Results<Ok<TableInfo>, ProblemHttpResult>> GetAsync(string name, StoreHost host, CancellationToken ct, string? scope = null) =>
-        DataEndpoints.TryOpen(host, name, out var node, out var table, out var problem)
-            ? TypedResults.Ok(await DescribeAsync(node, table, ct, thisNodeOnly: ThisNodeOnly(scope)))
-            : problem;
+    private static async Task<Results<Ok<TableInfo>, ProblemHttpResult>> GetAsync(string name, StoreHost host, CancellationToken ct, string? scope = null)
+    {
+        var (node, table, problem) = await DataEndpoints.OpenAsync(host, name, ct);
+        return problem ?? (Results<Ok<TableInfo>, ProblemHttpResult>)TypedResults.Ok(await DescribeAsync(node!, table!, ct, thisNodeOnly: ThisNodeOnly(scope)));
+    }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string name, StoreHost host, CancellationToken ct)
     {

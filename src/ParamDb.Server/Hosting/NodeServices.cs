@@ -19,6 +19,30 @@ public sealed record NodeServices(IDataPlane Data, ITableDirectory Tables, IWork
     /// <summary>This node's cluster membership; null on a single node.</summary>
     public ParamDb.Cluster.Membership.ClusterMember? Cluster { get; init; }
 
+    /// <summary>
+    /// Finds a live table like <see cref="TryResolve"/>; on a cluster member that does not know the name, first
+    /// catches up with the server manager (a read barrier), since a table created a moment ago through another node
+    /// may not have reached this one yet: a client that creates a table through one node and pushes straight to
+    /// another must not be told it does not exist.
+    /// </summary>
+    public async ValueTask<(TableHandle? Table, ProtocolError Error)> ResolveAsync(string table, CancellationToken cancellationToken)
+    {
+        if (TryResolve(table, out TableHandle? handle, out ProtocolError error) || Cluster is not { } member || error.Status != 404) return (handle, error);
+        // At most 2 s: without a leader the barrier cannot complete, and the answer is then what this node knows.
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        bounded.CancelAfter(TimeSpan.FromSeconds(2));
+        try
+        {
+            await member.Manager.ReadBarrierAsync(bounded.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            return (null, error);   // no leader to catch up with: the table is unknown as far as this node can tell
+        }
+        TryResolve(table, out handle, out error);
+        return (handle, error);
+    }
+
     /// <summary>Finds a live table by a name from a request, or the problem that stops the request.</summary>
     public bool TryResolve(string table, [NotNullWhen(true)] out TableHandle? handle, out ProtocolError error)
     {

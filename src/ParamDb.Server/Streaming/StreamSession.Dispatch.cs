@@ -21,7 +21,8 @@ internal sealed partial class StreamSession
                 await ReplyErrorAsync(h.RequestId, DataErrors.Unavailable, isReader: true);
                 return;
             }
-            if (!node.TryResolve(frame.Table!, out var table, out var error))
+            var (table, error) = await node.ResolveAsync(frame.Table!, _stop.Token);
+            if (table is null)
             {
                 await ReplyErrorAsync(h.RequestId, error, isReader: true);
                 return;
