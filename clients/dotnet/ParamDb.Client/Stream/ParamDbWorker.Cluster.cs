@@ -41,8 +41,9 @@ public sealed partial class ParamDbWorker
             var streams = new ParamDbStream[map.NodeCount];
             for (int n = 0; n < streams.Length; n++)
             {
-                Uri address = map.H2[n]!;
-                if (_streamsClosed) streams[n] = _stream; // disposed: its refusal is the answer
+                // Disposed: the registration stream's refusal is the answer. A node listed without an h2 address gets its
+                // slice sent to the registration node instead, which refuses (421) what it does not own.
+                if (_streamsClosed || map.H2[n] is not { } address) streams[n] = _stream;
                 else if (!_streamsByAddress.TryGetValue(address.Authority, out ParamDbStream? stream))
                 {
                     stream = ParamDbStream.OpenLazily(address, _streamOptions);
