@@ -29,7 +29,7 @@ public sealed class ClusterClientTests(ClusterFixture fixture)
 
     private async Task CreateAsync(ParamDbClient client, string table)
     {
-        await client.CreateTableAsync(table, Schema);
+        await ClusterFixture.WithLeaderAsync(() => client.CreateTableAsync(table, Schema));
         await fixture.VisibleEverywhereAsync(table);
     }
 
@@ -240,6 +240,31 @@ public sealed class ClusterClientTests(ClusterFixture fixture)
         var expected = new long[3];
         foreach (ulong key in keys.Concat(Enumerable.Range(0, 50_000).Select(i => 9_999UL + (ulong)i)).Distinct()) expected[ring.PrimaryOf(hash, key)]++;
         for (int i = 1; i <= 3; i++) Assert.Equal(expected[ring.NodeIndex($"n{i}")], await fixture.LocalRowsAsync(i, table));
+    }
+
+    [Fact]
+    public async Task OverHttp2WithLz4TheClientRoutesToEachNodesH2PortAndRecoversFrom421()
+    {
+        using var h2 = new ParamDbClient(fixture.H2(2), new ParamDbClientOptions { HttpVersion = System.Net.HttpVersion.Version20, Compression = ParamDbCompression.Lz4 });
+        using var reference = new ParamDbClient(fixture.Single.Http1Uri);
+        const string table = "h2lz4";
+        await CreateAsync(h2, table);
+        await reference.CreateTableAsync(table, Schema);
+        var (view, _) = await fixture.RingAsync();
+        var random = new Random(21);
+        ulong[] keys = RandomKeys(random, 8_000, 1L << 40);
+        float[] values = new float[keys.Length * Dim];
+        for (int i = 0; i < values.Length; i += 10) values[i] = (float)random.NextDouble();   // sparse: LZ4 shrinks it
+
+        Assert.Equal(await reference.PushAsync(table, keys, values), await h2.PushAsync(table, keys, values));
+        Assert.Equal(0, h2.Ring.WrongNodeReplies);
+        Assert.All(h2.Ring.Current!.Rest, u => Assert.Equal(fixture.Cluster.BasePort + 1, u!.Port));
+
+        h2.Ring.Set(ClusterFixture.Rotated(view));
+        Assert.Equal(await reference.PushRangeAsync(table, 40_000, values, Dim), await h2.PushRangeAsync(table, 40_000, values, Dim));
+        Assert.True(h2.Ring.WrongNodeReplies > 0);
+        Assert.Equal(await reference.PullAsync(table, keys), await h2.PullAsync(table, keys));
+        Assert.Equal(await reference.PullRangeAsync(table, 30_000, 20_000), await h2.PullRangeAsync(table, 30_000, 20_000));
     }
 
     [Fact]

@@ -20,12 +20,12 @@ public sealed class ClusterWorkerTests(ClusterFixture fixture)
     private async Task CreateAddTableAsync(string table, int dim)
     {
         using var client = new ParamDbClient(fixture.Cluster.Http(1));
-        await client.CreateTableAsync(table, new TableSchema
+        await ClusterFixture.WithLeaderAsync(() => client.CreateTableAsync(table, new TableSchema
         {
             Dim = dim,
             Init = new InitializerSpec { Kind = InitializerSpec.Constant, Value = 0f },
             Updater = new UpdaterSpec { Kind = UpdaterSpec.Add },
-        });
+        }));
         await fixture.VisibleEverywhereAsync(table);
     }
 
@@ -56,8 +56,8 @@ public sealed class ClusterWorkerTests(ClusterFixture fixture)
         var inA = new HashSet<ulong>(keysA);
         var inB = new HashSet<ulong>(keysB);
 
-        await using ParamDbWorker a = await ParamDbWorker.RegisterAsync(fixture.H2(1), "a", [table], options: Options);
-        await using ParamDbWorker b = await ParamDbWorker.RegisterAsync(fixture.H2(3), "b", [table], options: Options);
+        await using ParamDbWorker a = await ClusterFixture.WithLeaderAsync(() => ParamDbWorker.RegisterAsync(fixture.H2(1), "a", [table], options: Options));
+        await using ParamDbWorker b = await ClusterFixture.WithLeaderAsync(() => ParamDbWorker.RegisterAsync(fixture.H2(3), "b", [table], options: Options));
         Assert.True(a.Ring.Current!.RoutesStream);
         const int clocks = 4;
 
@@ -98,7 +98,7 @@ public sealed class ClusterWorkerTests(ClusterFixture fixture)
         const string table = "stale";
         await CreateAddTableAsync(table, dim: 2);
         var (view, ring) = await fixture.RingAsync();
-        await using ParamDbWorker worker = await ParamDbWorker.RegisterAsync(fixture.H2(2), "stale", [table], options: Options);
+        await using ParamDbWorker worker = await ClusterFixture.WithLeaderAsync(() => ParamDbWorker.RegisterAsync(fixture.H2(2), "stale", [table], options: Options));
 
         // The ring from before n3 joined: n3's keys land in n1's and n2's slices, which are refused.
         worker.Ring.Set(ClusterFixture.Without(view, "n3"));
@@ -143,9 +143,9 @@ public sealed class ClusterWorkerTests(ClusterFixture fixture)
         await CreateAddTableAsync(table, dim: 1);
         ulong[] keys = SpreadKeys(3_000, seed: 4);
         float[] ones = [.. Enumerable.Repeat(1f, keys.Length)];
-        await using ParamDbWorker routed = await ParamDbWorker.RegisterAsync(fixture.H2(1), "routed", [table], options: Options);
-        await using ParamDbWorker forwarded = await ParamDbWorker.RegisterAsync(fixture.H2(1), "forwarded", [table],
-            options: Options with { Routing = ParamDbRouting.Off });
+        await using ParamDbWorker routed = await ClusterFixture.WithLeaderAsync(() => ParamDbWorker.RegisterAsync(fixture.H2(1), "routed", [table], options: Options));
+        await using ParamDbWorker forwarded = await ClusterFixture.WithLeaderAsync(() => ParamDbWorker.RegisterAsync(fixture.H2(1), "forwarded", [table],
+            options: Options with { Routing = ParamDbRouting.Off }));
         Assert.Null(forwarded.Ring.Current);
         // A node forwards a worker's push to its peers at once, but they learn of a registration only when they apply
         // it: wait for that, as the routing worker does when it registers (else the peers refuse worker_not_found).
@@ -174,7 +174,7 @@ public sealed class ClusterWorkerRetryTests : IAsyncLifetime
 {
     private LocalCluster cluster = null!;
 
-    public async Task InitializeAsync() => cluster = await LocalCluster.StartAsync(3);
+    public async Task InitializeAsync() => cluster = await ClusterFixture.StartClusterAsync();
 
     public async Task DisposeAsync() => await cluster.DisposeAsync();
 
@@ -184,12 +184,12 @@ public sealed class ClusterWorkerRetryTests : IAsyncLifetime
         const string table = "retry";
         using (var client = new ParamDbClient(cluster.Http(1)))
         {
-            await client.CreateTableAsync(table, new TableSchema
+            await ClusterFixture.WithLeaderAsync(() => client.CreateTableAsync(table, new TableSchema
             {
                 Dim = 1,
                 Init = new InitializerSpec { Kind = InitializerSpec.Constant, Value = 0f },
                 Updater = new UpdaterSpec { Kind = UpdaterSpec.Add },
-            });
+            }));
         }
         for (int i = 1; i <= 3; i++)
         {
@@ -207,7 +207,7 @@ public sealed class ClusterWorkerRetryTests : IAsyncLifetime
         {
             Stream = new ParamDbStreamOptions { MaxRetries = 1, RetryBackoff = TimeSpan.FromMilliseconds(50), ConnectTimeout = TimeSpan.FromSeconds(2) },
         };
-        await using ParamDbWorker worker = await ParamDbWorker.RegisterAsync(new Uri($"http://127.0.0.1:{cluster.BasePort + 1}/"), "retry", [table], TimeSpan.FromSeconds(60), options);
+        await using ParamDbWorker worker = await ClusterFixture.WithLeaderAsync(() => ParamDbWorker.RegisterAsync(new Uri($"http://127.0.0.1:{cluster.BasePort + 1}/"), "retry", [table], TimeSpan.FromSeconds(60), options));
         Assert.Equal(keys.Length, (await worker.PushAsync(table, keys, ones)).Applied);
         await worker.EndIterationAsync();
 
