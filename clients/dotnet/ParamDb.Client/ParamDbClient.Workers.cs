@@ -38,9 +38,13 @@ public sealed partial class ParamDbClient
     }
 
     /// <summary>Every registered worker, live or not (<c>GET /v1/workers</c>).</summary>
-    public async Task<IReadOnlyList<WorkerInfo>> ListWorkersAsync(CancellationToken cancellationToken = default)
+    public Task<IReadOnlyList<WorkerInfo>> ListWorkersAsync(CancellationToken cancellationToken = default) =>
+        ListWorkersAsync(_base, cancellationToken);
+
+    /// <summary>The workers node <paramref name="node"/> (a REST base address) knows of: in a cluster, each node's own copy.</summary>
+    internal async Task<IReadOnlyList<WorkerInfo>> ListWorkersAsync(Uri node, CancellationToken cancellationToken)
     {
-        using var request = NewRequest(HttpMethod.Get, "v1/workers");
+        using var request = NewRequest(HttpMethod.Get, node, "v1/workers");
         var list = await SendForJsonAsync(request, ProtocolJson.Default.WorkerList, cancellationToken).ConfigureAwait(false);
         return list.Workers;
     }

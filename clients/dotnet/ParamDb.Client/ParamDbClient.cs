@@ -5,6 +5,7 @@ using System.Text.Json.Serialization.Metadata;
 using ParamDb.Client.Internal;
 using static ParamDb.Client.Internal.BatchChecks;
 using ParamDb.Protocol;
+using ParamDb.Protocol.Cluster;
 
 namespace ParamDb.Client;
 
@@ -19,6 +20,11 @@ namespace ParamDb.Client;
 /// </code>
 /// </summary>
 /// <remarks>
+/// <para><b>Clusters.</b> With <see cref="ParamDbClientOptions.Routing"/> <see cref="ParamDbRouting.Auto"/> (the default)
+/// the first data call asks <c>GET /v1/cluster</c>; when the server is a cluster of several nodes, every push, pull and
+/// row read is sliced by the ring and each node gets its own keys in one request carrying <c>ParamDb-Ring-Epoch</c>,
+/// and the replies are put back in key order. A node that answers 421 <c>wrong_node</c> makes the client fetch the
+/// ring again and send that node's keys again (up to three times). A single node is spoken to exactly as before.</para>
 /// Thread-safe: one instance serves any number of concurrent calls and should live as long as the
 /// application (it pools connections). Errors the server reports throw <see cref="ParamDbException"/>;
 /// arguments the server would refuse (unsorted keys, a destination of the wrong size) throw
@@ -32,6 +38,7 @@ public sealed partial class ParamDbClient : IDisposable
     private readonly Version _version;
     private readonly HttpVersionPolicy _versionPolicy;
     private readonly bool _lz4;
+    private readonly RingSource _ring;
 
     /// <summary>Creates a client of the server at <paramref name="baseAddress"/>, e.g. <c>http://127.0.0.1:7420</c>.</summary>
     /// <param name="baseAddress">The server's address; a path prefix is kept.</param>
@@ -55,6 +62,7 @@ public sealed partial class ParamDbClient : IDisposable
         _version = options.HttpVersion;
         _versionPolicy = HttpVersionPolicy.RequestVersionExact;
         _lz4 = options.Compression == ParamDbCompression.Lz4;
+        _ring = NewRingSource(options.Routing);
     }
 
     /// <summary>
@@ -63,7 +71,7 @@ public sealed partial class ParamDbClient : IDisposable
     /// timeout apply. Leave its automatic decompression off, or LZ4 replies cannot be told apart.
     /// </summary>
     /// <param name="http">A client whose BaseAddress is set.</param>
-    /// <param name="options">Only <see cref="ParamDbClientOptions.Compression"/> is read.</param>
+    /// <param name="options">Only <see cref="ParamDbClientOptions.Compression"/> and <see cref="ParamDbClientOptions.Routing"/> are read.</param>
     public ParamDbClient(HttpClient http, ParamDbClientOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(http);
@@ -73,6 +81,7 @@ public sealed partial class ParamDbClient : IDisposable
         _version = http.DefaultRequestVersion;
         _versionPolicy = http.DefaultVersionPolicy;
         _lz4 = options?.Compression == ParamDbCompression.Lz4;
+        _ring = NewRingSource(options?.Routing ?? ParamDbRouting.Auto);
     }
 
     /// <summary>The server's address, ending in '/'.</summary>
@@ -136,8 +145,23 @@ public sealed partial class ParamDbClient : IDisposable
         if (_ownsHttp) _http.Dispose();
     }
 
-    private HttpRequestMessage NewRequest(HttpMethod method, string relativePath) =>
-        new(method, new Uri(_base, relativePath)) { Version = _version, VersionPolicy = _versionPolicy };
+    private HttpRequestMessage NewRequest(HttpMethod method, string relativePath) => NewRequest(method, _base, relativePath);
+
+    private HttpRequestMessage NewRequest(HttpMethod method, Uri node, string relativePath) =>
+        new(method, new Uri(node, relativePath)) { Version = _version, VersionPolicy = _versionPolicy };
+
+    /// <summary>Where this client's cluster map comes from; the worker routes by its REST client's.</summary>
+    internal RingSource Ring => _ring;
+
+    private RingSource NewRingSource(ParamDbRouting routing) =>
+        new(FetchClusterAsync, routing == ParamDbRouting.Auto, _base.Scheme, _version.Major >= 2);
+
+    /// <summary><c>GET /v1/cluster</c> from <paramref name="node"/> (a node's REST base address), or from this client's address when null.</summary>
+    internal async Task<ClusterView> FetchClusterAsync(Uri? node, CancellationToken cancellationToken)
+    {
+        using var request = NewRequest(HttpMethod.Get, node ?? _base, "v1/cluster");
+        return await SendForJsonAsync(request, ProtocolJson.Default.ClusterView, cancellationToken).ConfigureAwait(false);
+    }
 
     private static string TablePath(string name)
     {

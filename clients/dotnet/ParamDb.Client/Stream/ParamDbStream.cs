@@ -95,6 +95,21 @@ public sealed partial class ParamDbStream : IAsyncDisposable
     }
 
     /// <summary>
+    /// A stream that connects when its first request is queued (a worker's stream to another node of a cluster):
+    /// requests queue at once, in call order, and are written once the connection is up. A failed connect counts as
+    /// one attempt of each queued request, as a lost connection does (<see cref="ParamDbStreamOptions.MaxRetries"/>);
+    /// a refusal fails them.
+    /// </summary>
+    internal static ParamDbStream OpenLazily(Uri address, ParamDbStreamOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        options.Validate();
+        var stream = new ParamDbStream(new HttpMessageInvoker(CreateHandler(), disposeHandler: true), ownsHttp: true, address, options);
+        stream._supervisor = stream.SuperviseAsync(null);
+        return stream;
+    }
+
+    /// <summary>
     /// The handler for one HTTP/2 connection carrying the stream (and, for a worker, its REST calls): a 16 MiB
     /// stream window so a 4 MiB pull reply flows without waiting for window updates, and pings that notice a dead
     /// peer on a quiet connection.

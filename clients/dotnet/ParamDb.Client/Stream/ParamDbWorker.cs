@@ -1,4 +1,5 @@
 using System.Net;
+using ParamDb.Client.Internal;
 using ParamDb.Protocol;
 
 namespace ParamDb.Client;
@@ -34,6 +35,12 @@ namespace ParamDb.Client;
 /// a table this worker had nothing for.</para>
 /// <para><b>Lease.</b> A timer renews the lease every third of it; <see cref="DisposeAsync"/> leaves (<c>DELETE</c>),
 /// so consistent pulls stop waiting for this worker at once rather than when the lease runs out.</para>
+/// <para><b>Clusters.</b> When the server is a cluster (<c>GET /v1/cluster</c> lists several nodes) and
+/// <see cref="ParamDbWorkerOptions.Routing"/> is <see cref="ParamDbRouting.Auto"/>, the worker keeps one stream per node,
+/// opened when first needed, and sends each node its own keys with the ring epoch; every push (and every tick) reaches
+/// every node once at its clock, as an empty push where the node has none of its keys. A node that answers 421
+/// <c>wrong_node</c> makes the worker fetch the ring again and send that node's keys again at the same clock.
+/// Registration and heartbeats stay with the node the worker registered at.</para>
 /// <para><b>Buffers</b> are the caller's until the returned task completes, as in <see cref="ParamDbStream"/>.
 /// Thread-safe; the clock is one per worker, so concurrent callers share its iterations.</para>
 /// </remarks>
@@ -42,6 +49,8 @@ public sealed partial class ParamDbWorker : IAsyncDisposable
     private readonly HttpMessageHandler _handler;
     private readonly ParamDbClient _rest;
     private readonly ParamDbStream _stream;
+    private readonly ParamDbStreamOptions _streamOptions;
+    private readonly RingSource _ring;
     private readonly Consistency _consistency;
     private readonly CancellationTokenSource _stop = new();
     private Task _heartbeats = Task.CompletedTask;
@@ -56,7 +65,7 @@ public sealed partial class ParamDbWorker : IAsyncDisposable
     private readonly bool[] _pushed;
     private readonly HashSet<string> _pushedUnregistered = new(StringComparer.Ordinal);
 
-    private ParamDbWorker(WorkerInfo info, string[] tables, HttpMessageHandler handler, ParamDbClient rest, ParamDbStream stream, Consistency consistency)
+    private ParamDbWorker(WorkerInfo info, string[] tables, HttpMessageHandler handler, ParamDbClient rest, ParamDbStream stream, ParamDbWorkerOptions options)
     {
         Id = info.Worker;
         Name = info.Name;
@@ -65,7 +74,10 @@ public sealed partial class ParamDbWorker : IAsyncDisposable
         _handler = handler;
         _rest = rest;
         _stream = stream;
-        _consistency = consistency;
+        _streamOptions = options.Stream;
+        _ring = rest.Ring;
+        _streamsByAddress[stream.Address.Authority] = stream;
+        _consistency = options.Consistency;
         _tableIndex = new Dictionary<string, int>(tables.Length, StringComparer.Ordinal);
         for (int i = 0; i < tables.Length; i++) _tableIndex[tables[i]] = i;
         _pushed = new bool[tables.Length];
@@ -93,14 +105,14 @@ public sealed partial class ParamDbWorker : IAsyncDisposable
         options.Stream.Validate();
         var handler = ParamDbStream.CreateHandler();
         ParamDbClient rest = options.RestAddress is { } restAddress
-            ? new ParamDbClient(restAddress, new ParamDbClientOptions { Timeout = options.RestTimeout })
+            ? new ParamDbClient(restAddress, new ParamDbClientOptions { Timeout = options.RestTimeout, Routing = options.Routing })
             : new ParamDbClient(new HttpClient(handler, disposeHandler: false)
             {
                 BaseAddress = address,
                 DefaultRequestVersion = HttpVersion.Version20,
                 DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
                 Timeout = options.RestTimeout,
-            });
+            }, new ParamDbClientOptions { Routing = options.Routing });
         WorkerInfo? info = null;
         try
         {
@@ -112,7 +124,10 @@ public sealed partial class ParamDbWorker : IAsyncDisposable
             }, cancellationToken).ConfigureAwait(false);
             var stream = await ParamDbStream.OpenAsync(new HttpMessageInvoker(handler, disposeHandler: false), ownsHttp: true,
                 address, options.Stream, cancellationToken).ConfigureAwait(false);
-            var worker = new ParamDbWorker(info, registered, handler, rest, stream, options.Consistency);
+            // The ring, so that every call can slice its keys synchronously, in call order (null: not a cluster).
+            if (await rest.Ring.GetAsync(cancellationToken).ConfigureAwait(false) is { RoutesStream: true } map)
+                await KnownEverywhereAsync(rest, map, info.Worker, options.RestTimeout, cancellationToken).ConfigureAwait(false);
+            var worker = new ParamDbWorker(info, registered, handler, rest, stream, options);
             TimeSpan interval = options.HeartbeatInterval ?? worker.Lease / 3;
             worker._heartbeats = worker.HeartbeatAsync(interval);
             return worker;
@@ -160,11 +175,15 @@ public sealed partial class ParamDbWorker : IAsyncDisposable
     /// </summary>
     public bool LeaseLost => _leaseLost;
 
-    /// <summary>The stream this worker sends on, for requests you stamp yourself (they bypass the clock rules above).</summary>
+    /// <summary>
+    /// The stream this worker sends on (in a cluster: the one to the node it registered at), for requests you stamp
+    /// yourself (they bypass the clock rules above).
+    /// </summary>
     public ParamDbStream Stream => _stream;
 
     /// <summary>
-    /// Ends the current iteration: sends a tick at <see cref="Clock"/> to every registered table not pushed at it,
+    /// Ends the current iteration: sends a tick at <see cref="Clock"/> to every registered table not pushed at it (in a
+    /// cluster, to every node),
     /// then advances the clock. The ticks are queued before this returns to you, so anything called afterwards is
     /// sent after them; the task completes when the server has applied them.
     /// </summary>
@@ -176,9 +195,12 @@ public sealed partial class ParamDbWorker : IAsyncDisposable
         lock (_clockLock)
         {
             var stamp = new ClockStamp(Id, _clock);
+            ClusterMap? map = RoutingMap();
             for (int i = 0; i < _tables.Length; i++)
             {
-                if (!_pushed[i]) (ticks ??= []).Add(_stream.TickAsync(_tables[i], stamp).AsTask());
+                if (_pushed[i]) continue;
+                if (map is null) (ticks ??= []).Add(_stream.TickAsync(_tables[i], stamp).AsTask());
+                else TickEveryNode(map, _tables[i], stamp, ref ticks);
             }
             _clock++;
             Array.Clear(_pushed);
@@ -202,6 +224,7 @@ public sealed partial class ParamDbWorker : IAsyncDisposable
     {
         _stop.Cancel();
         await _heartbeats.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await CloseNodeStreamsAsync().ConfigureAwait(false);
         await _stream.DisposeAsync().ConfigureAwait(false);
         if (!_leaseLost)
         {
@@ -217,6 +240,38 @@ public sealed partial class ParamDbWorker : IAsyncDisposable
         _rest.Dispose();
         _handler.Dispose();
         _stop.Dispose();
+    }
+
+    /// <summary>
+    /// Waits until every node of the ring lists the new worker. A registration is committed through the cluster's
+    /// server manager and reaches the other nodes when they apply it; a push sent straight to a node that has not yet
+    /// would be refused <c>worker_not_found</c>. Best effort: a node that does not answer, or not in time, is not waited
+    /// for.
+    /// </summary>
+    private static async Task KnownEverywhereAsync(ParamDbClient rest, ClusterMap map, uint worker, TimeSpan limit, CancellationToken cancellationToken)
+    {
+        long deadline = Environment.TickCount64 + (long)limit.TotalMilliseconds;
+        foreach (Uri? node in map.Rest)
+        {
+            if (node is null) continue;
+            while (true)
+            {
+                IReadOnlyList<WorkerInfo> known;
+                try
+                {
+                    known = await rest.ListWorkersAsync(node, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is ParamDbException or HttpRequestException or IOException or InvalidDataException
+                                           or System.Text.Json.JsonException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
+                {
+                    break;
+                }
+                bool found = false;
+                foreach (WorkerInfo w in known) found |= w.Worker == worker;
+                if (found || Environment.TickCount64 > deadline) break;
+                await Task.Delay(10, cancellationToken).ConfigureAwait(false);
+            }
+        }
     }
 
     /// <summary>Renews the lease on a timer; transient failures wait for the next tick (the lease covers about three).</summary>

@@ -25,4 +25,11 @@ public sealed record ParamDbWorkerOptions
 
     /// <summary>Time allowed for one REST call, by default 10 s.</summary>
     public TimeSpan RestTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Whether pushes, pulls and ticks go straight to the nodes that own their keys when the server is a cluster,
+    /// over one stream per node (<see cref="ParamDbRouting.Auto"/>, the default), or all over the one stream to the
+    /// registration address, whose node forwards them (<see cref="ParamDbRouting.Off"/>).
+    /// </summary>
+    public ParamDbRouting Routing { get; init; } = ParamDbRouting.Auto;
 }
