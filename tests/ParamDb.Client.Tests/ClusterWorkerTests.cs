@@ -172,17 +172,17 @@ public sealed class ClusterWorkerTests(ClusterFixture fixture)
 [Collection(ClusterCollection.Name)]
 public sealed class ClusterWorkerRetryTests : IAsyncLifetime
 {
-    private LocalCluster cluster = null!;
+    private LocalCluster _cluster = null!;
 
-    public async Task InitializeAsync() => cluster = await ClusterFixture.StartClusterAsync();
+    public async Task InitializeAsync() => _cluster = await ClusterFixture.StartClusterAsync();
 
-    public async Task DisposeAsync() => await cluster.DisposeAsync();
+    public async Task DisposeAsync() => await _cluster.DisposeAsync();
 
     [Fact]
     public async Task APushThatFailedOnOneNodeIsPushedAgainAtTheSameClockAndEveryRowIsAppliedOnce()
     {
         const string table = "retry";
-        using (var client = new ParamDbClient(cluster.Http(1)))
+        using (var client = new ParamDbClient(_cluster.Http(1)))
         {
             await ClusterFixture.WithLeaderAsync(() => client.CreateTableAsync(table, new TableSchema
             {
@@ -193,10 +193,10 @@ public sealed class ClusterWorkerRetryTests : IAsyncLifetime
         }
         for (int i = 1; i <= 3; i++)
         {
-            using HttpClient node = cluster.Client(i);
+            using HttpClient node = _cluster.Client(i);
             await Eventually.TrueAsync(async () => (await node.GetAsync($"v1/tables/{table}")).IsSuccessStatusCode, $"table on n{i}");
         }
-        ClusterRing ring = ClusterRing.FromView(await cluster.ViewAsync(1));
+        ClusterRing ring = ClusterRing.FromView(await _cluster.ViewAsync(1));
         ulong hash = Ring.NameHash(table);
         var random = new Random(8);
         ulong[] keys = [.. new SortedSet<ulong>(Enumerable.Range(0, 3_000).Select(_ => (ulong)random.NextInt64(1L << 36)))];
@@ -207,13 +207,13 @@ public sealed class ClusterWorkerRetryTests : IAsyncLifetime
         {
             Stream = new ParamDbStreamOptions { MaxRetries = 1, RetryBackoff = TimeSpan.FromMilliseconds(50), ConnectTimeout = TimeSpan.FromSeconds(2) },
         };
-        await using ParamDbWorker worker = await ClusterFixture.WithLeaderAsync(() => ParamDbWorker.RegisterAsync(new Uri($"http://127.0.0.1:{cluster.BasePort + 1}/"), "retry", [table], TimeSpan.FromSeconds(60), options));
+        await using ParamDbWorker worker = await ClusterFixture.WithLeaderAsync(() => ParamDbWorker.RegisterAsync(new Uri($"http://127.0.0.1:{_cluster.BasePort + 1}/"), "retry", [table], TimeSpan.FromSeconds(60), options));
         Assert.Equal(keys.Length, (await worker.PushAsync(table, keys, ones)).Applied);
         await worker.EndIterationAsync();
 
-        await cluster.StopNodeAsync(3);
+        await _cluster.StopNodeAsync(3);
         await Assert.ThrowsAnyAsync<Exception>(async () => await worker.PushAsync(table, keys, ones));   // n1 and n2 applied theirs
-        await cluster.RestartNodeAsync(3);
+        await _cluster.RestartNodeAsync(3);
 
         // Clock 2 again, whole: n1 and n2 skip it, n3 applies its rows.
         PushResult again = await worker.PushAsync(table, keys, ones);
