@@ -80,12 +80,11 @@ public sealed class ClusterFixture : IAsyncLifetime
         return (view, ClusterRing.FromView(view));
     }
 
-    /// <summary>Rows node <paramref name="i"/> keeps of <paramref name="table"/> itself (asked as a peer, so not summed over the cluster).</summary>
+    /// <summary>Rows node <paramref name="i"/> keeps of <paramref name="table"/> itself (<c>?scope=node</c>, not summed over the cluster).</summary>
     public async Task<long> LocalRowsAsync(int i, string table)
     {
         using HttpClient client = Cluster.Client(i);
-        client.DefaultRequestHeaders.Add("ParamDb-Peer", "test");
-        return (await client.GetFromJsonAsync($"v1/tables/{table}", ProtocolJson.Default.TableInfo))!.Rows;
+        return (await client.GetFromJsonAsync($"v1/tables/{table}?scope=node", ProtocolJson.Default.TableInfo))!.Rows;
     }
 
     /// <summary>

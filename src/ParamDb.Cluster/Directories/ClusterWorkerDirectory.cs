@@ -44,6 +44,9 @@ public sealed class ClusterWorkerDirectory(ClusterMember member, LocalWorkerDire
         {
             throw ClusterTableDirectory.NoLeader(e);
         }
+        // Every node must know the worker before its first push, which a router sends on at once: each peer is
+        // sent a heartbeat, and a peer that does not know the worker yet catches up with the manager first.
+        await PassOnAsync(id, cancellationToken).ConfigureAwait(false);
         foreach (WorkerState state in leases.List())
             if (state.Id == id) return state;
         throw new MetadataUnavailableException(new ProtocolError(503, ProblemCodes.Unavailable, $"Worker {id} was registered but has not reached this node yet; retry."), ClusterTableDirectory.RetryAfter);
@@ -53,16 +56,16 @@ public sealed class ClusterWorkerDirectory(ClusterMember member, LocalWorkerDire
     public async ValueTask<WorkerState?> HeartbeatAsync(uint worker, CancellationToken cancellationToken)
     {
         WorkerState? state = await leases.HeartbeatAsync(worker, cancellationToken).ConfigureAwait(false);
-        if (state is null || member.Ring is not { } ring) return state;
-        // Passed on to every other node as a peer's heartbeat (renewed there, not passed on again).
-        var beats = new List<Task>();
-        foreach (string id in ring.Nodes)
-        {
-            if (id == member.Identity.NodeId || !member.Manager.State.Nodes.TryGetValue(id, out var peer)) continue;
-            beats.Add(BeatAsync(peer.Http, worker, cancellationToken));
-        }
-        await Task.WhenAll(beats).ConfigureAwait(false);
+        if (state is not null) await PassOnAsync(worker, cancellationToken).ConfigureAwait(false);
         return state;
+    }
+
+    /// <summary>Passes a heartbeat on to every other node as a peer's (renewed there, not passed on again).</summary>
+    private Task PassOnAsync(uint worker, CancellationToken cancellationToken)
+    {
+        var beats = new List<Task>();
+        foreach (var (_, http) in member.Others()) beats.Add(BeatAsync(http, worker, cancellationToken));
+        return Task.WhenAll(beats);
     }
 
     private async Task BeatAsync(string http, uint worker, CancellationToken cancellationToken)

@@ -14,7 +14,7 @@ public sealed partial class Router
     {
         if (!local.TryPlanPull(table, block, options, out plan, out error)) return false;
         if (options.RingEpoch == 0 || node.Ring is not { } ring) return true;
-        return OwnsAll(ring, table, block, plan, out error);
+        return !IsStale(ring, options.RingEpoch, out error) && OwnsAll(ring, table, block, plan, out error);
     }
 
     /// <inheritdoc />

@@ -28,7 +28,8 @@ public sealed partial class Router(ClusterMember node, LocalDataPlane local, Pee
         if (node.Ring is not { } ring) return local.PushAsync(table, block, options, cancellationToken);
         if (options.RingEpoch != 0)
         {
-            if (!KvBlock.TryParse(block.Span, KvExpect.Values, int.MaxValue, out KvBlock kv, out ProtocolError error)) return new(PushReply.Refused(error));
+            if (IsStale(ring, options.RingEpoch, out ProtocolError error)) return new(PushReply.Refused(error));
+            if (!KvBlock.TryParse(block.Span, KvExpect.Values, int.MaxValue, out KvBlock kv, out error)) return new(PushReply.Refused(error));
             return OwnsAll(ring, table, block.Span, kv, out error) ? local.PushAsync(table, block, options, cancellationToken) : new(PushReply.Refused(error));
         }
         if (!local.TryCheckPush(table, block.Span, options, out KvBlock plan, out ProtocolError refused)) return new(PushReply.Refused(refused));
@@ -38,6 +39,7 @@ public sealed partial class Router(ClusterMember node, LocalDataPlane local, Pee
     /// <inheritdoc />
     public ValueTask<PushReply> TickAsync(TableHandle table, PushOptions options, CancellationToken cancellationToken)
     {
+        if (node.Ring is { } current && options.RingEpoch != 0 && IsStale(current, options.RingEpoch, out ProtocolError stale)) return new(PushReply.Refused(stale));
         if (node.Ring is not { } ring || options.RingEpoch != 0 || !options.Stamp.IsClocked) return local.TickAsync(table, options, cancellationToken);
         return TickEverywhereAsync(ring, table, options, cancellationToken);
     }
@@ -125,6 +127,19 @@ public sealed partial class Router(ClusterMember node, LocalDataPlane local, Pee
         if (e is TimeoutException)
             return new ProtocolError(408, ProblemCodes.ClockWaitTimeout, $"Node '{ring.Nodes[n]}' did not answer its part of this request in time: {e.Message}");
         return new ProtocolError(503, ProblemCodes.Unavailable, $"Node '{ring.Nodes[n]}' could not be reached for its part of this request ({e.GetType().Name}: {e.Message}). Parts on other nodes may have been applied; a push with a worker clock is safe to retry.");
+    }
+
+    /// <summary>
+    /// Whether a request was sliced by a ring older than this node's: then it may miss a node that joined since (a
+    /// clocked push would not reach it), so it is refused as a whole and the client refetches the ring.
+    /// </summary>
+    private static bool IsStale(ClusterRing ring, ulong requestEpoch, out ProtocolError error)
+    {
+        error = default;
+        if (requestEpoch >= ring.Epoch) return false;
+        error = new ProtocolError(421, ProblemCodes.WrongNode,
+            $"This request was sliced by ring epoch {requestEpoch}; the ring is at epoch {ring.Epoch} now. Refetch GET /v1/cluster and slice the keys again.");
+        return true;
     }
 
     /// <summary>Whether this node owns every key of a block in its ring; else the 421 to answer.</summary>

@@ -87,11 +87,29 @@ public static class WorkersEndpoints
     {
         if (host.Node is not { } node) return Problems.Unavailable();
         if (!TryParseId(id, out uint worker, out var problem)) return problem;
-        // A peer passing on a heartbeat: renewed here only.
+        // A peer passing on a heartbeat: renewed here only. A worker registered a moment ago may not have reached
+        // this node yet: catch up with the manager first (this is how a registration waits for every node).
         if (Peers.IsPeer(request))
-            return node.Workers.Touch(worker) && node.Workers.List().FirstOrDefault(w => w.Id == worker) is { Id: > 0 } renewed
+        {
+            bool known = node.Workers.Touch(worker);
+            if (!known && node.Cluster is { } member)
+            {
+                using var bounded = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                bounded.CancelAfter(TimeSpan.FromSeconds(2));
+                try
+                {
+                    await member.Manager.ReadBarrierAsync(bounded.Token);
+                }
+                catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+                {
+                    // No leader to catch up with: answer with what this node knows.
+                }
+                known = node.Workers.Touch(worker);
+            }
+            return known && node.Workers.List().FirstOrDefault(w => w.Id == worker) is { Id: > 0 } renewed
                 ? TypedResults.Ok(Describe(renewed))
                 : Problems.From(DataErrors.WorkerNotFound(worker));
+        }
         return await node.Workers.HeartbeatAsync(worker, ct) is { } state ? TypedResults.Ok(Describe(state)) : Problems.From(DataErrors.WorkerNotFound(worker));
     }
 

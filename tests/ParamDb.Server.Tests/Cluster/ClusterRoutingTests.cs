@@ -106,6 +106,39 @@ public sealed class ClusterRoutingTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ARequestSlicedByAnOlderRingEpochIs421EvenWhereTheNodeOwnsItsKeys()
+    {
+        using HttpClient n1 = _cluster.Client(1);
+        await Wire.CreateTableAsync(n1, "t", """{"dim":1}""");
+        ClusterRing ring = ClusterRing.FromView(await _cluster.ViewAsync(1));
+        ulong[] keys = [99];
+        int primary = ring.PrimaryOf(Ring.NameHash("t"), keys[0]);
+        using HttpClient owner = _cluster.Client(primary + 1);
+        foreach (var (path, block) in new[] { ("v1/tables/t/pull", Wire.PullBlock(keys)), ("v1/tables/t/push", Wire.PushBlock(keys, [1f], 1)) })
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = Wire.Kv(block) };
+            request.Headers.Add(ParamDbHeaders.RingEpoch, (ring.Epoch - 1).ToString());
+            using var stale = await owner.SendAsync(request);
+            string detail = await Wire.AssertProblemAsync(stale, 421, ProblemCodes.WrongNode);
+            Assert.Contains($"epoch {ring.Epoch - 1}", detail);
+            Assert.Equal(ring.Epoch.ToString(), stale.Headers.GetValues(ParamDbHeaders.RingEpoch).Single());
+        }
+        Assert.Equal(new float[] { 0f }, await Wire.PullAsync(n1, "t", keys));   // the refused push changed nothing
+    }
+
+    [Fact]
+    public async Task AWorkerRegisteredThroughOneNodeCanPushThroughAnotherAtOnce()
+    {
+        using HttpClient n2 = _cluster.Client(2), n3 = _cluster.Client(3);
+        await Wire.CreateTableAsync(n2, "t", """{"dim":1}""");
+        for (int round = 0; round < 5; round++)
+        {
+            uint worker = await RegisterAsync(n2, $"w{round}");
+            await PushAsync(n3, worker, 1, [(ulong)round, 1UL << 30, 1UL << 40]);   // reaches every node at once
+        }
+    }
+
+    [Fact]
     public async Task ASequentialPullThroughOneNodeWaitsForAStragglerThatPushesThroughAnother()
     {
         using HttpClient n1 = _cluster.Client(1), n2 = _cluster.Client(2), n3 = _cluster.Client(3);
