@@ -22,7 +22,11 @@ internal sealed record BenchOptions
           --stream             send the requests as frames on POST /v1/stream, one stream per connection
                                (implies --http2; point --url at the h2c port, 7421)
           --in-flight N        with --stream: requests kept in flight on each stream (default 1)
-          --client             go through ParamDbClient instead of prebuilt raw request bodies
+          --client             go through ParamDbClient instead of prebuilt raw request bodies; on a cluster it sends
+                               each node its own keys (see --routing)
+          --cluster            the same as --client --routing auto: the smart client against a cluster at --url
+          --routing R          with --client: auto (slice by the ring, the default) or off (send everything to
+                               --url, which forwards: to measure what forwarding costs)
           --node-pids P,P,…    node processes to read CPU time from (/proc/PID/stat): adds node CPU s/GB per phase
           --json FILE          also write the results as JSON
           --help               this text
@@ -41,6 +45,7 @@ internal sealed record BenchOptions
     public double Zeros { get; init; }
     public bool Http2 { get; init; }
     public bool ViaClient { get; init; }
+    public bool Routing { get; init; } = true;
     public bool Stream { get; init; }
     public int InFlight { get; init; } = 1;
     public string? JsonPath { get; init; }
@@ -76,6 +81,13 @@ internal sealed record BenchOptions
                 "--stream" => o with { Stream = true, Http2 = true },
                 "--in-flight" => o with { InFlight = Positive(arg, Next()) },
                 "--client" => o with { ViaClient = true },
+                "--cluster" => o with { ViaClient = true, Routing = true },
+                "--routing" => Next() switch
+                {
+                    "auto" => o with { Routing = true },
+                    "off" => o with { Routing = false },
+                    var r => throw new ArgumentException($"--routing takes auto or off, not {r}."),
+                },
                 "--json" => o with { JsonPath = Next() },
                 "--node-pids" => o with { NodePids = [.. Next().Split(',', StringSplitOptions.RemoveEmptyEntries).Select(p => int.Parse(p, CultureInfo.InvariantCulture))] },
                 "--help" or "-h" => o with { Help = true },

@@ -41,7 +41,11 @@ using var http = new HttpClient(new SocketsHttpHandler
     DefaultRequestVersion = version,
     DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
 };
-using var db = new ParamDbClient(http, new ParamDbClientOptions { Compression = options.Lz4 ? ParamDbCompression.Lz4 : ParamDbCompression.None });
+using var db = new ParamDbClient(http, new ParamDbClientOptions
+{
+    Compression = options.Lz4 ? ParamDbCompression.Lz4 : ParamDbCompression.None,
+    Routing = options.Routing ? ParamDbRouting.Auto : ParamDbRouting.Off,
+});
 var raw = new RawTransport(http, version, options.Lz4);
 
 using var cancel = new CancellationTokenSource();
@@ -60,7 +64,7 @@ catch (HttpRequestException e)
 string commandLine = "paramdb-bench " + string.Join(' ', args);
 Console.WriteLine($"{commandLine}");
 Console.WriteLine($"server {options.Url} (paramdb {health.Version}), {(options.Stream ? "stream" : options.Http2 ? "HTTP/2" : "HTTP/1.1")}, " +
-    $"{options.Connections} connection(s), {(options.Stream ? $"{options.InFlight} in flight per stream, " : "")}{(options.Lz4 ? "lz4" : "no compression")}, {(options.ViaClient ? "via ParamDbClient" : "raw prebuilt bodies")}, " +
+    $"{options.Connections} connection(s), {(options.Stream ? $"{options.InFlight} in flight per stream, " : "")}{(options.Lz4 ? "lz4" : "no compression")}, {(options.ViaClient ? $"via ParamDbClient (routing {(options.Routing ? "auto" : "off")})" : "raw prebuilt bodies")}, " +
     $"{Environment.ProcessorCount} cores, {RuntimeInformation.FrameworkDescription}");
 Console.WriteLine();
 

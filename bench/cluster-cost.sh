@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# What a cluster costs (docs/benchmarks.md, "A cluster"): node CPU seconds per GB, summed over the nodes, for the
+# usual workloads through one node, through three nodes with the smart client (each node gets its own keys), and
+# through three nodes with forwarding (everything sent to n1, which routes it). On 2 cores three nodes cannot be
+# faster than one, so the figure is the cost, not the rate. ROUNDS rounds, the three set-ups interleaved.
+# usage: bench/cluster-cost.sh [ROUNDS] [-- paramdb-bench args]   (default args: --workload dense,sparse --keys range --duration 3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-3}; [ $# -gt 0 ] && shift
+[ "${1:-}" = "--" ] && shift
+args=("$@"); [ ${#args[@]} -eq 0 ] && args=(--workload dense,sparse --keys range --duration 3)
+dotnet build -c Release src/ParamDb.Server bench/ParamDb.Bench > /dev/null
+DLL=src/ParamDb.Server/bin/Release/net10.0/paramdb.dll
+B=bench/ParamDb.Bench/bin/Release/net10.0/paramdb-bench
+P=7530
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/paramdb-cluster-cost-XXXX")
+pids=()
+trap 'kill "${pids[@]}" 2> /dev/null || true; rm -rf "$tmp"' EXIT
+
+start() {   # start NODE-INDEX EXTRA-ARGS… ; waits until it listens
+  local i=$1; shift
+  dotnet "$DLL" --data "$tmp/n$i" --memory 512m --listen "127.0.0.$i:$P" --listen-h2 "127.0.0.$i:$((P + 1))" "$@" > "$tmp/n$i.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 150); do curl -sf "http://127.0.0.$i:$P/v1/health" > /dev/null && return; sleep 0.2; done
+  echo "node $i did not start: $(tail -3 "$tmp/n$i.log")" >&2; exit 1
+}
+stop_all() { kill "${pids[@]}" 2> /dev/null || true; wait "${pids[@]}" 2> /dev/null || true; pids=(); rm -rf "$tmp"/n*; }
+run() {   # run LABEL URL PIDS BENCH-ARGS…
+  local label=$1 url=$2 node_pids=$3; shift 3
+  echo "== $label"
+  "$B" --url "$url" --node-pids "$node_pids" "$@" "${args[@]}" | sed -n '/^workload/,/^$/p'
+}
+
+for r in $(seq 1 "$rounds"); do
+  echo "### round $r"
+  start 1
+  run "1 node, ParamDbClient" "http://127.0.0.1:$P" "${pids[0]}" --client
+  stop_all
+  start 1 --raft "127.0.0.1:$((P + 2))" --node-id n1 --cluster-init
+  start 2 --raft "127.0.0.2:$((P + 2))" --node-id n2 --join "127.0.0.1:$P"
+  start 3 --raft "127.0.0.3:$((P + 2))" --node-id n3 --join "127.0.0.1:$P"
+  all=$(IFS=,; echo "${pids[*]}")
+  run "3 nodes, smart client" "http://127.0.0.1:$P" "$all" --cluster
+  run "3 nodes, forwarding through n1" "http://127.0.0.1:$P" "$all" --client --routing off
+  stop_all
+done
