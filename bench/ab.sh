@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A/B of a single node, two builds in the same run (docs/benchmarks.md): ROUNDS rounds, each starting a fresh
 # Release node of BASE, then one of the working tree, and running the same paramdb-bench command against each,
-# with the node's CPU time read from /proc (node s/GB), so the two builds share the machine's mood of each round.
+# with the node's CPU time read from /proc (node s/GB), so the two builds share the machine's mood of each round
+# (the order alternates from round to round).
 # usage: bench/ab.sh BASE [ROUNDS] [-- paramdb-bench args]   (default args: --workload all --duration 3)
 #   e.g. bench/ab.sh 3d700bc 3 -- --workload dense,sparse --duration 3
 set -euo pipefail
@@ -15,10 +16,12 @@ tree=$(mktemp -d "$tmp/paramdb-ab-XXXX")
 git worktree add --detach "$tree" "$base" > /dev/null
 trap 'git worktree remove --force "$tree"' EXIT
 dotnet build -c Release "$tree/src/ParamDb.Server" > /dev/null
-dotnet build -c Release src/ParamDb.Server bench/ParamDb.Bench > /dev/null
+dotnet build -c Release src/ParamDb.Server > /dev/null && dotnet build -c Release bench/ParamDb.Bench > /dev/null
 B=bench/ParamDb.Bench/bin/Release/net10.0/paramdb-bench
 for r in $(seq 1 "$rounds"); do
-  for side in base new; do
+  # Odd rounds run the base first, even rounds the new build first, so neither always gets the fresher machine.
+  order="base new"; [ $((r % 2)) -eq 0 ] && order="new base"
+  for side in $order; do
     dll=src/ParamDb.Server/bin/Release/net10.0/paramdb.dll
     [ "$side" = base ] && dll=$tree/src/ParamDb.Server/bin/Release/net10.0/paramdb.dll
     data=$(mktemp -d "$tmp/paramdb-ab-data-XXXX")

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 rounds=${1:-3}; [ $# -gt 0 ] && shift
 [ "${1:-}" = "--" ] && shift
 args=("$@"); [ ${#args[@]} -eq 0 ] && args=(--workload dense,sparse --keys range --duration 3)
-dotnet build -c Release src/ParamDb.Server bench/ParamDb.Bench > /dev/null
+dotnet build -c Release src/ParamDb.Server > /dev/null && dotnet build -c Release bench/ParamDb.Bench > /dev/null
 DLL=src/ParamDb.Server/bin/Release/net10.0/paramdb.dll
 B=bench/ParamDb.Bench/bin/Release/net10.0/paramdb-bench
 P=7530
