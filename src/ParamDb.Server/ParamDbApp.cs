@@ -11,7 +11,7 @@ using ParamDb.Server.Options;
 namespace ParamDb.Server;
 
 /// <summary>Builds the ParamDb web application; the table of contents of the server.</summary>
-public static partial class ParamDbApp
+public static class ParamDbApp
 {
     /// <summary>Builds (but does not start) a node from command-line <paramref name="args"/>.</summary>
     /// <exception cref="OptionsException">An option is unusable or unknown; the message names it.</exception>
@@ -118,9 +118,9 @@ public static partial class ParamDbApp
             .Where(a => !Uri.TryCreate(a, UriKind.Absolute, out Uri? uri) || !ours.Contains(uri.Port))
             .ToList();
         if (extra.Count == 0)
-            Log.Listening(logger, AdminEndpoints.Version, endpoints.Http1Url, endpoints.Http2Url, settings.DataDirectory);
+            logger.Listening(AdminEndpoints.Version, endpoints.Http1Url, endpoints.Http2Url, settings.DataDirectory);
         else
-            Log.ListeningWithExtra(logger, AdminEndpoints.Version, endpoints.Http1Url, endpoints.Http2Url, string.Join(", ", extra), settings.DataDirectory);
+            logger.ListeningWithExtra(AdminEndpoints.Version, endpoints.Http1Url, endpoints.Http2Url, string.Join(", ", extra), settings.DataDirectory);
     }
 
     private static ListenOptions Listen(KestrelServerOptions kestrel, ListenAddress address, HttpProtocols protocols)
@@ -134,14 +134,5 @@ public static partial class ParamDbApp
         if (address.Address is null) kestrel.ListenLocalhost(address.Port, Configure);
         else kestrel.Listen(address.Address, address.Port, Configure);
         return captured!;
-    }
-
-    private static partial class Log
-    {
-        [LoggerMessage(20, LogLevel.Information, "ParamDb {Version} listening on {Http1} (HTTP/1.1: REST, Swagger UI at /swagger) and {Http2} (HTTP/2 cleartext); data in {Directory}")]
-        public static partial void Listening(ILogger logger, string version, string? http1, string? http2, string directory);
-
-        [LoggerMessage(21, LogLevel.Information, "ParamDb {Version} listening on {Http1} (HTTP/1.1: REST, Swagger UI at /swagger) and {Http2} (HTTP/2 cleartext), and on {Extra} (Kestrel settings); data in {Directory}")]
-        public static partial void ListeningWithExtra(ILogger logger, string version, string? http1, string? http2, string extra, string directory);
     }
 }

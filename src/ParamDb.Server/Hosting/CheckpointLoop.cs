@@ -8,7 +8,7 @@ namespace ParamDb.Server.Hosting;
 /// grown by <see cref="NodeSettings.CheckpointWalBytes"/>: both bound recovery time, the second under a push load
 /// heavy enough to log gigabytes within one interval.
 /// </summary>
-public sealed partial class CheckpointLoop(StoreHost host, NodeSettings settings, ILogger<CheckpointLoop> logger) : BackgroundService
+public sealed class CheckpointLoop(StoreHost host, NodeSettings settings, ILogger<CheckpointLoop> logger) : BackgroundService
 {
     /// <summary>How often the log size is looked at: at 1 GB/s of pushes a 2 GiB bound is overshot by ~10 %.</summary>
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(200);
@@ -34,8 +34,8 @@ public sealed partial class CheckpointLoop(StoreHost host, NodeSettings settings
             try
             {
                 var result = await node.Storage.CheckpointAsync(stoppingToken);
-                if (full && !due) Log.WalCheckpoint(logger, result.Token, walBytes >> 20, result.Duration.TotalMilliseconds);
-                else Log.Checkpoint(logger, result.Token, result.Duration.TotalMilliseconds);
+                if (full && !due) logger.WalCheckpoint(result.Token, walBytes >> 20, result.Duration.TotalMilliseconds);
+                else logger.Checkpoint(result.Token, result.Duration.TotalMilliseconds);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -44,21 +44,9 @@ public sealed partial class CheckpointLoop(StoreHost host, NodeSettings settings
             catch (Exception e)
             {
                 // A failed periodic checkpoint leaves the previous one valid; try again next time.
-                Log.CheckpointFailed(logger, e);
+                logger.CheckpointFailed(e);
             }
             sinceLast.Restart();
         }
-    }
-
-    private static partial class Log
-    {
-        [LoggerMessage(10, LogLevel.Information, "Periodic checkpoint {Token} took {Milliseconds:F0} ms")]
-        public static partial void Checkpoint(ILogger logger, Guid token, double milliseconds);
-
-        [LoggerMessage(11, LogLevel.Error, "Periodic checkpoint failed; the previous checkpoint stays the recovery point")]
-        public static partial void CheckpointFailed(ILogger logger, Exception exception);
-
-        [LoggerMessage(12, LogLevel.Information, "Checkpoint {Token} after {WalMiB} MiB of write-ahead log took {Milliseconds:F0} ms")]
-        public static partial void WalCheckpoint(ILogger logger, Guid token, long walMiB, double milliseconds);
     }
 }

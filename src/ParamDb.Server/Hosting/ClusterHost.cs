@@ -10,7 +10,7 @@ namespace ParamDb.Server.Hosting;
 /// founds, joins or rejoins, or does nothing for a node that belongs to no cluster. Started before
 /// <see cref="StoreHost"/> and stopped after it.
 /// </summary>
-public sealed partial class ClusterHost(NodeSettings settings, ILoggerFactory loggers) : IHostedService, IAsyncDisposable
+public sealed class ClusterHost(NodeSettings settings, ILoggerFactory loggers) : IHostedService, IAsyncDisposable
 {
     private ClusterMember? _member;
 

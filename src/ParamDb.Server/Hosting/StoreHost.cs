@@ -18,7 +18,7 @@ namespace ParamDb.Server.Hosting;
 /// <c>Build()</c>. ASP.NET starts user hosted services before Kestrel and stops them after it, so no request sees
 /// a closed store.
 /// </summary>
-public sealed partial class StoreHost(NodeSettings settings, ClusterHost cluster, ILogger<StoreHost> logger, IHostApplicationLifetime lifetime) : IHostedService, IDisposable
+public sealed class StoreHost(NodeSettings settings, ClusterHost cluster, ILogger<StoreHost> logger, IHostApplicationLifetime lifetime) : IHostedService, IDisposable
 {
     private ParamStore? _store;
     private NodeServices? _node;
@@ -144,7 +144,7 @@ public sealed partial class StoreHost(NodeSettings settings, ClusterHost cluster
                 starting.Dispose();
                 Gate.Open();
             }
-            Log.Restored(logger, name, paused.Elapsed.TotalMilliseconds);
+            logger.Restored(name, paused.Elapsed.TotalMilliseconds);
             return (info, paused.Elapsed);
         }
         finally
@@ -163,7 +163,7 @@ public sealed partial class StoreHost(NodeSettings settings, ClusterHost cluster
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            Log.RestoreFailed(logger, e);
+            logger.RestoreFailed(e);
             _snapshots!.RollBackRestore();
             Attach(ParamStore.Open(StoreOptions(), logger));
             throw;
@@ -191,7 +191,7 @@ public sealed partial class StoreHost(NodeSettings settings, ClusterHost cluster
         try
         {
             var result = await store.CheckpointAsync(CancellationToken.None);
-            Log.ShutdownCheckpoint(logger, result.Token, result.Duration.TotalMilliseconds);
+            logger.ShutdownCheckpoint(result.Token, result.Duration.TotalMilliseconds);
         }
         finally
         {
@@ -208,17 +208,5 @@ public sealed partial class StoreHost(NodeSettings settings, ClusterHost cluster
         Interlocked.Exchange(ref _snapshots, null)?.Dispose();
         _lock?.Dispose();
         _restoreStarting.Dispose();
-    }
-
-    private static partial class Log
-    {
-        [LoggerMessage(2, LogLevel.Information, "Shutdown checkpoint {Token} took {Milliseconds:F0} ms")]
-        public static partial void ShutdownCheckpoint(ILogger logger, Guid token, double milliseconds);
-
-        [LoggerMessage(3, LogLevel.Information, "Restored snapshot {Name}; requests were held for {Milliseconds:F0} ms")]
-        public static partial void Restored(ILogger logger, string name, double milliseconds);
-
-        [LoggerMessage(4, LogLevel.Error, "The restored snapshot did not open; rolling back to the node's own data")]
-        public static partial void RestoreFailed(ILogger logger, Exception exception);
     }
 }

@@ -10,7 +10,7 @@ namespace ParamDb.Server.Http;
 /// and, when the cluster has a secret, <c>ParamDb-Cluster-Secret</c>. A peer request is answered for this node alone
 /// (its own rows of a table, a heartbeat renewed here and not passed on).
 /// </summary>
-public static partial class Peers
+public static class Peers
 {
     /// <summary>Whether the request comes from a cluster peer (checked by <see cref="UsePeerCheck"/> when a secret is set).</summary>
     public static bool IsPeer(HttpRequest request) => request.Headers.ContainsKey(PeerHttp.PeerHeader);
@@ -30,7 +30,7 @@ public static partial class Peers
             bool joining = request.Path.StartsWithSegments("/v1/cluster/nodes") && HttpMethods.IsPost(request.Method);
             if ((IsPeer(request) || joining) && !Proves(request, expected))
             {
-                Log.PeerRefused(logger, context.Connection.RemoteIpAddress?.ToString() ?? "?", request.Method, request.Path);
+                logger.PeerRefused(context.Connection.RemoteIpAddress?.ToString() ?? "?", request.Method, request.Path);
                 await Problems.Of(403, ParamDb.Protocol.ProblemCodes.PeerRefused,
                     "This request is for cluster peers and does not carry the cluster's secret (ParamDb-Cluster-Secret): start the node with the same --cluster-secret as the others.").ExecuteAsync(context);
                 return;
@@ -43,11 +43,5 @@ public static partial class Peers
     {
         string? given = request.Headers[PeerHttp.SecretHeader];
         return given is not null && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(given), expected);
-    }
-
-    private static partial class Log
-    {
-        [LoggerMessage(40, LogLevel.Warning, "Refused a peer request from {Remote} without the cluster secret: {Method} {Path}")]
-        public static partial void PeerRefused(ILogger logger, string remote, string method, string path);
     }
 }

@@ -42,7 +42,7 @@ internal sealed partial class StreamSession
         catch (Exception e) when (e is not OperationCanceledException)
         {
             // A fault in the store or a bug: this frame fails, the stream and the other frames go on.
-            Log.FrameFailed(_logger, h.RequestId, e);
+            _logger.FrameFailed(h.RequestId, e);
             await ReplyErrorAsync(h.RequestId, new ProtocolError(500, ProblemCodes.Internal, $"The server failed on this request: {e.GetType().Name}: {e.Message}"), isReader: true);
         }
         finally
@@ -109,7 +109,7 @@ internal sealed partial class StreamSession
         }
         catch (Exception e)
         {
-            Log.FrameFailed(_logger, h.RequestId, e);
+            _logger.FrameFailed(h.RequestId, e);
             if (!_aborted.IsCancellationRequested)
                 await ReplyErrorAsync(h.RequestId, new ProtocolError(500, ProblemCodes.Internal, $"The server failed on this request: {e.GetType().Name}: {e.Message}"), isReader: false);
         }

@@ -199,10 +199,4 @@ internal sealed partial class StreamSession : IDisposable
 
     /// <inheritdoc />
     public void Dispose() => _stop.Dispose();
-
-    private static partial class Log
-    {
-        [LoggerMessage(40, LogLevel.Error, "Stream request {RequestId} failed inside the server; answered 500")]
-        public static partial void FrameFailed(ILogger logger, ulong requestId, Exception exception);
-    }
 }
