@@ -5,6 +5,7 @@ using System.Threading.Tasks.Sources;
 using ParamDb.Client;
 using ParamDb.Protocol;
 using ParamDb.Protocol.Stream;
+using ParamDb.Client.Streaming;
 
 namespace ParamDb.Bench;
 

@@ -7,6 +7,7 @@ using ParamDb.Client;
 using ParamDb.Protocol;
 using ParamDb.Protocol.Stream;
 using ParamDb.Testing;
+using ParamDb.Client.Streaming;
 
 namespace ParamDb.Server.Tests;
 

@@ -1,4 +1,5 @@
 using ParamDb.Protocol.Stream;
+using ParamDb.Client.Streaming;
 
 namespace ParamDb.Client;
 

@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using ParamDb.Protocol;
 using ParamDb.Protocol.Stream;
 using static ParamDb.Client.Internal.BatchChecks;
+using ParamDb.Client.Streaming;
 
 namespace ParamDb.Client;
 

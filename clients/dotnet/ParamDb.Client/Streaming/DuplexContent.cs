@@ -1,8 +1,9 @@
 using System.Net;
 using System.Net.Http.Headers;
 using ParamDb.Protocol;
+using ParamDb.Client.Internal;
 
-namespace ParamDb.Client;
+namespace ParamDb.Client.Streaming;
 
 /// <summary>
 /// The body of the long <c>POST /v1/stream</c>: hands the HTTP/2 request stream to the writer loop and keeps the

@@ -2,11 +2,11 @@ using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using K4os.Compression.LZ4.Streams;
-using ParamDb.Client.Internal;
 using ParamDb.Protocol;
 using ParamDb.Protocol.Stream;
+using ParamDb.Client.Internal;
 
-namespace ParamDb.Client;
+namespace ParamDb.Client.Streaming;
 
 // Payloads read whole into memory (push and tick replies, errors, LZ4-framed replies), and the buffer primitives.
 internal sealed partial class ReplyReader

@@ -2,8 +2,9 @@ using System.Globalization;
 using System.Net;
 using System.Text.Json;
 using ParamDb.Protocol;
+using ParamDb.Client.Internal;
 
-namespace ParamDb.Client;
+namespace ParamDb.Client.Streaming;
 
 /// <summary>How a connection ended.</summary>
 internal enum ConnectionEndKind

@@ -1,10 +1,10 @@
 using System.Buffers;
 using System.Runtime.InteropServices;
-using ParamDb.Client.Internal;
 using ParamDb.Protocol;
 using ParamDb.Protocol.Stream;
+using ParamDb.Client.Internal;
 
-namespace ParamDb.Client;
+namespace ParamDb.Client.Streaming;
 
 /// <summary>What reading one reply gave: the reply, or the error the request fails with.</summary>
 /// <param name="Reply">The reply when <paramref name="Error"/> is null.</param>

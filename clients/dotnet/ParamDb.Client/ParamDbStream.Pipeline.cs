@@ -1,3 +1,5 @@
+using ParamDb.Client.Streaming;
+
 namespace ParamDb.Client;
 
 /// <summary>What the writer loop should do next.</summary>

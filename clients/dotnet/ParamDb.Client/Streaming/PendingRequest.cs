@@ -1,8 +1,9 @@
 using System.Collections.Concurrent;
 using System.Threading.Tasks.Sources;
 using ParamDb.Protocol.Stream;
+using ParamDb.Client.Internal;
 
-namespace ParamDb.Client;
+namespace ParamDb.Client.Streaming;
 
 /// <summary>Where a request is in its life. Every change but Reading → Done happens under the stream's lock.</summary>
 internal enum RequestState : byte

@@ -1,11 +1,11 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Text;
-using ParamDb.Client.Internal;
 using ParamDb.Protocol;
 using ParamDb.Protocol.Stream;
+using ParamDb.Client.Internal;
 
-namespace ParamDb.Client;
+namespace ParamDb.Client.Streaming;
 
 /// <summary>
 /// Writes request frames (layout in <see cref="StreamRequestHeader"/>) into the HTTP/2 request stream. Small frames
