@@ -102,6 +102,10 @@ public sealed partial class ServerManager : IAsyncDisposable
                 ColdStart = _options.ColdStart,
                 LowerElectionTimeout = _options.LowerElectionTimeoutMs,
                 UpperElectionTimeout = _options.UpperElectionTimeoutMs,
+                // A joining member is caught up in this many replication rounds before it becomes a voter. DotNext's
+                // default of 10 made a join take over a minute on a loaded 2-core machine (each round waits for the
+                // slowest reply); the log is a few hundred entries of metadata, so 3 rounds catch it up.
+                WarmupRounds = 3,
                 LoggerFactory = _options.LoggerFactory,
             };
             configuration.Metadata[MetadataIdKey] = _options.NodeId;

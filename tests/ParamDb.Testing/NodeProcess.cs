@@ -37,7 +37,7 @@ public sealed partial class NodeProcess : IDisposable
         return (p.ExitCode, await output, await error);
     }
 
-    /// <summary>Starts a node on <paramref name="data"/> and waits (at most 60 s) until it listens.</summary>
+    /// <summary>Starts a node on <paramref name="data"/> and waits (at most 120 s) until it listens.</summary>
     /// <param name="data">Data directory.</param>
     /// <param name="extraArgs">More options, e.g. <c>--durability fsync</c>.</param>
     public static Task<NodeProcess> StartAsync(string data, params string[] extraArgs) => StartLoggingAsync(data, null, extraArgs);
@@ -51,7 +51,7 @@ public sealed partial class NodeProcess : IDisposable
     {
         string[] args = ["--data", data, "--listen", "127.0.0.1:0", "--listen-h2", "127.0.0.1:0", "--memory", "64m", .. extraArgs];
         var p = Process.Start(Command(args))!;
-        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(120));
         var opening = new System.Text.StringBuilder();   // what the node said while opening its store (recovery)
         while (await p.StandardOutput.ReadLineAsync(deadline.Token) is { } line)
         {

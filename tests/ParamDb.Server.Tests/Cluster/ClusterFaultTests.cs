@@ -8,6 +8,7 @@ using ParamDb.Testing;
 namespace ParamDb.Server.Tests.Cluster;
 
 /// <summary>Bad joins, lost leaders and strangers get a clear answer, and change nothing (docs/cluster.md).</summary>
+[Collection(ClusterCollection.Name)]
 public sealed class ClusterFaultTests
 {
     [Fact]

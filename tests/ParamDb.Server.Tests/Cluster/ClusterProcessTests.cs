@@ -12,6 +12,7 @@ namespace ParamDb.Server.Tests.Cluster;
 /// Three real <c>paramdb</c> processes on 127.0.0.1–3 (docs/cluster.md): they form a cluster, lose their Raft leader
 /// to SIGKILL and take metadata writes again, and a killed node restarts with no flags and still has its rows.
 /// </summary>
+[Collection(ClusterCollection.Name)]
 public sealed class ClusterProcessTests(ITestOutputHelper output) : IDisposable
 {
     private readonly string _root = Path.Combine(Path.GetTempPath(), "paramdb-cluster-" + Guid.NewGuid().ToString("N"));

@@ -10,6 +10,7 @@ namespace ParamDb.Server.Tests.Cluster;
 /// Three real nodes in this process on 127.0.0.1–3 (docs/cluster.md): tables through the server manager, pushes
 /// and pulls through any node, 421 for a client that sliced by a ring the node does not share.
 /// </summary>
+[Collection(ClusterCollection.Name)]
 public sealed class ClusterRoutingTests : IAsyncLifetime
 {
     private LocalCluster _cluster = null!;
