@@ -149,43 +149,22 @@ internal static class Routed
     {
         for (int refreshes = 0; ; refreshes++)
         {
-            int nodes = map.NodeCount;
-            var parts = new ValueTask<ulong>[nodes];
+            var parts = new ValueTask<ulong>[map.NodeCount];
             ulong clockMin = ulong.MaxValue;
-            int refusedBy = -1;
-            ParamDbException? wrong = null;
-            Exception? failure = null;
+            (int RefusedBy, ParamDbException? Wrong) refused;
             using (SlicePlan plan = SlicePlan.Build(map, tableHash, batch, push: false))
             {
-                for (int n = 0; n < nodes; n++)
+                for (int n = 0; n < parts.Length; n++)
                     if (plan.CountOf(n) > 0) parts[n] = sender.PullAsync(map, n, plan.SliceOf(n), cancellationToken);
-                for (int n = 0; n < nodes; n++)
-                {
-                    if (plan.CountOf(n) == 0) continue;
-                    try
-                    {
-                        clockMin = Math.Min(clockMin, await parts[n].ConfigureAwait(false));
-                    }
-                    catch (ParamDbException e) when (IsWrongNode(e))
-                    {
-                        source.NoteWrongNode();
-                        refusedBy = n;
-                        wrong = e;
-                    }
-                    catch (Exception e)
-                    {
-                        failure ??= e;
-                    }
-                }
-                if (failure is not null) ExceptionDispatchInfo.Capture(failure).Throw();
-                if (wrong is null)
+                refused = await AwaitPartsAsync(parts, plan, source, (_, clock) => clockMin = Math.Min(clockMin, clock)).ConfigureAwait(false);
+                if (refused.Wrong is null)
                 {
                     plan.Gather();
                     return clockMin;
                 }
             }
-            if (refreshes == MaxRefreshes) throw wrong;
-            map = await source.RefreshAsync(map, refusedBy, cancellationToken).ConfigureAwait(false) ?? throw wrong;
+            if (refreshes == MaxRefreshes) throw refused.Wrong;
+            map = await source.RefreshAsync(map, refused.RefusedBy, cancellationToken).ConfigureAwait(false) ?? throw refused.Wrong;
         }
     }
 
@@ -194,40 +173,51 @@ internal static class Routed
     {
         for (int refreshes = 0; ; refreshes++)
         {
-            int nodes = map.NodeCount;
-            var parts = new ValueTask<float[]>[nodes];
-            var rows = new float[]?[nodes];
-            int refusedBy = -1;
-            ParamDbException? wrong = null;
-            Exception? failure = null;
+            var parts = new ValueTask<float[]>[map.NodeCount];
+            var rows = new float[]?[parts.Length];
+            (int RefusedBy, ParamDbException? Wrong) refused;
             using (SlicePlan plan = SlicePlan.Build(map, tableHash, batch, push: false))
             {
-                for (int n = 0; n < nodes; n++)
+                for (int n = 0; n < parts.Length; n++)
                     if (plan.CountOf(n) > 0) parts[n] = sender.PullNewAsync(map, n, plan.SliceOf(n), cancellationToken);
-                for (int n = 0; n < nodes; n++)
-                {
-                    if (plan.CountOf(n) == 0) continue;
-                    try
-                    {
-                        rows[n] = await parts[n].ConfigureAwait(false);
-                    }
-                    catch (ParamDbException e) when (IsWrongNode(e))
-                    {
-                        source.NoteWrongNode();
-                        refusedBy = n;
-                        wrong = e;
-                    }
-                    catch (Exception e)
-                    {
-                        failure ??= e;
-                    }
-                }
-                if (failure is not null) ExceptionDispatchInfo.Capture(failure).Throw();
-                if (wrong is null) return plan.GatherNew(rows);
+                refused = await AwaitPartsAsync(parts, plan, source, (n, part) => rows[n] = part).ConfigureAwait(false);
+                if (refused.Wrong is null) return plan.GatherNew(rows);
             }
-            if (refreshes == MaxRefreshes) throw wrong;
-            map = await source.RefreshAsync(map, refusedBy, cancellationToken).ConfigureAwait(false) ?? throw wrong;
+            if (refreshes == MaxRefreshes) throw refused.Wrong;
+            map = await source.RefreshAsync(map, refused.RefusedBy, cancellationToken).ConfigureAwait(false) ?? throw refused.Wrong;
         }
+    }
+
+    /// <summary>
+    /// Awaits every sent part of a pull (each before the plan's buffers go back to the pool), hands each reply to
+    /// <paramref name="take"/>, and returns the last node that answered 421 and its refusal (Wrong null: none did); any other failure is
+    /// thrown once every part has ended.
+    /// </summary>
+    private static async Task<(int RefusedBy, ParamDbException? Wrong)> AwaitPartsAsync<T>(ValueTask<T>[] parts, SlicePlan plan, RingSource source, Action<int, T> take)
+    {
+        int refusedBy = -1;
+        ParamDbException? wrong = null;
+        Exception? failure = null;
+        for (int n = 0; n < parts.Length; n++)
+        {
+            if (plan.CountOf(n) == 0) continue;
+            try
+            {
+                take(n, await parts[n].ConfigureAwait(false));
+            }
+            catch (ParamDbException e) when (IsWrongNode(e))
+            {
+                source.NoteWrongNode();
+                refusedBy = n;
+                wrong = e;
+            }
+            catch (Exception e)
+            {
+                failure ??= e;
+            }
+        }
+        if (failure is not null) ExceptionDispatchInfo.Capture(failure).Throw();
+        return (refusedBy, wrong);
     }
 
     /// <summary>A 421 <c>wrong_node</c>: the node does not own some of the slice's keys in its ring.</summary>
