@@ -28,7 +28,7 @@ internal sealed class ManagerGroup : IAsyncDisposable
         _output = output;
         _members = new ServerManager?[size];
         (_lowerElectionMs, _upperElectionMs) = (lowerElectionMs, upperElectionMs);
-        Port = TestPorts.Next(size);
+        Port = ParamDb.Testing.LoopbackPorts.Triple(size);
         output.WriteLine($"group of {size} on port {Port}, elections {lowerElectionMs}–{upperElectionMs} ms, data in {_dir.Path}");
     }
 
