@@ -64,7 +64,8 @@ public sealed class StoreHost(NodeSettings settings, ClusterHost cluster, ILogge
     /// </summary>
     private void Attach(ParamStore store)
     {
-        var workers = new LocalWorkerDirectory(store, logger);
+        // In a cluster the leases are only reported here: the manager's leader decides expiry for every node.
+        var workers = new LocalWorkerDirectory(store, logger, decidesExpiry: cluster.Member is null);
         var local = new LocalDataPlane(store, workers, new DataLimits(settings.MaxKeys, settings.MaxBodyBytes));
         _store = store;
         _workers = workers;

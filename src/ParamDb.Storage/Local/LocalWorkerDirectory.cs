@@ -19,9 +19,21 @@ public sealed class LocalWorkerDirectory : IWorkerDirectory, IDisposable
     private long _leaseTimerDueTicks = long.MaxValue;
     private int _disposed;
 
+    /// <summary>How long a lease that ended without its worker being removed waits before it is reported again.</summary>
+    private static readonly TimeSpan ReportAgain = TimeSpan.FromSeconds(1);
+
+    private readonly bool _decidesExpiry;
+
     /// <summary>Keeps the leases of <paramref name="store"/>'s workers, starting with those it recovered.</summary>
-    public LocalWorkerDirectory(ParamStore store, ILogger logger)
+    /// <param name="store">The node's store.</param>
+    /// <param name="logger">Receives registrations and removals.</param>
+    /// <param name="decidesExpiry">
+    /// True on a single node: a lease that ends expires the worker here. False in a cluster: the lease is only
+    /// reported (<see cref="LeaseEnded"/>), and the manager's leader commits the expiry for every node.
+    /// </param>
+    public LocalWorkerDirectory(ParamStore store, ILogger logger, bool decidesExpiry = true)
     {
+        _decidesExpiry = decidesExpiry;
         _store = store;
         _logger = logger;
         long firstExpiry = long.MaxValue;
@@ -74,6 +86,12 @@ public sealed class LocalWorkerDirectory : IWorkerDirectory, IDisposable
         if (_store.Workers.TryGet(worker, out Worker w)) ArmLeaseTimer(w.ExpiresAtTicks);
     }
 
+    /// <summary>
+    /// Raised, when this directory does not decide expiry, with each worker whose lease ended; raised again every
+    /// second while the worker is still registered.
+    /// </summary>
+    public event Action<uint>? LeaseEnded;
+
     /// <summary>Stops the lease timer.</summary>
     public void Dispose()
     {
@@ -117,6 +135,14 @@ public sealed class LocalWorkerDirectory : IWorkerDirectory, IDisposable
         // The timer is spent: forget its due time before the scan, so a worker registered during the scan arms
         // the timer itself instead of being missed by both.
         lock (_timerLock) Interlocked.Exchange(ref _leaseTimerDueTicks, long.MaxValue);
+        if (!_decidesExpiry)
+        {
+            List<uint> due = _store.Workers.Due(_store.NowTicks, out long nextDue);
+            if (due.Count > 0) nextDue = Math.Min(nextDue, _store.NowTicks + ReportAgain.Ticks);
+            if (nextDue != long.MaxValue) ArmLeaseTimer(nextDue);
+            foreach (uint worker in due) LeaseEnded?.Invoke(worker);
+            return;
+        }
         bool changed = _store.Workers.Sweep(_store.NowTicks, out long next);
         if (next != long.MaxValue) ArmLeaseTimer(next);
         if (changed) _store.ReleaseAllTables();

@@ -96,6 +96,24 @@ internal sealed class WorkerRegistry
         return changed;
     }
 
+    /// <summary>
+    /// The live workers whose lease has ended, without expiring them (a cluster's leader decides and commits the
+    /// expiry); and when the next lease ends among the others.
+    /// </summary>
+    public List<uint> Due(long nowTicks, out long nextExpiryTicks)
+    {
+        var due = new List<uint>();
+        nextExpiryTicks = long.MaxValue;
+        foreach (Worker w in _all)
+        {
+            if (!w.Live) continue;
+            long expires = w.ExpiresAtTicks;
+            if (expires <= nowTicks) due.Add(w.Id);
+            else nextExpiryTicks = Math.Min(nextExpiryTicks, expires);
+        }
+        return due;
+    }
+
     public byte[] Serialize()
     {
         var doc = new RegistryDocument(Format, _nextId, [.. Array.ConvertAll(_all, w => new RegistryEntry(w.Id, w.Name, w.Tables, w.LeaseMs))]);

@@ -140,6 +140,41 @@ public sealed class ClusterRoutingTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AWorkerWhoseLeaseEndsIsRemovedFromEveryNodeByTheLeaderWhileOneThatBeatsStays()
+    {
+        using HttpClient n1 = _cluster.Client(1), n2 = _cluster.Client(2), n3 = _cluster.Client(3);
+        await Wire.CreateTableAsync(n1, "t", """{"dim":1}""");
+        uint silent = await RegisterAsync(n2, "silent", leaseMs: 300);
+        uint beating = await RegisterAsync(n3, "beating", leaseMs: 1500);
+        var deadline = System.Diagnostics.Stopwatch.StartNew();
+        HttpClient[] nodes = [n1, n2, n3];
+        while (true)
+        {
+            // The worker that keeps beating, through one node, must stay on all of them.
+            using (var beat = await n3.PostAsync($"v1/workers/{beating}/heartbeat", null)) Assert.Equal(HttpStatusCode.OK, beat.StatusCode);
+            bool gone = true;
+            foreach (HttpClient node in nodes)
+            {
+                WorkerList list = (await node.GetFromJsonAsync("v1/workers", ProtocolJson.Default.WorkerList))!;
+                Assert.Contains(list.Workers, w => w.Worker == beating);
+                gone &= list.Workers.All(w => w.Worker != silent);
+            }
+            if (gone) break;
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(20), "the silent worker was still registered after 20 s");
+            await Task.Delay(100);
+        }
+        // Gone from every node at once, through the manager: a push stamped with it is refused everywhere.
+        foreach (HttpClient node in nodes)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, "v1/tables/t/push") { Content = Wire.Kv(Wire.PushBlock([1], [1f], 1)) };
+            request.Headers.Add(ParamDbHeaders.Worker, silent.ToString());
+            request.Headers.Add(ParamDbHeaders.Clock, "1");
+            using var refused = await node.SendAsync(request);
+            await Wire.AssertProblemAsync(refused, 404, ProblemCodes.WorkerNotFound);
+        }
+    }
+
+    [Fact]
     public async Task ASequentialPullThroughOneNodeWaitsForAStragglerThatPushesThroughAnother()
     {
         using HttpClient n1 = _cluster.Client(1), n2 = _cluster.Client(2), n3 = _cluster.Client(3);
@@ -204,9 +239,9 @@ public sealed class ClusterRoutingTests : IAsyncLifetime
         Assert.Contains("rows per node within ±", text);
     }
 
-    private static async Task<uint> RegisterAsync(HttpClient http, string name)
+    private static async Task<uint> RegisterAsync(HttpClient http, string name, int leaseMs = 60_000)
     {
-        using var reply = await http.PostAsync("v1/workers", Wire.Json($$"""{"name":"{{name}}","tables":["t"]}"""));
+        using var reply = await http.PostAsync("v1/workers", Wire.Json($$"""{"name":"{{name}}","tables":["t"],"leaseMs":{{leaseMs}}}"""));
         Assert.Equal(HttpStatusCode.Created, reply.StatusCode);
         return (await reply.Content.ReadFromJsonAsync(ProtocolJson.Default.WorkerInfo))!.Worker;
     }
