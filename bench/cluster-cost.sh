@@ -3,7 +3,8 @@
 # usual workloads through one node, through three nodes with the smart client (each node gets its own keys), and
 # through three nodes with forwarding (everything sent to n1, which routes it). On 2 cores three nodes cannot be
 # faster than one, so the figure is the cost, not the rate. ROUNDS rounds, the three set-ups interleaved.
-# usage: bench/cluster-cost.sh [ROUNDS] [-- paramdb-bench args]   (default args: --workload dense,sparse --keys range --duration 3)
+# usage: [NODE_ARGS='--durability checkpoint'] bench/cluster-cost.sh [ROUNDS] [-- paramdb-bench args]
+#   (default bench args: --workload dense,sparse --keys range --duration 3); NODE_ARGS go to every node
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}; [ $# -gt 0 ] && shift
@@ -19,7 +20,8 @@ trap 'kill "${pids[@]}" 2> /dev/null || true; rm -rf "$tmp"' EXIT
 
 start() {   # start NODE-INDEX EXTRA-ARGS… ; waits until it listens
   local i=$1; shift
-  dotnet "$DLL" --data "$tmp/n$i" --memory 512m --listen "127.0.0.$i:$P" --listen-h2 "127.0.0.$i:$((P + 1))" "$@" > "$tmp/n$i.log" 2>&1 &
+  # shellcheck disable=SC2086 # NODE_ARGS is a list of options
+  dotnet "$DLL" --data "$tmp/n$i" --memory 512m --listen "127.0.0.$i:$P" --listen-h2 "127.0.0.$i:$((P + 1))" ${NODE_ARGS:-} "$@" > "$tmp/n$i.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 150); do curl -sf "http://127.0.0.$i:$P/v1/health" > /dev/null && return; sleep 0.2; done
   echo "node $i did not start: $(tail -3 "$tmp/n$i.log")" >&2; exit 1
