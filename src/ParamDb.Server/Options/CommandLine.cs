@@ -152,6 +152,15 @@ public static class CommandLine
           --verbose                  a start-up failure prints its stack trace, not only its message
           -h, --help                 this text
 
+        A cluster (docs/cluster.md); with none of these, and no cluster.json in --data, the node runs alone:
+          --node-id ID               the node's name, kept in --data after the first start (default host name)
+          --raft HOST:PORT           the server manager's Raft endpoint (default 127.0.0.1:7422)
+          --cluster-init             first start of the first node: found a new cluster
+          --join HOST:PORT           first start of any other node: the HTTP address of any member
+          --replicas R               copies of each range, fixed at init (default 2; replication comes later)
+          --vnodes V                 ring tokens per node, fixed at init (default 64)
+          --cluster-secret S         secret the nodes prove to each other; required off loopback
+
         An unknown switch stops the start (exit code 2) naming the closest known one. ASP.NET's own
         settings pass through: --urls, --environment, --Kestrel:Endpoints:NAME:Url=URL (an extra
         listener, named in the "listening on" log line), --Logging:LogLevel:Default=Debug, …
