@@ -92,13 +92,9 @@ public sealed class ClusterTableDirectory(ClusterMember member, ParamStore store
     public async ValueTask<TableStats> GetStatsAsync(TableHandle table, bool thisNodeOnly, CancellationToken cancellationToken)
     {
         TableStats here = store.GetStats(table);
-        if (thisNodeOnly || member.Ring is not { } ring) return here;
+        if (thisNodeOnly) return here;
         var asks = new List<Task<TableStats>>();
-        foreach (string id in ring.Nodes)
-        {
-            if (id == member.Identity.NodeId || !member.Manager.State.Nodes.TryGetValue(id, out var peer)) continue;
-            asks.Add(PeerStatsAsync(id, peer.Http, table.Name, cancellationToken));
-        }
+        foreach (var (id, http) in member.Others()) asks.Add(PeerStatsAsync(id, http, table.Name, cancellationToken));
         long rows = here.Rows, bytes = here.Bytes;
         foreach (TableStats stats in await Task.WhenAll(asks).ConfigureAwait(false))
         {

@@ -76,6 +76,26 @@ public sealed partial class ClusterMember
         Tokens = Array.ConvertAll(node.Tokens, t => t.ToString(CultureInfo.InvariantCulture)),
     };
 
+    /// <summary>
+    /// Catches this node up with the server manager (a read barrier), waiting at most 2 s: what a node does before
+    /// it says a table or worker does not exist, since one created a moment ago through another node may not have
+    /// reached it yet. False when there was no leader to catch up with (then this node's view is the answer).
+    /// </summary>
+    public async Task<bool> TryCatchUpAsync(CancellationToken cancellationToken)
+    {
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        bounded.CancelAfter(TimeSpan.FromSeconds(2));
+        try
+        {
+            await _manager.ReadBarrierAsync(bounded.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
+    }
+
     /// <summary>The other nodes of the current ring, with their HTTP addresses.</summary>
     public IReadOnlyList<(string Id, string Http)> Others()
     {

@@ -102,22 +102,6 @@ public sealed partial class Router
     }
 
     /// <summary>Whether this node is the primary of any key of the request.</summary>
-    private bool OwnsAny(ClusterRing ring, TableHandle table, ReadOnlySpan<byte> block, in KvBlock kv)
-    {
-        int self = ring.NodeIndex(node.Identity.NodeId);
-        if (kv.IsRange)
-        {
-            foreach (NodeRange run in KeySlicer.SliceRange(ring, table.RingHash, kv.First, kv.Count))
-                if (run.Node == self) return true;
-            return false;
-        }
-        ulong lastBlock = ulong.MaxValue;
-        foreach (ulong key in kv.Keys(block))
-        {
-            if (key >> Protocol.Ring.BlockBits == lastBlock) continue;
-            lastBlock = key >> Protocol.Ring.BlockBits;
-            if (ring.PrimaryOf(table.RingHash, key) == self) return true;
-        }
-        return false;
-    }
+    private bool OwnsAny(ClusterRing ring, TableHandle table, ReadOnlySpan<byte> block, in KvBlock kv) =>
+        FindKey(ring, table, block, kv, ring.NodeIndex(node.Identity.NodeId), owned: true, out _, out _);
 }

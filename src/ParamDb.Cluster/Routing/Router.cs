@@ -147,22 +147,39 @@ public sealed partial class Router(ClusterMember node, LocalDataPlane local, Pee
     {
         int self = ring.NodeIndex(node.Identity.NodeId);
         error = default;
+        return !FindKey(ring, table, block, kv, self, owned: false, out ulong key, out int primary) || WrongNode(ring, key, primary, out error);
+    }
+
+    /// <summary>
+    /// The first key of a block whose primary is (<paramref name="owned"/>) or is not node <paramref name="self"/>,
+    /// with that primary; false when there is none. One ring search per 4,096-key block: a block has one primary.
+    /// </summary>
+    private static bool FindKey(ClusterRing ring, TableHandle table, ReadOnlySpan<byte> block, in KvBlock kv, int self, bool owned, out ulong key, out int primary)
+    {
         if (kv.IsRange)
         {
             foreach (NodeRange run in KeySlicer.SliceRange(ring, table.RingHash, kv.First, kv.Count))
-                if (run.Node != self) return WrongNode(ring, run.First, run.Node, out error);
-            return true;
+            {
+                if ((run.Node == self) != owned) continue;
+                (key, primary) = (run.First, run.Node);
+                return true;
+            }
         }
-        ReadOnlySpan<ulong> keys = kv.Keys(block);
-        ulong lastBlock = ulong.MaxValue;
-        foreach (ulong key in keys)
+        else
         {
-            if (key >> Protocol.Ring.BlockBits == lastBlock) continue;   // a block has one primary
-            lastBlock = key >> Protocol.Ring.BlockBits;
-            int primary = ring.PrimaryOf(table.RingHash, key);
-            if (primary != self) return WrongNode(ring, key, primary, out error);
+            ulong lastBlock = ulong.MaxValue;
+            foreach (ulong k in kv.Keys(block))
+            {
+                if (k >> Protocol.Ring.BlockBits == lastBlock) continue;
+                lastBlock = k >> Protocol.Ring.BlockBits;
+                int p = ring.PrimaryOf(table.RingHash, k);
+                if ((p == self) != owned) continue;
+                (key, primary) = (k, p);
+                return true;
+            }
         }
-        return true;
+        (key, primary) = (0, -1);
+        return false;
     }
 
     private bool WrongNode(ClusterRing ring, ulong key, int primary, out ProtocolError error)

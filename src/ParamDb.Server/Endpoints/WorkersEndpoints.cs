@@ -92,20 +92,7 @@ public static class WorkersEndpoints
         if (Peers.IsPeer(request))
         {
             bool known = node.Workers.Touch(worker);
-            if (!known && node.Cluster is { } member)
-            {
-                using var bounded = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                bounded.CancelAfter(TimeSpan.FromSeconds(2));
-                try
-                {
-                    await member.Manager.ReadBarrierAsync(bounded.Token);
-                }
-                catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
-                {
-                    // No leader to catch up with: answer with what this node knows.
-                }
-                known = node.Workers.Touch(worker);
-            }
+            if (!known && node.Cluster is { } member && await member.TryCatchUpAsync(ct)) known = node.Workers.Touch(worker);
             return known && node.Workers.List().FirstOrDefault(w => w.Id == worker) is { Id: > 0 } renewed
                 ? TypedResults.Ok(Describe(renewed))
                 : Problems.From(DataErrors.WorkerNotFound(worker));

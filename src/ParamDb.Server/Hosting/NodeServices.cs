@@ -28,17 +28,8 @@ public sealed record NodeServices(IDataPlane Data, ITableDirectory Tables, IWork
     public async ValueTask<(TableHandle? Table, ProtocolError Error)> ResolveAsync(string table, CancellationToken cancellationToken)
     {
         if (TryResolve(table, out TableHandle? handle, out ProtocolError error) || Cluster is not { } member || error.Status != 404) return (handle, error);
-        // At most 2 s: without a leader the barrier cannot complete, and the answer is then what this node knows.
-        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        bounded.CancelAfter(TimeSpan.FromSeconds(2));
-        try
-        {
-            await member.Manager.ReadBarrierAsync(bounded.Token).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
-        {
-            return (null, error);   // no leader to catch up with: the table is unknown as far as this node can tell
-        }
+        // No leader to catch up with: the table is unknown as far as this node can tell.
+        if (!await member.TryCatchUpAsync(cancellationToken).ConfigureAwait(false)) return (null, error);
         TryResolve(table, out handle, out error);
         return (handle, error);
     }

@@ -17,7 +17,7 @@ public sealed class ClusterFaultTests
         await using LocalCluster cluster = await LocalCluster.StartAsync(2);
         using HttpClient n2 = cluster.Client(2);
         using var reply = await n2.PostAsJsonAsync("v1/cluster/nodes",
-            new JoinRequest { Id = "n1", Http = "127.0.0.9:7420", H2 = "127.0.0.9:7421", Raft = "127.0.0.9:7422" }, ProtocolJson.Default.JoinRequest);
+            Stranger("n1"), ProtocolJson.Default.JoinRequest);
         string detail = await Wire.AssertProblemAsync(reply, 409, ProblemCodes.NodeIdTaken);
         Assert.Contains("'n1'", detail);
         ClusterView view = await cluster.ViewAsync(1);
@@ -31,7 +31,7 @@ public sealed class ClusterFaultTests
         using HttpClient n1 = cluster.Client(1);
         await Wire.CreateTableAsync(n1, "t", """{"dim":1}""");
         using var reply = await n1.PostAsJsonAsync("v1/cluster/nodes",
-            new JoinRequest { Id = "n9", Http = "127.0.0.9:7420", H2 = "127.0.0.9:7421", Raft = "127.0.0.9:7422" }, ProtocolJson.Default.JoinRequest);
+            Stranger(), ProtocolJson.Default.JoinRequest);
         await Wire.AssertProblemAsync(reply, 409, ProblemCodes.ClusterNotEmpty);
         Assert.Equal(2, (await cluster.ViewAsync(2)).Nodes.Count);
     }
@@ -108,7 +108,7 @@ public sealed class ClusterFaultTests
     {
         await using LocalCluster cluster = await LocalCluster.StartAsync(2, "--cluster-secret", "s3cret");
         using HttpClient n1 = cluster.Client(1);
-        var join = new JoinRequest { Id = "n9", Http = "127.0.0.9:7420", H2 = "127.0.0.9:7421", Raft = "127.0.0.9:7422" };
+        var join = Stranger();
         using var stranger = await n1.PostAsJsonAsync("v1/cluster/nodes", join, ProtocolJson.Default.JoinRequest);
         await Wire.AssertProblemAsync(stranger, 403, ProblemCodes.PeerRefused);
 
@@ -148,7 +148,10 @@ public sealed class ClusterFaultTests
         ClusterRing ring = ClusterRing.FromView(view);
         Assert.Equal(0, ring.PrimaryOf(Ring.NameHash("t"), 42));
         using var join = await http.PostAsJsonAsync("/v1/cluster/nodes",
-            new JoinRequest { Id = "n9", Http = "127.0.0.9:7420", H2 = "127.0.0.9:7421", Raft = "127.0.0.9:7422" }, ProtocolJson.Default.JoinRequest);
+            Stranger(), ProtocolJson.Default.JoinRequest);
         await Wire.AssertProblemAsync(join, 404, ProblemCodes.NotInCluster);
     }
+
+    /// <summary>A join request from a node at 127.0.0.9 that is not running: enough for what is refused before any contact.</summary>
+    private static JoinRequest Stranger(string id = "n9") => new() { Id = id, Http = "127.0.0.9:7420", H2 = "127.0.0.9:7421", Raft = "127.0.0.9:7422" };
 }
