@@ -17,8 +17,8 @@ public interface INodeStorage
     /// <summary>Takes a checkpoint now; completes when it is durable.</summary>
     Task<CheckpointResult> CheckpointAsync(CancellationToken cancellationToken = default);
 
-    /// <summary>A spool file for an import body, deleted when closed.</summary>
-    FileStream CreateImportFile();
+    /// <summary>A temporary file under the data folder, open for reading and writing and deleted when closed: an import's body, a cluster's merge order.</summary>
+    FileStream CreateSpoolFile();
 
     /// <summary>Applies a checked import file to a table (see <see cref="ParamStore.Import"/>).</summary>
     ImportResult Import(TableImport file, TableHandle table, CancellationToken cancellationToken = default);

@@ -107,10 +107,10 @@ internal static partial class LogMessages
     [LoggerMessage(40, LogLevel.Information, "Imported {Rows} rows into table {Name} (id {Id}) from a {Bytes}-byte file ({NonFinite} non-finite values) in {ElapsedMs} ms")]
     public static partial void Imported(this ILogger logger, long rows, string name, uint id, long bytes, long nonFinite, long elapsedMs);
 
-    [LoggerMessage(41, LogLevel.Information, "Deleted {Count} import files under {Directory} left by an earlier process")]
+    [LoggerMessage(41, LogLevel.Information, "Deleted {Count} spool files (imports, cluster merges) under {Directory} left by an earlier process")]
     public static partial void AbandonedImportsDeleted(this ILogger logger, int count, string directory);
 
-    [LoggerMessage(42, LogLevel.Warning, "Could not delete {Path}, left by an earlier import; delete it by hand")]
+    [LoggerMessage(42, LogLevel.Warning, "Could not delete {Path}, a spool file left by an earlier process; delete it by hand")]
     public static partial void AbandonedImportNotDeleted(this ILogger logger, string path, Exception exception);
 
     [LoggerMessage(72, LogLevel.Warning, "{Damage}. Accepted: those records are dropped; the damaged bytes were moved to {Aside}")]

@@ -12,7 +12,7 @@ public sealed partial class ParamStore
 
     /// <summary>
     /// Where exports keep their sorted runs and imports their bodies: <c>DATA/tmp/</c>, one <c>export-&lt;guid&gt;</c>
-    /// folder per export, one <c>import-&lt;guid&gt;.safetensors</c> file per import.
+    /// folder per export, one <c>spool-&lt;guid&gt;</c> file per spooled body or merge order.
     /// </summary>
     internal string TempDirectory => _options.TempDirectory ?? Path.Combine(Path.GetFullPath(_options.DataDirectory), "tmp");
 
@@ -56,12 +56,15 @@ public sealed partial class ParamStore
     /// <summary>Name prefix of an export's folder under <see cref="TempDirectory"/>.</summary>
     private const string ExportFolderPrefix = "export-";
 
-    /// <summary>Name prefix of an import's spool file under <see cref="TempDirectory"/>.</summary>
-    private const string ImportFilePrefix = "import-";
+    /// <summary>Name prefix of a spool file under <see cref="TempDirectory"/> (<see cref="CreateSpoolFile"/>).</summary>
+    private const string SpoolFilePrefix = "spool-";
+
+    /// <summary>Name prefix of the spool files of versions before <see cref="SpoolFilePrefix"/>, swept as well.</summary>
+    private const string LegacyImportFilePrefix = "import-";
 
     /// <summary>
     /// Once per store, before its first export or import: deletes the export folders and import files of an earlier
-    /// process (see <see cref="PrepareExport"/> and <see cref="CreateImportFile"/>). None of this store's exists yet:
+    /// process (see <see cref="PrepareExport"/> and <see cref="CreateSpoolFile"/>). None of this store's exists yet:
     /// every one is created after this ran.
     /// </summary>
     private void SweepTemporaryFiles()
@@ -76,7 +79,7 @@ public sealed partial class ParamStore
             {
                 string name = Path.GetFileName(abandoned);
                 bool export = name.StartsWith(ExportFolderPrefix, StringComparison.Ordinal);
-                if (!export && !name.StartsWith(ImportFilePrefix, StringComparison.Ordinal)) continue;
+                if (!export && !name.StartsWith(SpoolFilePrefix, StringComparison.Ordinal) && !name.StartsWith(LegacyImportFilePrefix, StringComparison.Ordinal)) continue;
                 try
                 {
                     if (Directory.Exists(abandoned)) Directory.Delete(abandoned, recursive: true);

@@ -96,18 +96,19 @@ public sealed partial class ParamStore
     }
 
     /// <summary>
-    /// Creates the file an import's body is spooled to, <c>DATA/tmp/import-&lt;guid&gt;.safetensors</c>, open for
-    /// reading and writing and deleted when it is closed, however the request ends. A process that dies mid-import
-    /// leaves it behind: the first import or export after the store opens deletes such leftovers.
+    /// Creates a temporary file, <c>DATA/tmp/spool-&lt;guid&gt;</c>, open for reading and writing and deleted when it is
+    /// closed, however the request ends: an import's body, a cluster import's slices and owners, a cluster export's
+    /// merge order. A process that dies while one is open leaves it behind: the first import or export after the
+    /// store opens deletes such leftovers.
     /// </summary>
-    public FileStream CreateImportFile()
+    public FileStream CreateSpoolFile()
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         SweepTemporaryFiles();
         Directory.CreateDirectory(TempDirectory);
-        string path = Path.Combine(TempDirectory, ImportFilePrefix + Guid.NewGuid().ToString("N") + ".safetensors");
-        // 1 MiB of write buffer: the body arrives in Kestrel's small segments, and a write call per segment would
-        // cost more than the copy. The importer flushes before it reads the file back.
+        string path = Path.Combine(TempDirectory, SpoolFilePrefix + Guid.NewGuid().ToString("N"));
+        // 1 MiB of write buffer: an import's body arrives in Kestrel's small segments, and a write call per segment
+        // would cost more than the copy. Whoever reads the file back flushes first.
         return new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, bufferSize: 1 << 20, FileOptions.DeleteOnClose);
     }
 

@@ -22,7 +22,7 @@ public sealed class ImportApiTests(ServerFixture fixture) : IClassFixture<Server
     private string[] ImportFilesLeft()
     {
         string tmp = Path.Combine(fixture.Server.DataDirectory, "tmp");
-        return Directory.Exists(tmp) ? Directory.GetFiles(tmp, "import-*") : [];
+        return Directory.Exists(tmp) ? Directory.GetFiles(tmp, "spool-*") : [];
     }
 
     [Fact]

@@ -15,6 +15,7 @@ public sealed class PeerHttp : IDisposable
     public const string PeerHeader = "ParamDb-Peer";
 
     private readonly HttpClient _client;
+    private readonly HttpClient _bulk;
     private readonly string? _secret;
 
     /// <summary>A client for peers, with the given secret (or none).</summary>
@@ -26,6 +27,13 @@ public sealed class PeerHttp : IDisposable
             Timeout = TimeSpan.FromSeconds(30),
         };
         _client.DefaultRequestHeaders.Add(PeerHeader, selfId);
+        // Exports and imports move whole tables: minutes for a large one, so no overall timeout; the caller's
+        // token (the client's request) bounds them instead.
+        _bulk = new HttpClient(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(5), PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1) })
+        {
+            Timeout = Timeout.InfiniteTimeSpan,
+        };
+        _bulk.DefaultRequestHeaders.Add(PeerHeader, selfId);
     }
 
     /// <summary>Sends a request to <c>http://<paramref name="address"/><paramref name="path"/></c>.</summary>
@@ -34,6 +42,17 @@ public sealed class PeerHttp : IDisposable
         var request = new HttpRequestMessage(method, new Uri($"http://{address}{path}")) { Content = content };
         if (_secret is not null) request.Headers.Add(SecretHeader, _secret);
         return _client.SendAsync(request, cancellationToken);
+    }
+
+    /// <summary>
+    /// Sends a request that moves a table (an export read, an import slice written) and returns once the reply's
+    /// headers are in, its body left to stream. No timeout beyond <paramref name="cancellationToken"/>.
+    /// </summary>
+    public Task<HttpResponseMessage> SendBulkAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (_secret is not null) request.Headers.Add(SecretHeader, _secret);
+        return _bulk.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
     }
 
     /// <summary>JSON content of <paramref name="utf8"/>.</summary>
@@ -45,5 +64,9 @@ public sealed class PeerHttp : IDisposable
     }
 
     /// <inheritdoc />
-    public void Dispose() => _client.Dispose();
+    public void Dispose()
+    {
+        _client.Dispose();
+        _bulk.Dispose();
+    }
 }

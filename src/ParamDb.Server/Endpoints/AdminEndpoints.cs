@@ -39,8 +39,9 @@ public static class AdminEndpoints
     /// <param name="scope"><c>node</c>: this node only; default: every node of a cluster, this one's token in the reply.</param>
     private static async Task<Results<Ok<CheckpointReply>, ProblemHttpResult>> CheckpointAsync(StoreHost host, CancellationToken ct, string? scope = null)
     {
+        if (Scopes.Reject(scope) is { } badScope) return badScope;
         if (host.Node is not { } node) return Problems.Unavailable();
-        Task<string?>[] others = node.Cluster is { } member && scope != "node"
+        Task<string?>[] others = node.Cluster is { } member && !Scopes.ThisNodeOnly(scope)
             ? [.. member.Others().Select(o => CheckpointPeerAsync(member, o.Id, o.Http, ct))]
             : [];
         var result = await node.Storage.CheckpointAsync(ct);

@@ -70,10 +70,11 @@ public static class TablesEndpoints
     /// <param name="scope"><c>node</c>: rows and bytes of this node alone; default: summed over a cluster's nodes.</param>
     private static async Task<Results<Ok<TableList>, ProblemHttpResult>> ListAsync(StoreHost host, CancellationToken ct, string? scope = null)
     {
+        if (Scopes.Reject(scope) is { } badScope) return badScope;
         if (host.Node is not { } node) return Problems.Unavailable();
         var tables = node.Tables.List();
         var infos = new List<TableInfo>(tables.Count);
-        bool thisNodeOnly = ThisNodeOnly(scope);
+        bool thisNodeOnly = Scopes.ThisNodeOnly(scope);
         foreach (var t in tables) infos.Add(await DescribeAsync(node, t, ct, thisNodeOnly));
         return TypedResults.Ok(new TableList { Tables = infos });
     }
@@ -84,8 +85,9 @@ public static class TablesEndpoints
     /// <param name="scope"><c>node</c>: rows and bytes of this node alone; default: summed over a cluster's nodes.</param>
     private static async Task<Results<Ok<TableInfo>, ProblemHttpResult>> GetAsync(string name, StoreHost host, CancellationToken ct, string? scope = null)
     {
+        if (Scopes.Reject(scope) is { } badScope) return badScope;
         var (node, table, problem) = await DataEndpoints.OpenAsync(host, name, ct);
-        return problem ?? (Results<Ok<TableInfo>, ProblemHttpResult>)TypedResults.Ok(await DescribeAsync(node!, table!, ct, thisNodeOnly: ThisNodeOnly(scope)));
+        return problem ?? (Results<Ok<TableInfo>, ProblemHttpResult>)TypedResults.Ok(await DescribeAsync(node!, table!, ct, thisNodeOnly: Scopes.ThisNodeOnly(scope)));
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string name, StoreHost host, CancellationToken ct)
@@ -95,8 +97,6 @@ public static class TablesEndpoints
         return await node.Tables.DeleteAsync(name, ct) ? TypedResults.NoContent() : Problems.TableNotFound(name);
     }
 
-    /// <summary><c>?scope=node</c>: rows and bytes of this node alone, not summed over a cluster's nodes.</summary>
-    private static bool ThisNodeOnly(string? scope) => string.Equals(scope, "node", StringComparison.Ordinal);
 
     private static async ValueTask<TableInfo> DescribeAsync(NodeServices node, TableHandle table, CancellationToken ct, bool thisNodeOnly = false)
     {

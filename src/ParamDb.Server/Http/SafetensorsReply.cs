@@ -10,7 +10,7 @@ namespace ParamDb.Server.Http;
 /// </summary>
 /// <param name="export">The prepared export; the reply owns it from here on.</param>
 /// <param name="fileName">The download's name; a table name, so it needs no escaping.</param>
-public sealed class SafetensorsReply(TableExport export, string fileName) : IResult
+public sealed class SafetensorsReply(ITableExport export, string fileName) : IResult
 {
     /// <inheritdoc />
     public async Task ExecuteAsync(HttpContext httpContext)

@@ -13,7 +13,7 @@ namespace ParamDb.Storage.Export;
 /// Not a point-in-time view: the keys are those the scan found, and each row's values are read when its batch is
 /// written, so a push during the export may or may not be in the file, and rows created after the scan are not.
 /// </remarks>
-public sealed class TableExport : IDisposable
+public sealed class TableExport : ITableExport
 {
     /// <summary>Keys an export sorts in memory at once by default: 4 Mi keys, a 32 MiB buffer (see <see cref="ParamStore.PrepareExport"/>).</summary>
     public const int DefaultRunKeys = ExternalKeySort.DefaultRunKeys;

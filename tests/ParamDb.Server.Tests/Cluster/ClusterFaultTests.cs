@@ -125,15 +125,15 @@ public sealed class ClusterFaultTests
     }
 
     [Fact]
-    public async Task SnapshotsAndExportsOnAClusterAre501AndNothingIsWritten()
+    public async Task SnapshotsAndRestoresOnAClusterAre501AndNothingIsWritten()
     {
         await using LocalCluster cluster = await LocalCluster.StartAsync(2);
         using HttpClient n1 = cluster.Client(1);
         await Wire.CreateTableAsync(n1, "t", """{"dim":1}""");
         using var snapshot = await n1.PostAsync("v1/snapshots", Wire.Json("""{"name":"s"}"""));
         await Wire.AssertProblemAsync(snapshot, 501, ProblemCodes.NotSupportedInCluster);
-        using var export = await n1.GetAsync("v1/tables/t/export");
-        await Wire.AssertProblemAsync(export, 501, ProblemCodes.NotSupportedInCluster);
+        using var restore = await n1.PostAsync("v1/snapshots/s/restore", Wire.Json("{}"));
+        await Wire.AssertProblemAsync(restore, 501, ProblemCodes.NotSupportedInCluster);
         Assert.False(Directory.Exists(Path.Combine(cluster[1].DataDirectory, "snapshots", "s")));
     }
 
