@@ -3,7 +3,10 @@
 # usual workloads through one node, through three nodes with the smart client (each node gets its own keys), and
 # through three nodes with forwarding (everything sent to n1, which routes it). On 2 cores three nodes cannot be
 # faster than one, so the figure is the cost, not the rate. ROUNDS rounds, the three set-ups interleaved.
-# usage: [NODE_ARGS='--durability checkpoint'] bench/cluster-cost.sh [ROUNDS] [-- paramdb-bench args]
+# Each set-up first runs the same workloads unmeasured for WARM seconds a phase (default 12): a fresh node's
+# tiered JIT compiles for its first seconds (a quarter to half a core), three fresh nodes compile three times
+# as much, and a 3 s measurement of fresh processes charges that to the bytes (it read as 2.5-3.3x for sparse).
+# usage: [NODE_ARGS='--durability checkpoint'] [WARM=12] bench/cluster-cost.sh [ROUNDS] [-- paramdb-bench args]
 #   (default bench args: --workload dense,sparse --keys range --duration 3); NODE_ARGS go to every node
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +33,7 @@ stop_all() { kill "${pids[@]}" 2> /dev/null || true; wait "${pids[@]}" 2> /dev/n
 run() {   # run LABEL URL PIDS BENCH-ARGS…
   local label=$1 url=$2 node_pids=$3; shift 3
   echo "== $label"
+  [ "${WARM:-12}" -gt 0 ] && "$B" --url "$url" "$@" "${args[@]}" --duration "${WARM:-12}" > /dev/null
   "$B" --url "$url" --node-pids "$node_pids" "$@" "${args[@]}" | sed -n '/^workload/,/^$/p'
 }
 

@@ -82,22 +82,27 @@ public sealed class MergedExport : ITableExport
             else if (opening[i].Exception?.InnerException is PeerProblemException refused) problem = problem.IsNone ? refused.Error : problem;
             else if (opening[i].Exception?.InnerException is { } thrown and not OperationCanceledException) failure ??= thrown;
         }
-        long rows = 0;
         foreach (ExportSource? source in sources)
         {
-            if (source is null) continue;
-            if (source.Header.Dim != table.Dim)
+            if (source is not null && source.Header.Dim != table.Dim)
                 failure ??= new InvalidDataException($"Node '{source.Node}' exported rows of dim {source.Header.Dim} for table '{table.Name}' of dim {table.Dim}.");
-            rows += source.Header.Count;
         }
         if (failure is null && problem.IsNone && Array.IndexOf(sources, null) < 0)
-            return (new MergedExport(sources, storage.CreateSpoolFile(), SafetensorsHeader.Create(table.Name, table.Schema, rows)), default);
+            return (Over(sources, storage.CreateSpoolFile(), table.Name, table.Schema), default);
 
         foreach (ExportSource? source in sources)
             if (source is not null) await source.DisposeAsync().ConfigureAwait(false);
         cancellationToken.ThrowIfCancellationRequested();
         if (failure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         return (null, problem.IsNone ? new ProtocolError(503, ProblemCodes.Unavailable, "The export was stopped before every node's part was ready.") : problem);
+    }
+
+    /// <summary>The merge of opened sources of one table, its order spooled to <paramref name="order"/>; it owns both.</summary>
+    internal static MergedExport Over(ExportSource[] sources, FileStream order, string table, TableSchema schema)
+    {
+        long rows = 0;
+        foreach (ExportSource source in sources) rows += source.Header.Count;
+        return new MergedExport(sources, order, SafetensorsHeader.Create(table, schema, rows));
     }
 
     /// <summary>
