@@ -221,18 +221,34 @@ public sealed partial class ServerManager : IAsyncDisposable
         if (cluster.Leader is not { IsRemote: false })
             throw await NotLeaderErrorAsync(cluster, null, cancellationToken).ConfigureAwait(false);
         bool done;
-        try
+        for (int attempt = 1; ; attempt++)
         {
-            done = add
-                ? await cluster.AddMemberAsync(raftEndPoint, cancellationToken).ConfigureAwait(false)
-                : await cluster.RemoveMemberAsync(raftEndPoint, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                done = add
+                    ? await cluster.AddMemberAsync(raftEndPoint, cancellationToken).ConfigureAwait(false)
+                    : await cluster.RemoveMemberAsync(raftEndPoint, cancellationToken).ConfigureAwait(false);
+            }
+            catch (RaftNotLeaderException e)
+            {
+                throw await NotLeaderErrorAsync(cluster, e, cancellationToken).ConfigureAwait(false);
+            }
+            _logger.MembershipChanged(nodeId, raftEndPoint.ToString(), add ? "add" : "remove", done);
+            // An add that is false for a node not yet a voter is a catch-up that failed (on two loaded cores a new
+            // member's warm-up round can time out): try again, up to three times, rather than leave it in the ring
+            // without a vote or a log.
+            if (done || !add || attempt == MaxAddAttempts || IsVoter(cluster, raftEndPoint)) return done;
         }
-        catch (RaftNotLeaderException e)
-        {
-            throw await NotLeaderErrorAsync(cluster, e, cancellationToken).ConfigureAwait(false);
-        }
-        _logger.MembershipChanged(nodeId, raftEndPoint.ToString(), add ? "add" : "remove", done);
-        return done;
+    }
+
+    /// <summary>Tries of an add whose new member did not catch up (<see cref="ChangeMembershipAsync"/>).</summary>
+    private const int MaxAddAttempts = 3;
+
+    private static bool IsVoter(RaftCluster cluster, IPEndPoint raftEndPoint)
+    {
+        foreach (var member in cluster.Members)
+            if (EndPointEquals(member.EndPoint, raftEndPoint)) return true;
+        return false;
     }
 
     private static bool HoldsLeadership(RaftCluster cluster)

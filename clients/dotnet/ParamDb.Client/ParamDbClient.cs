@@ -39,6 +39,7 @@ public sealed partial class ParamDbClient : IDisposable
     private readonly HttpVersionPolicy _versionPolicy;
     private readonly bool _lz4;
     private readonly RingSource _ring;
+    private readonly TimeSpan _noLeaderWait;
 
     /// <summary>Creates a client of the server at <paramref name="baseAddress"/>, e.g. <c>http://127.0.0.1:7420</c>.</summary>
     /// <param name="baseAddress">The server's address; a path prefix is kept.</param>
@@ -63,6 +64,7 @@ public sealed partial class ParamDbClient : IDisposable
         _versionPolicy = HttpVersionPolicy.RequestVersionExact;
         _lz4 = options.Compression == ParamDbCompression.Lz4;
         _ring = NewRingSource(options.Routing);
+        _noLeaderWait = options.NoLeaderWait;
     }
 
     /// <summary>
@@ -71,7 +73,7 @@ public sealed partial class ParamDbClient : IDisposable
     /// timeout apply. Leave its automatic decompression off, or LZ4 replies cannot be told apart.
     /// </summary>
     /// <param name="http">A client whose BaseAddress is set.</param>
-    /// <param name="options">Only <see cref="ParamDbClientOptions.Compression"/> and <see cref="ParamDbClientOptions.Routing"/> are read.</param>
+    /// <param name="options">Only <see cref="ParamDbClientOptions.Compression"/>, <see cref="ParamDbClientOptions.Routing"/> and <see cref="ParamDbClientOptions.NoLeaderWait"/> are read.</param>
     public ParamDbClient(HttpClient http, ParamDbClientOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(http);
@@ -82,6 +84,7 @@ public sealed partial class ParamDbClient : IDisposable
         _versionPolicy = http.DefaultVersionPolicy;
         _lz4 = options?.Compression == ParamDbCompression.Lz4;
         _ring = NewRingSource(options?.Routing ?? ParamDbRouting.Auto);
+        _noLeaderWait = options?.NoLeaderWait ?? new ParamDbClientOptions().NoLeaderWait;
     }
 
     /// <summary>The server's address, ending in '/'.</summary>
@@ -172,14 +175,60 @@ public sealed partial class ParamDbClient : IDisposable
 
 
     /// <summary>Sends and returns the reply when it is a success; otherwise throws its problem as <see cref="ParamDbException"/>.</summary>
+    /// <remarks>
+    /// A <c>503 no_leader</c> reply (a cluster between leaders) changed nothing, so the request is sent again, a copy
+    /// of it, after the reply's <c>Retry-After</c>, until <see cref="ParamDbClientOptions.NoLeaderWait"/> has passed.
+    /// </remarks>
     private async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, HttpCompletionOption completion, CancellationToken cancellationToken)
     {
-        var response = await _http.SendAsync(request, completion, cancellationToken).ConfigureAwait(false);
-        if (response.IsSuccessStatusCode) return response;
-        using (response)
+        long deadline = Environment.TickCount64 + (long)_noLeaderWait.TotalMilliseconds;
+        HttpRequestMessage attempt = request;
+        try
         {
-            throw await ReadProblemAsync(response, cancellationToken).ConfigureAwait(false);
+            while (true)
+            {
+                var response = await _http.SendAsync(attempt, completion, cancellationToken).ConfigureAwait(false);
+                if (response.IsSuccessStatusCode) return response;
+                ParamDbException problem;
+                TimeSpan after;
+                using (response)
+                {
+                    problem = await ReadProblemAsync(response, cancellationToken).ConfigureAwait(false);
+                    after = response.Headers.RetryAfter?.Delta ?? TimeSpan.FromMilliseconds(250);
+                }
+                // A streamed body cannot be sent twice; every body this client builds can.
+                if (problem.Code != ProblemCodes.NoLeader || request.Content is StreamContent
+                    || Environment.TickCount64 + (long)after.TotalMilliseconds > deadline) throw problem;
+                await Task.Delay(after, cancellationToken).ConfigureAwait(false);
+                Release(attempt, request);
+                attempt = Copy(request);
+            }
         }
+        finally
+        {
+            Release(attempt, request);
+        }
+
+        // A copy shares the original's content, which the caller disposes with the original.
+        static void Release(HttpRequestMessage attempt, HttpRequestMessage request)
+        {
+            if (attempt == request) return;
+            attempt.Content = null;
+            attempt.Dispose();
+        }
+    }
+
+    /// <summary>A request to send again: same method, address, version, headers and content (JSON or bytes, readable twice).</summary>
+    private static HttpRequestMessage Copy(HttpRequestMessage request)
+    {
+        var copy = new HttpRequestMessage(request.Method, request.RequestUri)
+        {
+            Version = request.Version,
+            VersionPolicy = request.VersionPolicy,
+            Content = request.Content,
+        };
+        foreach (var header in request.Headers) copy.Headers.TryAddWithoutValidation(header.Key, header.Value);
+        return copy;
     }
 
     private async Task<T> SendForJsonAsync<T>(HttpRequestMessage request, JsonTypeInfo<T> type, CancellationToken cancellationToken)

@@ -56,4 +56,11 @@ public sealed record ParamDbClientOptions
     /// forwards them (<see cref="ParamDbRouting.Off"/>, e.g. to measure the difference).
     /// </summary>
     public ParamDbRouting Routing { get; init; } = ParamDbRouting.Auto;
+
+    /// <summary>
+    /// How long a call keeps retrying while a cluster has no leader (<c>503 no_leader</c>, which changed nothing),
+    /// waiting what the reply's <c>Retry-After</c> says between tries: 10 s by default, ample for an election
+    /// (0.4–1.4 s). <see cref="TimeSpan.Zero"/> throws the first <c>no_leader</c> at once.
+    /// </summary>
+    public TimeSpan NoLeaderWait { get; init; } = TimeSpan.FromSeconds(10);
 }
