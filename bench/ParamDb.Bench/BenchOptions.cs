@@ -14,6 +14,8 @@ internal sealed record BenchOptions
           --connections N      concurrent request loops, one connection each (default 1)
           --iterations N       measured requests per loop and phase (default: dense 40, sparse 100, small 2000)
           --duration S         measure each phase for S seconds instead of a request count
+          --sparse-keys N      keys per W-sparse request (default 10,000; e.g. 3,334 to send one node what a
+                               three-node cluster's smart client sends each node)
           --warmup N           unmeasured requests per loop before each phase (default: dense 5, sparse 10, small 200)
           --repeat R           repeat every measurement R times and report the median (default 1)
           --lz4                Content-Encoding: lz4 on requests, Accept-Encoding: lz4 on pulls
@@ -48,6 +50,7 @@ internal sealed record BenchOptions
     public bool Routing { get; init; } = true;
     public bool Stream { get; init; }
     public int InFlight { get; init; } = 1;
+    public int SparseKeys { get; init; } = 10_000;
     public string? JsonPath { get; init; }
     public IReadOnlyList<int> NodePids { get; init; } = [];
     public bool Help { get; init; }
@@ -80,6 +83,7 @@ internal sealed record BenchOptions
                 "--http2" => o with { Http2 = true },
                 "--stream" => o with { Stream = true, Http2 = true },
                 "--in-flight" => o with { InFlight = Positive(arg, Next()) },
+                "--sparse-keys" => o with { SparseKeys = Positive(arg, Next()) },
                 "--client" => o with { ViaClient = true },
                 "--cluster" => o with { ViaClient = true, Routing = true },
                 "--routing" => Next() switch

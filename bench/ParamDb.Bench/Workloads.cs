@@ -15,10 +15,13 @@ internal sealed record Phase(string Workload, string Op, BenchOp[] Loops, int Wa
 internal sealed class Workloads(BenchOptions options, ParamDbClient db, RawTransport raw, StreamLoops? streams, List<string> createdTables)
 {
     public const int DenseKeys = 4096, DenseDim = 256;            // 1,048,576 floats, 4 MiB, per request
-    public const int SparseKeys = 10_000, SparseDim = 64;         // out of 10,000,000
+    public const int SparseDim = 64;                              // keys out of 10,000,000: 10,000 unless --sparse-keys
     public const ulong SparseKeySpace = 10_000_000;
     public const int SmallDim = 64, SmallRows = 1024;
     private const int SparseSetsPerLoop = 4;                      // distinct key sets a loop rotates through
+
+    /// <summary>Keys per W-sparse request: 10,000, or --sparse-keys.</summary>
+    private int SparseKeys => options.SparseKeys;
 
     /// <summary>Concurrent request loops: one per REST connection, or in-flight × streams.</summary>
     private int Loops => streams?.Count ?? options.Connections;

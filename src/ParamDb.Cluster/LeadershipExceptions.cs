@@ -35,3 +35,11 @@ public sealed class NoLeaderException : InvalidOperationException
     public NoLeaderException(Exception? innerException = null)
         : base("No leader is known for the server manager's Raft group; an election may be under way.", innerException) { }
 }
+
+/// <summary>
+/// A change was handed to the leader and no answer came back (the connection broke after the request went out):
+/// it may or may not have been made. Unlike <see cref="NoLeaderException"/>, retrying is safe only for changes
+/// that are idempotent (a table create of the same schema, a delete).
+/// </summary>
+public sealed class CommitUnknownException(Exception innerException)
+    : InvalidOperationException("The leader was sent this change and did not answer: it may or may not have been made.", innerException);

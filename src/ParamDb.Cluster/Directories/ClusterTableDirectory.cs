@@ -53,12 +53,16 @@ public sealed class ClusterTableDirectory(ClusterMember member, ParamStore store
                     HttpStatusCode.Conflict => CreateTableOutcome.Conflict,
                     _ => throw await LeaderRefusedAsync(response, cancellationToken).ConfigureAwait(false),
                 };
-                await member.Manager.ReadBarrierAsync(cancellationToken).ConfigureAwait(false);
+                await member.TryCatchUpAsync(cancellationToken).ConfigureAwait(false);   // the leader made the change: a failed catch-up must not report it unmade
             }
         }
         catch (Exception e) when (e is NoLeaderException or NotLeaderException)
         {
             throw NoLeader(e);
+        }
+        catch (CommitUnknownException e)
+        {
+            throw CommitUnknown(e);
         }
         if (!store.TryGetTable(name, out TableHandle? table))
             throw new MetadataUnavailableException(new ProtocolError(503, ProblemCodes.Unavailable, $"Table '{name}' was committed but has not reached this node's store yet; retry."), RetryAfter);
@@ -79,12 +83,16 @@ public sealed class ClusterTableDirectory(ClusterMember member, ParamStore store
                 HttpStatusCode.NotFound => false,
                 _ => throw await LeaderRefusedAsync(response, cancellationToken).ConfigureAwait(false),
             };
-            await member.Manager.ReadBarrierAsync(cancellationToken).ConfigureAwait(false);
+            await member.TryCatchUpAsync(cancellationToken).ConfigureAwait(false);   // the leader made the change: a failed catch-up must not report it unmade
             return deleted;
         }
         catch (Exception e) when (e is NoLeaderException or NotLeaderException)
         {
             throw NoLeader(e);
+        }
+        catch (CommitUnknownException e)
+        {
+            throw CommitUnknown(e);
         }
     }
 
@@ -125,6 +133,11 @@ public sealed class ClusterTableDirectory(ClusterMember member, ParamStore store
     /// <summary>503 <c>no_leader</c>, with the time to retry after.</summary>
     internal static MetadataUnavailableException NoLeader(Exception inner) =>
         new(new ProtocolError(503, ProblemCodes.NoLeader, "The cluster has no leader to commit this change right now (an election is under way, or a majority of the members is unreachable). Nothing changed; retry shortly."), RetryAfter, inner);
+
+    /// <summary>503 <c>unavailable</c> for a change whose outcome is unknown: the leader got it and did not answer.</summary>
+    internal static MetadataUnavailableException CommitUnknown(CommitUnknownException inner) =>
+        new(new ProtocolError(503, ProblemCodes.Unavailable, "The leader was sent this change and did not answer (the connection broke): it may or may not have been made. "
+            + "A table create of the same schema, or a delete, is safe to send again; look before you register a worker again."), RetryAfter, inner);
 
     /// <summary>The leader's refusal, as it worded it.</summary>
     internal static async Task<Exception> LeaderRefusedAsync(HttpResponseMessage response, CancellationToken cancellationToken)

@@ -66,12 +66,16 @@ public sealed class ClusterWorkerDirectory : IWorkerDirectory
                 WorkerInfo info = JsonSerializer.Deserialize(await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false), ProtocolJson.Default.WorkerInfo)
                     ?? throw new InvalidDataException("The leader's registration reply is empty.");
                 id = info.Worker;
-                await _member.Manager.ReadBarrierAsync(cancellationToken).ConfigureAwait(false);
+                await _member.TryCatchUpAsync(cancellationToken).ConfigureAwait(false);   // the leader made the change: a failed catch-up must not report it unmade
             }
         }
         catch (Exception e) when (e is NoLeaderException or NotLeaderException)
         {
             throw ClusterTableDirectory.NoLeader(e);
+        }
+        catch (CommitUnknownException e)
+        {
+            throw ClusterTableDirectory.CommitUnknown(e);
         }
         // Every node must know the worker before its first push, which a router sends on at once: each peer is
         // sent a heartbeat, and a peer that does not know the worker yet catches up with the manager first.
@@ -130,12 +134,16 @@ public sealed class ClusterWorkerDirectory : IWorkerDirectory
                 HttpStatusCode.NotFound => false,
                 _ => throw await ClusterTableDirectory.LeaderRefusedAsync(response, cancellationToken).ConfigureAwait(false),
             };
-            await _member.Manager.ReadBarrierAsync(cancellationToken).ConfigureAwait(false);
+            await _member.TryCatchUpAsync(cancellationToken).ConfigureAwait(false);   // the leader made the change: a failed catch-up must not report it unmade
             return removed;
         }
         catch (Exception e) when (e is NoLeaderException or NotLeaderException)
         {
             throw ClusterTableDirectory.NoLeader(e);
+        }
+        catch (CommitUnknownException e)
+        {
+            throw ClusterTableDirectory.CommitUnknown(e);
         }
     }
 }

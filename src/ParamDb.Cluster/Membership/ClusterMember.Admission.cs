@@ -111,7 +111,8 @@ public sealed partial class ClusterMember
     /// Sends a request this follower cannot serve to the leader's REST API, as a peer, and returns the leader's
     /// answer for the caller to relay. Waits first for a leader to be known, up to 5 s.
     /// </summary>
-    /// <exception cref="NoLeaderException">No leader is known, or it does not answer.</exception>
+    /// <exception cref="NoLeaderException">No leader is known, or it cannot be reached: nothing was sent.</exception>
+    /// <exception cref="CommitUnknownException">The request went out and no answer came back.</exception>
     public async Task<HttpResponseMessage> ForwardToLeaderAsync(HttpMethod method, string path, HttpContent? content, CancellationToken cancellationToken)
     {
         string? leader = _manager.LeaderHttp;
@@ -121,9 +122,14 @@ public sealed partial class ClusterMember
         {
             return await _peers.SendAsync(method, leader, path, content, cancellationToken).ConfigureAwait(false);
         }
+        catch (HttpRequestException e) when (e.HttpRequestError == HttpRequestError.ConnectionError)
+        {
+            // Never connected: nothing was sent, nothing changed.
+            throw new NoLeaderException(e);
+        }
         catch (HttpRequestException e)
         {
-            throw new NoLeaderException(e);
+            throw new CommitUnknownException(e);
         }
     }
 }

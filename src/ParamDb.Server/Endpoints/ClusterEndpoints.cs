@@ -115,8 +115,9 @@ public static class ClusterEndpoints
                 string text = await forwarded.Content.ReadAsStringAsync(ct);
                 return TypedResults.Content(text, forwarded.Content.Headers.ContentType?.ToString() ?? MediaTypes.Json, System.Text.Encoding.UTF8, (int)forwarded.StatusCode);
             }
-            catch (NoLeaderException)
+            catch (Exception e) when (e is NoLeaderException or CommitUnknownException)
             {
+                // A join is safe to send again whatever happened: the leader answers a known node with its place.
                 return NoLeader(request);
             }
         }
