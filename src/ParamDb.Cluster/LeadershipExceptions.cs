@@ -3,10 +3,6 @@ namespace ParamDb.Cluster;
 /// <summary>
 /// This member is not the leader and another one is: send the request there. <see cref="LeaderHttp"/> is the
 /// leader's HTTP address when known (from its member metadata or the node table).
-/// <para>
-/// Thrown after a proposal was appended (leadership lost while replicating), the command may still commit under
-/// the next leader: the outcome is unknown, and retrying is safe for every command but <c>RegisterWorker</c>.
-/// </para>
 /// </summary>
 public sealed class NotLeaderException : InvalidOperationException
 {
@@ -26,8 +22,9 @@ public sealed class NotLeaderException : InvalidOperationException
 }
 
 /// <summary>
-/// No leader is known (an election is under way, or too few members are reachable): retry after a short wait.
-/// The same ambiguity as <see cref="NotLeaderException"/> applies to a proposal that was already appended.
+/// No leader is known (an election is under way, or too few members are reachable): nothing was appended, so
+/// retrying after a short wait is safe. A proposal that was appended and lost its leader is a
+/// <see cref="CommitUnknownException"/> instead.
 /// </summary>
 public sealed class NoLeaderException : InvalidOperationException
 {
@@ -37,8 +34,9 @@ public sealed class NoLeaderException : InvalidOperationException
 }
 
 /// <summary>
-/// A change was handed to the leader and no answer came back (the connection broke after the request went out):
-/// it may or may not have been made. Unlike <see cref="NoLeaderException"/>, retrying is safe only for changes
+/// A change's outcome is unknown: the leader stopped leading while it replicated the entry, or the change was handed
+/// to the leader and no answer came back (the connection broke after the request went out). It may or may not
+/// have been made. Unlike <see cref="NoLeaderException"/>, retrying is safe only for changes
 /// that are idempotent (a table create of the same schema, a delete).
 /// </summary>
 public sealed class CommitUnknownException(Exception innerException)

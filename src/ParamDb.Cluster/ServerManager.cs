@@ -145,8 +145,9 @@ public sealed partial class ServerManager : IAsyncDisposable
     /// apply. No result is stored in the log or the state.
     /// </para>
     /// </summary>
-    /// <exception cref="NotLeaderException">Another member leads; it names the leader's HTTP address when known.</exception>
-    /// <exception cref="NoLeaderException">No leader is known.</exception>
+    /// <exception cref="NotLeaderException">Another member leads (nothing was appended); it names the leader's HTTP address when known.</exception>
+    /// <exception cref="NoLeaderException">No leader is known (nothing was appended).</exception>
+    /// <exception cref="CommitUnknownException">This member stopped leading after the entry reached its log: it may still commit.</exception>
     public async Task<CommandResult> ProposeAsync(ClusterCommand command, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(command);
@@ -157,12 +158,20 @@ public sealed partial class ServerManager : IAsyncDisposable
 
         var context = new ProposalContext(payload);
         var entry = new BinaryLogEntry { Content = payload, Term = cluster.Term, Context = context };
+        long lastBefore = _wal?.LastEntryIndex ?? 0;
         try
         {
             await cluster.ReplicateAsync(entry, cancellationToken).ConfigureAwait(false);
         }
+        catch (RaftNotLeaderException e) when ((_wal?.LastEntryIndex ?? 0) > lastBefore)
+        {
+            // Leadership went after the entry reached this member's log: it may have reached a majority and commit
+            // under the next leader, or not. Saying "not leader" would tell the caller nothing happened.
+            throw new CommitUnknownException(e);
+        }
         catch (RaftNotLeaderException e)
         {
+            // Refused before anything was appended (DotNext checks leadership first).
             throw await NotLeaderErrorAsync(cluster, e, cancellationToken).ConfigureAwait(false);
         }
         return context.Result

@@ -134,9 +134,9 @@ public sealed class ClusterTableDirectory(ClusterMember member, ParamStore store
     internal static MetadataUnavailableException NoLeader(Exception inner) =>
         new(new ProtocolError(503, ProblemCodes.NoLeader, "The cluster has no leader to commit this change right now (an election is under way, or a majority of the members is unreachable). Nothing changed; retry shortly."), RetryAfter, inner);
 
-    /// <summary>503 <c>unavailable</c> for a change whose outcome is unknown: the leader got it and did not answer.</summary>
+    /// <summary>503 <c>unavailable</c> for a change whose outcome is unknown: leadership moved, or the leader's answer was lost, while it was committed.</summary>
     internal static MetadataUnavailableException CommitUnknown(CommitUnknownException inner) =>
-        new(new ProtocolError(503, ProblemCodes.Unavailable, "The leader was sent this change and did not answer (the connection broke): it may or may not have been made. "
+        new(new ProtocolError(503, ProblemCodes.Unavailable, "The leader changed, or the connection to it broke, while this change was being committed: it may or may not have been made. "
             + "A table create of the same schema, or a delete, is safe to send again; look before you register a worker again."), RetryAfter, inner);
 
     /// <summary>The leader's refusal, as it worded it.</summary>

@@ -41,7 +41,7 @@ public sealed class ClusterWorkerDirectory : IWorkerDirectory
         {
             await _member.Manager.ProposeAsync(new RemoveWorker(worker, WorkerRemovalReason.LeaseExpired)).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is NoLeaderException or NotLeaderException)
+        catch (Exception e) when (e is NoLeaderException or NotLeaderException or CommitUnknownException)
         {
             // Leadership moved: the new leader's own _leases report the worker within a second.
         }

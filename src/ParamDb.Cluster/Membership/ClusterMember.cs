@@ -229,7 +229,14 @@ public sealed partial class ClusterMember : IAsyncDisposable
     private async Task ProposeInitAsync(CancellationToken cancellationToken)
     {
         var self = new NodeInfo(_identity.NodeId, _options.Http, _options.H2, _options.RaftEndPoint.ToString(), NodeState.Up, _identity.Tokens);
-        await _manager.ProposeAsync(new InitCluster(_identity.ClusterId, _identity.Replicas, _identity.VirtualNodes, self), cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await _manager.ProposeAsync(new InitCluster(_identity.ClusterId, _identity.Replicas, _identity.VirtualNodes, self), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is NoLeaderException or NotLeaderException or CommitUnknownException)
+        {
+            // Leadership moved while the init was committed, or before: the settle loop reads the state and tries again.
+        }
     }
 
     private void OnStateChanged(ClusterState state)

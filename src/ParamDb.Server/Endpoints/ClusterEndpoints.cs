@@ -106,6 +106,11 @@ public static class ClusterEndpoints
             var (reply, error) = await member.AdmitAsync(join, ct);
             return reply is not null ? TypedResults.Ok(reply) : Problems.From(error);
         }
+        catch (CommitUnknownException)
+        {
+            // Leadership went while this node admitted the joiner: a join is safe to send again.
+            return NoLeader(request);
+        }
         catch (NotLeaderException)
         {
             try

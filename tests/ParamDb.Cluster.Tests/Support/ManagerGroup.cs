@@ -106,7 +106,7 @@ internal sealed class ManagerGroup : IAsyncDisposable
             {
                 return await operation(leader);
             }
-            catch (Exception e) when (e is NoLeaderException or NotLeaderException && clock.Elapsed < Deadline)
+            catch (Exception e) when (e is NoLeaderException or NotLeaderException or CommitUnknownException && clock.Elapsed < Deadline)
             {
                 _output.WriteLine($"{Clock.ElapsedMilliseconds,6} ms leadership moved under {leader.NodeId} ({e.Message}); retrying on the next leader");
                 await Task.Delay(20); // back off: the old leader may still look like one for a moment
