@@ -30,9 +30,6 @@ public readonly record struct NodeRange(int Node, ulong First, int Count);
 /// </summary>
 public static class KeySlicer
 {
-    // Scatter and Gather advance one cursor per node: on the stack up to this many nodes (1 KB), pooled above.
-    private const int StackNodes = 256;
-
     /// <summary>
     /// Writes the primary of each key to <paramref name="nodeOfKey"/> and the number of keys of each node to
     /// <paramref name="counts"/>. Returns how many nodes got keys; 1 means the request can go to that node whole.
@@ -121,31 +118,19 @@ public static class KeySlicer
         CheckRows(count, dim, sliceRows.Length, nameof(sliceRows));
         if (nodeOfKey.Length < count) throw new ArgumentException($"nodeOfKey holds {nodeOfKey.Length} entries; {count} keys need as many.", nameof(nodeOfKey));
         if (sliceKeys.Length < count) throw new ArgumentException($"sliceKeys holds {sliceKeys.Length} keys; {count} are sliced.", nameof(sliceKeys));
-        int[]? rented = null;
-        Span<int> cursor = offsets.Length <= StackNodes
-            ? stackalloc int[StackNodes]
-            : rented = ArrayPool<int>.Shared.Rent(offsets.Length);
-        cursor = cursor[..offsets.Length];
-        offsets.CopyTo(cursor);
+        // Keys of one block go to one node, so copy runs, not keys: a dense push of 4,096 keys is one copy.
+        var walk = new RunWalk(nodeOfKey[..count], offsets);
         try
         {
-            // Keys of one block go to one node, so copy runs, not keys: a dense push of 4,096 keys is one copy.
-            for (int i = 0; i < count;)
+            while (walk.MoveNext())
             {
-                int node = nodeOfKey[i];
-                int end = i + 1;
-                while (end < count && nodeOfKey[end] == node) end++;
-                int run = end - i;
-                int at = cursor[node];
-                keys[i..end].CopyTo(sliceKeys.Slice(at, run));
-                if (dim > 0) rows.Slice(i * dim, run * dim).CopyTo(sliceRows.Slice(at * dim, run * dim));
-                cursor[node] = at + run;
-                i = end;
+                keys.Slice(walk.Start, walk.Length).CopyTo(sliceKeys.Slice(walk.SliceAt, walk.Length));
+                if (dim > 0) rows.Slice(walk.Start * dim, walk.Length * dim).CopyTo(sliceRows.Slice(walk.SliceAt * dim, walk.Length * dim));
             }
         }
         finally
         {
-            if (rented is not null) ArrayPool<int>.Shared.Return(rented);
+            walk.Dispose();
         }
     }
 
@@ -166,30 +151,62 @@ public static class KeySlicer
         ArgumentOutOfRangeException.ThrowIfLessThan(dim, 1);
         CheckRows(count, dim, sliceRows.Length, nameof(sliceRows));
         CheckRows(count, dim, rows.Length, nameof(rows));
-        int[]? rented = null;
-        Span<int> cursor = offsets.Length <= StackNodes
-            ? stackalloc int[StackNodes]
-            : rented = ArrayPool<int>.Shared.Rent(offsets.Length);
-        cursor = cursor[..offsets.Length];
-        offsets.CopyTo(cursor);
+        var walk = new RunWalk(nodeOfKey, offsets);
         try
         {
-            for (int i = 0; i < count;)
-            {
-                int node = nodeOfKey[i];
-                int end = i + 1;
-                while (end < count && nodeOfKey[end] == node) end++;
-                int run = end - i;
-                int at = cursor[node];
-                sliceRows.Slice(at * dim, run * dim).CopyTo(rows.Slice(i * dim, run * dim));
-                cursor[node] = at + run;
-                i = end;
-            }
+            while (walk.MoveNext())
+                sliceRows.Slice(walk.SliceAt * dim, walk.Length * dim).CopyTo(rows.Slice(walk.Start * dim, walk.Length * dim));
         }
         finally
         {
-            if (rented is not null) ArrayPool<int>.Shared.Return(rented);
+            walk.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Walks a request's keys in runs that go to one node, each with where it lands in that node's slice: the one
+    /// loop <see cref="Scatter(ReadOnlySpan{ulong}, ReadOnlySpan{float}, int, ReadOnlySpan{int}, ReadOnlySpan{int}, Span{ulong}, Span{float})"/>
+    /// and <see cref="Gather"/> share. A cursor per node, pooled; not a <c>using</c> local (a read-only copy would
+    /// not advance).
+    /// </summary>
+    private ref struct RunWalk
+    {
+        private readonly ReadOnlySpan<int> _nodeOfKey;
+        private readonly int[] _cursor;
+        private int _next;
+
+        public RunWalk(ReadOnlySpan<int> nodeOfKey, ReadOnlySpan<int> offsets)
+        {
+            _nodeOfKey = nodeOfKey;
+            _cursor = ArrayPool<int>.Shared.Rent(offsets.Length);
+            offsets.CopyTo(_cursor);
+        }
+
+        /// <summary>Index of the run's first key in the request.</summary>
+        public int Start { get; private set; }
+
+        /// <summary>Keys in the run.</summary>
+        public int Length { get; private set; }
+
+        /// <summary>Index of the run's first key in its node's slice.</summary>
+        public int SliceAt { get; private set; }
+
+        public bool MoveNext()
+        {
+            int count = _nodeOfKey.Length;
+            if (_next >= count) return false;
+            int node = _nodeOfKey[_next];
+            int end = _next + 1;
+            while (end < count && _nodeOfKey[end] == node) end++;
+            Start = _next;
+            Length = end - _next;
+            SliceAt = _cursor[node];
+            _cursor[node] += Length;
+            _next = end;
+            return true;
+        }
+
+        public readonly void Dispose() => ArrayPool<int>.Shared.Return(_cursor);
     }
 
     /// <summary>
