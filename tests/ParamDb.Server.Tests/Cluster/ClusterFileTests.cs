@@ -161,6 +161,42 @@ public sealed class ClusterFileTests : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task WithANodeDownAnExportIs503BeforeTheDownloadAndAnImportSaysWhatTheOthersWrote()
+    {
+        await using RunningServer single = await RunningServer.StartAsync();
+        using HttpClient reference = single.CreateClient();
+        await Wire.CreateTableAsync(reference, "d", Schema);
+        var random = new Random(3);
+        ulong[] keys = [.. Enumerable.Range(0, 3_000).Select(_ => (ulong)random.NextInt64(1L << 40)).Distinct().Order()];
+        await Wire.PushAsync(reference, "d", keys, new float[keys.Length * Dim], Dim);
+        byte[] file = await reference.GetByteArrayAsync("v1/tables/d/export");
+
+        using HttpClient n1 = _cluster.Client(1);
+        await Wire.CreateTableAsync(n1, "d", Schema);
+        await _cluster.StopNodeAsync(3);
+
+        using (HttpResponseMessage export = await n1.GetAsync("v1/tables/d/export"))
+        {
+            string detail = await Wire.AssertProblemAsync(export, 503, ProblemCodes.Unavailable);
+            Assert.Contains("'n3'", detail, StringComparison.Ordinal);
+        }
+        using (HttpResponseMessage import = await n1.PostAsync("v1/tables/d/import", File(file)))
+        {
+            string detail = await Wire.AssertProblemAsync(import, 503, ProblemCodes.Unavailable);
+            Assert.Contains("'n3'", detail, StringComparison.Ordinal);
+            Assert.Contains("run it again", detail, StringComparison.Ordinal);
+        }
+        // The two live nodes hold their parts; n3's rows are missing until the import runs again.
+        long live = 0;
+        for (int i = 1; i <= 2; i++)
+        {
+            using HttpClient client = _cluster.Client(i);
+            live += (await client.GetFromJsonAsync("v1/tables/d?scope=node", ProtocolJson.Default.TableInfo))!.Rows;
+        }
+        Assert.InRange(live, 1, keys.Length - 1);
+    }
+
     private static ByteArrayContent File(byte[] bytes)
     {
         var content = new ByteArrayContent(bytes);
