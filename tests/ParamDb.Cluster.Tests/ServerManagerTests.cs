@@ -137,24 +137,6 @@ public sealed class ServerManagerTests(ITestOutputHelper output)
         Assert.False(alone.State.Tables.ContainsKey("x"));
     }
 
-    [Fact]
-    public async Task A_proposal_appended_by_a_leader_that_then_loses_its_quorum_is_CommitUnknown_not_NoLeader()
-    {
-        // Elections of 3-6 s: stopping both followers (up to ~0.7 s on a loaded machine) leaves the leader leading,
-        // so the proposal reaches its log and no majority, and the leader steps down while it waits. The change may
-        // still commit under a later leader (a follower could have received it), so the caller must not hear
-        // "nothing changed".
-        await using var group = new ManagerGroup(output, lowerElectionMs: 3000, upperElectionMs: 6000);
-        await group.FormAsync();
-        var (l, f1, f2) = Roles(group);
-        await Task.WhenAll(group.StopAsync(f1), group.StopAsync(f2));
-        var alone = group[l];
-        Assert.True(alone.IsLeader);
-        var e = await Assert.ThrowsAsync<CommitUnknownException>(() => alone.ProposeAsync(Table("maybe")));
-        output.WriteLine(e.ToString());
-        Assert.False(alone.State.Tables.ContainsKey("maybe"));   // not applied: it never committed here
-    }
-
     /// <summary>The leader and the two followers, after formation (usually n1, n2, n3; a hiccup while forming may move the lead).</summary>
     private static (int Leader, int Follower1, int Follower2) Roles(ManagerGroup group)
     {
