@@ -85,6 +85,13 @@ public sealed class LocalCluster : IAsyncDisposable
         return JsonSerializer.Deserialize(await client.GetByteArrayAsync("v1/cluster"), ProtocolJson.Default.ClusterView)!;
     }
 
+    /// <summary>Rows of <paramref name="table"/> that node <paramref name="i"/> holds itself (<c>GET /v1/tables/{t}?scope=node</c>).</summary>
+    public async Task<long> OwnRowsAsync(int i, string table)
+    {
+        using HttpClient client = Client(i);
+        return JsonSerializer.Deserialize(await client.GetByteArrayAsync($"v1/tables/{table}?scope=node"), ProtocolJson.Default.TableInfo)!.Rows;
+    }
+
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {

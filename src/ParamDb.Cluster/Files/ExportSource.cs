@@ -140,12 +140,9 @@ internal sealed class ExportSource : IAsyncDisposable
     /// <summary>Reads into <paramref name="buffer"/> from <paramref name="filled"/> until at least <paramref name="need"/> bytes are there; returns how many are.</summary>
     private static async ValueTask<int> ReadAtLeastAsync(Stream body, byte[] buffer, int filled, int need, string node, CancellationToken cancellationToken)
     {
-        while (filled < need)
-        {
-            int read = await body.ReadAsync(buffer.AsMemory(filled), cancellationToken).ConfigureAwait(false);
-            if (read == 0) throw new InvalidDataException($"Node '{node}''s export ended early, after its header promised more.");
-            filled += read;
-        }
-        return filled;
+        if (filled >= need) return filled;
+        int read = await body.ReadAtLeastAsync(buffer.AsMemory(filled), need - filled, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
+        if (filled + read < need) throw new InvalidDataException($"Node '{node}''s export ended early, after its header promised more.");
+        return filled + read;
     }
 }

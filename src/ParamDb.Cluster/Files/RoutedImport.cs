@@ -110,7 +110,7 @@ public sealed class RoutedImport : IDisposable
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 int take = (int)Math.Min(AssignChunk, header.Count - row);
-                ReadExactly(file, MemoryMarshal.AsBytes(keys.AsSpan(0, take)), header.KeysOffset + row * sizeof(ulong));
+                FileReads.ReadExactly(file, MemoryMarshal.AsBytes(keys.AsSpan(0, take)), header.KeysOffset + row * sizeof(ulong));
                 KeySlicer.Assign(ring, table.RingHash, keys.AsSpan(0, take), nodeOfKey, chunkCounts);
                 for (int i = 0; i < take; i++) bytes[i] = (byte)nodeOfKey[i];
                 for (int n = 0; n < counts.Length; n++) counts[n] += chunkCounts[n];
@@ -167,10 +167,13 @@ public sealed class RoutedImport : IDisposable
         }
     }
 
+    /// <summary>The prefix of node <paramref name="node"/>'s part: the import's schema, that node's row count.</summary>
+    private SafetensorsHeader PartHeader(int node) => SafetensorsHeader.Create(_table, _header.Schema, _counts[node]);
+
     /// <summary>Writes node <paramref name="node"/>'s part: a safetensors file of its rows alone, keys ascending.</summary>
     private async Task WritePartAsync(Stream destination, int node, CancellationToken cancellationToken)
     {
-        var partHeader = SafetensorsHeader.Create(_table, _header.Schema, _counts[node]);
+        SafetensorsHeader partHeader = PartHeader(node);
         await destination.WriteAsync(partHeader.Prefix, cancellationToken).ConfigureAwait(false);
         int rowBytes = _header.Dim * sizeof(float);
         // Keys first, then values: the same walk over the owners, once with 8-byte rows, once with 4·dim-byte rows.
@@ -189,8 +192,8 @@ public sealed class RoutedImport : IDisposable
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 int take = (int)Math.Min(chunkRows, _header.Count - row);
-                ReadExactly(_owners.SafeFileHandle, owners.AsSpan(0, take), row);
-                ReadExactly(_file, rows.AsSpan(0, take * rowBytes), sectionOffset + row * rowBytes);
+                FileReads.ReadExactly(_owners.SafeFileHandle, owners.AsSpan(0, take), row);
+                FileReads.ReadExactly(_file, rows.AsSpan(0, take * rowBytes), sectionOffset + row * rowBytes);
                 int kept = Compact(owners.AsSpan(0, take), (byte)node, rows, rowBytes);
                 if (kept > 0) await destination.WriteAsync(rows.AsMemory(0, kept * rowBytes), cancellationToken).ConfigureAwait(false);
                 row += take;
@@ -216,17 +219,6 @@ public sealed class RoutedImport : IDisposable
         return kept;
     }
 
-    private static void ReadExactly(SafeFileHandle file, Span<byte> destination, long offset)
-    {
-        while (!destination.IsEmpty)
-        {
-            int read = RandomAccess.Read(file, destination, offset);
-            if (read == 0) throw new EndOfStreamException("The spooled import ended before its header said it would.");
-            destination = destination[read..];
-            offset += read;
-        }
-    }
-
     /// <summary>A node's part as a request body of known length, written while it is sent.</summary>
     private sealed class PartContent : HttpContent
     {
@@ -248,7 +240,7 @@ public sealed class RoutedImport : IDisposable
 
         protected override bool TryComputeLength(out long length)
         {
-            length = SafetensorsHeader.Create(_import._table, _import._header.Schema, _import._counts[_node]).FileLength;
+            length = _import.PartHeader(_node).FileLength;
             return true;
         }
     }

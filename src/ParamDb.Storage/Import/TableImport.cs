@@ -59,11 +59,11 @@ public sealed class TableImport
         import = null;
         long length = RandomAccess.GetLength(file);
         Span<byte> lengthField = stackalloc byte[SafetensorsHeader.LengthFieldSize];
-        int got = ReadUpTo(file, lengthField, 0);
+        int got = FileReads.ReadUpTo(file, lengthField, 0);
         if (!SafetensorsHeader.TryReadHeaderLength(lengthField[..got], length, out int headerLength, out error)) return false;
         // At most 100 MB (MaxHeaderLength), once per import; ours are a few hundred bytes.
         byte[] prefix = GC.AllocateUninitializedArray<byte>(SafetensorsHeader.LengthFieldSize + headerLength);
-        ReadExactly(file, prefix, 0);
+        FileReads.ReadExactly(file, prefix, 0);
         if (!SafetensorsHeader.TryParse(prefix, length, out SafetensorsHeader? header, out error)) return false;
 
         var checker = new SafetensorsKeyChecker(header.Schema.MaxKey);
@@ -75,7 +75,7 @@ public sealed class TableImport
                 cancellationToken.ThrowIfCancellationRequested();
                 int take = (int)Math.Min(CheckChunkKeys, header.Count - row);
                 Span<ulong> keys = chunk.AsSpan(0, take);
-                ReadExactly(file, MemoryMarshal.AsBytes(keys), header.KeysOffset + row * sizeof(ulong));
+                FileReads.ReadExactly(file, MemoryMarshal.AsBytes(keys), header.KeysOffset + row * sizeof(ulong));
                 if (!checker.TryAccept(keys, out error)) return false;
                 row += take;
             }
@@ -108,13 +108,13 @@ public sealed class TableImport
                 cancellationToken.ThrowIfCancellationRequested();
                 int take = (int)Math.Min(chunkRows, header.Count - row);
                 Span<float> values = chunk.AsSpan(0, take * dim);
-                ReadExactly(file, MemoryMarshal.AsBytes(values), header.ValuesOffset + row * dim * sizeof(float));
+                FileReads.ReadExactly(file, MemoryMarshal.AsBytes(values), header.ValuesOffset + row * dim * sizeof(float));
                 int at = FiniteValues.IndexOfNonFinite(values);
                 if (at >= 0)
                 {
                     long bad = row + at / dim;
                     Span<ulong> key = stackalloc ulong[1];
-                    ReadExactly(file, MemoryMarshal.AsBytes(key), header.KeysOffset + bad * sizeof(ulong));
+                    FileReads.ReadExactly(file, MemoryMarshal.AsBytes(key), header.KeysOffset + bad * sizeof(ulong));
                     string what = FiniteValues.Name(values[at]);
                     error = new ProtocolError(400, ProblemCodes.NonFiniteValue,
                         $"Row {bad} (key {key[0]}), element {at % dim} of the file is {what}; its schema does not have \"allowNonFinite\": true, so its values must be finite. Nothing was applied.");
@@ -134,28 +134,8 @@ public sealed class TableImport
     /// <summary>Reads rows <paramref name="first"/> … <paramref name="first"/>+keys.Length-1: their keys and their values.</summary>
     internal void ReadRows(long first, Span<ulong> keys, Span<float> values)
     {
-        ReadExactly(File, MemoryMarshal.AsBytes(keys), Header.KeysOffset + first * sizeof(ulong));
-        ReadExactly(File, MemoryMarshal.AsBytes(values), Header.ValuesOffset + first * Header.Dim * sizeof(float));
-    }
-
-    /// <summary>Fills <paramref name="destination"/> from <paramref name="offset"/>; the file is known to be long enough.</summary>
-    private static void ReadExactly(SafeFileHandle file, Span<byte> destination, long offset)
-    {
-        if (ReadUpTo(file, destination, offset) != destination.Length)
-            throw new IOException($"The import file ended before byte {offset + destination.Length}: it changed while it was read.");
-    }
-
-    /// <summary>Reads until <paramref name="destination"/> is full or the file ends; the bytes read.</summary>
-    private static int ReadUpTo(SafeFileHandle file, Span<byte> destination, long offset)
-    {
-        int total = 0;
-        while (total < destination.Length)
-        {
-            int read = RandomAccess.Read(file, destination[total..], offset + total);
-            if (read == 0) break;
-            total += read;
-        }
-        return total;
+        FileReads.ReadExactly(File, MemoryMarshal.AsBytes(keys), Header.KeysOffset + first * sizeof(ulong));
+        FileReads.ReadExactly(File, MemoryMarshal.AsBytes(values), Header.ValuesOffset + first * Header.Dim * sizeof(float));
     }
 }
 

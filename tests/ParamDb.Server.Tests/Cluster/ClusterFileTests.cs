@@ -38,7 +38,7 @@ public sealed class ClusterFileTests : IAsyncLifetime
         var random = new Random(5);
         for (int round = 0; round < 4; round++)
         {
-            ulong[] keys = [.. Enumerable.Range(0, 10_000).Select(_ => (ulong)random.NextInt64(1L << 40)).Distinct().Order()];
+            ulong[] keys = RandomKeys(random, 10_000);
             float[] values = [.. Enumerable.Range(0, keys.Length * Dim).Select(_ => (float)random.NextDouble())];
             using HttpClient pusher = _cluster.Client(1 + round % 3);
             await Wire.PushAsync(pusher, "t", keys, values, Dim);
@@ -68,7 +68,7 @@ public sealed class ClusterFileTests : IAsyncLifetime
         using HttpClient reference = single.CreateClient();
         await Wire.CreateTableAsync(reference, "imp", Schema);
         var random = new Random(9);
-        ulong[] keys = [.. Enumerable.Range(0, 30_000).Select(_ => (ulong)random.NextInt64(1L << 40)).Distinct().Order()];
+        ulong[] keys = RandomKeys(random, 30_000);
         float[] values = [.. Enumerable.Range(0, keys.Length * Dim).Select(_ => (float)random.NextDouble())];
         await Wire.PushAsync(reference, "imp", keys, values, Dim);
         byte[] file = await reference.GetByteArrayAsync("v1/tables/imp/export");
@@ -81,11 +81,7 @@ public sealed class ClusterFileTests : IAsyncLifetime
             Assert.Equal((keys.Length, true, (long)file.Length), (reply.Rows, reply.Created, reply.Bytes));
         }
         var own = new long[3];
-        for (int i = 1; i <= 3; i++)
-        {
-            using HttpClient client = _cluster.Client(i);
-            own[i - 1] = (await client.GetFromJsonAsync("v1/tables/imp?scope=node", ProtocolJson.Default.TableInfo))!.Rows;
-        }
+        for (int i = 1; i <= 3; i++) own[i - 1] = await _cluster.OwnRowsAsync(i, "imp");
         Assert.All(own, rows => Assert.InRange(rows, keys.Length / 6, keys.Length / 2));
         Assert.Equal(keys.Length, own.Sum());
 
@@ -167,8 +163,7 @@ public sealed class ClusterFileTests : IAsyncLifetime
         await using RunningServer single = await RunningServer.StartAsync();
         using HttpClient reference = single.CreateClient();
         await Wire.CreateTableAsync(reference, "d", Schema);
-        var random = new Random(3);
-        ulong[] keys = [.. Enumerable.Range(0, 3_000).Select(_ => (ulong)random.NextInt64(1L << 40)).Distinct().Order()];
+        ulong[] keys = RandomKeys(new Random(3), 3_000);
         await Wire.PushAsync(reference, "d", keys, new float[keys.Length * Dim], Dim);
         byte[] file = await reference.GetByteArrayAsync("v1/tables/d/export");
 
@@ -188,14 +183,13 @@ public sealed class ClusterFileTests : IAsyncLifetime
             Assert.Contains("run it again", detail, StringComparison.Ordinal);
         }
         // The two live nodes hold their parts; n3's rows are missing until the import runs again.
-        long live = 0;
-        for (int i = 1; i <= 2; i++)
-        {
-            using HttpClient client = _cluster.Client(i);
-            live += (await client.GetFromJsonAsync("v1/tables/d?scope=node", ProtocolJson.Default.TableInfo))!.Rows;
-        }
+        long live = await _cluster.OwnRowsAsync(1, "d") + await _cluster.OwnRowsAsync(2, "d");
         Assert.InRange(live, 1, keys.Length - 1);
     }
+
+    /// <summary>Up to <paramref name="count"/> distinct random keys below 2^40, ascending.</summary>
+    private static ulong[] RandomKeys(Random random, int count) =>
+        [.. Enumerable.Range(0, count).Select(_ => (ulong)random.NextInt64(1L << 40)).Distinct().Order()];
 
     private static ByteArrayContent File(byte[] bytes)
     {
