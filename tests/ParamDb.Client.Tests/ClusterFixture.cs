@@ -26,8 +26,7 @@ public sealed class ClusterFixture : IAsyncLifetime
 
     /// <summary>
     /// Three nodes, started again (on new ports) when a start fails. On a busy two-core machine a start fails now and
-    /// then: a node's --join refused 503 no_leader when it arrives before the founder has elected itself (the joining
-    /// node gives up instead of retrying, ClusterMember.JoinAsync), or a node not settling within 30 s.
+    /// then: a node not settling within its start timeout, or a join that finds no leader for as long.
     /// </summary>
     public static async Task<LocalCluster> StartClusterAsync()
     {

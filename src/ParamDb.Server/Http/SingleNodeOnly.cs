@@ -5,7 +5,7 @@ namespace ParamDb.Server.Http;
 
 /// <summary>
 /// Routes not built for clusters yet: on a cluster member they answer 501 <c>not_supported_in_cluster</c> and change
-/// nothing (a node's snapshot or export would hold only its own ranges, and look whole).
+/// nothing (a node's snapshot would hold only its own ranges, and look whole). Today: snapshots and restore.
 /// </summary>
 public static class SingleNodeOnly
 {
