@@ -2,9 +2,11 @@ using System.Globalization;
 using System.Net;
 using Microsoft.Extensions.Logging;
 using ParamDb.Cluster.Commands;
+using ParamDb.Cluster.Directories;
 using ParamDb.Cluster.Metadata;
 using ParamDb.Protocol;
 using ParamDb.Protocol.Cluster;
+using ParamDb.Storage;
 
 namespace ParamDb.Cluster.Membership;
 
@@ -77,9 +79,26 @@ public sealed partial class ClusterMember
     };
 
     /// <summary>
+    /// For a request naming a table this node does not know: catches up with the server manager first, since a
+    /// table created a moment ago through another node may not have reached this one. When no leader answers, this
+    /// node cannot tell "does not exist" from "not here yet", so it must not say 404: the request is refused with
+    /// 503 <c>no_leader</c> (nothing changed; clients retry after <c>Retry-After</c>). A client that created a
+    /// table through n1 and pushed straight to n2 while n2 sat out an election was told the table did not exist.
+    /// </summary>
+    /// <exception cref="MetadataUnavailableException">No leader answered within 2 s.</exception>
+    public async Task CatchUpForUnknownTableAsync(string table, CancellationToken cancellationToken)
+    {
+        if (await TryCatchUpAsync(cancellationToken).ConfigureAwait(false)) return;
+        throw new MetadataUnavailableException(new ProtocolError(503, ProblemCodes.NoLeader,
+            $"This node does not know a table named '{table}', and no leader of the server manager answered to confirm that none exists "
+            + "(an election is under way, or a majority of the members is unreachable); one created a moment ago through another node "
+            + "may not have reached this node yet. Nothing changed; retry shortly."), ClusterTableDirectory.RetryAfter);
+    }
+
+    /// <summary>
     /// Catches this node up with the server manager (a read barrier), waiting at most 2 s: what a node does before
     /// it says a table or worker does not exist, since one created a moment ago through another node may not have
-    /// reached it yet. False when there was no leader to catch up with (then this node's view is the answer).
+    /// reached it yet. False when there was no leader to catch up with.
     /// </summary>
     public async Task<bool> TryCatchUpAsync(CancellationToken cancellationToken)
     {

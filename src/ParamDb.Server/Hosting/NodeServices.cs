@@ -25,11 +25,12 @@ public sealed record NodeServices(IDataPlane Data, ITableDirectory Tables, IWork
     /// may not have reached this one yet: a client that creates a table through one node and pushes straight to
     /// another must not be told it does not exist.
     /// </summary>
+    /// <exception cref="MetadataUnavailableException">A cluster member that does not know the table found no
+    /// leader to check with (503 <c>no_leader</c>, not a 404 it cannot vouch for).</exception>
     public async ValueTask<(TableHandle? Table, ProtocolError Error)> ResolveAsync(string table, CancellationToken cancellationToken)
     {
         if (TryResolve(table, out TableHandle? handle, out ProtocolError error) || Cluster is not { } member || error.Status != 404) return (handle, error);
-        // No leader to catch up with: the table is unknown as far as this node can tell.
-        if (!await member.TryCatchUpAsync(cancellationToken).ConfigureAwait(false)) return (null, error);
+        await member.CatchUpForUnknownTableAsync(table, cancellationToken).ConfigureAwait(false);
         TryResolve(table, out handle, out error);
         return (handle, error);
     }

@@ -39,6 +39,11 @@ internal sealed partial class StreamSession
             if (reply.Accepted) await ReplyPushAsync(h.RequestId, reply.Result!, reply.Durable);
             else await ReplyErrorAsync(h.RequestId, reply.Error, isReader: true, clock: EpochIfMisdirected(reply.Error, node));
         }
+        catch (MetadataUnavailableException e)
+        {
+            // A cluster member that does not know the table and found no leader to check with (503 no_leader).
+            await ReplyErrorAsync(h.RequestId, e.Error, isReader: true);
+        }
         catch (Exception e) when (e is not OperationCanceledException)
         {
             // A fault in the store or a bug: this frame fails, the stream and the other frames go on.

@@ -99,8 +99,29 @@ public sealed class ClusterFaultTests
         using var reply = await n3.PutAsync("v1/tables/t", Wire.Json("""{"dim":1}"""));
         await Wire.AssertProblemAsync(reply, 503, ProblemCodes.NoLeader);
         Assert.True(reply.Headers.RetryAfter is { Delta: { } after } && after > TimeSpan.Zero);
-        using var tables = await n3.GetAsync("v1/tables/t");
-        Assert.Equal(HttpStatusCode.NotFound, tables.StatusCode);
+        var list = await n3.GetFromJsonAsync("v1/tables?scope=node", ProtocolJson.Default.TableList);
+        Assert.Empty(list!.Tables);
+    }
+
+    [Fact]
+    public async Task ANodeThatDoesNotKnowATableAndHasNoLeaderAnswers503NotFalse404()
+    {
+        // A table created through one node may not have reached another yet; with no leader to check with, the
+        // other node cannot vouch that it does not exist, so it must not say 404 (a client would give up on it).
+        await using LocalCluster cluster = await LocalCluster.StartAsync(3);
+        await cluster.StopNodeAsync(1);
+        await cluster.StopNodeAsync(2);
+        using HttpClient n3 = cluster.Client(3);
+        using var get = await n3.GetAsync("v1/tables/t");
+        await Wire.AssertProblemAsync(get, 503, ProblemCodes.NoLeader);
+        Assert.True(get.Headers.RetryAfter is { Delta: { } after } && after > TimeSpan.Zero);
+        using var push = await n3.PostAsync("v1/tables/t/push", Wire.Kv(Wire.PushBlock([1], [1f], 1)));
+        await Wire.AssertProblemAsync(push, 503, ProblemCodes.NoLeader);
+        using var pull = await n3.PostAsync("v1/tables/t/pull", Wire.Kv(Wire.PullBlock([1])));
+        await Wire.AssertProblemAsync(pull, 503, ProblemCodes.NoLeader);
+        // A name that cannot be a table is still refused as such, leader or not.
+        using var invalid = await n3.GetAsync("v1/tables/star*");
+        await Wire.AssertProblemAsync(invalid, 400, ProblemCodes.InvalidTableName);
     }
 
     [Fact]
