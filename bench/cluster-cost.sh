@@ -6,6 +6,9 @@
 # Each set-up first runs the same workloads unmeasured for WARM seconds a phase (default 12): a fresh node's
 # tiered JIT compiles for its first seconds (a quarter to half a core), three fresh nodes compile three times
 # as much, and a 3 s measurement of fresh processes charges that to the bytes (it read as 2.5-3.3x for sparse).
+# The fourth set-up is the floor: three independent nodes with no cluster code, each request cut by hand into
+# three key ranges sent at once (paramdb-bench --shards). What it costs over one node is what three processes
+# sharing two cores cost, whatever the design.
 # usage: [NODE_ARGS='--durability checkpoint'] [WARM=12] bench/cluster-cost.sh [ROUNDS] [-- paramdb-bench args]
 #   (default bench args: --workload dense,sparse --keys range --duration 3); NODE_ARGS go to every node
 set -euo pipefail
@@ -48,5 +51,9 @@ for r in $(seq 1 "$rounds"); do
   all=$(IFS=,; echo "${pids[*]}")
   run "3 nodes, smart client" "http://127.0.0.1:$P" "$all" --cluster
   run "3 nodes, forwarding through n1" "http://127.0.0.1:$P" "$all" --client --routing off
+  stop_all
+  start 1; start 2; start 3
+  all=$(IFS=,; echo "${pids[*]}")
+  run "3 independent nodes, cut by hand" "http://127.0.0.1:$P" "$all" --shards "http://127.0.0.1:$P,http://127.0.0.2:$P,http://127.0.0.3:$P"
   stop_all
 done

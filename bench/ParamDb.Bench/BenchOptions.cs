@@ -29,6 +29,9 @@ internal sealed record BenchOptions
           --cluster            the same as --client --routing auto: the smart client against a cluster at --url
           --routing R          with --client: auto (slice by the ring, the default) or off (send everything to
                                --url, which forwards: to measure what forwarding costs)
+          --shards URL,URL,…   independent nodes, no cluster: every request is cut by hand into one contiguous key
+                               range per node, sent at once (implies --client; what any N-node layout costs on
+                               this machine, the floor under --cluster)
           --node-pids P,P,…    node processes to read CPU time from (/proc/PID/stat): adds node CPU s/GB per phase
           --json FILE          also write the results as JSON
           --help               this text
@@ -52,6 +55,7 @@ internal sealed record BenchOptions
     public int InFlight { get; init; } = 1;
     public int SparseKeys { get; init; } = 10_000;
     public string? JsonPath { get; init; }
+    public IReadOnlyList<Uri> Shards { get; init; } = [];
     public IReadOnlyList<int> NodePids { get; init; } = [];
     public bool Help { get; init; }
 
@@ -92,16 +96,22 @@ internal sealed record BenchOptions
                     "off" => o with { Routing = false },
                     var r => throw new ArgumentException($"--routing takes auto or off, not {r}."),
                 },
+                "--shards" => o.WithShards([.. Next().Split(',', StringSplitOptions.RemoveEmptyEntries).Select(u => new Uri(u))]),
                 "--json" => o with { JsonPath = Next() },
                 "--node-pids" => o with { NodePids = [.. Next().Split(',', StringSplitOptions.RemoveEmptyEntries).Select(p => int.Parse(p, CultureInfo.InvariantCulture))] },
                 "--help" or "-h" => o with { Help = true },
                 _ => throw new ArgumentException($"Unknown option {arg}; see --help."),
             };
         }
+        if (o.Shards.Count > 0 && o.Stream) throw new ArgumentException("--shards goes through ParamDbClient, not --stream.");
         if (o.Stream && o.Lz4) throw new ArgumentException("--lz4 is not available with --stream yet.");
         if (o.InFlight > 1 && !o.Stream) throw new ArgumentException("--in-flight needs --stream: a REST connection has one request in flight.");
         return o;
     }
+
+    private BenchOptions WithShards(Uri[] urls) => urls.Length > 0
+        ? this with { Shards = urls, Url = urls[0], ViaClient = true, Routing = false }
+        : throw new ArgumentException("--shards needs at least one URL.");
 
     private static string[] ParseWorkloads(string value)
     {

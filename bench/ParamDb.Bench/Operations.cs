@@ -108,23 +108,71 @@ internal sealed class RawPull(RawTransport transport, Uri uri, byte[][] bodies, 
     }
 }
 
-/// <summary>Push through <see cref="ParamDbClient"/>: it builds (and with LZ4 compresses) every body itself.</summary>
-internal sealed class ClientPush(ParamDbClient db, string table, ulong[][] keySets, ulong? first, float[] values, int dim) : BenchOp
+/// <summary>
+/// Push through <see cref="ParamDbClient"/>: it builds (and with LZ4 compresses) every body itself. With several
+/// clients (<c>--shards</c>: independent nodes, no cluster) each request is cut into contiguous key ranges, one
+/// per client, sent at once.
+/// </summary>
+internal sealed class ClientPush(ParamDbClient[] dbs, string table, ulong[][] keySets, ulong? first, float[] values, int dim, ulong keySpace) : BenchOp
 {
+    private readonly int[][] _cuts = Shards.Cuts(keySets, first, values.Length / dim, keySpace, dbs.Length);
+    private readonly Task[] _sends = new Task[dbs.Length];
     private int _next;
 
-    public override Task RunAsync(CancellationToken cancellationToken) => first is { } f
-        ? db.PushRangeAsync(table, f, values, dim, cancellationToken)
-        : db.PushAsync(table, keySets[_next++ % keySets.Length], values, cancellationToken);
+    public override Task RunAsync(CancellationToken cancellationToken)
+    {
+        int set = _next++ % keySets.Length;
+        if (dbs.Length == 1) return Send(dbs[0], set, 0, values.Length / dim, cancellationToken);
+        int[] cuts = _cuts[set];
+        for (int s = 0; s < dbs.Length; s++) _sends[s] = cuts[s] == cuts[s + 1] ? Task.CompletedTask : Send(dbs[s], set, cuts[s], cuts[s + 1], cancellationToken);
+        return Task.WhenAll(_sends);
+    }
+
+    private Task Send(ParamDbClient db, int set, int from, int to, CancellationToken cancellationToken) => first is { } f
+        ? db.PushRangeAsync(table, f + (ulong)from, values.AsMemory(from * dim, (to - from) * dim), dim, cancellationToken)
+        : db.PushAsync(table, keySets[set].AsMemory(from, to - from), values.AsMemory(from * dim, (to - from) * dim), cancellationToken);
 }
 
-/// <summary>Pull through <see cref="ParamDbClient"/> into one reused destination.</summary>
-internal sealed class ClientPull(ParamDbClient db, string table, ulong[][] keySets, ulong? first, int count, int dim) : BenchOp
+/// <summary>Pull through <see cref="ParamDbClient"/> into one reused destination, cut like <see cref="ClientPush"/>.</summary>
+internal sealed class ClientPull(ParamDbClient[] dbs, string table, ulong[][] keySets, ulong? first, int count, int dim, ulong keySpace) : BenchOp
 {
     private readonly float[] _destination = new float[count * dim];
+    private readonly int[][] _cuts = Shards.Cuts(keySets, first, count, keySpace, dbs.Length);
+    private readonly Task[] _sends = new Task[dbs.Length];
     private int _next;
 
-    public override Task RunAsync(CancellationToken cancellationToken) => first is { } f
-        ? db.PullRangeAsync(table, f, count, _destination, cancellationToken)
-        : db.PullAsync(table, keySets[_next++ % keySets.Length], _destination, cancellationToken);
+    public override Task RunAsync(CancellationToken cancellationToken)
+    {
+        int set = _next++ % keySets.Length;
+        if (dbs.Length == 1) return Send(dbs[0], set, 0, count, cancellationToken);
+        int[] cuts = _cuts[set];
+        for (int s = 0; s < dbs.Length; s++) _sends[s] = cuts[s] == cuts[s + 1] ? Task.CompletedTask : Send(dbs[s], set, cuts[s], cuts[s + 1], cancellationToken);
+        return Task.WhenAll(_sends);
+    }
+
+    private Task Send(ParamDbClient db, int set, int from, int to, CancellationToken cancellationToken) => first is { } f
+        ? db.PullRangeAsync(table, f + (ulong)from, to - from, _destination.AsMemory(from * dim, (to - from) * dim), cancellationToken)
+        : db.PullAsync(table, keySets[set].AsMemory(from, to - from), _destination.AsMemory(from * dim, (to - from) * dim), cancellationToken);
+}
+
+/// <summary>Where <c>--shards</c> cuts a request: shard s takes the keys in [space·s/n, space·(s+1)/n).</summary>
+internal static class Shards
+{
+    /// <summary>For each key set, n+1 row offsets: shard s sends rows cuts[s] … cuts[s+1]-1.</summary>
+    public static int[][] Cuts(ulong[][] keySets, ulong? first, int count, ulong keySpace, int n)
+    {
+        var cuts = new int[keySets.Length][];
+        for (int k = 0; k < keySets.Length; k++)
+        {
+            cuts[k] = new int[n + 1];
+            for (int s = 1; s <= n; s++)
+            {
+                if (first is not null || s == n) { cuts[k][s] = (int)((long)count * s / n); continue; }
+                ulong bound = (ulong)((UInt128)keySpace * (ulong)s / (ulong)n);
+                int at = Array.BinarySearch(keySets[k], bound);
+                cuts[k][s] = at >= 0 ? at : ~at;
+            }
+        }
+        return cuts;
+    }
 }

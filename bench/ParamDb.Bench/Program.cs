@@ -24,7 +24,7 @@ if (options.Help)
 }
 
 var version = options.Http2 ? HttpVersion.Version20 : HttpVersion.Version11;
-using var http = new HttpClient(new SocketsHttpHandler
+HttpClient Http(Uri url) => new(new SocketsHttpHandler
 {
     // One connection per loop (HTTP/1.1), plus one for table management.
     MaxConnectionsPerServer = options.Connections + 1,
@@ -36,16 +36,22 @@ using var http = new HttpClient(new SocketsHttpHandler
     PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5),
 })
 {
-    BaseAddress = options.Url,
+    BaseAddress = url,
     Timeout = TimeSpan.FromMinutes(5),
     DefaultRequestVersion = version,
     DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
 };
-using var db = new ParamDbClient(http, new ParamDbClientOptions
+var clientOptions = new ParamDbClientOptions
 {
     Compression = options.Lz4 ? ParamDbCompression.Lz4 : ParamDbCompression.None,
     Routing = options.Routing ? ParamDbRouting.Auto : ParamDbRouting.Off,
-});
+};
+// --shards: one client per independent node; otherwise the one node (or cluster) at --url.
+Uri[] urls = options.Shards.Count > 0 ? [.. options.Shards] : [options.Url];
+HttpClient[] https = Array.ConvertAll(urls, Http);
+ParamDbClient[] dbs = Array.ConvertAll(https, h => new ParamDbClient(h, clientOptions));
+var http = https[0];
+var db = dbs[0];
 var raw = new RawTransport(http, version, options.Lz4);
 
 using var cancel = new CancellationTokenSource();
@@ -64,13 +70,13 @@ catch (HttpRequestException e)
 string commandLine = "paramdb-bench " + string.Join(' ', args);
 Console.WriteLine($"{commandLine}");
 Console.WriteLine($"server {options.Url} (paramdb {health.Version}), {(options.Stream ? "stream" : options.Http2 ? "HTTP/2" : "HTTP/1.1")}, " +
-    $"{options.Connections} connection(s), {(options.Stream ? $"{options.InFlight} in flight per stream, " : "")}{(options.Lz4 ? "lz4" : "no compression")}, {(options.ViaClient ? $"via ParamDbClient (routing {(options.Routing ? "auto" : "off")})" : "raw prebuilt bodies")}, " +
+    $"{options.Connections} connection(s), {(options.Stream ? $"{options.InFlight} in flight per stream, " : "")}{(options.Lz4 ? "lz4" : "no compression")}, {(options.Shards.Count > 0 ? $"via ParamDbClient, cut over {options.Shards.Count} independent nodes" : options.ViaClient ? $"via ParamDbClient (routing {(options.Routing ? "auto" : "off")})" : "raw prebuilt bodies")}, " +
     $"{Environment.ProcessorCount} cores, {RuntimeInformation.FrameworkDescription}");
 Console.WriteLine();
 
 await using StreamLoops? streams = options.Stream ? await StreamLoops.OpenAsync(options, cancel.Token) : null;
 var created = new List<string>();
-var workloads = new Workloads(options, db, raw, streams, created);
+var workloads = new Workloads(options, dbs, raw, streams, created);
 var results = new List<(PhaseResult Median, List<PhaseResult> Repeats)>();
 int exitCode = 0;
 try
@@ -110,8 +116,11 @@ finally
 {
     foreach (string table in created)
     {
-        try { await db.DeleteTableAsync(table); }
-        catch (Exception e) when (e is ParamDbException or HttpRequestException) { Console.Error.WriteLine($"Could not delete {table}: {e.Message}"); }
+        foreach (var shard in dbs)
+        {
+            try { await shard.DeleteTableAsync(table); }
+            catch (Exception e) when (e is ParamDbException or HttpRequestException) { Console.Error.WriteLine($"Could not delete {table} at {shard.BaseAddress}: {e.Message}"); }
+        }
     }
 }
 
@@ -152,4 +161,6 @@ if (options.JsonPath is { } path)
     await File.WriteAllTextAsync(path, JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
     Console.WriteLine($"wrote {path}");
 }
+foreach (var d in dbs) d.Dispose();
+foreach (var h in https) h.Dispose();
 return exitCode;

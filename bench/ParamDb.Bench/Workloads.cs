@@ -12,13 +12,16 @@ internal sealed record Phase(string Workload, string Op, BenchOp[] Loops, int Wa
 /// that exist. With <paramref name="streams"/> the loops are stream loops (<c>--stream</c>), otherwise one
 /// REST loop per connection.
 /// </summary>
-internal sealed class Workloads(BenchOptions options, ParamDbClient db, RawTransport raw, StreamLoops? streams, List<string> createdTables)
+internal sealed class Workloads(BenchOptions options, ParamDbClient[] dbs, RawTransport raw, StreamLoops? streams, List<string> createdTables)
 {
     public const int DenseKeys = 4096, DenseDim = 256;            // 1,048,576 floats, 4 MiB, per request
     public const int SparseDim = 64;                              // keys out of 10,000,000: 10,000 unless --sparse-keys
     public const ulong SparseKeySpace = 10_000_000;
     public const int SmallDim = 64, SmallRows = 1024;
     private const int SparseSetsPerLoop = 4;                      // distinct key sets a loop rotates through
+
+    /// <summary>The node at --url (the first of --shards).</summary>
+    private ParamDbClient db => dbs[0];
 
     /// <summary>Keys per W-sparse request: 10,000, or --sparse-keys.</summary>
     private int SparseKeys => options.SparseKeys;
@@ -73,10 +76,10 @@ internal sealed class Workloads(BenchOptions options, ParamDbClient db, RawTrans
                 continue;
             }
             push[l] = options.ViaClient
-                ? new ClientPush(db, table, [keys], range ? 0UL : null, values, DenseDim)
+                ? new ClientPush(dbs, table, [keys], range ? 0UL : null, values, DenseDim, DenseKeys)
                 : new RawPush(raw, Uri(table, "push"), [pushBody]);
             pull[l] = options.ViaClient
-                ? new ClientPull(db, table, [keys], range ? 0UL : null, DenseKeys, DenseDim)
+                ? new ClientPull(dbs, table, [keys], range ? 0UL : null, DenseKeys, DenseDim, DenseKeys)
                 : new RawPull(raw, Uri(table, "pull"), [pullBody], replyLength);
         }
         int iterations = options.Iterations ?? 40, warmup = options.Warmup ?? 5;
@@ -124,10 +127,10 @@ internal sealed class Workloads(BenchOptions options, ParamDbClient db, RawTrans
             byte[][] pushBodies = options.ViaClient ? [] : Array.ConvertAll(pushBlocks, raw.Encode);
             byte[][] pullBodies = options.ViaClient ? [] : Array.ConvertAll(pullBlocks, raw.Encode);
             push[l] = options.ViaClient
-                ? new ClientPush(db, table, keySets, null, values, SparseDim)
+                ? new ClientPush(dbs, table, keySets, null, values, SparseDim, SparseKeySpace)
                 : new RawPush(raw, Uri(table, "push"), pushBodies);
             pull[l] = options.ViaClient
-                ? new ClientPull(db, table, keySets, null, SparseKeys, SparseDim)
+                ? new ClientPull(dbs, table, keySets, null, SparseKeys, SparseDim, SparseKeySpace)
                 : new RawPull(raw, Uri(table, "pull"), pullBodies, replyLength);
         }
         int iterations = options.Iterations ?? 100, warmup = options.Warmup ?? 10;
@@ -144,7 +147,8 @@ internal sealed class Workloads(BenchOptions options, ParamDbClient db, RawTrans
     {
         string table = await CreateTableAsync("small", SmallDim, maxKey: null);
         // Rows that exist, so a pull reads the store rather than computing an initial value.
-        await db.PushRangeAsync(table, 0, Values(SmallRows * SmallDim, seed: 3), SmallDim);
+        float[] rows = Values(SmallRows * SmallDim, seed: 3);
+        foreach (var shard in dbs) await shard.PushRangeAsync(table, 0, rows, SmallDim);
 
         var keySets = new ulong[SmallRows][];
         var blocks = new byte[SmallRows][];
@@ -167,7 +171,7 @@ internal sealed class Workloads(BenchOptions options, ParamDbClient db, RawTrans
                 continue;
             }
             pull[l] = options.ViaClient
-                ? new ClientPull(db, table, keySets, null, 1, SmallDim)
+                ? new ClientPull(dbs, table, keySets, null, 1, SmallDim, SmallRows)
                 : new RawPull(raw, Uri(table, "pull"), bodies, replyLength);
         }
         return [new Phase("small", "pull", pull, options.Warmup ?? 200, options.Iterations ?? 2000, 4L * SmallDim, 1)];
@@ -177,7 +181,7 @@ internal sealed class Workloads(BenchOptions options, ParamDbClient db, RawTrans
     {
         // bench-<workload>-<16 hex>: unique per run, and always a valid name.
         string name = $"bench-{workload}-{Guid.NewGuid():N}"[..(workload.Length + 23)];
-        await db.CreateTableAsync(name, new TableSchema { Dim = dim, Updater = new UpdaterSpec { Kind = UpdaterSpec.Add }, MaxKey = maxKey });
+        foreach (var shard in dbs) await shard.CreateTableAsync(name, new TableSchema { Dim = dim, Updater = new UpdaterSpec { Kind = UpdaterSpec.Add }, MaxKey = maxKey });
         createdTables.Add(name);
         return name;
     }
