@@ -280,6 +280,12 @@ public sealed partial class ParamStore
                 _registry = next;
                 UpsertRecord(RowKey.WorkersKey, payload[WalRecord.SystemHeaderSize..]);
                 return;
+            case WalRecordKind.Records:
+                ReplayRecords(lsn, payload[WalRecord.SystemHeaderSize..]);
+                return;
+            case WalRecordKind.DropRange:
+                ReplayDropRange(lsn, payload[WalRecord.SystemHeaderSize..]);
+                return;
             default:
                 throw new WalCorruptException($"Write-ahead log record {lsn} has unknown kind {payload[0]}.");
         }

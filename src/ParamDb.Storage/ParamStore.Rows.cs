@@ -137,7 +137,7 @@ public sealed partial class ParamStore
     private unsafe void RunChunk<TOp>(PinnedBatch batch, int from, int to) where TOp : struct, IRowOperation
     {
         TableHandle table = batch.Table;
-        int dim = table.Dim;
+        int stride = batch.Stride;
         RowSession session = _sessions.Rent();
         var held = new HeldLatches(TOp.Writes ? _latches : null);
         bool reusable = false;
@@ -160,7 +160,7 @@ public sealed partial class ParamStore
                     held.Enter(stripe);
                     taken = true;
                 }
-                Status status = TOp.Run(session, ref key, ref input, ref output, batch.Floats + (long)i * dim);
+                Status status = TOp.Run(session, ref key, ref input, ref output, batch.Floats + (long)i * stride);
                 if (status.IsPending)
                 {
                     if (taken) held.Keep(stripe);   // released once the write completes
@@ -265,6 +265,9 @@ internal readonly unsafe struct PinnedBatch(TableHandle table, bool isRange, ulo
     public TableHandle Table { get; } = table;
     public float* Floats { get; } = floats;
     public int Count { get; } = count;
+
+    /// <summary>Floats from one row's data to the next: dim, or a whole record's payload for transferred records.</summary>
+    public int Stride { get; init; } = table.Dim;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong KeyAt(int i) => isRange ? first + (ulong)i : keys[i];

@@ -23,9 +23,10 @@ public sealed partial class ParamStore
     /// <para><b>A key may come more than once</b>: this is a plain scan of the log, and an update of a row that
     /// had left the mutable 90 % of memory appended a new version and left the old one behind (up to half the log
     /// is such garbage before compaction, see <see cref="CompactLog"/>). The caller dedupes: the export's
-    /// sort does. It relies on rows never being deleted one by one (only whole tables are), so every older
-    /// version in the log belongs to a row that still exists; a tombstone of the table fails the scan rather
-    /// than export a row that was deleted.</para>
+    /// sort does. Rows are deleted one by one only when their range is dropped (<see cref="DropRange"/>): in log
+    /// order the last record of a key says whether it is a row now, so the scan remembers the keys whose last
+    /// record so far is a deletion (memory for those keys only) and hands them to
+    /// <see cref="IKeyChunkSink.Exclude"/> at the end.</para>
     /// <para>Why not FASTER's distinct-record iteration (<c>session.Iterate</c>, which recovery uses): it keeps
     /// every record that is not the newest of its hash chain, value included, in an in-memory temporary store
     /// until it meets the newest one, so its memory grows with the table's garbage and hash collisions, up to
@@ -48,9 +49,8 @@ public sealed partial class ParamStore
             var scan = new KeyScan(table.Id, chunk, sink, cancellationToken);
             _store.Log.Scan(ref scan, _store.Log.BeginAddress, _store.Log.TailAddress);
             cancellationToken.ThrowIfCancellationRequested();
-            if (scan.Tombstones > 0)
-                throw new InvalidOperationException($"The log holds {scan.Tombstones} deleted rows of table {table}; a key scan assumes rows are never deleted one by one and cannot tell which versions are live.");
             scan.Flush();
+            if (scan.Deleted is { Count: > 0 } deleted) sink.Exclude(deleted);
             return scan.Keys;
         }
         finally
@@ -71,8 +71,8 @@ public sealed partial class ParamStore
         /// <summary>Keys handed to the sink so far, or waiting in the chunk.</summary>
         public long Keys { get; private set; }
 
-        /// <summary>Tombstones of the table's rows met; there are none while rows are only deleted with their table.</summary>
-        public long Tombstones { get; private set; }
+        /// <summary>Keys whose last record so far is a deletion; null until the first one.</summary>
+        public HashSet<ulong>? Deleted { get; private set; }
 
         public readonly bool OnStart(long beginAddress, long endAddress) => true;
 
@@ -81,9 +81,10 @@ public sealed partial class ParamStore
             if (key.Table != tableId || key.Kind != RowKind.Row) return true;
             if (recordMetadata.RecordInfo.Tombstone)
             {
-                Tombstones++;
-                return false;
+                (Deleted ??= []).Add(key.Key);
+                return true;
             }
+            Deleted?.Remove(key.Key);   // a newer version than the deletion: the row was written again
             chunk[_buffered++] = key.Key;
             Keys++;
             if (_buffered < ScanChunkKeys) return true;

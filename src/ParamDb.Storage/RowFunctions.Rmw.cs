@@ -6,7 +6,8 @@ namespace ParamDb.Storage;
 
 /// <summary>
 /// Push = RMW: new rows start at the initializer's value, then every row gets the updater. An import's set-rows is an
-/// RMW too (<see cref="RowInput.Overwrite"/>): the row becomes the given values, whatever it held.
+/// RMW too (<see cref="RowInput.Overwrite"/>): the row becomes the given values, whatever it held; so is a
+/// transferred record (<see cref="RowInput.Record"/>): the row becomes the given payload.
 /// </summary>
 internal readonly partial struct RowFunctions
 {
@@ -18,6 +19,7 @@ internal readonly partial struct RowFunctions
         TableHandle table = input.Table;
         Span<byte> payload = value.AsSpan();
         Debug.Assert(payload.Length == table._layout.PayloadBytes, "RowLength sizes every record of a table alike.");
+        if (input.Record != null) return Replace(ref input, payload);
         if (input.Overwrite) return Overwrite(ref input, payload);
         table._initializer.Fill(key.Key, MemoryMarshal.Cast<byte, float>(payload).Slice(0, table.Dim));
         table._updater.InitState(payload, table.Dim);
@@ -32,6 +34,7 @@ internal readonly partial struct RowFunctions
     /// <summary>The hot path: the record is in the mutable part of memory.</summary>
     public unsafe bool InPlaceUpdater(ref RowKey key, ref RowInput input, ref SpanByte value, ref RowOutput output, ref RMWInfo rmwInfo)
     {
+        if (input.Record != null) return Replace(ref input, value.AsSpan());
         if (input.Overwrite) return Overwrite(ref input, value.AsSpan());
         input.Table._updater.Apply(value.AsSpan(), new ReadOnlySpan<float>(input.Values, input.Table.Dim));
         return true;
@@ -43,6 +46,7 @@ internal readonly partial struct RowFunctions
     public unsafe bool CopyUpdater(ref RowKey key, ref RowInput input, ref SpanByte oldValue, ref SpanByte newValue, ref RowOutput output, ref RMWInfo rmwInfo)
     {
         Span<byte> payload = newValue.AsSpan();
+        if (input.Record != null) return Replace(ref input, payload);
         if (input.Overwrite) return Overwrite(ref input, payload);
         oldValue.AsReadOnlySpan().CopyTo(payload);
         input.Table._updater.Apply(payload, new ReadOnlySpan<float>(input.Values, input.Table.Dim));
@@ -67,6 +71,13 @@ internal readonly partial struct RowFunctions
         TableHandle table = input.Table;
         new ReadOnlySpan<float>(input.Values, table.Dim).CopyTo(MemoryMarshal.Cast<byte, float>(payload));
         table._updater.InitState(payload, table.Dim);
+        return true;
+    }
+
+    /// <summary>A transferred record: the payload as the sending node stored it, values and optimizer state.</summary>
+    private static unsafe bool Replace(ref RowInput input, Span<byte> payload)
+    {
+        new ReadOnlySpan<byte>(input.Record, payload.Length).CopyTo(payload);
         return true;
     }
 

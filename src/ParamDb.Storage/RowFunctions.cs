@@ -20,6 +20,12 @@ internal unsafe struct RowInput
     /// </summary>
     public bool Overwrite;
 
+    /// <summary>
+    /// A transferred record (<see cref="ParamStore.ApplyRecords"/>): the RMW makes the whole payload, values and
+    /// optimizer state, these <c>PayloadBytes</c> bytes, whatever the row held. Null for every other RMW.
+    /// </summary>
+    public byte* Record;
+
     public RowInput(TableHandle table) => Table = table;
 }
 

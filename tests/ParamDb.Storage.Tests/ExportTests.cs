@@ -22,6 +22,8 @@ public sealed class ExportTests : IDisposable
             Keys.AddRange(keys);
             Chunks++;
         }
+
+        public void Exclude(IReadOnlyCollection<ulong> keys) => Keys.RemoveAll(keys.Contains);
     }
 
     private static void PushOnes(ParamStore store, TableHandle table, ulong[] keys)

@@ -86,6 +86,28 @@ public sealed class ExternalKeySortTests : IDisposable
         Assert.Equal(8 * count, new FileInfo(Directory.GetFiles(SortDirectory)[0]).Length);
     }
 
+    [Theory]
+    [InlineData(100_000)]   // one run, in memory
+    [InlineData(1000)]      // runs merged on disk, then filtered
+    public void ExcludedKeysAreLeftOutWhetherAddedBeforeOrAfterAndCounted(int runKeys)
+    {
+        ulong[] keys = KeysWithEdges(20_000, seed: 3);
+        ulong[] expected = SortedDistinct(keys);
+        // Every third distinct key, the edges among them, plus a key that was never added.
+        var excluded = new HashSet<ulong> { 12345678901 };
+        for (int i = 0; i < expected.Length; i += 3) excluded.Add(expected[i]);
+        excluded.Add(ulong.MaxValue);
+        using var sort = new ExternalKeySort(SortDirectory, runKeys, fanIn: 4);
+        Feed(sort, keys[..10_000]);
+        sort.Exclude(excluded);
+        Feed(sort, keys[10_000..]);
+        long count = sort.Finish();
+        ulong[] kept = Array.FindAll(expected, k => !excluded.Contains(k));
+        Assert.Equal(kept.Length, count);
+        Assert.Equal(kept, ReadAll(sort));
+        Assert.Throws<InvalidOperationException>(() => sort.Exclude([1]));
+    }
+
     [Fact]
     public void TheSortedKeysCanBeReadTwiceInAnyChunkSize()
     {

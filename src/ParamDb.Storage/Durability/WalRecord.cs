@@ -17,6 +17,10 @@ internal enum WalRecordKind : byte
     /// stamp. Laid out as a push, so the same reader parses both.
     /// </summary>
     SetRows = 4,
+    /// <summary>Transferred records of one range (<see cref="Transfer.RecordBatch"/>), after the system header, verbatim.</summary>
+    Records = 5,
+    /// <summary>A dropped range: u32 table id, u64 the range's ring token, after the system header.</summary>
+    DropRange = 6,
 }
 
 /// <summary>
@@ -38,10 +42,11 @@ internal enum WalRecordKind : byte
 ///
 /// set rows (one batch of an import): the push layout with kind = 4, flags 0 (never a range), worker 0, clock 0
 ///
-/// catalog / registry:
-/// 0       1               kind = 2 or 3
+/// catalog / registry / records / drop range:
+/// 0       1               kind = 2, 3, 5 or 6
 /// 1       7               reserved, 0
-/// 8       …               the system record's bytes, exactly as stored
+/// 8       …               the system record's bytes, exactly as stored; a record batch (RecordBatch); or
+///                         u32 table id, u64 range token
 /// </code>
 /// A push names its table by id, not name: a table deleted and created again under the same name gets a new id,
 /// so a replayed push never lands in the wrong one.

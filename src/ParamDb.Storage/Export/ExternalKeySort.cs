@@ -40,6 +40,7 @@ internal sealed class ExternalKeySort : IKeyChunkSink, IDisposable
     private string? _sorted;    // after Finish: the file of sorted keys, or null when they are in the buffer
     private long _count = -1;   // after Finish: distinct keys
     private bool _disposed;
+    private HashSet<ulong>? _excluded;   // keys to leave out (deleted rows), applied by Finish
 
     /// <summary>A sort whose run files go to <paramref name="directory"/>, which must not be shared with anything else.</summary>
     /// <param name="directory">Created at the first run written; deleted by <see cref="Dispose"/>.</param>
@@ -82,6 +83,15 @@ internal sealed class ExternalKeySort : IKeyChunkSink, IDisposable
         }
     }
 
+    /// <summary>Leaves <paramref name="keys"/> out of the result, whenever they were or are added (deleted rows).</summary>
+    public void Exclude(IReadOnlyCollection<ulong> keys)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_count >= 0) throw new InvalidOperationException("The sort is finished; exclude keys before Finish.");
+        _excluded ??= [];
+        foreach (ulong key in keys) _excluded.Add(key);
+    }
+
     /// <summary>Sorts what is left and merges the runs into one sorted file; afterwards <see cref="Count"/> and <see cref="OpenReader"/> work.</summary>
     /// <param name="cancellationToken">Checked every 8,192 merged keys.</param>
     /// <returns>The number of distinct keys.</returns>
@@ -92,7 +102,7 @@ internal sealed class ExternalKeySort : IKeyChunkSink, IDisposable
         if (_runs.Count == 0)
         {
             // Everything fits in one run: sort it where it is and serve it from memory.
-            _buffered = _buffer is null ? 0 : SortDistinct(_buffer.AsSpan(0, _buffered));
+            _buffered = _buffer is null ? 0 : Without(_buffer.AsSpan(0, SortDistinct(_buffer.AsSpan(0, _buffered))));
             return _count = _buffered;
         }
         if (_buffered > 0) WriteRun();
@@ -108,6 +118,7 @@ internal sealed class ExternalKeySort : IKeyChunkSink, IDisposable
             _runs.Add(merged);
         }
         _sorted = _runs[0];
+        if (_excluded is { Count: > 0 }) _sorted = Filter(_sorted, cancellationToken);
         return _count = new FileInfo(_sorted).Length / sizeof(ulong);
     }
 
@@ -184,6 +195,47 @@ internal sealed class ExternalKeySort : IKeyChunkSink, IDisposable
         {
             ArrayPool<ulong>.Shared.Return(output);
             foreach (RunCursor? cursor in cursors) cursor?.Dispose();
+        }
+    }
+
+    /// <summary>Moves the keys not excluded to the front of <paramref name="keys"/>, in order; returns how many there are.</summary>
+    private int Without(Span<ulong> keys)
+    {
+        if (_excluded is not { Count: > 0 } excluded) return keys.Length;
+        int n = 0;
+        foreach (ulong key in keys)
+            if (!excluded.Contains(key)) keys[n++] = key;
+        return n;
+    }
+
+    /// <summary>Copies the sorted file without the excluded keys (only when some rows were deleted); deletes the input.</summary>
+    private string Filter(string input, CancellationToken cancellationToken)
+    {
+        string path = NextPath();
+        ulong[] output = ArrayPool<ulong>.Shared.Rent(IoKeys);
+        try
+        {
+            using (var cursor = new RunCursor(input))
+            using (FileStream file = CreateFile(path))
+            {
+                int pending = 0;
+                while (cursor.TryAdvance(out ulong key))
+                {
+                    if (_excluded!.Contains(key)) continue;
+                    output[pending++] = key;
+                    if (pending < IoKeys) continue;
+                    file.Write(MemoryMarshal.AsBytes(output.AsSpan(0, pending)));
+                    pending = 0;
+                    cancellationToken.ThrowIfCancellationRequested();
+                }
+                file.Write(MemoryMarshal.AsBytes(output.AsSpan(0, pending)));
+            }
+            File.Delete(input);
+            return path;
+        }
+        finally
+        {
+            ArrayPool<ulong>.Shared.Return(output);
         }
     }
 

@@ -1,0 +1,347 @@
+using FASTER.core;
+using ParamDb.Protocol;
+using ParamDb.Storage.Durability;
+using ParamDb.Storage.Transfer;
+using ParamDb.Storage.Versions;
+
+namespace ParamDb.Storage;
+
+/// <summary>
+/// Whole-record transfer (docs/replication.md): a range's rows exactly as stored (values and optimizer state) and its
+/// vector clock, read in batches on one node and written on another; and dropping a range. Replication, catch-up
+/// and migration all move ranges this way.
+/// </summary>
+public sealed partial class ParamStore
+{
+    /// <summary>Bytes of a record batch a copy hands out at most: 4 MiB, a W-dense push's size.</summary>
+    public const int TransferBatchBytes = 4 << 20;
+
+    /// <summary>
+    /// Starts a copy of the range of <paramref name="table"/> that ends at ring token <paramref name="token"/>: its
+    /// vector clock is read now, and the end of the log fixed after it (<see cref="RangeCopy"/> says what the copy
+    /// holds).
+    /// </summary>
+    /// <exception cref="ArgumentException">The token is not one of this store's ranges.</exception>
+    public RangeCopy CopyRange(TableHandle table, ulong token, int maxBatchBytes = TransferBatchBytes)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        int range = RangeIndex(token, nameof(token));
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxBatchBytes, RecordBatch.HeaderSize + 8 + table._layout.PayloadBytes);
+        // Clocks first, then the end: a push the clock counts wrote its rows before it advanced the clock, so they
+        // lie below the end (or were updated in place, where the copy reads them as they are).
+        var clocks = new List<(uint, ulong)>();
+        foreach (uint worker in WorkerIds())
+        {
+            WorkerClocks entry = table._clocks.For(worker);
+            lock (entry)
+            {
+                if (entry.Ranges[range] > 0) clocks.Add((worker, entry.Ranges[range]));
+            }
+        }
+        return new RangeCopy(this, table, range, token, [.. clocks], _store.Log.BeginAddress, _store.Log.TailAddress, maxBatchBytes);
+    }
+
+    /// <summary>
+    /// Reads the records of <paramref name="table"/> in range <paramref name="range"/> from log address
+    /// <paramref name="next"/> up to <paramref name="end"/>, in log order, at most <paramref name="keys"/>.Length of
+    /// them, and moves <paramref name="next"/> to where the next call starts (<paramref name="end"/> when through).
+    /// With <paramref name="payloads"/>, live records' payloads are copied there and deleted ones skipped; with
+    /// <paramref name="deleted"/>, deleted ones are kept and flagged there.
+    /// </summary>
+    internal int ScanRange(TableHandle table, int range, ref long next, long end, ulong[] keys, byte[]? payloads, bool[]? deleted = null)
+    {
+        _maintenance.Wait();
+        try
+        {
+            if (_store.Log.BeginAddress > next)
+                throw new InvalidOperationException($"The log was compacted while range {_options.Ring.Tokens[range]} of table {table} was being read; read it again.");
+            if (next >= end) return 0;
+            var scan = new RangeScan(table, _options.Ring, range, keys, payloads, deleted);
+            _store.Log.Scan(ref scan, next, end);
+            next = scan.StoppedAt ?? end;
+            return scan.Count;
+        }
+        finally
+        {
+            _maintenance.Release();
+        }
+    }
+
+    /// <summary>Push scan over the log collecting one range's records of one table; a mutable struct passed by reference.</summary>
+    private struct RangeScan(TableHandle table, Ring ring, int range, ulong[] keys, byte[]? payloads, bool[]? deleted) : IScanIteratorFunctions<RowKey, SpanByte>
+    {
+        private readonly int _payloadBytes = table._layout.PayloadBytes;
+
+        /// <summary>Records collected.</summary>
+        public int Count { get; private set; }
+
+        /// <summary>The address of the first record that did not fit; null when the scan went to its end.</summary>
+        public long? StoppedAt { get; private set; }
+
+        public readonly bool OnStart(long beginAddress, long endAddress) => true;
+
+        public bool SingleReader(ref RowKey key, ref SpanByte value, RecordMetadata recordMetadata, long numberOfRecords)
+        {
+            if (key.Table != table.Id || key.Kind != RowKind.Row || ring.RangeOf(table.RingHash, key.Key) != range) return true;
+            bool tombstone = recordMetadata.RecordInfo.Tombstone;
+            if (tombstone && deleted is null) return true;
+            if (Count == keys.Length)
+            {
+                StoppedAt = recordMetadata.Address;
+                return false;
+            }
+            keys[Count] = key.Key;
+            if (deleted is not null) deleted[Count] = tombstone;
+            if (payloads is not null && !tombstone)
+            {
+                ReadOnlySpan<byte> payload = value.AsReadOnlySpan();
+                if (payload.Length != _payloadBytes)
+                    throw new InvalidDataException($"A record of table {table} holds {payload.Length} bytes; its layout has {_payloadBytes}.");
+                payload.CopyTo(payloads.AsSpan(Count * _payloadBytes, _payloadBytes));
+            }
+            Count++;
+            return true;
+        }
+
+        public bool ConcurrentReader(ref RowKey key, ref SpanByte value, RecordMetadata recordMetadata, long numberOfRecords) =>
+            SingleReader(ref key, ref value, recordMetadata, numberOfRecords);
+
+        public readonly void OnStop(bool completed, long numberOfRecords)
+        {
+        }
+
+        public readonly void OnException(Exception exception, long numberOfRecords)
+        {
+        }
+    }
+
+    /// <summary>
+    /// Writes a batch of transferred records (<see cref="RecordBatch"/>) to <paramref name="table"/>: each row
+    /// becomes the payload as given, values and optimizer state, and the range's vector clock rises to the batch's
+    /// where it is higher. Logged verbatim and applied inside one push-gate section, so a checkpoint holds all of it or
+    /// none. Applying the same batch twice leaves the same state as once; batches of one copy go in their order.
+    /// </summary>
+    /// <returns>Completes when the batch is durable in the store's mode; already faulted when the log refused it
+    /// (then nothing was applied).</returns>
+    /// <exception cref="ArgumentException">The batch is malformed, or does not fit this table or this store's
+    /// ranges (another table's id, another layout, a key outside the range or beyond <c>maxKey</c>): nothing changed.</exception>
+    public Task ApplyRecords(TableHandle table, ReadOnlySpan<byte> batch)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        if (!RecordBatch.TryParse(batch, out RecordBatch records, out string error)) throw new ArgumentException(error, nameof(batch));
+        CheckFits(table, records);
+        return ApplyRecordBatch(table, records) ?? Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Deletes every row of <paramref name="table"/> in the range that ends at <paramref name="token"/> and sets the
+    /// range's vector clock back to 0 for every worker: the node no longer holds the range, or is about to receive
+    /// it again from its primary. The caller stops writes to the range first; a push to it while it is dropped may
+    /// survive the drop. Logged, so a restart drops it again.
+    /// </summary>
+    /// <returns>Rows deleted, and the task to await before telling anyone.</returns>
+    /// <exception cref="ArgumentException">The token is not one of this store's ranges.</exception>
+    public (long Rows, Task Durable) DropRange(TableHandle table, ulong token)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        int range = RangeIndex(token, nameof(token));
+        var (rows, durable) = ApplyDropRange(table, range);
+        return (rows, durable ?? Task.CompletedTask);
+    }
+
+    /// <summary>The range index of a token, or an <see cref="ArgumentException"/> naming it.</summary>
+    private int RangeIndex(ulong token, string paramName)
+    {
+        int range = _options.Ring.Tokens.BinarySearch(token);
+        if (range < 0) throw new ArgumentException($"Ring token {token} does not end one of this node's ranges.", paramName);
+        return range;
+    }
+
+    /// <summary>Checks everything about a parsed batch against the table and the ring before anything is written.</summary>
+    private void CheckFits(TableHandle table, in RecordBatch records)
+    {
+        if (records.TableId != table.Id)
+            throw new ArgumentException($"The record batch is of table id {records.TableId}, not table {table}.", "batch");
+        if (records.PayloadBytes != table._layout.PayloadBytes)
+            throw new ArgumentException($"The record batch's rows have {records.PayloadBytes} bytes; table {table} with its updater stores {table._layout.PayloadBytes}.", "batch");
+        int range = RangeIndex(records.Token, "batch");
+        ReadOnlySpan<ulong> keys = records.Keys;
+        if (keys.Length > 0 && table.Schema.MaxKey is { } maxKey && keys[^1] >= maxKey)
+            throw new ArgumentException($"The record batch holds key {keys[^1]}, beyond table {table}'s maxKey {maxKey}.", "batch");
+        Ring ring = _options.Ring;
+        foreach (ulong key in keys)
+        {
+            if (ring.RangeOf(table.RingHash, key) != range)
+                throw new ArgumentException($"The record batch of range {records.Token} holds key {key}, which lies in another range.", "batch");
+        }
+    }
+
+    /// <summary>Logs and applies a checked batch; the single place transferred records go through, live or replayed.</summary>
+    private unsafe Task? ApplyRecordBatch(TableHandle table, in RecordBatch records)
+    {
+        int range = _options.Ring.Tokens.BinarySearch(records.Token);
+        // Clock locks before the push gate, in worker order: the order a clocked push takes its one lock in.
+        var entries = new List<(uint Worker, ulong Clock, WorkerClocks Clocks)>(records.ClockCount);
+        for (int i = 0; i < records.ClockCount; i++)
+        {
+            var (worker, clock) = records.ClockAt(i);
+            if (_registry.TryGet(worker, out _)) entries.Add((worker, clock, table._clocks.For(worker)));   // else: removed, forgotten here too
+        }
+        int locked = 0;
+        try
+        {
+            foreach (var e in entries)
+            {
+                Monitor.Enter(e.Clocks);
+                locked++;
+            }
+            _pushGate.EnterReadLock();
+            try
+            {
+                Task? durable = LogSystemRecord(WalRecordKind.Records, records.Bytes);
+                if (durable is { IsFaulted: true }) return durable;   // the log refused it: nothing applied
+                if (records.Count > 0)
+                {
+                    fixed (ulong* k = records.Keys)
+                    fixed (byte* p = records.Payloads)
+                    {
+                        RunChunks<PutRecord>(new PinnedBatch(table, isRange: false, 0, k, (float*)p, records.Count) { Stride = records.PayloadBytes / sizeof(float) });
+                    }
+                }
+                foreach (var (worker, clock, clocks) in entries)
+                {
+                    if (clocks.Ranges[range] >= clock) continue;
+                    clocks.Ranges[range] = clock;
+                    clocks.Recompute();
+                    WriteClockRecord(table, worker, clocks);
+                }
+                return durable;
+            }
+            finally
+            {
+                _pushGate.ExitReadLock();
+            }
+        }
+        finally
+        {
+            for (int i = locked - 1; i >= 0; i--) Monitor.Exit(entries[i].Clocks);
+            if (entries.Count > 0 && table._clocks.HasWaiters) table._clocks.Release(Floor(table));
+        }
+    }
+
+    /// <summary>Logs and applies a range drop; the single place drops go through, live or replayed.</summary>
+    private unsafe (long Rows, Task? Durable) ApplyDropRange(TableHandle table, int range)
+    {
+        // The keys first, outside the push gate (a scan of the whole log); the caller has stopped writes to the range.
+        // In log order the last version of a key decides whether it is a row now.
+        var live = new Dictionary<ulong, bool>();
+        long next = _store.Log.BeginAddress, end = _store.Log.TailAddress;
+        ulong[] keys = new ulong[ScanChunkKeys];
+        bool[] deleted = new bool[ScanChunkKeys];
+        while (next < end)
+        {
+            int n = ScanRange(table, range, ref next, end, keys, payloads: null, deleted);
+            for (int i = 0; i < n; i++) live[keys[i]] = !deleted[i];
+        }
+        var clocks = new List<(uint Worker, WorkerClocks Clocks)>();
+        foreach (uint worker in WorkerIds()) clocks.Add((worker, table._clocks.For(worker)));
+        int locked = 0;
+        long rows = 0;
+        try
+        {
+            foreach (var c in clocks)
+            {
+                Monitor.Enter(c.Clocks);
+                locked++;
+            }
+            _pushGate.EnterReadLock();
+            try
+            {
+                Span<byte> record = stackalloc byte[12];
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(record, table.Id);
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(record[4..], _options.Ring.Tokens[range]);
+                Task? durable = LogSystemRecord(WalRecordKind.DropRange, record);
+                if (durable is { IsFaulted: true }) return (0, durable);
+                RowSession session = _sessions.Rent();
+                try
+                {
+                    foreach (var (key, isLive) in live)
+                    {
+                        var rowKey = new RowKey(table.Id, key);
+                        int stripe = RowLatches.StripeOf(rowKey);
+                        _latches.Enter(stripe, Environment.CurrentManagedThreadId);
+                        try
+                        {
+                            session.Delete(ref rowKey);
+                        }
+                        finally
+                        {
+                            _latches.Exit(stripe);
+                        }
+                        if (isLive) rows++;
+                    }
+                    session.CompletePending(wait: true);
+                }
+                finally
+                {
+                    _sessions.Return(session);
+                }
+                table.SetRows(Math.Max(0, table.Rows - rows));
+                foreach (var (worker, entry) in clocks)
+                {
+                    if (entry.Ranges[range] == 0) continue;
+                    entry.Ranges[range] = 0;
+                    entry.Recompute();
+                    WriteClockRecord(table, worker, entry);
+                }
+                return (rows, durable);
+            }
+            finally
+            {
+                _pushGate.ExitReadLock();
+            }
+        }
+        finally
+        {
+            for (int i = locked - 1; i >= 0; i--) Monitor.Exit(clocks[i].Clocks);
+        }
+    }
+
+    /// <summary>Replays a logged record batch: checked when it was applied, so only its framing is checked again.</summary>
+    private void ReplayRecords(long lsn, ReadOnlySpan<byte> bytes)
+    {
+        if (!RecordBatch.TryParse(bytes, out RecordBatch records, out string error))
+            throw new WalCorruptException($"Write-ahead log record {lsn} is a record batch that does not parse: {error}");
+        if (!_catalog.TryGet(records.TableId, out TableHandle? table)) return;   // its table was deleted later in the log
+        if (_options.Ring.Tokens.BinarySearch(records.Token) < 0 || records.PayloadBytes != table!._layout.PayloadBytes)
+            throw new WalCorruptException($"Write-ahead log record {lsn} is a record batch for range {records.Token} of table '{table!.Name}' that this store's ranges or the table's layout do not match.");
+        ApplyRecordBatch(table, records);
+    }
+
+    /// <summary>Replays a logged range drop.</summary>
+    private void ReplayDropRange(long lsn, ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.Length != 12) throw new WalCorruptException($"Write-ahead log record {lsn} is a range drop of {bytes.Length} bytes, not 12.");
+        uint tableId = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(bytes);
+        ulong token = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(bytes[4..]);
+        if (!_catalog.TryGet(tableId, out TableHandle? table)) return;
+        int range = _options.Ring.Tokens.BinarySearch(token);
+        if (range < 0) throw new WalCorruptException($"Write-ahead log record {lsn} drops range {token}, which is not one of this store's ranges.");
+        ApplyDropRange(table!, range);
+    }
+}
+
+/// <summary>A transferred record: an RMW that makes the row the given payload (<see cref="RowInput.Record"/>).</summary>
+internal readonly unsafe struct PutRecord : IRowOperation
+{
+    public static bool Writes => true;
+
+    public static Status Run(RowSession session, ref RowKey key, ref RowInput input, ref RowOutput output, float* row)
+    {
+        input.Record = (byte*)row;
+        return session.RMW(ref key, ref input, ref output);
+    }
+}
