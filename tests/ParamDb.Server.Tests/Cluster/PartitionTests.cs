@@ -1,0 +1,107 @@
+using System.Net;
+using System.Net.Http.Json;
+using ParamDb.Protocol;
+using ParamDb.Protocol.Cluster;
+using ParamDb.Testing;
+
+namespace ParamDb.Server.Tests.Cluster;
+
+/// <summary>
+/// Real partitions: three <c>paramdb</c> processes in network namespaces, one of them cut off from the others by
+/// nftables rules in its own namespace while the test still reaches all three (<see cref="NetworkLab"/>).
+/// </summary>
+[Collection(ClusterCollection.Name)]
+public sealed class PartitionTests
+{
+    /// <summary>
+    /// Fails with the reason when namespaces cannot be made, unless <c>PARAMDB_NO_NETNS=1</c> says to skip (a
+    /// machine without root): CI installs what they need, and a partition test that quietly passes tests nothing.
+    /// </summary>
+    private static bool Skip()
+    {
+        if (NetworkLab.Unavailable() is not { } why) return false;
+        if (Environment.GetEnvironmentVariable("PARAMDB_NO_NETNS") == "1") return true;
+        Assert.Fail($"Partition tests need network namespaces, and {why}. Run as root with iproute2 and nftables, or set PARAMDB_NO_NETNS=1 to skip them.");
+        return true;
+    }
+
+    private static async Task<T> EventuallyAsync<T>(string what, Func<Task<T?>> probe, TimeSpan within) where T : class
+    {
+        long deadline = Environment.TickCount64 + (long)within.TotalMilliseconds;
+        Exception? last = null;
+        while (Environment.TickCount64 < deadline)
+        {
+            try
+            {
+                if (await probe() is { } found) return found;
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+            {
+                last = e;   // a node between leaders, or a cut link
+            }
+            await Task.Delay(100);
+        }
+        throw new TimeoutException($"Not within {within.TotalSeconds} s: {what}.{(last is null ? "" : $" Last error: {last.Message}")}");
+    }
+
+    private static async Task<string[]> TablesOfAsync(NamespaceCluster cluster, int i)
+    {
+        using HttpClient http = cluster.Client(i);
+        var list = await http.GetFromJsonAsync("v1/tables?scope=node", ProtocolJson.Default.TableList);
+        return [.. list!.Tables.Select(t => t.Name).Order(StringComparer.Ordinal)];
+    }
+
+    [Fact]
+    public async Task ALeaderCutOffFromTheMajorityCommitsNothingAndTheHealedClusterAgreesOnTheMajoritysChanges()
+    {
+        if (Skip()) return;
+        await using NamespaceCluster cluster = await NamespaceCluster.StartAsync(3);
+        ClusterView view = await EventuallyAsync("all three nodes up with a leader", async () =>
+            await cluster.ViewAsync(3) is { Nodes.Count: 3, Leader: not null } v ? v : null, TimeSpan.FromSeconds(30));
+        using (HttpClient any = cluster.Client(3)) await Wire.CreateTableAsync(any, "before", """{"dim":1}""");
+
+        int leader = int.Parse(view.Leader![1..], System.Globalization.CultureInfo.InvariantCulture);
+        int[] majority = [.. Enumerable.Range(1, 3).Where(i => i != leader)];
+        cluster.Lab.Cut(leader, majority);
+
+        // The majority elects a leader of its own.
+        ClusterView after = await EventuallyAsync("a leader among the majority", async () =>
+            await cluster.ViewAsync(majority[0]) is { Leader: { } l } v && l != view.Leader ? v : null, TimeSpan.FromSeconds(30));
+        Assert.Contains(after.Leader, majority.Select(i => $"n{i}"));
+
+        // A change through the majority commits (a 503 no_leader while its election settles is retried).
+        using HttpClient side = cluster.Client(majority[1]);
+        await EventuallyAsync("a table created through the majority", async () =>
+        {
+            using var reply = await side.PutAsync("v1/tables/majority", Wire.Json("""{"dim":1}"""));
+            return reply.StatusCode is HttpStatusCode.OK or HttpStatusCode.Created ? "made" : null;
+        }, TimeSpan.FromSeconds(30));
+
+        // A change through the cut-off node is never acknowledged: 503, or no answer at all.
+        using HttpClient cut = cluster.Client(leader);
+        HttpStatusCode? minority = null;
+        try
+        {
+            using var reply = await cut.PutAsync("v1/tables/minority", Wire.Json("""{"dim":1}"""));
+            minority = reply.StatusCode;
+        }
+        catch (TaskCanceledException)
+        {
+            // The client gave up after 10 s: not acknowledged either.
+        }
+        Assert.True(minority is null or HttpStatusCode.ServiceUnavailable, $"A change on the minority side answered {minority}.");
+
+        cluster.Lab.Heal(leader);
+
+        // Healed: every node holds exactly the majority's tables, the cut-off node included.
+        string[] expected = ["before", "majority"];
+        foreach (int i in Enumerable.Range(1, 3))
+        {
+            await EventuallyAsync($"node n{i} holding exactly the tables 'before' and 'majority'", async () =>
+                (await TablesOfAsync(cluster, i)).SequenceEqual(expected) ? "agreed" : null, TimeSpan.FromSeconds(30));
+        }
+        ClusterView healed = await cluster.ViewAsync(leader);
+        Assert.Equal(after.Epoch, healed.Epoch);
+        Assert.Equal(3, healed.Nodes.Count);
+    }
+}
