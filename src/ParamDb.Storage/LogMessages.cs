@@ -118,4 +118,7 @@ internal static partial class LogMessages
 
     [LoggerMessage(73, LogLevel.Warning, "The write-ahead log ends in a torn record: {Segment} from byte {Offset} ({Bytes} bytes, nothing intact after them) is dropped, and the log continues after record {LastLsn}. A crash during a write leaves this; damage to a finished last record looks the same")]
     public static partial void WalTornTail(this ILogger logger, string segment, long offset, long bytes, long lastLsn);
+
+    [LoggerMessage(74, LogLevel.Information, "The store's ranges changed from {Before} to {After}; every vector clock moved with its positions")]
+    public static partial void RangesChanged(this ILogger logger, int before, int after);
 }

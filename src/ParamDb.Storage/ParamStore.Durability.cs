@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using ParamDb.Protocol;
 using ParamDb.Storage.Durability;
 using ParamDb.Storage.Versions;
 
@@ -266,7 +267,7 @@ public sealed partial class ParamStore
                 ApplyPush(table, keys, push.Values, push.Stamp);
                 return;
             case WalRecordKind.Catalog:
-                Catalog logged = Catalog.Deserialize(payload[WalRecord.SystemHeaderSize..], _options.Ring.Count);
+                Catalog logged = Catalog.Deserialize(payload[WalRecord.SystemHeaderSize..], _ring.Count);
                 _catalog = _catalog.Adopt(logged);
                 UpsertRecord(RowKey.CatalogKey, payload[WalRecord.SystemHeaderSize..]);
                 return;
@@ -285,6 +286,11 @@ public sealed partial class ParamStore
                 return;
             case WalRecordKind.DropRange:
                 ReplayDropRange(lsn, payload[WalRecord.SystemHeaderSize..]);
+                return;
+            case WalRecordKind.Ranges:
+                if (!RangesRecord.TryRead(payload[WalRecord.SystemHeaderSize..], out Ring? ranges))
+                    throw new WalCorruptException($"Write-ahead log record {lsn} is a ranges record that does not parse.");
+                ApplySetRanges(ranges!);
                 return;
             default:
                 throw new WalCorruptException($"Write-ahead log record {lsn} has unknown kind {payload[0]}.");

@@ -45,13 +45,14 @@ public sealed partial class ParamStore
     private bool TryLoadFromCutRecord()
     {
         using var reader = new SystemRecordReader(_store);
-        Span<RowKey> keys = [RowKey.CatalogKey, RowKey.WorkersKey, RowKey.WalCutKey];
+        Span<RowKey> keys = [RowKey.CatalogKey, RowKey.WorkersKey, RowKey.WalCutKey, RowKey.RangesKey];
         byte[]?[] records = reader.Read(keys);
         RecoveryPendingReads = reader.PendingReads;
         if (records[2] is not { } cutBytes || !CutRecord.TryRead(cutBytes, out long cut, out CutContentsRecord? contents) || contents is null)
             return false;
+        RecoverRanges(records[3]);   // before the catalog sizes the tables' clocks and the clock records are placed
 
-        Catalog recovered = records[0] is { } catalogBytes ? Catalog.Deserialize(catalogBytes, _options.Ring.Count) : Catalog.Empty;
+        Catalog recovered = records[0] is { } catalogBytes ? Catalog.Deserialize(catalogBytes, _ring.Count) : Catalog.Empty;
         // A table of the catalog record that the cut record does not list was created while the checkpoint waited
         // for the push gate: its catalog record made it in, but no push to it could, so it holds no rows.
         foreach (TableHandle table in recovered.Sorted)
@@ -106,7 +107,8 @@ public sealed partial class ParamStore
             _sessions.Return(session);
         }
 
-        Catalog recovered = scan.CatalogRecord is { } bytes ? Catalog.Deserialize(bytes, _options.Ring.Count) : Catalog.Empty;
+        RecoverRanges(scan.RangesRecord);
+        Catalog recovered = scan.CatalogRecord is { } bytes ? Catalog.Deserialize(bytes, _ring.Count) : Catalog.Empty;
         // Never hand out an id that rows already use (see the remarks).
         uint maxSeen = 0;
         long orphans = 0;
@@ -137,7 +139,7 @@ public sealed partial class ParamStore
     private int LoadClock(TableHandle table, uint worker, byte[] record)
     {
         WorkerClocks entry = table._clocks.For(worker);
-        ClockRecord.Read(record, _options.Ring, entry.Ranges);
+        ClockRecord.Read(record, _ring, entry.Ranges);
         entry.Recompute();
         return 1;
     }
@@ -153,6 +155,8 @@ public sealed partial class ParamStore
 
         public byte[]? RegistryRecord { get; private set; }
 
+        public byte[]? RangesRecord { get; private set; }
+
         public long Cut { get; private set; }
 
         public readonly bool OnStart(long beginAddress, long endAddress) => true;
@@ -163,6 +167,7 @@ public sealed partial class ParamStore
             else if (key.Table != 0) RowsByTable[key.Table] = RowsByTable.GetValueOrDefault(key.Table) + 1;
             else if (key.Key == RowKey.CatalogKey.Key) CatalogRecord = value.ToByteArray();
             else if (key.Key == RowKey.WorkersKey.Key) RegistryRecord = value.ToByteArray();
+            else if (key.Key == RowKey.RangesKey.Key) RangesRecord = value.ToByteArray();
             else if (key.Key == RowKey.WalCutKey.Key && CutRecord.TryRead(value.AsReadOnlySpan(), out long cut, out _)) Cut = cut;
             return true;
         }

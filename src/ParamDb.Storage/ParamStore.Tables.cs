@@ -44,7 +44,7 @@ public sealed partial class ParamStore
             Catalog current = _catalog;
             if (current.TryGet(name, out _)) throw new ArgumentException($"A table named \"{name}\" exists already.", nameof(name));
             if (id < current.NextId) throw new ArgumentException($"Table id {id} was used before in this store (the next free id is {current.NextId}).", nameof(id));
-            created = new TableHandle(name, id, schema, _options.Ring.Count);
+            created = new TableHandle(name, id, schema, _ring.Count);
             Catalog next = current.WithTable(created);
             durable = WriteCatalog(next);
             _catalog = next;
@@ -53,8 +53,6 @@ public sealed partial class ParamStore
         return created;
     }
 
-    /// <summary>This node's ranges (<see cref="StoreOptions.Ring"/>): one vector clock per range and worker.</summary>
-    public ParamDb.Protocol.Ring Ranges => _options.Ring;
 
     /// <summary>The lowest table id never used in this store: what a local directory assigns next.</summary>
     public uint NextTableId => _catalog.NextId;

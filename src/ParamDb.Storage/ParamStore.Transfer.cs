@@ -55,9 +55,9 @@ public sealed partial class ParamStore
         try
         {
             if (_store.Log.BeginAddress > next)
-                throw new InvalidOperationException($"The log was compacted while range {_options.Ring.Tokens[range]} of table {table} was being read; read it again.");
+                throw new InvalidOperationException($"The log was compacted while range {_ring.Tokens[range]} of table {table} was being read; read it again.");
             if (next >= end) return 0;
-            var scan = new RangeScan(table, _options.Ring, range, keys, payloads, deleted);
+            var scan = new RangeScan(table, _ring, range, keys, payloads, deleted);
             _store.Log.Scan(ref scan, next, end);
             next = scan.StoppedAt ?? end;
             return scan.Count;
@@ -155,7 +155,7 @@ public sealed partial class ParamStore
     /// <summary>The range index of a token, or an <see cref="ArgumentException"/> naming it.</summary>
     private int RangeIndex(ulong token, string paramName)
     {
-        int range = _options.Ring.Tokens.BinarySearch(token);
+        int range = _ring.Tokens.BinarySearch(token);
         if (range < 0) throw new ArgumentException($"Ring token {token} does not end one of this node's ranges.", paramName);
         return range;
     }
@@ -171,7 +171,7 @@ public sealed partial class ParamStore
         ReadOnlySpan<ulong> keys = records.Keys;
         if (keys.Length > 0 && table.Schema.MaxKey is { } maxKey && keys[^1] >= maxKey)
             throw new ArgumentException($"The record batch holds key {keys[^1]}, beyond table {table}'s maxKey {maxKey}.", "batch");
-        Ring ring = _options.Ring;
+        Ring ring = _ring;
         foreach (ulong key in keys)
         {
             if (ring.RangeOf(table.RingHash, key) != range)
@@ -182,7 +182,7 @@ public sealed partial class ParamStore
     /// <summary>Logs and applies a checked batch; the single place transferred records go through, live or replayed.</summary>
     private unsafe Task? ApplyRecordBatch(TableHandle table, in RecordBatch records)
     {
-        int range = _options.Ring.Tokens.BinarySearch(records.Token);
+        int range = _ring.Tokens.BinarySearch(records.Token);
         // Clock locks before the push gate, in worker order: the order a clocked push takes its one lock in.
         var entries = new List<(uint Worker, ulong Clock, WorkerClocks Clocks)>(records.ClockCount);
         for (int i = 0; i < records.ClockCount; i++)
@@ -262,7 +262,7 @@ public sealed partial class ParamStore
             {
                 Span<byte> record = stackalloc byte[12];
                 System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(record, table.Id);
-                System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(record[4..], _options.Ring.Tokens[range]);
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(record[4..], _ring.Tokens[range]);
                 Task? durable = LogSystemRecord(WalRecordKind.DropRange, record);
                 if (durable is { IsFaulted: true }) return (0, durable);
                 RowSession session = _sessions.Rent();
@@ -316,7 +316,7 @@ public sealed partial class ParamStore
         if (!RecordBatch.TryParse(bytes, out RecordBatch records, out string error))
             throw new WalCorruptException($"Write-ahead log record {lsn} is a record batch that does not parse: {error}");
         if (!_catalog.TryGet(records.TableId, out TableHandle? table)) return;   // its table was deleted later in the log
-        if (_options.Ring.Tokens.BinarySearch(records.Token) < 0 || records.PayloadBytes != table!._layout.PayloadBytes)
+        if (_ring.Tokens.BinarySearch(records.Token) < 0 || records.PayloadBytes != table!._layout.PayloadBytes)
             throw new WalCorruptException($"Write-ahead log record {lsn} is a record batch for range {records.Token} of table '{table!.Name}' that this store's ranges or the table's layout do not match.");
         ApplyRecordBatch(table, records);
     }
@@ -328,7 +328,7 @@ public sealed partial class ParamStore
         uint tableId = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(bytes);
         ulong token = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(bytes[4..]);
         if (!_catalog.TryGet(tableId, out TableHandle? table)) return;
-        int range = _options.Ring.Tokens.BinarySearch(token);
+        int range = _ring.Tokens.BinarySearch(token);
         if (range < 0) throw new WalCorruptException($"Write-ahead log record {lsn} drops range {token}, which is not one of this store's ranges.");
         ApplyDropRange(table!, range);
     }

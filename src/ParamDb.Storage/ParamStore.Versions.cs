@@ -224,7 +224,7 @@ public sealed partial class ParamStore
     /// </summary>
     private long ApplyToNewerRanges(TableHandle table, in PinnedBatch batch, WorkerClocks clocks, ulong clock)
     {
-        Ring ring = _options.Ring;
+        Ring ring = _ring;
         long applied = 0;
         int runStart = -1;
         for (int i = 0; i <= batch.Count; i++)
@@ -248,7 +248,7 @@ public sealed partial class ParamStore
         Span<byte> bytes = rented is null ? stackalloc byte[size] : rented.AsSpan(0, size);
         try
         {
-            ClockRecord.Write(bytes, _options.Ring, clocks.Ranges);
+            ClockRecord.Write(bytes, _ring, clocks.Ranges);
             UpsertRecord(RowKey.ClockKey(table.Id, worker), bytes);
         }
         finally

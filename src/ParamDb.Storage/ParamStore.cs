@@ -55,6 +55,7 @@ public sealed partial class ParamStore : INodeStorage, IDisposable
         _writtenChecksums = writtenChecksums;
         _store = store;
         _sessions = new SessionPool(store);
+        _ring = options.Ring;
     }
 
     /// <summary>

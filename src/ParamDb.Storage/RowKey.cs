@@ -43,6 +43,9 @@ internal readonly struct RowKey : IEquatable<RowKey>
     /// </summary>
     public static RowKey WalCutKey => new(0, 2);
 
+    /// <summary>The key of the record that holds the ring tokens the store keeps clocks for (<see cref="ParamStore.Ranges"/>), once they were set.</summary>
+    public static RowKey RangesKey => new(0, 3);
+
     /// <summary>The key of a worker's vector clock on one table.</summary>
     public static RowKey ClockKey(uint table, uint worker) => new(table, worker, RowKind.Clock);
 

@@ -21,6 +21,8 @@ internal enum WalRecordKind : byte
     Records = 5,
     /// <summary>A dropped range: u32 table id, u64 the range's ring token, after the system header.</summary>
     DropRange = 6,
+    /// <summary>The store's ranges changed (<see cref="ParamStore.SetRanges"/>): u32 count, then the ring tokens, after the system header.</summary>
+    Ranges = 7,
 }
 
 /// <summary>
@@ -42,11 +44,11 @@ internal enum WalRecordKind : byte
 ///
 /// set rows (one batch of an import): the push layout with kind = 4, flags 0 (never a range), worker 0, clock 0
 ///
-/// catalog / registry / records / drop range:
-/// 0       1               kind = 2, 3, 5 or 6
+/// catalog / registry / records / drop range / ranges:
+/// 0       1               kind = 2, 3, 5, 6 or 7
 /// 1       7               reserved, 0
 /// 8       …               the system record's bytes, exactly as stored; a record batch (RecordBatch); or
-///                         u32 table id, u64 range token
+///                         u32 table id, u64 range token; or u32 count, u64 tokens
 /// </code>
 /// A push names its table by id, not name: a table deleted and created again under the same name gets a new id,
 /// so a replayed push never lands in the wrong one.

@@ -15,7 +15,21 @@ internal sealed class TableClocks(int ranges)
     private int _pendingWaiters;   // waiters not yet completed; read without the lock to skip Release on the hot path
 
     /// <summary>Ranges per worker entry.</summary>
-    public int Ranges { get; } = ranges;
+    public int Ranges { get; private set; } = ranges;
+
+    /// <summary>
+    /// The store's ranges changed: entry i of every worker becomes its old entry <c>map[i]</c> (the old range the new
+    /// range lies in, so a split range keeps its clock in both halves). The caller holds every worker's lock and
+    /// the push gate exclusively.
+    /// </summary>
+    public void Remap(int[] map)
+    {
+        foreach (WorkerClocks w in _byWorker.Values) w.Remap(map);
+        Ranges = map.Length;
+    }
+
+    /// <summary>The workers with an entry, and their entries.</summary>
+    public IEnumerable<KeyValuePair<uint, WorkerClocks>> Entries => _byWorker;
 
     /// <summary>The entry of <paramref name="worker"/>, created at clock 0 for every range.</summary>
     public WorkerClocks For(uint worker) => _byWorker.GetOrAdd(worker, static (_, r) => new WorkerClocks(r), Ranges);

@@ -13,7 +13,16 @@ internal sealed class WorkerClocks(int ranges)
     private ulong _min;
 
     /// <summary>Clock per range index of the node's ring.</summary>
-    public ulong[] Ranges { get; } = new ulong[ranges];
+    public ulong[] Ranges { get; private set; } = new ulong[ranges];
+
+    /// <summary>Entry i becomes old entry <c>map[i]</c> (<see cref="TableClocks.Remap"/>); under this entry's lock.</summary>
+    public void Remap(int[] map)
+    {
+        var next = new ulong[map.Length];
+        for (int i = 0; i < map.Length; i++) next[i] = Ranges[map[i]];
+        Ranges = next;
+        Recompute();
+    }
 
     /// <summary>The lowest clock over the ranges.</summary>
     public ulong Min => Volatile.Read(ref _min);

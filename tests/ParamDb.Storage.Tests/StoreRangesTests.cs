@@ -1,0 +1,88 @@
+using ParamDb.Protocol;
+
+namespace ParamDb.Storage.Tests;
+
+/// <summary>
+/// Changing the store's ranges at run time (a cluster node's ring changes): every worker's clock moves with its
+/// positions, the change is logged and kept, and a restart comes back with it.
+/// </summary>
+public sealed class StoreRangesTests : IDisposable
+{
+    private readonly TestStore _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    private static readonly ulong[] Keys = Enumerable.Range(0, 400).Select(i => (ulong)i << 12).ToArray();   // one key per block: every range gets some
+
+    private static float[] Ones(int n) => Enumerable.Repeat(1f, n).ToArray();
+
+    /// <summary>The default ring with a token added in the middle of each of its first 10 ranges, and its last 5 tokens gone.</summary>
+    private static Ring Changed(Ring ring)
+    {
+        var tokens = new List<ulong>(ring.Tokens.ToArray()[..^5]);
+        for (int i = 1; i <= 10; i++) tokens.Add(ring.Tokens[i - 1] + (ring.Tokens[i] - ring.Tokens[i - 1]) / 2);
+        return new Ring(tokens);
+    }
+
+    [Fact]
+    public async Task ClocksFollowTheirPositionsThroughASplitAndAMergeAndSurviveRestarts()
+    {
+        Ring next;
+        using (ParamStore store = _dir.Open())
+        {
+            TableHandle t = TestStore.Create(store, "t", TestStore.Schema(1));
+            uint w = store.RegisterWorker("w", [], 60_000).Id;
+            Assert.Equal(Keys.Length, store.Push(t, Keys, Ones(Keys.Length), new WorkerStamp(w, 5)).Applied);
+            // One range behind the others: dropped, its clock back at 0.
+            ulong dropped = store.Ranges.Tokens[3];
+            await store.DropRange(t, dropped).Durable;
+
+            next = Changed(store.Ranges);
+            await store.SetRanges(next);
+            Assert.Equal(next.Tokens.ToArray(), store.Ranges.Tokens.ToArray());
+            AssertOnlyTheDroppedPositionsTakeClock5Again(store, t, w, dropped);
+        }
+        for (int round = 0; round < 2; round++)
+        {
+            using ParamStore reopened = _dir.Open();   // round 0 from the log, round 1 from the checkpoint it takes
+            Assert.Equal(next.Tokens.ToArray(), reopened.Ranges.Tokens.ToArray());
+            Assert.True(reopened.TryGetTable("t", out TableHandle? t));
+            Assert.Equal(5UL, reopened.ClockMin(t!));
+            Assert.Equal(0, reopened.Push(t!, Keys, Ones(Keys.Length), new WorkerStamp(1, 5)).Applied);
+            if (round == 0) await reopened.CheckpointAsync();
+        }
+    }
+
+    /// <summary>
+    /// Keys of the dropped range (now perhaps split in two) take a retry at clock 5 and no other key does; then every
+    /// range is at 5.
+    /// </summary>
+    private static void AssertOnlyTheDroppedPositionsTakeClock5Again(ParamStore store, TableHandle t, uint w, ulong dropped)
+    {
+        var before = new StoreOptions { DataDirectory = "x" }.Ring;
+        ulong[] inDropped = Array.FindAll(Keys, k => before.Tokens[before.RangeOf(t.RingHash, k)] == dropped);
+        Assert.NotEmpty(inDropped);
+        Assert.Equal(0UL, store.ClockMin(t));
+        Assert.Equal(inDropped.Length, store.Push(t, Keys, Ones(Keys.Length), new WorkerStamp(w, 5)).Applied);
+        Assert.Equal(5UL, store.ClockMin(t));
+        Assert.Equal(0, store.Push(t, Keys, Ones(Keys.Length), new WorkerStamp(w, 5)).Applied);
+    }
+
+    [Fact]
+    public async Task TheSameRangesAgainChangeNothingAndATableMadeAfterAChangeHasTheNewRanges()
+    {
+        using ParamStore store = _dir.Open();
+        Ring next = Changed(store.Ranges);
+        await store.SetRanges(next);
+        await store.SetRanges(new Ring(next.Tokens.ToArray()));
+        TableHandle t = TestStore.Create(store, "t", TestStore.Schema(1));
+        uint w = store.RegisterWorker("w", [], 60_000).Id;
+        Assert.Equal(Keys.Length, store.Push(t, Keys, Ones(Keys.Length), new WorkerStamp(w, 2)).Applied);
+        Assert.Equal(2UL, store.ClockMin(t));
+        // Transfer works on the new tokens: a range that exists only since the change can be copied and dropped.
+        ulong added = next.Tokens.ToArray().First(token => !new StoreOptions { DataDirectory = "x" }.Ring.Tokens.Contains(token));
+        using (var copy = store.CopyRange(t, added)) Assert.True(copy.TryReadNext(out _));
+        await store.DropRange(t, added).Durable;
+        Assert.Equal(0UL, store.ClockMin(t));
+    }
+}
