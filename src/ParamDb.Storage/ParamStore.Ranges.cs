@@ -1,4 +1,3 @@
-using System.Threading;
 using ParamDb.Protocol;
 using ParamDb.Storage.Durability;
 using ParamDb.Storage.Versions;
@@ -48,14 +47,8 @@ public sealed partial class ParamStore
             foreach (TableHandle table in _catalog.Sorted)
                 foreach (var (worker, clocks) in table._clocks.Entries.OrderBy(e => e.Key))
                     entries.Add((table, worker, clocks));
-            int locked = 0;
-            try
+            using (HeldClockLocks.Enter(entries.ConvertAll(e => e.Clocks)))
             {
-                foreach (var e in entries)
-                {
-                    Monitor.Enter(e.Clocks);
-                    locked++;
-                }
                 _pushGate.EnterWriteLock();
                 try
                 {
@@ -75,10 +68,6 @@ public sealed partial class ParamStore
                     _pushGate.ExitWriteLock();
                 }
             }
-            finally
-            {
-                for (int i = locked - 1; i >= 0; i--) Monitor.Exit(entries[i].Clocks);
-            }
         }
     }
 
@@ -89,5 +78,41 @@ public sealed partial class ParamStore
         if (!RangesRecord.TryRead(record, out Ring? ring))
             throw new InvalidDataException("The stored ranges record does not parse; the store's vector clocks cannot be placed.");
         _ring = ring!;
+    }
+}
+
+/// <summary>
+/// Several workers' clock locks, taken in the list's order and released in reverse: what a change to many clocks
+/// (a transferred batch, a range drop, new ranges) holds before it enters the push gate, as a clocked push holds
+/// its one lock before it does.
+/// </summary>
+internal readonly struct HeldClockLocks : IDisposable
+{
+    private readonly List<WorkerClocks> _held;
+
+    private HeldClockLocks(List<WorkerClocks> held) => _held = held;
+
+    public static HeldClockLocks Enter(List<WorkerClocks> locks)
+    {
+        var held = new List<WorkerClocks>(locks.Count);
+        try
+        {
+            foreach (WorkerClocks clocks in locks)
+            {
+                Monitor.Enter(clocks);
+                held.Add(clocks);
+            }
+        }
+        catch
+        {
+            new HeldClockLocks(held).Dispose();
+            throw;
+        }
+        return new HeldClockLocks(held);
+    }
+
+    public void Dispose()
+    {
+        for (int i = _held.Count - 1; i >= 0; i--) Monitor.Exit(_held[i]);
     }
 }

@@ -26,7 +26,8 @@ public sealed partial class ParamStore
     {
         ArgumentNullException.ThrowIfNull(table);
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        int range = RangeIndex(token, nameof(token));
+        Ring ring = Ranges;
+        int range = RangeIndex(ring, token, nameof(token));
         ArgumentOutOfRangeException.ThrowIfLessThan(maxBatchBytes, RecordBatch.HeaderSize + 8 + table._layout.PayloadBytes);
         // Clocks first, then the end: a push the clock counts wrote its rows before it advanced the clock, so they
         // lie below the end (or were updated in place, where the copy reads them as they are).
@@ -36,10 +37,11 @@ public sealed partial class ParamStore
             WorkerClocks entry = table._clocks.For(worker);
             lock (entry)
             {
+                CheckRangesUnchanged(ring, table, token);
                 if (entry.Ranges[range] > 0) clocks.Add((worker, entry.Ranges[range]));
             }
         }
-        return new RangeCopy(this, table, range, token, [.. clocks], _store.Log.BeginAddress, _store.Log.TailAddress, maxBatchBytes);
+        return new RangeCopy(this, table, ring, range, token, [.. clocks], _store.Log.BeginAddress, _store.Log.TailAddress, maxBatchBytes);
     }
 
     /// <summary>
@@ -49,15 +51,16 @@ public sealed partial class ParamStore
     /// With <paramref name="payloads"/>, live records' payloads are copied there and deleted ones skipped; with
     /// <paramref name="deleted"/>, deleted ones are kept and flagged there.
     /// </summary>
-    internal int ScanRange(TableHandle table, int range, ref long next, long end, ulong[] keys, byte[]? payloads, bool[]? deleted = null)
+    internal int ScanRange(TableHandle table, Ring ring, int range, ref long next, long end, ulong[] keys, byte[]? payloads, bool[]? deleted = null)
     {
         _maintenance.Wait();
         try
         {
+            CheckRangesUnchanged(ring, table, ring.Tokens[range]);
             if (_store.Log.BeginAddress > next)
-                throw new InvalidOperationException($"The log was compacted while range {_ring.Tokens[range]} of table {table} was being read; read it again.");
+                throw new InvalidOperationException($"The log was compacted while range {ring.Tokens[range]} of table {table} was being read; read it again.");
             if (next >= end) return 0;
-            var scan = new RangeScan(table, _ring, range, keys, payloads, deleted);
+            var scan = new RangeScan(table, ring, range, keys, payloads, deleted);
             _store.Log.Scan(ref scan, next, end);
             next = scan.StoppedAt ?? end;
             return scan.Count;
@@ -131,7 +134,6 @@ public sealed partial class ParamStore
         ArgumentNullException.ThrowIfNull(table);
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         if (!RecordBatch.TryParse(batch, out RecordBatch records, out string error)) throw new ArgumentException(error, nameof(batch));
-        CheckFits(table, records);
         return ApplyRecordBatch(table, records) ?? Task.CompletedTask;
     }
 
@@ -147,31 +149,37 @@ public sealed partial class ParamStore
     {
         ArgumentNullException.ThrowIfNull(table);
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        int range = RangeIndex(token, nameof(token));
-        var (rows, durable) = ApplyDropRange(table, range);
+        RangeIndex(Ranges, token, nameof(token));
+        var (rows, durable) = ApplyDropRange(table, token);
         return (rows, durable ?? Task.CompletedTask);
     }
 
-    /// <summary>The range index of a token, or an <see cref="ArgumentException"/> naming it.</summary>
-    private int RangeIndex(ulong token, string paramName)
+    /// <summary>The range index of a token in <paramref name="ring"/>, or an <see cref="ArgumentException"/> naming it.</summary>
+    private static int RangeIndex(Ring ring, ulong token, string paramName)
     {
-        int range = _ring.Tokens.BinarySearch(token);
+        int range = ring.Tokens.BinarySearch(token);
         if (range < 0) throw new ArgumentException($"Ring token {token} does not end one of this node's ranges.", paramName);
         return range;
     }
 
+    /// <summary>A range index is good only with the ranges it was found in: <see cref="SetRanges"/> renumbers them.</summary>
+    private void CheckRangesUnchanged(Ring ring, TableHandle table, ulong token)
+    {
+        if (!ReferenceEquals(ring, Ranges))
+            throw new InvalidOperationException($"The store's ranges changed while range {token} of table {table} was being read or dropped; start again.");
+    }
+
     /// <summary>Checks everything about a parsed batch against the table and the ring before anything is written.</summary>
-    private void CheckFits(TableHandle table, in RecordBatch records)
+    private static void CheckFits(Ring ring, TableHandle table, in RecordBatch records)
     {
         if (records.TableId != table.Id)
             throw new ArgumentException($"The record batch is of table id {records.TableId}, not table {table}.", "batch");
         if (records.PayloadBytes != table._layout.PayloadBytes)
             throw new ArgumentException($"The record batch's rows have {records.PayloadBytes} bytes; table {table} with its updater stores {table._layout.PayloadBytes}.", "batch");
-        int range = RangeIndex(records.Token, "batch");
+        int range = RangeIndex(ring, records.Token, "batch");
         ReadOnlySpan<ulong> keys = records.Keys;
         if (keys.Length > 0 && table.Schema.MaxKey is { } maxKey && keys[^1] >= maxKey)
             throw new ArgumentException($"The record batch holds key {keys[^1]}, beyond table {table}'s maxKey {maxKey}.", "batch");
-        Ring ring = _ring;
         foreach (ulong key in keys)
         {
             if (ring.RangeOf(table.RingHash, key) != range)
@@ -179,29 +187,29 @@ public sealed partial class ParamStore
         }
     }
 
-    /// <summary>Logs and applies a checked batch; the single place transferred records go through, live or replayed.</summary>
+    /// <summary>
+    /// Checks a parsed batch against the table and the ranges, then logs and applies it; the single place
+    /// transferred records go through, live or replayed. The check runs inside the push gate, where the ranges
+    /// cannot change.
+    /// </summary>
     private unsafe Task? ApplyRecordBatch(TableHandle table, in RecordBatch records)
     {
-        int range = _ring.Tokens.BinarySearch(records.Token);
-        // Clock locks before the push gate, in worker order: the order a clocked push takes its one lock in.
         var entries = new List<(uint Worker, ulong Clock, WorkerClocks Clocks)>(records.ClockCount);
         for (int i = 0; i < records.ClockCount; i++)
         {
             var (worker, clock) = records.ClockAt(i);
             if (_registry.TryGet(worker, out _)) entries.Add((worker, clock, table._clocks.For(worker)));   // else: removed, forgotten here too
         }
-        int locked = 0;
-        try
+        Task? durable;
+        using (HeldClockLocks.Enter(entries.ConvertAll(e => e.Clocks)))
         {
-            foreach (var e in entries)
-            {
-                Monitor.Enter(e.Clocks);
-                locked++;
-            }
             _pushGate.EnterReadLock();
             try
             {
-                Task? durable = LogSystemRecord(WalRecordKind.Records, records.Bytes);
+                Ring ring = Ranges;
+                CheckFits(ring, table, records);
+                int range = ring.Tokens.BinarySearch(records.Token);
+                durable = LogSystemRecord(WalRecordKind.Records, records.Bytes);
                 if (durable is { IsFaulted: true }) return durable;   // the log refused it: nothing applied
                 if (records.Count > 0)
                 {
@@ -218,51 +226,45 @@ public sealed partial class ParamStore
                     clocks.Recompute();
                     WriteClockRecord(table, worker, clocks);
                 }
-                return durable;
             }
             finally
             {
                 _pushGate.ExitReadLock();
             }
         }
-        finally
-        {
-            for (int i = locked - 1; i >= 0; i--) Monitor.Exit(entries[i].Clocks);
-            if (entries.Count > 0 && table._clocks.HasWaiters) table._clocks.Release(Floor(table));
-        }
+        // Pulls waiting for these clocks re-check, outside the locks (as after a clocked push).
+        if (entries.Count > 0 && table._clocks.HasWaiters) table._clocks.Release(Floor(table));
+        return durable;
     }
 
     /// <summary>Logs and applies a range drop; the single place drops go through, live or replayed.</summary>
-    private unsafe (long Rows, Task? Durable) ApplyDropRange(TableHandle table, int range)
+    private unsafe (long Rows, Task? Durable) ApplyDropRange(TableHandle table, ulong token)
     {
         // The keys first, outside the push gate (a scan of the whole log); the caller has stopped writes to the range.
         // In log order the last version of a key decides whether it is a row now.
+        Ring ring = Ranges;
+        int range = RangeIndex(ring, token, nameof(token));
         var live = new Dictionary<ulong, bool>();
         long next = _store.Log.BeginAddress, end = _store.Log.TailAddress;
         ulong[] keys = new ulong[ScanChunkKeys];
         bool[] deleted = new bool[ScanChunkKeys];
         while (next < end)
         {
-            int n = ScanRange(table, range, ref next, end, keys, payloads: null, deleted);
+            int n = ScanRange(table, ring, range, ref next, end, keys, payloads: null, deleted);
             for (int i = 0; i < n; i++) live[keys[i]] = !deleted[i];
         }
         var clocks = new List<(uint Worker, WorkerClocks Clocks)>();
         foreach (uint worker in WorkerIds()) clocks.Add((worker, table._clocks.For(worker)));
-        int locked = 0;
         long rows = 0;
-        try
+        using (HeldClockLocks.Enter(clocks.ConvertAll(c => c.Clocks)))
         {
-            foreach (var c in clocks)
-            {
-                Monitor.Enter(c.Clocks);
-                locked++;
-            }
             _pushGate.EnterReadLock();
             try
             {
+                CheckRangesUnchanged(ring, table, token);
                 Span<byte> record = stackalloc byte[12];
                 System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(record, table.Id);
-                System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(record[4..], _ring.Tokens[range]);
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(record[4..], token);
                 Task? durable = LogSystemRecord(WalRecordKind.DropRange, record);
                 if (durable is { IsFaulted: true }) return (0, durable);
                 RowSession session = _sessions.Rent();
@@ -304,10 +306,6 @@ public sealed partial class ParamStore
                 _pushGate.ExitReadLock();
             }
         }
-        finally
-        {
-            for (int i = locked - 1; i >= 0; i--) Monitor.Exit(clocks[i].Clocks);
-        }
     }
 
     /// <summary>Replays a logged record batch: checked when it was applied, so only its framing is checked again.</summary>
@@ -316,9 +314,14 @@ public sealed partial class ParamStore
         if (!RecordBatch.TryParse(bytes, out RecordBatch records, out string error))
             throw new WalCorruptException($"Write-ahead log record {lsn} is a record batch that does not parse: {error}");
         if (!_catalog.TryGet(records.TableId, out TableHandle? table)) return;   // its table was deleted later in the log
-        if (_ring.Tokens.BinarySearch(records.Token) < 0 || records.PayloadBytes != table!._layout.PayloadBytes)
-            throw new WalCorruptException($"Write-ahead log record {lsn} is a record batch for range {records.Token} of table '{table!.Name}' that this store's ranges or the table's layout do not match.");
-        ApplyRecordBatch(table, records);
+        try
+        {
+            ApplyRecordBatch(table!, records);
+        }
+        catch (ArgumentException e)
+        {
+            throw new WalCorruptException($"Write-ahead log record {lsn} is a record batch that this store's ranges or table '{table!.Name}' do not match: {e.Message}");
+        }
     }
 
     /// <summary>Replays a logged range drop.</summary>
@@ -328,9 +331,8 @@ public sealed partial class ParamStore
         uint tableId = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(bytes);
         ulong token = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(bytes[4..]);
         if (!_catalog.TryGet(tableId, out TableHandle? table)) return;
-        int range = _ring.Tokens.BinarySearch(token);
-        if (range < 0) throw new WalCorruptException($"Write-ahead log record {lsn} drops range {token}, which is not one of this store's ranges.");
-        ApplyDropRange(table!, range);
+        if (Ranges.Tokens.BinarySearch(token) < 0) throw new WalCorruptException($"Write-ahead log record {lsn} drops range {token}, which is not one of this store's ranges.");
+        ApplyDropRange(table!, token);
     }
 }
 

@@ -85,4 +85,23 @@ public sealed class StoreRangesTests : IDisposable
         await store.DropRange(t, added).Durable;
         Assert.Equal(0UL, store.ClockMin(t));
     }
+
+    [Fact]
+    public async Task ACopyStartedBeforeTheRangesChangeFailsAndStartsAgainUnderTheNewOnes()
+    {
+        using ParamStore store = _dir.Open();
+        TableHandle t = TestStore.Create(store, "t", TestStore.Schema(1));
+        store.Push(t, Keys, Ones(Keys.Length));
+        // The range the change leaves alone (tokens 15…55) with the most keys, copied one record per batch.
+        Ring before = store.Ranges;
+        ulong token = before.Tokens[15..55].ToArray().MaxBy(tok => Array.FindAll(Keys, k => before.Tokens[before.RangeOf(t.RingHash, k)] == tok).Length);
+        using var copy = store.CopyRange(t, token, maxBatchBytes: 44);
+        Assert.True(copy.TryReadNext(out _));
+        await store.SetRanges(Changed(store.Ranges));
+        Assert.Contains("ranges changed", Assert.Throws<InvalidOperationException>(() => copy.TryReadNext(out _)).Message);
+        using var again = store.CopyRange(t, token);
+        Assert.True(again.TryReadNext(out ReadOnlyMemory<byte> batch));
+        Assert.True(Transfer.RecordBatch.TryParse(batch.Span, out var records, out _));
+        Assert.Equal(Array.FindAll(Keys, k => store.Ranges.Tokens[store.Ranges.RangeOf(t.RingHash, k)] == token), records.Keys.ToArray());
+    }
 }

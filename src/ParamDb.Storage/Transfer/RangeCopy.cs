@@ -16,13 +16,15 @@ namespace ParamDb.Storage.Transfer;
 /// order; a batch keeps each key's newest version it met, and a later batch may carry a newer one: apply batches in
 /// order. Rows are never deleted one by one except by <see cref="ParamStore.DropRange"/>, and a range is copied
 /// only from a node that holds all of it, so every deleted version has a newer live one.</para>
-/// <para>Between batches the log may be compacted, which moves live records past the copy's end: the next batch
-/// then throws <see cref="InvalidOperationException"/> and the copy must start again.</para>
+/// <para>Between batches the log may be compacted, which moves live records past the copy's end, or the store's
+/// ranges may change (<see cref="ParamStore.SetRanges"/>): the next batch then throws
+/// <see cref="InvalidOperationException"/> and the copy must start again.</para>
 /// </remarks>
 public sealed class RangeCopy : IDisposable
 {
     private readonly ParamStore _store;
     private readonly TableHandle _table;
+    private readonly ParamDb.Protocol.Ring _ring;
     private readonly int _range;
     private readonly (uint Worker, ulong Clock)[] _clocks;
     private readonly long _end;
@@ -34,10 +36,11 @@ public sealed class RangeCopy : IDisposable
     private byte[] _payloads;
     private int[] _order;
 
-    internal RangeCopy(ParamStore store, TableHandle table, int range, ulong token, (uint, ulong)[] clocks, long begin, long end, int maxBytes)
+    internal RangeCopy(ParamStore store, TableHandle table, ParamDb.Protocol.Ring ring, int range, ulong token, (uint, ulong)[] clocks, long begin, long end, int maxBytes)
     {
         _store = store;
         _table = table;
+        _ring = ring;
         _range = range;
         Token = token;
         _clocks = clocks;
@@ -60,13 +63,13 @@ public sealed class RangeCopy : IDisposable
     /// <summary>
     /// The next batch, valid until the next call; false once the last batch (the one with the clock) was handed out.
     /// </summary>
-    /// <exception cref="InvalidOperationException">The log was compacted past the copy's position: start again.</exception>
+    /// <exception cref="InvalidOperationException">The log was compacted past the copy's position, or the store's ranges changed: start again.</exception>
     public bool TryReadNext(out ReadOnlyMemory<byte> batch)
     {
         ObjectDisposedException.ThrowIf(_keys.Length == 0, this);
         batch = default;
         if (_done) return false;
-        int count = _store.ScanRange(_table, _range, ref _next, _end, _keys, _payloads);
+        int count = _store.ScanRange(_table, _ring, _range, ref _next, _end, _keys, _payloads);
         bool last = _next >= _end;
         int unique = SortNewestPerKey(count);
         int payload = _table._layout.PayloadBytes;
