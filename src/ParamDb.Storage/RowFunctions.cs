@@ -26,6 +26,12 @@ internal unsafe struct RowInput
     /// </summary>
     public byte* Record;
 
+    /// <summary>
+    /// A read of the whole record (<see cref="ParamStore.ReadRecords"/>): the payload, values and optimizer state, then
+    /// a float 1 that says the row exists; nothing for a row that does not. A pull reads the dim values alone.
+    /// </summary>
+    public bool WholeRecord;
+
     public RowInput(TableHandle table) => Table = table;
 }
 

@@ -1,0 +1,99 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using FASTER.core;
+using ParamDb.Protocol;
+using ParamDb.Storage.Transfer;
+using ParamDb.Storage.Versions;
+
+namespace ParamDb.Storage;
+
+/// <summary>Reading chosen rows as whole records: what a primary ships to its backups after it applied pushes.</summary>
+public sealed partial class ParamStore
+{
+    /// <summary>
+    /// Writes the current whole records (values and optimizer state) of <paramref name="keys"/>, all in the range of
+    /// <paramref name="table"/> that ends at <paramref name="token"/>, to <paramref name="destination"/> as one
+    /// <see cref="RecordBatch"/> carrying the range's vector clock. The clock is read first, so every push it counts
+    /// is in the records: replication after aggregation ships the rows its pushes touched this way, and a backup that
+    /// applies the batch skips a retry of any of them. Keys without a row are left out.
+    /// </summary>
+    /// <returns>The batch's length in bytes.</returns>
+    /// <exception cref="ArgumentException">The token ends none of this store's ranges, or the keys do not ascend
+    /// strictly, or one lies outside the range.</exception>
+    /// <exception cref="InvalidOperationException">The store's ranges changed during the read; read again.</exception>
+    public unsafe int ReadRecords(TableHandle table, ulong token, ReadOnlySpan<ulong> keys, IBufferWriter<byte> destination)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        ArgumentNullException.ThrowIfNull(destination);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        Ring ring = Ranges;
+        int range = RangeIndex(ring, token, nameof(token));
+        for (int i = 0; i < keys.Length; i++)
+        {
+            if (i > 0 && keys[i] <= keys[i - 1]) throw new ArgumentException($"Keys must ascend strictly; key {keys[i]} follows {keys[i - 1]}.", nameof(keys));
+            if (ring.RangeOf(table.RingHash, keys[i]) != range) throw new ArgumentException($"Key {keys[i]} lies outside range {token}.", nameof(keys));
+        }
+
+        // The clock first: a push it counts wrote its rows before it advanced the clock.
+        var clocks = new List<(uint Worker, ulong Clock)>();
+        foreach (uint worker in WorkerIds())
+        {
+            WorkerClocks entry = table._clocks.For(worker);
+            lock (entry)
+            {
+                CheckRangesUnchanged(ring, table, token);
+                if (entry.Ranges[range] > 0) clocks.Add((worker, entry.Ranges[range]));
+            }
+        }
+
+        int payload = table._layout.PayloadBytes, stride = payload / sizeof(float) + 1;   // + 1: the row-exists flag
+        float[] rows = ArrayPool<float>.Shared.Rent(Math.Max(1, keys.Length * stride));
+        try
+        {
+            Array.Clear(rows, 0, keys.Length * stride);
+            if (keys.Length > 0)
+            {
+                fixed (ulong* k = keys)
+                fixed (float* r = rows)
+                {
+                    RunChunks<GetRecord>(new PinnedBatch(table, isRange: false, 0, k, r, keys.Length) { Stride = stride });
+                }
+            }
+            int found = 0;
+            for (int i = 0; i < keys.Length; i++)
+                if (rows[i * stride + stride - 1] != 0) found++;
+            int size = (int)RecordBatch.SizeOf(payload, found, clocks.Count);
+            Span<byte> batch = destination.GetSpan(size)[..size];
+            RecordBatch.WriteHeader(batch, table.Id, token, payload, found, clocks.Count);
+            Span<byte> rowBytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(rows.AsSpan());
+            int n = 0;
+            for (int i = 0; i < keys.Length; i++)
+            {
+                if (rows[i * stride + stride - 1] == 0) continue;
+                BinaryPrimitives.WriteUInt64LittleEndian(batch[(RecordBatch.HeaderSize + 8 * n)..], keys[i]);
+                rowBytes.Slice(i * stride * sizeof(float), payload).CopyTo(batch[(RecordBatch.HeaderSize + 8 * found + payload * n)..]);
+                n++;
+            }
+            for (int c = 0; c < clocks.Count; c++) RecordBatch.WriteClock(batch, payload, found, c, clocks[c].Worker, clocks[c].Clock);
+            destination.Advance(size);
+            return size;
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(rows);
+        }
+    }
+}
+
+/// <summary>A whole-record read: the payload and a row-exists flag into the destination (<see cref="RowInput.WholeRecord"/>).</summary>
+internal readonly unsafe struct GetRecord : IRowOperation
+{
+    public static bool Writes => false;
+
+    public static Status Run(RowSession session, ref RowKey key, ref RowInput input, ref RowOutput output, float* row)
+    {
+        input.WholeRecord = true;
+        output.Destination = row;
+        return session.Read(ref key, ref input, ref output);   // a row that does not exist leaves its flag at 0
+    }
+}
