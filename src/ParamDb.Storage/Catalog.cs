@@ -80,8 +80,8 @@ internal sealed class Catalog
 
     /// <exception cref="InvalidDataException">The record is not a catalog this version understands.</exception>
     /// <param name="utf8">The stored record.</param>
-    /// <param name="ranges">Ranges of the node's ring, for each table's vector clocks.</param>
-    public static Catalog Deserialize(ReadOnlySpan<byte> utf8, int ranges)
+    /// <param name="ranges">The store's ranges, for each table's vector clocks.</param>
+    public static Catalog Deserialize(ReadOnlySpan<byte> utf8, Versions.RangeShape ranges)
     {
         CatalogDocument? doc;
         try

@@ -267,7 +267,7 @@ public sealed partial class ParamStore
                 ApplyPush(table, keys, push.Values, push.Stamp);
                 return;
             case WalRecordKind.Catalog:
-                Catalog logged = Catalog.Deserialize(payload[WalRecord.SystemHeaderSize..], _ring.Count);
+                Catalog logged = Catalog.Deserialize(payload[WalRecord.SystemHeaderSize..], _shape);
                 _catalog = _catalog.Adopt(logged);
                 UpsertRecord(RowKey.CatalogKey, payload[WalRecord.SystemHeaderSize..]);
                 return;
@@ -288,9 +288,9 @@ public sealed partial class ParamStore
                 ReplayDropRange(lsn, payload[WalRecord.SystemHeaderSize..]);
                 return;
             case WalRecordKind.Ranges:
-                if (!RangesRecord.TryRead(payload[WalRecord.SystemHeaderSize..], out Ring? ranges))
+                if (!RangesRecord.TryRead(payload[WalRecord.SystemHeaderSize..], out Ring? ranges, out RangeShape? shape))
                     throw new WalCorruptException($"Write-ahead log record {lsn} is a ranges record that does not parse.");
-                ApplySetRanges(ranges!);
+                ApplySetRanges(ranges!, shape!);
                 return;
             default:
                 throw new WalCorruptException($"Write-ahead log record {lsn} has unknown kind {payload[0]}.");

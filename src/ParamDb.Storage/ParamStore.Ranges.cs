@@ -10,6 +10,9 @@ public sealed partial class ParamStore
     /// <summary>The ranges now; swapped whole by <see cref="SetRanges"/>.</summary>
     private Ring _ring;
 
+    /// <summary>How many ranges the clocks have and which are served; swapped with <see cref="_ring"/>.</summary>
+    private RangeShape _shape;
+
     /// <summary>
     /// The ranges this store keeps one vector clock per worker for: range i is the arc of the ring that ends at
     /// token i. A single node keeps <see cref="StoreOptions.Ring"/>; a cluster node keeps the ranges it holds, and
@@ -17,28 +20,45 @@ public sealed partial class ParamStore
     /// </summary>
     public Ring Ranges => Volatile.Read(ref _ring);
 
+    /// <summary>Whether the store serves the range that ends at <paramref name="token"/> (it is primary for it) rather than holding a copy.</summary>
+    public bool Serves(ulong token)
+    {
+        int range = Ranges.Tokens.BinarySearch(token);
+        return range >= 0 && Volatile.Read(ref _shape).Serves(range);
+    }
+
     /// <summary>
-    /// Makes <paramref name="ring"/> the store's ranges. Every worker's clock moves with its positions: a new range
-    /// gets the clock of the old range it lies in (a range split in two keeps its clock in both halves; ranges that
-    /// merge keep the clock of the one that ends at the kept token). Rows are not touched. Logged, and kept in a
-    /// system record, so a restart comes back with these ranges whatever <see cref="StoreOptions.Ring"/> says.
-    /// Pushes wait while it runs (it holds the push gate exclusively, like the start of a checkpoint).
+    /// Makes <paramref name="ring"/> the store's ranges, serving those that end at <paramref name="served"/> (null:
+    /// all of them) and holding the others as copies for other nodes. Every worker's clock moves with its positions:
+    /// a new range gets the clock of the old range it lies in (a range split in two keeps its clock in both halves;
+    /// ranges that merge keep the clock of the one that ends at the kept token). A clocked push advances the served
+    /// ranges only, and consistent pulls wait on them only; a held range's clock moves with the records replicated to
+    /// it. Rows are not touched. Logged, and kept in a system record, so a restart comes back with these ranges
+    /// whatever <see cref="StoreOptions.Ring"/> says. Pushes wait while it runs (it holds the push gate exclusively,
+    /// like the start of a checkpoint).
     /// </summary>
     /// <returns>Completes when the change is durable in the store's mode.</returns>
-    public Task SetRanges(Ring ring)
+    /// <exception cref="ArgumentException">A served token is not one of the ring's.</exception>
+    public Task SetRanges(Ring ring, IReadOnlyCollection<ulong>? served = null)
     {
         ArgumentNullException.ThrowIfNull(ring);
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        return ApplySetRanges(ring) ?? Task.CompletedTask;
+        bool[]? flags = null;
+        if (served is not null)
+        {
+            flags = new bool[ring.Count];
+            foreach (ulong token in served) flags[RangeIndex(ring, token, nameof(served))] = true;
+        }
+        return ApplySetRanges(ring, new RangeShape(ring.Count, flags)) ?? Task.CompletedTask;
     }
 
     /// <summary>Logs and applies a change of ranges; the single place it goes through, live or replayed.</summary>
-    private Task? ApplySetRanges(Ring next)
+    private Task? ApplySetRanges(Ring next, RangeShape shape)
     {
-        lock (_catalogLock)   // no table is created with the old count meanwhile
+        lock (_catalogLock)   // no table is created with the old ranges meanwhile
         {
             Ring current = _ring;
-            if (current.Tokens.SequenceEqual(next.Tokens)) return null;
+            if (current.Tokens.SequenceEqual(next.Tokens) && SameServed(_shape, shape)) return null;
             var map = new int[next.Count];
             for (int i = 0; i < map.Length; i++) map[i] = current.RangeOf(next.Tokens[i]);
 
@@ -52,10 +72,11 @@ public sealed partial class ParamStore
                 _pushGate.EnterWriteLock();
                 try
                 {
-                    byte[] record = RangesRecord.Write(next);
+                    byte[] record = RangesRecord.Write(next, shape);
                     Task? durable = LogSystemRecord(WalRecordKind.Ranges, record);
                     if (durable is { IsFaulted: true }) return durable;   // the log refused it: nothing changed
-                    foreach (TableHandle table in _catalog.Sorted) table._clocks.Remap(map);
+                    foreach (TableHandle table in _catalog.Sorted) table._clocks.Remap(map, shape);
+                    Volatile.Write(ref _shape, shape);
                     Volatile.Write(ref _ring, next);
                     UpsertRecord(RowKey.RangesKey, record);
                     // Clock records name ranges by token: written again for the new tokens, in this same section.
@@ -75,9 +96,18 @@ public sealed partial class ParamStore
     private void RecoverRanges(byte[]? record)
     {
         if (record is null) return;
-        if (!RangesRecord.TryRead(record, out Ring? ring))
+        if (!RangesRecord.TryRead(record, out Ring? ring, out RangeShape? shape))
             throw new InvalidDataException("The stored ranges record does not parse; the store's vector clocks cannot be placed.");
         _ring = ring!;
+        _shape = shape!;
+    }
+
+    private static bool SameServed(RangeShape a, RangeShape b)
+    {
+        if (a.Count != b.Count) return false;
+        for (int i = 0; i < a.Count; i++)
+            if (a.Serves(i) != b.Serves(i)) return false;
+        return true;
     }
 }
 

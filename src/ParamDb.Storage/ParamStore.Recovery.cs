@@ -52,7 +52,7 @@ public sealed partial class ParamStore
             return false;
         RecoverRanges(records[3]);   // before the catalog sizes the tables' clocks and the clock records are placed
 
-        Catalog recovered = records[0] is { } catalogBytes ? Catalog.Deserialize(catalogBytes, _ring.Count) : Catalog.Empty;
+        Catalog recovered = records[0] is { } catalogBytes ? Catalog.Deserialize(catalogBytes, _shape) : Catalog.Empty;
         // A table of the catalog record that the cut record does not list was created while the checkpoint waited
         // for the push gate: its catalog record made it in, but no push to it could, so it holds no rows.
         foreach (TableHandle table in recovered.Sorted)
@@ -108,7 +108,7 @@ public sealed partial class ParamStore
         }
 
         RecoverRanges(scan.RangesRecord);
-        Catalog recovered = scan.CatalogRecord is { } bytes ? Catalog.Deserialize(bytes, _ring.Count) : Catalog.Empty;
+        Catalog recovered = scan.CatalogRecord is { } bytes ? Catalog.Deserialize(bytes, _shape) : Catalog.Empty;
         // Never hand out an id that rows already use (see the remarks).
         uint maxSeen = 0;
         long orphans = 0;

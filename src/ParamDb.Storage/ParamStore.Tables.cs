@@ -44,7 +44,7 @@ public sealed partial class ParamStore
             Catalog current = _catalog;
             if (current.TryGet(name, out _)) throw new ArgumentException($"A table named \"{name}\" exists already.", nameof(name));
             if (id < current.NextId) throw new ArgumentException($"Table id {id} was used before in this store (the next free id is {current.NextId}).", nameof(id));
-            created = new TableHandle(name, id, schema, _ring.Count);
+            created = new TableHandle(name, id, schema, _shape);
             Catalog next = current.WithTable(created);
             durable = WriteCatalog(next);
             _catalog = next;

@@ -56,6 +56,7 @@ public sealed partial class ParamStore : INodeStorage, IDisposable
         _store = store;
         _sessions = new SessionPool(store);
         _ring = options.Ring;
+        _shape = new Versions.RangeShape(options.Ring.Count);
     }
 
     /// <summary>

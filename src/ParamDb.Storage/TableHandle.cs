@@ -11,7 +11,7 @@ public sealed class TableHandle
 {
     private long _rows;
 
-    internal TableHandle(string name, uint id, TableSchema schema, int ranges)
+    internal TableHandle(string name, uint id, TableSchema schema, Versions.RangeShape ranges)
     {
         Name = name;
         RingHash = ParamDb.Protocol.Ring.NameHash(name);

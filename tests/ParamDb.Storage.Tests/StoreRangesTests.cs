@@ -104,4 +104,49 @@ public sealed class StoreRangesTests : IDisposable
         Assert.True(Transfer.RecordBatch.TryParse(batch.Span, out var records, out _));
         Assert.Equal(Array.FindAll(Keys, k => store.Ranges.Tokens[store.Ranges.RangeOf(t.RingHash, k)] == token), records.Keys.ToArray());
     }
+
+    [Fact]
+    public async Task AHeldRangesClockMovesOnlyWithReplicatedRecordsUntilItIsServedAcrossARestart()
+    {
+        using var primaryDir = new TestStore();
+        ulong held;
+        ulong[] inHeld, others;
+        using (ParamStore primary = primaryDir.Open(), backup = _dir.Open())
+        {
+            TableHandle tp = TestStore.Create(primary, "t", TestStore.Schema(1)), tb = TestStore.Create(backup, "t", TestStore.Schema(1));
+            uint w = primary.RegisterWorker("w", [], 60_000).Id;
+            Assert.Equal(w, backup.RegisterWorker("w", [], 60_000).Id);
+            held = backup.Ranges.Tokens[backup.Ranges.RangeOf(tb.RingHash, Keys[0])];
+            inHeld = Array.FindAll(Keys, k => backup.Ranges.Tokens[backup.Ranges.RangeOf(tb.RingHash, k)] == held);
+            others = Array.FindAll(Keys, k => Array.IndexOf(inHeld, k) < 0);
+            // The backup serves every range but one, which it holds for the primary.
+            await backup.SetRanges(backup.Ranges, [.. backup.Ranges.Tokens.ToArray().Where(t => t != held)]);
+            Assert.False(backup.Serves(held));
+            Assert.True(backup.Serves(backup.Ranges.Tokens[backup.Ranges.RangeOf(tb.RingHash, others[0])]));
+
+            // A push to the backup's own ranges advances those alone; consistent pulls wait on them alone.
+            Assert.Equal(others.Length, backup.Push(tb, others, Ones(others.Length), new WorkerStamp(w, 4)).Applied);
+            Assert.Equal(4UL, backup.ClockMin(tb));
+            // The held range moves with what the primary ships: its rows and its clock 2.
+            primary.Push(tp, inHeld, Ones(inHeld.Length), new WorkerStamp(w, 2));
+            var shipped = new System.Buffers.ArrayBufferWriter<byte>();
+            primary.ReadRecords(tp, held, inHeld, shipped);
+            await backup.ApplyRecords(tb, shipped.WrittenSpan);
+            Assert.Equal(4UL, backup.ClockMin(tb));
+
+            // Promoted: the held range is served now, its clock 2 counts, and retries are judged by it.
+            await backup.SetRanges(backup.Ranges);
+            Assert.True(backup.Serves(held));
+            Assert.Equal(2UL, backup.ClockMin(tb));
+            Assert.Equal(0, backup.Push(tb, inHeld, Ones(inHeld.Length), new WorkerStamp(w, 2)).Applied);
+            // Clock 3 is new to the promoted range only.
+            Assert.Equal(inHeld.Length, backup.Push(tb, Keys, Ones(Keys.Length), new WorkerStamp(w, 3)).Applied);
+            await backup.SetRanges(backup.Ranges, [.. backup.Ranges.Tokens.ToArray().Where(t => t != held)]);   // held again, for the restart
+        }
+        using ParamStore reopened = _dir.Open();
+        Assert.False(reopened.Serves(held));
+        Assert.True(reopened.TryGetTable("t", out TableHandle? t));
+        Assert.Equal(4UL, reopened.ClockMin(t!));
+        Assert.Equal(Enumerable.Repeat(2f, inHeld.Length), TestStore.Pull(reopened, t!, inHeld));
+    }
 }

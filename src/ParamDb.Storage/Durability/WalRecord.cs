@@ -21,7 +21,7 @@ internal enum WalRecordKind : byte
     Records = 5,
     /// <summary>A dropped range: u32 table id, u64 the range's ring token, after the system header.</summary>
     DropRange = 6,
-    /// <summary>The store's ranges changed (<see cref="ParamStore.SetRanges"/>): u32 count, then the ring tokens, after the system header.</summary>
+    /// <summary>The store's ranges changed (<see cref="ParamStore.SetRanges"/>): after the system header, the ranges record (<see cref="Versions.RangesRecord"/>: tokens and which are served).</summary>
     Ranges = 7,
 }
 
@@ -48,7 +48,7 @@ internal enum WalRecordKind : byte
 /// 0       1               kind = 2, 3, 5, 6 or 7
 /// 1       7               reserved, 0
 /// 8       …               the system record's bytes, exactly as stored; a record batch (RecordBatch); or
-///                         u32 table id, u64 range token; or u32 count, u64 tokens
+///                         u32 table id, u64 range token; or the ranges record (tokens, served bits)
 /// </code>
 /// A push names its table by id, not name: a table deleted and created again under the same name gets a new id,
 /// so a replayed push never lands in the wrong one.

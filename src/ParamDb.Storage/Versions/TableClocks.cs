@@ -7,32 +7,35 @@ namespace ParamDb.Storage.Versions;
 /// Waiting costs no thread: a waiter is a task completed by whichever push, lease expiry or worker removal
 /// lifts the table's minimum clock to its target.
 /// </summary>
-internal sealed class TableClocks(int ranges)
+internal sealed class TableClocks(RangeShape shape)
 {
     private readonly ConcurrentDictionary<uint, WorkerClocks> _byWorker = new();
     private readonly Lock _waitLock = new();
     private readonly PriorityQueue<ClockWaiter, ulong> _waiters = new();
     private int _pendingWaiters;   // waiters not yet completed; read without the lock to skip Release on the hot path
 
+    /// <summary>The store's ranges: how many each worker entry has, and which are served.</summary>
+    public RangeShape Shape { get; private set; } = shape;
+
     /// <summary>Ranges per worker entry.</summary>
-    public int Ranges { get; private set; } = ranges;
+    public int Ranges => Shape.Count;
 
     /// <summary>
     /// The store's ranges changed: entry i of every worker becomes its old entry <c>map[i]</c> (the old range the new
-    /// range lies in, so a split range keeps its clock in both halves). The caller holds every worker's lock and
-    /// the push gate exclusively.
+    /// range lies in, so a split range keeps its clock in both halves), and <paramref name="shape"/> says which are
+    /// served. The caller holds every worker's lock and the push gate exclusively.
     /// </summary>
-    public void Remap(int[] map)
+    public void Remap(int[] map, RangeShape shape)
     {
+        Shape = shape;
         foreach (WorkerClocks w in _byWorker.Values) w.Remap(map);
-        Ranges = map.Length;
     }
 
     /// <summary>The workers with an entry, and their entries.</summary>
     public IEnumerable<KeyValuePair<uint, WorkerClocks>> Entries => _byWorker;
 
     /// <summary>The entry of <paramref name="worker"/>, created at clock 0 for every range.</summary>
-    public WorkerClocks For(uint worker) => _byWorker.GetOrAdd(worker, static (_, r) => new WorkerClocks(r), Ranges);
+    public WorkerClocks For(uint worker) => _byWorker.GetOrAdd(worker, static (_, owner) => new WorkerClocks(owner), this);
 
     /// <summary>The lowest clock of <paramref name="worker"/> over the ranges; 0 when it never pushed the table.</summary>
     public ulong MinOf(uint worker) => _byWorker.TryGetValue(worker, out var w) ? w.Min : 0;
