@@ -47,4 +47,7 @@ internal static partial class LogMessages
 
     [LoggerMessage(14, LogLevel.Information, "Dropped table {Name} (id {Id}) from this node's store: the cluster no longer has it")]
     public static partial void MirrorDroppedTable(this ILogger logger, string name, uint id);
+
+    [LoggerMessage(15, LogLevel.Warning, "Could not bring this node's store ranges to the ring's; the next ring change tries again")]
+    public static partial void StoreRangesNotSet(this ILogger logger, Exception exception);
 }

@@ -25,6 +25,7 @@ public sealed class StoreHost(NodeSettings settings, ClusterHost cluster, ILogge
     private LocalWorkerDirectory? _workers;
     private MetadataMirror? _mirror;
     private PeerLinks? _peers;
+    private StoreRanges? _ranges;
     private SnapshotLibrary? _snapshots;
     private FileStream? _lock;
     private readonly SemaphoreSlim _restoring = new(1, 1);
@@ -78,6 +79,7 @@ public sealed class StoreHost(NodeSettings settings, ClusterHost cluster, ILogge
         mirror.Attach(store, member.Manager.State);
         member.Manager.StateChanged += mirror.OnStateChanged;
         _mirror = mirror;
+        _ranges = new StoreRanges(member, store, logger);
         _peers = new PeerLinks(member);
         Volatile.Write(ref _node, new NodeServices(new Router(member, local, _peers), new ClusterTableDirectory(member, store),
             new ClusterWorkerDirectory(member, workers), new ClusterOwnership(member), store) { Cluster = member });
@@ -92,6 +94,7 @@ public sealed class StoreHost(NodeSettings settings, ClusterHost cluster, ILogge
             if (cluster.Member is { } member) member.Manager.StateChanged -= mirror.OnStateChanged;
             mirror.Detach();
         }
+        Interlocked.Exchange(ref _ranges, null)?.Dispose();
         if (Interlocked.Exchange(ref _peers, null) is { } peers) peers.DisposeAsync().AsTask().GetAwaiter().GetResult();
         Interlocked.Exchange(ref _workers, null)?.Dispose();
         Interlocked.Exchange(ref _store, null)?.Dispose();

@@ -260,4 +260,23 @@ public sealed class ClusterRoutingTests : IAsyncLifetime
         request.Headers.Add(ParamDbHeaders.TimeoutMs, timeoutMs.ToString());
         return http.SendAsync(request);
     }
+
+    [Fact]
+    public async Task EveryNodesStoreKeepsAClockForEveryArcOfTheRingAndServesTheArcsItIsPrimaryFor()
+    {
+        ClusterView view = await _cluster.ViewAsync(1);
+        ulong[] all = [.. view.Nodes.SelectMany(n => n.Tokens.Select(t => ulong.Parse(t, System.Globalization.CultureInfo.InvariantCulture))).Order()];
+        for (int i = 1; i <= 3; i++)
+        {
+            var host = (Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<Hosting.StoreHost>(_cluster[i].Services));
+            var store = (Storage.ParamStore)host.Node!.Storage;
+            // Applied off the Raft apply path, after the last join's epoch: wait for it with a deadline.
+            long deadline = Environment.TickCount64 + 10_000;
+            while (!store.Ranges.Tokens.SequenceEqual(all) && Environment.TickCount64 < deadline) await Task.Delay(50);
+            Assert.Equal(all, store.Ranges.Tokens.ToArray());
+            foreach (var node in view.Nodes)
+                foreach (string token in node.Tokens)
+                    Assert.Equal(node.Id == $"n{i}", store.Serves(ulong.Parse(token, System.Globalization.CultureInfo.InvariantCulture)));
+        }
+    }
 }

@@ -1,0 +1,76 @@
+using Microsoft.Extensions.Logging;
+using ParamDb.Cluster.Membership;
+using ParamDb.Protocol;
+using ParamDb.Protocol.Cluster;
+using ParamDb.Storage;
+
+namespace ParamDb.Cluster.Routing;
+
+/// <summary>
+/// Keeps a cluster node's store ranges in step with the ring (docs/replication.md): the store keeps a clock for
+/// every arc of the ring, serves the arcs this node is primary for, and holds the others, which stay empty until
+/// replication places copies there. Applied when the store is attached and after every ring epoch, off the Raft
+/// apply path (a change waits for the push gate), one at a time, always to the newest ring.
+/// </summary>
+public sealed class StoreRanges : IDisposable
+{
+    private readonly ClusterMember _member;
+    private readonly ParamStore _store;
+    private readonly ILogger _logger;
+    private readonly SemaphoreSlim _sync = new(1, 1);
+    private bool _disposed;
+
+    /// <summary>Follows <paramref name="member"/>'s ring into <paramref name="store"/> from now on, starting with the current one.</summary>
+    public StoreRanges(ClusterMember member, ParamStore store, ILogger logger)
+    {
+        _member = member;
+        _store = store;
+        _logger = logger;
+        member.RingChanged += OnRingChanged;
+        Applied = Task.Run(ApplyAsync);
+    }
+
+    /// <summary>The latest application started (tests wait on it).</summary>
+    public Task Applied { get; private set; }
+
+    private void OnRingChanged(ClusterRing ring) => Applied = Task.Run(ApplyAsync);
+
+    private async Task ApplyAsync()
+    {
+        await _sync.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (_disposed || _member.Ring is not { } ring) return;
+            (Ring ranges, List<ulong> served) = Of(ring, ring.NodeIndex(_member.Identity.NodeId));
+            await _store.SetRanges(ranges, served).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is ObjectDisposedException or IOException or InvalidOperationException or ArgumentException)
+        {
+            _logger.StoreRangesNotSet(e);
+        }
+        finally
+        {
+            _sync.Release();
+        }
+    }
+
+    /// <summary>Every token of the ring, and those of <paramref name="self"/>: the arcs it is primary for.</summary>
+    internal static (Ring Ranges, List<ulong> Served) Of(ClusterRing ring, int self)
+    {
+        ReadOnlySpan<ulong> tokens = ring.Tokens;
+        ReadOnlySpan<int> owners = ring.Owners;
+        var served = new List<ulong>();
+        for (int i = 0; i < tokens.Length; i++)
+            if (owners[i] == self) served.Add(tokens[i]);
+        return (new Ring(tokens.ToArray()), served);
+    }
+
+    /// <summary>Stops following the ring and waits for a change under way, so the store can close.</summary>
+    public void Dispose()
+    {
+        _member.RingChanged -= OnRingChanged;
+        _sync.Wait();
+        _disposed = true;
+        _sync.Release();
+    }
+}
