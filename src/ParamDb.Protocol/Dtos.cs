@@ -120,4 +120,6 @@ public sealed record ProblemReply
 [JsonSerializable(typeof(ClusterView))]
 [JsonSerializable(typeof(JoinRequest))]
 [JsonSerializable(typeof(JoinReply))]
+[JsonSerializable(typeof(RecordsApplied))]
+[JsonSerializable(typeof(RangeDropped))]
 public sealed partial class ProtocolJson : JsonSerializerContext;

@@ -6,6 +6,9 @@ public static class MediaTypes
     /// <summary>The binary KV block (docs/wire-format.md).</summary>
     public const string KvBlock = "application/x-paramdb-kv";
 
+    /// <summary>Record batches of a range transfer between cluster peers, one after the other (docs/replication.md).</summary>
+    public const string Records = "application/x-paramdb-records";
+
     /// <summary>The body of <c>POST /v1/stream</c>, both ways: a sequence of frames (docs/streaming.md).</summary>
     public const string Stream = "application/x-paramdb-stream";
 

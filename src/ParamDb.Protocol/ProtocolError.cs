@@ -121,4 +121,10 @@ public static class ProblemCodes
     public const string NotInCluster = "not_in_cluster";
     /// <summary>403: a cluster peer route without the right <c>--cluster-secret</c>.</summary>
     public const string PeerRefused = "peer_refused";
+    /// <summary>404: a ring token that ends none of this node's ranges (a peer's range transfer).</summary>
+    public const string RangeNotFound = "range_not_found";
+    /// <summary>409: a peer asked to drop a range this node serves (it is the range's primary).</summary>
+    public const string RangeServed = "range_served";
+    /// <summary>400: a record batch of a peer's range transfer that does not parse or does not fit the table.</summary>
+    public const string BadRecords = "bad_records";
 }

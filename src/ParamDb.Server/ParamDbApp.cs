@@ -92,6 +92,7 @@ public static class ParamDbApp
         app.MapExport();
         app.MapSnapshots();
         app.MapImport();
+        app.MapRecords();
         app.MapWorkers();
         app.MapAdmin();
         app.MapCluster();

@@ -1,6 +1,8 @@
 using System.Buffers;
 using FASTER.core;
+using ParamDb.Protocol;
 using ParamDb.Storage.Export;
+using ParamDb.Storage.Versions;
 
 namespace ParamDb.Storage;
 
@@ -12,7 +14,7 @@ public sealed partial class ParamStore
 
     /// <summary>
     /// Hands the key of every record of <paramref name="table"/> in the log to <paramref name="sink"/>, in chunks,
-    /// in log order. Every row that existed when the scan started is in it; rows created during the scan may or may
+    /// in log order, in the ranges the store serves (a copy it holds for another node is left out). Every row that existed when the scan started is in it; rows created during the scan may or may
     /// not be; none created after it are.
     /// </summary>
     /// <param name="table">The table whose keys to scan.</param>
@@ -46,7 +48,9 @@ public sealed partial class ParamStore
         ulong[] chunk = ArrayPool<ulong>.Shared.Rent(ScanChunkKeys);
         try
         {
-            var scan = new KeyScan(table.Id, chunk, sink, cancellationToken);
+            // Only the ranges the store serves: a copy it holds for another node is that node's to export.
+            RangeShape shape = Volatile.Read(ref _shape);
+            var scan = new KeyScan(table, shape.ServesAll ? null : (Ranges, shape), chunk, sink, cancellationToken);
             _store.Log.Scan(ref scan, _store.Log.BeginAddress, _store.Log.TailAddress);
             cancellationToken.ThrowIfCancellationRequested();
             scan.Flush();
@@ -64,7 +68,7 @@ public sealed partial class ParamStore
     /// Push scan over every record of the log: collects the keys of one table's rows into the chunk and passes full
     /// chunks to the sink. A mutable struct, passed by reference.
     /// </summary>
-    private struct KeyScan(uint tableId, ulong[] chunk, IKeyChunkSink sink, CancellationToken cancellationToken) : IScanIteratorFunctions<RowKey, SpanByte>
+    private struct KeyScan(TableHandle table, (Ring Ring, RangeShape Shape)? served, ulong[] chunk, IKeyChunkSink sink, CancellationToken cancellationToken) : IScanIteratorFunctions<RowKey, SpanByte>
     {
         private int _buffered;
 
@@ -78,7 +82,8 @@ public sealed partial class ParamStore
 
         public bool SingleReader(ref RowKey key, ref SpanByte value, RecordMetadata recordMetadata, long numberOfRecords)
         {
-            if (key.Table != tableId || key.Kind != RowKind.Row) return true;
+            if (key.Table != table.Id || key.Kind != RowKind.Row) return true;
+            if (served is { } s && !s.Shape.Serves(s.Ring.RangeOf(table.RingHash, key.Key))) return true;
             if (recordMetadata.RecordInfo.Tombstone)
             {
                 (Deleted ??= []).Add(key.Key);

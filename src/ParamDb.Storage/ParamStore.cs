@@ -19,7 +19,7 @@ namespace ParamDb.Storage;
 /// write-ahead log in ParamStore.Durability.cs, vector clocks and workers in ParamStore.Versions.cs, the key scan
 /// and exports in ParamStore.Scan.cs and ParamStore.Export.cs.</para>
 /// </remarks>
-public sealed partial class ParamStore : INodeStorage, IDisposable
+public sealed partial class ParamStore : INodeStorage, Transfer.IRangeTransfer, IDisposable
 {
     /// <summary>Log page, in bits: 2 MiB holds the largest row (dim 65,536 with adam: 768 KiB + 4 B); a record never spans pages.</summary>
     private const int PageSizeBits = 21;

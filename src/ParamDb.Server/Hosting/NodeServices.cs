@@ -16,6 +16,9 @@ namespace ParamDb.Server.Hosting;
 /// <param name="Storage">Checkpoints, imports and exports.</param>
 public sealed record NodeServices(IDataPlane Data, ITableDirectory Tables, IWorkerDirectory Workers, IRangeOwnership Ranges, INodeStorage Storage)
 {
+    /// <summary>Whole-record transfer of this node's ranges (docs/replication.md): the peer endpoints use it.</summary>
+    public ParamDb.Storage.Transfer.IRangeTransfer? Transfer { get; init; }
+
     /// <summary>This node's cluster membership; null on a single node.</summary>
     public ParamDb.Cluster.Membership.ClusterMember? Cluster { get; init; }
 

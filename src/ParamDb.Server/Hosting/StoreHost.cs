@@ -82,7 +82,7 @@ public sealed class StoreHost(NodeSettings settings, ClusterHost cluster, ILogge
         _ranges = new StoreRanges(member, store, logger);
         _peers = new PeerLinks(member);
         Volatile.Write(ref _node, new NodeServices(new Router(member, local, _peers), new ClusterTableDirectory(member, store),
-            new ClusterWorkerDirectory(member, workers), new ClusterOwnership(member), store) { Cluster = member });
+            new ClusterWorkerDirectory(member, workers), new ClusterOwnership(member), store) { Cluster = member, Transfer = store });
     }
 
     /// <summary>Unwires the seams and closes the store (no request may be using it).</summary>

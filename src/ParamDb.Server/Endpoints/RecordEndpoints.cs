@@ -1,0 +1,176 @@
+using System.Globalization;
+using Microsoft.AspNetCore.Http.HttpResults;
+using ParamDb.Protocol;
+using ParamDb.Protocol.Cluster;
+using ParamDb.Server.Hosting;
+using ParamDb.Server.Http;
+using ParamDb.Server.Options;
+using ParamDb.Storage;
+using ParamDb.Storage.Transfer;
+
+namespace ParamDb.Server.Endpoints;
+
+/// <summary>
+/// Whole-record transfer between cluster peers (docs/replication.md): a range's records read from one node, record
+/// batches written to another, a range dropped. Peers only (<c>ParamDb-Peer</c>, secret-checked when the cluster
+/// has one); a client never needs them.
+/// </summary>
+public static class RecordEndpoints
+{
+    /// <summary>Maps the peer transfer routes.</summary>
+    public static RouteGroupBuilder MapRecords(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1/tables/{table}").WithTags("Cluster");
+        group.MapGet("/ranges/{token}/records", CopyAsync)
+            .WithName("CopyRange")
+            .WithSummary("Cluster peers only: one range's records, values and optimizer state, as record batches, the range's vector clock in the last.")
+            .WithDescription("token: the ring token the range ends at (decimal). The body is record batches one after the other "
+                + "(application/x-paramdb-records, docs/replication.md); a copy cut short ends the connection without a proper end.")
+            .Produces(StatusCodes.Status200OK, contentType: MediaTypes.Records)
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status404NotFound);
+        group.MapPost("/records", ApplyAsync)
+            .WithName("ApplyRecords")
+            .WithSummary("Cluster peers only: write record batches (a range copy, or replicated rows) to this node's store.")
+            .WithDescription("Body: record batches one after the other (application/x-paramdb-records), up to --max-body bytes. Each is "
+                + "checked whole before it is written; a bad one is 400 bad_records naming it, and the batches before it stay written. "
+                + "The reply comes once every batch is durable: {\"batches\":n,\"records\":m}.")
+            .Accepts<byte[]>(MediaTypes.Records)
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
+        group.MapDelete("/ranges/{token}", DropAsync)
+            .WithName("DropRange")
+            .WithSummary("Cluster peers only: delete one range's rows and reset its vector clock; refused (409 range_served) for a range this node serves.")
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict);
+        return group;
+    }
+
+    /// <summary>The node's transfer seam and the table, or the problem that stops a peer's transfer request.</summary>
+    private static bool TryOpen(HttpRequest request, StoreHost host, string table, out IRangeTransfer transfer, out TableHandle handle, out ProblemHttpResult? problem)
+    {
+        transfer = null!;
+        handle = null!;
+        problem = null;
+        if (!Peers.IsPeer(request))
+            problem = Problems.Of(400, ProblemCodes.BadRequest, "Range transfers are between cluster peers; a client never sends them.");
+        else if (host.Node is not { Transfer: { } t } node)
+            problem = host.Node is null ? Problems.Unavailable() : Problems.Of(404, ProblemCodes.NotInCluster, "This node is not a cluster member: it has no ranges to transfer.");
+        else if (!node.TryResolve(table, out TableHandle? found, out ProtocolError error))
+            problem = Problems.From(error);
+        else
+        {
+            transfer = t;
+            handle = found;
+        }
+        return problem is null;
+    }
+
+    private static bool TryToken(string token, out ulong value, out ProblemHttpResult? problem)
+    {
+        problem = ulong.TryParse(token, NumberStyles.None, CultureInfo.InvariantCulture, out value)
+            ? null
+            : Problems.Of(400, ProblemCodes.BadRequest, $"'{token}' is not a ring token (a decimal uint64).");
+        return problem is null;
+    }
+
+    private static ProblemHttpResult RangeNotFound(ulong token) =>
+        Problems.Of(404, ProblemCodes.RangeNotFound, $"Ring token {token} ends none of this node's ranges.");
+
+    private static async Task<IResult> CopyAsync(string table, string token, HttpContext context, StoreHost host)
+    {
+        if (!TryOpen(context.Request, host, table, out var transfer, out var handle, out var problem)) return problem!;
+        if (!TryToken(token, out ulong at, out problem)) return problem!;
+        RangeCopy copy;
+        try
+        {
+            copy = transfer.CopyRange(handle, at);
+        }
+        catch (ArgumentException)
+        {
+            return RangeNotFound(at);
+        }
+        using (copy)
+        {
+            context.Response.ContentType = MediaTypes.Records;
+            // Once the first byte is out the status is sent: a failure later ends the connection (the reader sees a
+            // body cut short), never a well-formed copy that lacks records.
+            while (copy.TryReadNext(out ReadOnlyMemory<byte> batch))
+                await context.Response.Body.WriteAsync(batch, context.RequestAborted);
+        }
+        return Results.Empty;
+    }
+
+    private static async Task<Results<Ok<RecordsApplied>, ProblemHttpResult>> ApplyAsync(string table, HttpRequest request, StoreHost host, NodeSettings settings)
+    {
+        if (!TryOpen(request, host, table, out var transfer, out var handle, out var problem)) return problem!;
+        if (request.ContentLength > settings.MaxBodyBytes) return Problems.Of(413, ProblemCodes.BodyTooLarge, $"At most {settings.MaxBodyBytes} bytes of record batches per request.");
+        using var body = new MemoryStream();
+        await request.Body.CopyToAsync(body, request.HttpContext.RequestAborted);
+        if (body.Length > settings.MaxBodyBytes) return Problems.Of(413, ProblemCodes.BodyTooLarge, $"At most {settings.MaxBodyBytes} bytes of record batches per request.");
+        ReadOnlyMemory<byte> rest = body.GetBuffer().AsMemory(0, (int)body.Length);
+        Task durable = Task.CompletedTask;
+        int batches = 0;
+        long records = 0;
+        while (!rest.IsEmpty)
+        {
+            string? refusal = NextBatch(rest.Span, out int length, out int count);
+            if (refusal is null)
+            {
+                try
+                {
+                    durable = transfer.ApplyRecords(handle, rest.Span[..length]);
+                }
+                catch (ArgumentException e)
+                {
+                    refusal = e.Message;
+                }
+            }
+            if (refusal is not null)
+            {
+                await durable;
+                return Problems.Of(400, ProblemCodes.BadRecords, $"Record batch {batches + 1} of this request: {refusal} The {batches} batches before it ({records} records) are written.");
+            }
+            rest = rest[length..];
+            batches++;
+            records += count;
+        }
+        await durable;   // the log is written in order: the last batch's task covers the ones before
+        return TypedResults.Ok(new RecordsApplied(batches, records));
+    }
+
+    /// <summary>The length and record count of the batch at the front of <paramref name="bytes"/>; null, or why it cannot be read.</summary>
+    private static string? NextBatch(ReadOnlySpan<byte> bytes, out int length, out int count)
+    {
+        length = count = 0;
+        if (bytes.Length < RecordBatch.HeaderSize) return $"{bytes.Length} bytes left, less than a batch header ({RecordBatch.HeaderSize}).";
+        int payload = (int)Math.Min(BitConverter.ToUInt32(bytes[16..]), int.MaxValue / 2);
+        int records = (int)Math.Min(BitConverter.ToUInt32(bytes[20..]), int.MaxValue / 2);
+        int clocks = (int)Math.Min(BitConverter.ToUInt32(bytes[24..]), int.MaxValue / 2);
+        long size = RecordBatch.SizeOf(payload, records, clocks);
+        if (size > bytes.Length) return $"its header says {size} bytes; {bytes.Length} are left.";
+        if (!RecordBatch.TryParse(bytes[..(int)size], out RecordBatch batch, out string error)) return error;
+        length = (int)size;
+        count = batch.Count;
+        return null;
+    }
+
+    private static async Task<Results<Ok<RangeDropped>, ProblemHttpResult>> DropAsync(string table, string token, HttpRequest request, StoreHost host)
+    {
+        if (!TryOpen(request, host, table, out var transfer, out var handle, out var problem)) return problem!;
+        if (!TryToken(token, out ulong at, out problem)) return problem!;
+        if (transfer.Serves(at))
+            return Problems.Of(409, ProblemCodes.RangeServed, $"This node serves range {at} (it is the range's primary); dropping it would lose acknowledged rows.");
+        try
+        {
+            var (rows, durable) = transfer.DropRange(handle, at);
+            await durable;
+            return TypedResults.Ok(new RangeDropped(rows));
+        }
+        catch (ArgumentException)
+        {
+            return RangeNotFound(at);
+        }
+    }
+}
