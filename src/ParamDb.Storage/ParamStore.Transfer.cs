@@ -209,6 +209,7 @@ public sealed partial class ParamStore
                 Ring ring = Ranges;
                 CheckFits(ring, table, records);
                 int range = ring.Tokens.BinarySearch(records.Token);
+                Failpoints.Hit(Failpoints.RecordsBeforeLog);
                 durable = LogSystemRecord(WalRecordKind.Records, records.Bytes);
                 if (durable is { IsFaulted: true }) return durable;   // the log refused it: nothing applied
                 if (records.Count > 0)

@@ -47,10 +47,20 @@ public sealed partial class NodeProcess : IDisposable
     /// A name of its own: as an overload, <c>StartAsync(data, "--checkpoint-interval", "0")</c> bound the switch
     /// to the log file and the node ran with the default interval.
     /// </summary>
-    public static async Task<NodeProcess> StartLoggingAsync(string data, string? logFile, params string[] extraArgs)
+    public static Task<NodeProcess> StartLoggingAsync(string data, string? logFile, params string[] extraArgs) =>
+        StartWithEnvironmentAsync(data, logFile, null, extraArgs);
+
+    /// <summary>
+    /// Like <see cref="StartLoggingAsync"/>, with variables added to the node's environment (e.g.
+    /// <c>PARAMDB_FAILPOINTS</c>).
+    /// </summary>
+    public static async Task<NodeProcess> StartWithEnvironmentAsync(string data, string? logFile, IReadOnlyDictionary<string, string>? environment, params string[] extraArgs)
     {
         string[] args = ["--data", data, "--listen", "127.0.0.1:0", "--listen-h2", "127.0.0.1:0", "--memory", "64m", .. extraArgs];
-        var p = Process.Start(Command(args))!;
+        ProcessStartInfo command = Command(args);
+        if (environment is not null)
+            foreach (var (name, value) in environment) command.Environment[name] = value;
+        var p = Process.Start(command)!;
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(120));
         var opening = new System.Text.StringBuilder();   // what the node said while opening its store (recovery)
         while (await p.StandardOutput.ReadLineAsync(deadline.Token) is { } line)

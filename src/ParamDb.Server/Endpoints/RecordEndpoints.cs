@@ -137,6 +137,7 @@ public static class RecordEndpoints
             records += count;
         }
         await durable;   // the log is written in order: the last batch's task covers the ones before
+        Failpoints.Hit(Failpoints.RecordsAfterLog);
         return TypedResults.Ok(new RecordsApplied(batches, records));
     }
 
