@@ -49,6 +49,18 @@ public sealed class RangeTransferTests : IDisposable
         return (t, w);
     }
 
+    /// <summary>
+    /// <see cref="Fill"/>s <paramref name="a"/>, and gives <paramref name="b"/> the same table (the same id) and worker
+    /// with no rows: what a cluster's metadata mirror leaves on a node before records are copied to it.
+    /// </summary>
+    private static (TableHandle Source, TableHandle Target, uint Worker) FillAndMirror(ParamStore a, ParamStore b)
+    {
+        var (source, worker) = Fill(a);
+        TableHandle target = TestStore.Create(b, "t", Schema);
+        Assert.Equal(worker, b.RegisterWorker("w", [], 60_000).Id);
+        return (source, target, worker);
+    }
+
     /// <summary>Copies every range of <paramref name="from"/> to <paramref name="to"/> in batches of at most 1 KiB (~25 rows: ranges take several); returns the batches.</summary>
     private static List<byte[]> CopyAll(ParamStore from, TableHandle source, ParamStore to, TableHandle target)
     {
@@ -69,9 +81,7 @@ public sealed class RangeTransferTests : IDisposable
     public void CopyingEveryRangeGivesAnEqualTableThatLearnsAndDeduplicatesAlike()
     {
         using ParamStore a = _a.Open(), b = _b.Open();
-        var (ta, w) = Fill(a);
-        TableHandle tb = TestStore.Create(b, "t", Schema);
-        Assert.Equal(w, b.RegisterWorker("w", [], 60_000).Id);
+        var (ta, tb, w) = FillAndMirror(a, b);
 
         List<byte[]> batches = CopyAll(a, ta, b, tb);
         Assert.True(batches.Count > a.Ranges.Count, "1 KiB batches split ranges");
@@ -92,9 +102,7 @@ public sealed class RangeTransferTests : IDisposable
     public async Task ABatchAppliedTwiceLeavesWhatItLeftOnce()
     {
         using ParamStore a = _a.Open(), b = _b.Open();
-        var (ta, _) = Fill(a);
-        TableHandle tb = TestStore.Create(b, "t", Schema);
-        b.RegisterWorker("w", [], 60_000);
+        var (ta, tb, _) = FillAndMirror(a, b);
         List<byte[]> batches = CopyAll(a, ta, b, tb);
         float[] once = TestStore.Pull(b, tb, Keys);
         TableStats stats = b.GetStats(tb);
@@ -110,9 +118,7 @@ public sealed class RangeTransferTests : IDisposable
         float[] expected;
         using (ParamStore a = _a.Open(), b = _b.Open())
         {
-            var (ta, _) = Fill(a);
-            TableHandle tb = TestStore.Create(b, "t", Schema);
-            b.RegisterWorker("w", [], 60_000);
+            var (ta, tb, _) = FillAndMirror(a, b);
             CopyAll(a, ta, b, tb);
             expected = TestStore.Pull(a, ta, Keys);
         }
@@ -207,9 +213,7 @@ public sealed class RangeTransferTests : IDisposable
     public async Task AnExportLeavesOutADroppedRangeAndHasItAgainOnceItsRecordsAreBack()
     {
         using ParamStore a = _a.Open(), b = _b.Open();
-        var (ta, _) = Fill(a);
-        TableHandle tb = TestStore.Create(b, "t", Schema);
-        b.RegisterWorker("w", [], 60_000);
+        var (ta, tb, _) = FillAndMirror(a, b);
         CopyAll(a, ta, b, tb);
         int range = b.Ranges.RangeOf(tb.RingHash, Keys[0]);
         ulong token = b.Ranges.Tokens[range];
@@ -303,9 +307,7 @@ public sealed class RangeTransferTests : IDisposable
     public async Task ABadBatchIsRefusedWholeAndChangesNothing(string what, Func<byte[], byte[]> spoil)
     {
         using ParamStore a = _a.Open(), b = _b.Open();
-        var (ta, _) = Fill(a);
-        TableHandle tb = TestStore.Create(b, "t", Schema);
-        b.RegisterWorker("w", [], 60_000);
+        var (ta, tb, _) = FillAndMirror(a, b);
         // The biggest range, so it has at least two keys and a foreign key fits below its second one.
         ulong token = a.Ranges.Tokens.ToArray().MaxBy(tok => Array.FindAll(Keys, k => a.Ranges.Tokens[a.Ranges.RangeOf(ta.RingHash, k)] == tok).Length);
         using RangeCopy copy = a.CopyRange(ta, token);

@@ -15,9 +15,7 @@ namespace ParamDb.Server.Tests.Cluster;
 [Collection(ClusterCollection.Name)]
 public sealed class ClusterProcessTests(ITestOutputHelper output) : IDisposable
 {
-    private readonly string _root = Path.Combine(Path.GetTempPath(), "paramdb-cluster-" + Guid.NewGuid().ToString("N"));
-    private readonly NodeProcess?[] _nodes = new NodeProcess?[3];
-    private readonly int _port = LoopbackPorts.Triple(3);
+    private readonly ProcessCluster _cluster = new(3);
 
     [Fact]
     public async Task ThreeProcessesFormSurviveTheLeadersDeathAndARestartedNodeKeepsItsRows()
@@ -29,8 +27,7 @@ public sealed class ClusterProcessTests(ITestOutputHelper output) : IDisposable
         catch
         {
             // The nodes' logs say what the cluster did; the folder is deleted afterwards.
-            foreach (string log in Directory.GetFiles(_root, "*.log"))
-                output.WriteLine($"--- {Path.GetFileName(log)}{Environment.NewLine}{string.Join(Environment.NewLine, File.ReadLines(log).TakeLast(60))}");
+            foreach (string tail in _cluster.LogTails()) output.WriteLine(tail);
             throw;
         }
     }
@@ -38,7 +35,7 @@ public sealed class ClusterProcessTests(ITestOutputHelper output) : IDisposable
     private async Task FormKillAndRestartAsync()
     {
         var clock = Stopwatch.StartNew();
-        for (int i = 1; i <= 3; i++) await StartAsync(i, i == 1 ? ["--cluster-init"] : ["--join", $"127.0.0.1:{_port}"]);
+        for (int i = 1; i <= 3; i++) await StartAsync(i, i == 1 ? ["--cluster-init"] : _cluster.Join);
         ClusterView view = await WaitAsync(1, v => v.Nodes.Count == 3 && v.Nodes.All(n => n.State == NodeState.Up), "three nodes up");
         double formed = clock.Elapsed.TotalSeconds;
         output.WriteLine($"formed: three processes started one after the other and up in the ring in {formed:F1} s");
@@ -54,7 +51,7 @@ public sealed class ClusterProcessTests(ITestOutputHelper output) : IDisposable
         // SIGKILL the Raft leader: a survivor takes metadata writes again.
         int leader = int.Parse(view.Leader![1..]);
         int survivor = leader % 3 + 1;
-        await _nodes[leader - 1]!.KillAsync();
+        await _cluster[leader]!.KillAsync();
         clock.Restart();
         using HttpClient other = Client(survivor);
         HttpStatusCode status = 0;
@@ -79,18 +76,10 @@ public sealed class ClusterProcessTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(HttpStatusCode.OK, tables.StatusCode);   // created while it was down: it caught up
     }
 
-    private async Task StartAsync(int i, params string[] args)
-    {
-        string data = Path.Combine(_root, $"n{i}");
-        _nodes[i - 1]?.Dispose();
-        _nodes[i - 1] = await NodeProcess.StartLoggingAsync(data, Path.Combine(_root, $"n{i}.log"),
-        [
-            "--listen", $"127.0.0.{i}:{_port}", "--listen-h2", $"127.0.0.{i}:{_port + 1}", "--raft", $"127.0.0.{i}:{_port + 2}",
-            "--node-id", $"n{i}", "--checkpoint-interval", "0", "--Logging:LogLevel:ParamDb.Cluster=Debug", "--Logging:LogLevel:DotNext=Information", .. args,
-        ]);
-    }
+    private Task StartAsync(int i, params string[] args) =>
+        _cluster.StartAsync(i, null, ["--checkpoint-interval", "0", "--Logging:LogLevel:ParamDb.Cluster=Debug", "--Logging:LogLevel:DotNext=Information", .. args]);
 
-    private HttpClient Client(int i) => new() { BaseAddress = new Uri($"http://127.0.0.{i}:{_port}/") };
+    private HttpClient Client(int i) => _cluster.Client(i);
 
     private async Task<ClusterView> WaitAsync(int i, Func<ClusterView, bool> done, string what)
     {
@@ -112,15 +101,5 @@ public sealed class ClusterProcessTests(ITestOutputHelper output) : IDisposable
         throw new TimeoutException($"Waited 60 s for {what}; the last view had {view?.Nodes.Count} nodes.");
     }
 
-    public void Dispose()
-    {
-        foreach (NodeProcess? node in _nodes) node?.Dispose();
-        try
-        {
-            if (Directory.Exists(_root)) Directory.Delete(_root, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
+    public void Dispose() => _cluster.Dispose();
 }

@@ -17,27 +17,11 @@ namespace ParamDb.Server.Tests.Cluster;
 [Collection(ClusterCollection.Name)]
 public sealed class FailpointTests : IDisposable
 {
-    private readonly string _root = Path.Combine(Path.GetTempPath(), "paramdb-failpoints-" + Guid.NewGuid().ToString("N"));
-    private readonly NodeProcess?[] _nodes = new NodeProcess?[2];
-    private readonly int _port = LoopbackPorts.Triple(2);
+    private readonly ProcessCluster _cluster = new(2);
 
-    public void Dispose()
-    {
-        foreach (NodeProcess? node in _nodes) node?.Dispose();
-        if (Directory.Exists(_root)) Directory.Delete(_root, recursive: true);
-    }
+    public void Dispose() => _cluster.Dispose();
 
-    private async Task StartAsync(int i, IReadOnlyDictionary<string, string>? environment, params string[] args)
-    {
-        _nodes[i - 1]?.Dispose();
-        _nodes[i - 1] = await NodeProcess.StartWithEnvironmentAsync(Path.Combine(_root, $"n{i}"), Path.Combine(_root, $"n{i}.log"), environment,
-        [
-            "--listen", $"127.0.0.{i}:{_port}", "--listen-h2", $"127.0.0.{i}:{_port + 1}", "--raft", $"127.0.0.{i}:{_port + 2}",
-            "--node-id", $"n{i}", .. args,
-        ]);
-    }
-
-    private HttpClient Client(int i) => new() { BaseAddress = new Uri($"http://127.0.0.{i}:{_port}/") };
+    private HttpClient Client(int i) => _cluster.Client(i);
 
     private async Task<long> OwnRowsAsync(int i)
     {
@@ -53,8 +37,8 @@ public sealed class FailpointTests : IDisposable
     [InlineData(Failpoints.RecordsAfterLog, true)]
     public async Task ABackupKilledWhileItWritesRecordsHoldsThemAfterARestartExactlyWhenTheyReachedItsLog(string failpoint, bool held)
     {
-        await StartAsync(1, null, "--cluster-init");
-        await StartAsync(2, new Dictionary<string, string> { [Failpoints.Variable] = $"{failpoint}=crash" }, "--join", $"127.0.0.1:{_port}");
+        await _cluster.StartAsync(1, null, "--cluster-init");
+        await _cluster.StartAsync(2, new Dictionary<string, string> { [Failpoints.Variable] = $"{failpoint}=crash" }, _cluster.Join);
         using HttpClient n1 = Client(1);
         await Wire.CreateTableAsync(n1, "t", """{"dim":2,"updater":{"kind":"adagrad","lr":0.1}}""");
         ulong[] keys = [.. Enumerable.Range(0, 2000).Select(i => (ulong)i << 12)];
@@ -80,11 +64,11 @@ public sealed class FailpointTests : IDisposable
             // The failpoint kills n2 before it answers: no reply, the connection ends.
             await Assert.ThrowsAnyAsync<HttpRequestException>(() => n2.SendAsync(post));
         }
-        Process dead = _nodes[1]!.Process;
+        Process dead = _cluster[2]!.Process;
         using (var exit = new CancellationTokenSource(TimeSpan.FromSeconds(30))) await dead.WaitForExitAsync(exit.Token);
         Assert.NotEqual(0, dead.ExitCode);
 
-        await StartAsync(2, null);   // a restart: no flags, no failpoint
+        await _cluster.StartAsync(2, null);   // a restart: no flags, no failpoint
         Assert.Equal(before + (held ? count : 0), await OwnRowsAsync(2));
     }
 }
