@@ -8,9 +8,9 @@ namespace ParamDb.Storage;
 /// </summary>
 /// <remarks>
 /// Concurrency: <see cref="Owns"/> is called per block on the data path and reads an immutable snapshot. When
-/// the ring changes, implementations swap the snapshot and raise <see cref="Changed"/>. Moving a range between
-/// nodes together with its rows and clocks (whole-record transfer) comes with replication; until then a
-/// cluster's ownership changes only when nodes join.
+/// the ring changes, implementations swap the snapshot and raise <see cref="Changed"/>. Ranges move between nodes
+/// with their rows and clocks by whole-record transfer (<see cref="Transfer.IRangeTransfer"/>); until replication
+/// and migration use it, a cluster's ownership changes only when nodes join.
 /// </remarks>
 public interface IRangeOwnership
 {

@@ -6,8 +6,8 @@ using ParamDb.Storage;
 namespace ParamDb.Cluster.Routing;
 
 /// <summary>
-/// The ranges a cluster node owns: the arcs of the current ring that end at its tokens. Its store keeps one vector
-/// clock per token (<see cref="Ranges"/>), which is exactly one per owned arc.
+/// The ranges a cluster node owns: the arcs of the current ring that end at its tokens (<see cref="Ranges"/>). Its
+/// store keeps a vector clock for every arc of the ring and serves these (<see cref="StoreRanges"/>).
 /// </summary>
 public sealed class ClusterOwnership : IRangeOwnership
 {

@@ -27,13 +27,10 @@ public sealed class StoreRanges : IDisposable
         _store = store;
         _logger = logger;
         member.RingChanged += OnRingChanged;
-        Applied = Task.Run(ApplyAsync);
+        _ = Task.Run(ApplyAsync);
     }
 
-    /// <summary>The latest application started (tests wait on it).</summary>
-    public Task Applied { get; private set; }
-
-    private void OnRingChanged(ClusterRing ring) => Applied = Task.Run(ApplyAsync);
+    private void OnRingChanged(ClusterRing ring) => _ = Task.Run(ApplyAsync);
 
     private async Task ApplyAsync()
     {

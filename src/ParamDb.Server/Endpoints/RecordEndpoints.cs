@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Globalization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using ParamDb.Protocol;
@@ -146,9 +147,9 @@ public static class RecordEndpoints
     {
         length = count = 0;
         if (bytes.Length < RecordBatch.HeaderSize) return $"{bytes.Length} bytes left, less than a batch header ({RecordBatch.HeaderSize}).";
-        int payload = (int)Math.Min(BitConverter.ToUInt32(bytes[16..]), int.MaxValue / 2);
-        int records = (int)Math.Min(BitConverter.ToUInt32(bytes[20..]), int.MaxValue / 2);
-        int clocks = (int)Math.Min(BitConverter.ToUInt32(bytes[24..]), int.MaxValue / 2);
+        int payload = (int)Math.Min(BinaryPrimitives.ReadUInt32LittleEndian(bytes[16..]), int.MaxValue / 2);
+        int records = (int)Math.Min(BinaryPrimitives.ReadUInt32LittleEndian(bytes[20..]), int.MaxValue / 2);
+        int clocks = (int)Math.Min(BinaryPrimitives.ReadUInt32LittleEndian(bytes[24..]), int.MaxValue / 2);
         long size = RecordBatch.SizeOf(payload, records, clocks);
         if (size > bytes.Length) return $"its header says {size} bytes; {bytes.Length} are left.";
         if (!RecordBatch.TryParse(bytes[..(int)size], out RecordBatch batch, out string error)) return error;
