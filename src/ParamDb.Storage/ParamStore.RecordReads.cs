@@ -41,7 +41,7 @@ public sealed partial class ParamStore
             WorkerClocks entry = table._clocks.For(worker);
             lock (entry)
             {
-                CheckRangesUnchanged(ring, table, token);
+                CheckRangesUnchanged(ring, table);
                 if (entry.Ranges[range] > 0) clocks.Add((worker, entry.Ranges[range]));
             }
         }

@@ -99,6 +99,32 @@ public sealed class RangeTransferTests : IDisposable
     }
 
     [Fact]
+    public async Task EveryRangeCopiedInOnePassGivesTheSameTableAndEachRangesClockComesAfterItsRows()
+    {
+        using ParamStore a = _a.Open(), b = _b.Open();
+        var (ta, tb, w) = FillAndMirror(a, b);
+        var seen = new HashSet<ulong>();
+        int batches = 0;
+        using (RangeCopy copy = a.CopyRanges(ta, a.Ranges.Tokens.ToArray(), maxBatchBytes: 1 << 10))
+        {
+            while (copy.TryReadNext(out ReadOnlyMemory<byte> batch))
+            {
+                Assert.True(RecordBatch.TryParse(batch.Span, out RecordBatch parsed, out _));
+                Assert.False(seen.Contains(parsed.Token), $"range {parsed.Token} got a batch after the one with its clock");
+                if (parsed.ClockCount > 0 || parsed.Count == 0) seen.Add(parsed.Token);
+                await b.ApplyRecords(tb, batch.Span);
+                batches++;
+            }
+        }
+        Assert.Equal(a.Ranges.Count, seen.Count);   // every range closed once
+        Assert.True(batches > a.Ranges.Count);
+        Assert.Equal(TestStore.Pull(a, ta, Keys), TestStore.Pull(b, tb, Keys));
+        Assert.Equal(a.GetStats(ta), b.GetStats(tb));
+        Assert.Equal(3UL, b.ClockMin(tb));
+        Assert.Equal(0, b.Push(tb, Keys, Gradient(Keys.Length, 9f), new WorkerStamp(w, 3)).Applied);
+    }
+
+    [Fact]
     public async Task ABatchAppliedTwiceLeavesWhatItLeftOnce()
     {
         using ParamStore a = _a.Open(), b = _b.Open();

@@ -2,9 +2,10 @@
 namespace ParamDb.Storage.Transfer;
 
 /// <summary>
-/// A copy of one range of one table in progress (<see cref="ParamStore.CopyRange"/>): hands out the range's
-/// records in <see cref="RecordBatch"/>es, then, in the last batch, the range's vector clock as it was when the
-/// copy began. Not thread-safe; dispose it when done or abandoned.
+/// A copy of one or several ranges of one table in progress (<see cref="ParamStore.CopyRange"/>,
+/// <see cref="ParamStore.CopyRanges"/>): hands out each range's records in <see cref="RecordBatch"/>es, one log
+/// pass for all of them, and in each range's last batch the range's vector clock as it was when the copy began.
+/// Not thread-safe; dispose it when done or abandoned.
 /// </summary>
 /// <remarks>
 /// <para>What it holds: every row of the range that existed when the copy began, each with a value at least as new as
@@ -25,85 +26,135 @@ public sealed class RangeCopy : IDisposable
     private readonly ParamStore _store;
     private readonly TableHandle _table;
     private readonly ParamDb.Protocol.Ring _ring;
-    private readonly int _range;
-    private readonly (uint Worker, ulong Clock)[] _clocks;
+    private readonly int[] _ranges;                          // ring indexes of the ranges copied, ascending
+    private readonly (uint Worker, ulong Clock)[][] _clocks;   // per copied range, as read when the copy began
+    private readonly bool[] _wanted;                          // by ring index
+    private readonly bool[] _closed;                          // per copied range: its last batch (with the clock) is out
     private readonly long _end;
     private readonly int _maxRecords;
     private long _next;
-    private bool _done;
+    private bool _scanned;
     private byte[] _buffer = [];
     private ulong[] _keys;
+    private int[] _rangeOf;
     private byte[] _payloads;
     private int[] _order;
+    private readonly List<(int Start, int Count, int Range, bool Last)> _groups = [];   // batches of the chunk scanned last
+    private int _nextGroup;
+    private int _nextClosing;                                 // after the scan: the copied range to close next
 
-    internal RangeCopy(ParamStore store, TableHandle table, ParamDb.Protocol.Ring ring, int range, ulong token, (uint, ulong)[] clocks, long begin, long end, int maxBytes)
+    internal RangeCopy(ParamStore store, TableHandle table, ParamDb.Protocol.Ring ring, int[] ranges, (uint, ulong)[][] clocks, long begin, long end, int maxBytes)
     {
         _store = store;
         _table = table;
         _ring = ring;
-        _range = range;
-        Token = token;
+        _ranges = ranges;
         _clocks = clocks;
+        _wanted = new bool[ring.Count];
+        foreach (int r in ranges) _wanted[r] = true;
+        _closed = new bool[ranges.Length];
         _next = begin;
         _end = end;
         int payload = table._layout.PayloadBytes;
         _maxRecords = Math.Max(1, (maxBytes - RecordBatch.HeaderSize) / (8 + payload));
         // Exactly sized, once per copy: the scan fills keys up to their length and payloads in step.
         _keys = new ulong[_maxRecords];
+        _rangeOf = new int[_maxRecords];
         _payloads = new byte[_maxRecords * payload];
         _order = new int[_maxRecords];
     }
 
-    /// <summary>The range: the ring token it ends at.</summary>
-    public ulong Token { get; }
+    /// <summary>The first range copied: the ring token it ends at.</summary>
+    public ulong Token => _ring.Tokens[_ranges[0]];
 
     /// <summary>Records handed out so far, versions of one row counted once per batch.</summary>
     public long Records { get; private set; }
 
     /// <summary>
-    /// The next batch, valid until the next call; false once the last batch (the one with the clock) was handed out.
+    /// The next batch, valid until the next call; false once every range's last batch (the one with its clock) was
+    /// handed out.
     /// </summary>
     /// <exception cref="InvalidOperationException">The log was compacted past the copy's position, or the store's ranges changed: start again.</exception>
     public bool TryReadNext(out ReadOnlyMemory<byte> batch)
     {
         ObjectDisposedException.ThrowIf(_keys.Length == 0, this);
-        batch = default;
-        if (_done) return false;
-        int count = _store.ScanRange(_table, _ring, _range, ref _next, _end, _keys, _payloads);
-        bool last = _next >= _end;
+        while (true)
+        {
+            if (_nextGroup < _groups.Count)
+            {
+                var (start, count, range, last) = _groups[_nextGroup++];
+                batch = Write(start, count, range, last);
+                return true;
+            }
+            if (!_scanned)
+            {
+                ScanChunk();
+                continue;
+            }
+            // Ranges whose records all came in earlier chunks, or that have none: a batch of their clock alone.
+            while (_nextClosing < _ranges.Length && _closed[_nextClosing]) _nextClosing++;
+            if (_nextClosing < _ranges.Length)
+            {
+                batch = Write(0, 0, _nextClosing++, last: true);
+                return true;
+            }
+            batch = default;
+            return false;
+        }
+    }
+
+    /// <summary>Scans the next chunk of the log and groups its records into one batch per range, keys ascending.</summary>
+    private void ScanChunk()
+    {
+        int count = _store.ScanRanges(_table, _ring, _wanted, ref _next, _end, _keys, _rangeOf, _payloads);
+        _scanned = _next >= _end;
         int unique = SortNewestPerKey(count);
+        _groups.Clear();
+        _nextGroup = 0;
+        for (int i = 0; i < unique;)
+        {
+            int range = _rangeOf[_order[i]], j = i;
+            while (j < unique && _rangeOf[_order[j]] == range) j++;
+            _groups.Add((i, j - i, Array.BinarySearch(_ranges, range), _scanned));
+            i = j;
+        }
+    }
+
+    /// <summary>Writes the batch of records <c>_order[start…start+count)</c> of copied range <paramref name="copied"/>, with its clock when it is the range's last.</summary>
+    private ReadOnlyMemory<byte> Write(int start, int count, int copied, bool last)
+    {
         int payload = _table._layout.PayloadBytes;
-        int clocks = last ? _clocks.Length : 0;
-        int size = (int)RecordBatch.SizeOf(payload, unique, clocks);
+        int clocks = last ? _clocks[copied].Length : 0;
+        int size = (int)RecordBatch.SizeOf(payload, count, clocks);
         if (_buffer.Length < size) _buffer = new byte[Math.Max(size, _buffer.Length * 2)];
         Span<byte> bytes = _buffer.AsSpan(0, size);
-        RecordBatch.WriteHeader(bytes, _table.Id, Token, payload, unique, clocks);
-        Span<byte> keyBytes = bytes.Slice(RecordBatch.HeaderSize, 8 * unique);
-        Span<byte> payloads = bytes.Slice(RecordBatch.HeaderSize + 8 * unique, payload * unique);
-        for (int i = 0; i < unique; i++)
+        RecordBatch.WriteHeader(bytes, _table.Id, _ring.Tokens[_ranges[copied]], payload, count, clocks);
+        Span<byte> keyBytes = bytes.Slice(RecordBatch.HeaderSize, 8 * count);
+        Span<byte> payloads = bytes.Slice(RecordBatch.HeaderSize + 8 * count, payload * count);
+        for (int i = 0; i < count; i++)
         {
-            int at = _order[i];
+            int at = _order[start + i];
             System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(keyBytes[(8 * i)..], _keys[at]);
             _payloads.AsSpan(at * payload, payload).CopyTo(payloads[(i * payload)..]);
         }
-        for (int i = 0; i < clocks; i++) RecordBatch.WriteClock(bytes, payload, unique, i, _clocks[i].Worker, _clocks[i].Clock);
-        Records += unique;
-        _done = last;
-        batch = _buffer.AsMemory(0, size);
-        return true;
+        for (int i = 0; i < clocks; i++) RecordBatch.WriteClock(bytes, payload, count, i, _clocks[copied][i].Worker, _clocks[copied][i].Clock);
+        Records += count;
+        if (last) _closed[copied] = true;
+        return _buffer.AsMemory(0, size);
     }
 
     /// <summary>
-    /// Orders the first <paramref name="count"/> scanned records by key in <c>_order</c>, keeping for each key the last
-    /// one scanned (the newest version); returns how many keys remain.
+    /// Orders the first <paramref name="count"/> scanned records by range, then key, in <c>_order</c>, keeping for
+    /// each key the last one scanned (the newest version); returns how many remain.
     /// </summary>
     private int SortNewestPerKey(int count)
     {
         Span<int> order = _order.AsSpan(0, count);
         for (int i = 0; i < count; i++) order[i] = i;
         ulong[] keys = _keys;
+        int[] ranges = _rangeOf;
         // Ties by scan position, so the newest version of a key comes last among its equals.
-        order.Sort((a, b) => keys[a] != keys[b] ? keys[a].CompareTo(keys[b]) : a.CompareTo(b));
+        order.Sort((a, b) => ranges[a] != ranges[b] ? ranges[a].CompareTo(ranges[b]) : keys[a] != keys[b] ? keys[a].CompareTo(keys[b]) : a.CompareTo(b));
         int unique = 0;
         for (int i = 0; i < count; i++)
         {
@@ -117,7 +168,5 @@ public sealed class RangeCopy : IDisposable
     public void Dispose()
     {
         _keys = [];
-        _payloads = [];
-        _order = [];
     }
 }
