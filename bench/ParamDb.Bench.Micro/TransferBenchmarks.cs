@@ -25,11 +25,15 @@ public class TransferBenchmarks
     private byte[][] _batches = [];
     private readonly ArrayBufferWriter<byte> _buffer = new(4 << 20);
 
+    /// <summary>With and without the write-ahead log: a batch written is one log record, and records cost per record.</summary>
+    [Params(DurabilityMode.Wal, DurabilityMode.Checkpoint)]
+    public DurabilityMode Durability { get; set; }
+
     [GlobalSetup]
     public void Setup()
     {
         _directory = Path.Combine(Path.GetTempPath(), "paramdb-micro-" + Guid.NewGuid().ToString("N"));
-        _store = ParamStore.Open(new StoreOptions { DataDirectory = _directory, MemoryBytes = 2L << 30 });
+        _store = ParamStore.Open(new StoreOptions { DataDirectory = _directory, MemoryBytes = 2L << 30, Durability = Durability });
         if (!new TableSchema { Dim = Dim }.TryNormalize(out var schema, out var error)) throw new InvalidOperationException(error.Detail);
         _table = _store.AddTable(_store.NextTableId, "t", schema);
 
