@@ -137,21 +137,24 @@ public sealed partial class ParamStore
     }
 
     /// <summary>
-    /// Writes a batch of transferred records (<see cref="RecordBatch"/>) to <paramref name="table"/>: each row
-    /// becomes the payload as given, values and optimizer state, and the range's vector clock rises to the batch's
-    /// where it is higher. Logged verbatim and applied inside one push-gate section, so a checkpoint holds all of it or
-    /// none. Applying the same batch twice leaves the same state as once; batches of one copy go in their order.
+    /// Writes transferred records (<see cref="RecordBatch"/>es, one or several back to back, any ranges of
+    /// <paramref name="table"/>): each row becomes the payload as given, values and optimizer state, and each range's
+    /// vector clock rises to its batch's where it is higher. All of them go to the write-ahead log as one record,
+    /// verbatim, and are applied inside one push-gate section, so a checkpoint holds all of them or none; a log
+    /// record costs ~0.1 ms, so a replication message of many ranges should be one call. Applying the same batches
+    /// twice leaves the same state as once; batches of one copy go in their order.
     /// </summary>
-    /// <returns>Completes when the batch is durable in the store's mode; already faulted when the log refused it
+    /// <returns>Completes when the batches are durable in the store's mode; already faulted when the log refused them
     /// (then nothing was applied).</returns>
-    /// <exception cref="ArgumentException">The batch is malformed, or does not fit this table or this store's
-    /// ranges (another table's id, another layout, a key outside the range or beyond <c>maxKey</c>): nothing changed.</exception>
-    public Task ApplyRecords(TableHandle table, ReadOnlySpan<byte> batch)
+    /// <exception cref="ArgumentException">A batch is malformed, or does not fit this table or this store's ranges
+    /// (another table's id, another layout, a key outside its range or beyond <c>maxKey</c>): nothing changed.</exception>
+    public Task ApplyRecords(TableHandle table, ReadOnlySpan<byte> batches)
     {
         ArgumentNullException.ThrowIfNull(table);
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        if (!RecordBatch.TryParse(batch, out RecordBatch records, out string error)) throw new ArgumentException(error, nameof(batch));
-        return ApplyRecordBatch(table, records) ?? Task.CompletedTask;
+        var slices = new List<System.Range>();
+        if (!RecordBatch.TrySplit(batches, slices, out string error)) throw new ArgumentException(error, nameof(batches));
+        return ApplyRecordBatches(table, batches, slices) ?? Task.CompletedTask;
     }
 
     /// <summary>
@@ -205,42 +208,64 @@ public sealed partial class ParamStore
     }
 
     /// <summary>
-    /// Checks a parsed batch against the table and the ranges, then logs and applies it; the single place
-    /// transferred records go through, live or replayed. The check runs inside the push gate, where the ranges
-    /// cannot change.
+    /// Checks split batches against the table and the ranges, then logs them as one record and applies them; the
+    /// single place transferred records go through, live or replayed. The checks run inside the push gate, where the
+    /// ranges cannot change, and all of them before anything is logged.
     /// </summary>
-    private unsafe Task? ApplyRecordBatch(TableHandle table, in RecordBatch records)
+    private unsafe Task? ApplyRecordBatches(TableHandle table, ReadOnlySpan<byte> bytes, List<System.Range> slices)
     {
-        var entries = new List<(uint Worker, ulong Clock, WorkerClocks Clocks)>(records.ClockCount);
-        for (int i = 0; i < records.ClockCount; i++)
+        // Every clock entry of every batch, with the batch it is in; their locks in worker order, before the gate.
+        var entries = new List<(int Batch, uint Worker, ulong Clock, WorkerClocks Clocks)>();
+        var locks = new SortedList<uint, WorkerClocks>();
+        for (int b = 0; b < slices.Count; b++)
         {
-            var (worker, clock) = records.ClockAt(i);
-            if (_registry.TryGet(worker, out _)) entries.Add((worker, clock, table._clocks.For(worker)));   // else: removed, forgotten here too
+            RecordBatch.TryParse(bytes[slices[b]], out RecordBatch batch, out _);
+            for (int i = 0; i < batch.ClockCount; i++)
+            {
+                var (worker, clock) = batch.ClockAt(i);
+                if (!_registry.TryGet(worker, out _)) continue;   // removed: forgotten here too
+                WorkerClocks clocks = table._clocks.For(worker);
+                entries.Add((b, worker, clock, clocks));
+                locks.TryAdd(worker, clocks);
+            }
         }
         Task? durable;
-        using (HeldClockLocks.Enter(entries.ConvertAll(e => e.Clocks)))
+        using (HeldClockLocks.Enter([.. locks.Values]))
         {
             _pushGate.EnterReadLock();
             try
             {
                 Ring ring = Ranges;
-                CheckFits(ring, table, records);
-                int range = ring.Tokens.BinarySearch(records.Token);
-                Failpoints.Hit(Failpoints.RecordsBeforeLog);
-                durable = LogSystemRecord(WalRecordKind.Records, records.Bytes);
-                if (durable is { IsFaulted: true }) return durable;   // the log refused it: nothing applied
-                if (records.Count > 0)
+                foreach (System.Range slice in slices)
                 {
-                    fixed (ulong* k = records.Keys)
-                    fixed (byte* p = records.Payloads)
+                    RecordBatch.TryParse(bytes[slice], out RecordBatch batch, out _);
+                    CheckFits(ring, table, batch);
+                }
+                Failpoints.Hit(Failpoints.RecordsBeforeLog);
+                durable = LogSystemRecord(WalRecordKind.Records, bytes);
+                if (durable is { IsFaulted: true }) return durable;   // the log refused them: nothing applied
+                foreach (System.Range slice in slices)
+                {
+                    RecordBatch.TryParse(bytes[slice], out RecordBatch batch, out _);
+                    if (batch.Count == 0) continue;
+                    fixed (ulong* k = batch.Keys)
+                    fixed (byte* p = batch.Payloads)
                     {
-                        RunChunks<PutRecord>(new PinnedBatch(table, isRange: false, 0, k, (float*)p, records.Count) { Stride = records.PayloadBytes / sizeof(float) });
+                        RunChunks<PutRecord>(new PinnedBatch(table, isRange: false, 0, k, (float*)p, batch.Count) { Stride = batch.PayloadBytes / sizeof(float) });
                     }
                 }
-                foreach (var (worker, clock, clocks) in entries)
+                var touched = new HashSet<uint>();
+                foreach (var (b, worker, clock, clocks) in entries)
                 {
+                    RecordBatch.TryParse(bytes[slices[b]], out RecordBatch batch, out _);
+                    int range = ring.Tokens.BinarySearch(batch.Token);
                     if (clocks.Ranges[range] >= clock) continue;
                     clocks.Ranges[range] = clock;
+                    touched.Add(worker);
+                }
+                foreach (uint worker in touched)
+                {
+                    WorkerClocks clocks = locks[worker];
                     clocks.Recompute();
                     WriteClockRecord(table, worker, clocks);
                 }
@@ -329,19 +354,21 @@ public sealed partial class ParamStore
         }
     }
 
-    /// <summary>Replays a logged record batch: checked when it was applied, so only its framing is checked again.</summary>
+    /// <summary>Replays logged record batches: checked when they were applied, so a failed check now means the log is wrong.</summary>
     private void ReplayRecords(long lsn, ReadOnlySpan<byte> bytes)
     {
-        if (!RecordBatch.TryParse(bytes, out RecordBatch records, out string error))
-            throw new WalCorruptException($"Write-ahead log record {lsn} is a record batch that does not parse: {error}");
-        if (!_catalog.TryGet(records.TableId, out TableHandle? table)) return;   // its table was deleted later in the log
+        var slices = new List<System.Range>();
+        if (!RecordBatch.TrySplit(bytes, slices, out string error) || slices.Count == 0)
+            throw new WalCorruptException($"Write-ahead log record {lsn} holds record batches that do not parse: {error}");
+        RecordBatch.TryParse(bytes[slices[0]], out RecordBatch first, out _);
+        if (!_catalog.TryGet(first.TableId, out TableHandle? table)) return;   // its table was deleted later in the log
         try
         {
-            ApplyRecordBatch(table!, records);
+            ApplyRecordBatches(table!, bytes, slices);
         }
         catch (ArgumentException e)
         {
-            throw new WalCorruptException($"Write-ahead log record {lsn} is a record batch that this store's ranges or table '{table!.Name}' do not match: {e.Message}");
+            throw new WalCorruptException($"Write-ahead log record {lsn} holds record batches that this store's ranges or table '{table!.Name}' do not match: {e.Message}");
         }
     }
 

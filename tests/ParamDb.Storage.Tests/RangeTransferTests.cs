@@ -236,6 +236,41 @@ public sealed class RangeTransferTests : IDisposable
     }
 
     [Fact]
+    public async Task ManyRangesWrittenInOneCallAreOneLogRecordAllOrNothingAndSurviveARestart()
+    {
+        byte[] all;
+        float[] expected;
+        using (ParamStore a = _a.Open(), b = _b.Open())
+        {
+            var (ta, tb, _) = FillAndMirror(a, b);
+            expected = TestStore.Pull(a, ta, Keys);
+            var joined = new List<byte>();
+            using (RangeCopy copy = a.CopyRanges(ta, a.Ranges.Tokens.ToArray()))
+                while (copy.TryReadNext(out ReadOnlyMemory<byte> batch)) joined.AddRange(batch.ToArray());
+            all = [.. joined];
+            // A spoiled last batch: nothing of the others is written either.
+            byte[] spoiled = [.. all];
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(spoiled.AsSpan(LastBatchStart(all) + 4), 99);   // its table id
+            await Assert.ThrowsAsync<ArgumentException>(() => b.ApplyRecords(tb, spoiled));
+            Assert.Equal(0, b.GetStats(tb).Rows);
+            await b.ApplyRecords(tb, all);
+            Assert.Equal(expected, TestStore.Pull(b, tb, Keys));
+        }
+        using ParamStore reopened = _b.Open();   // the one log record replayed
+        Assert.True(reopened.TryGetTable("t", out TableHandle? t));
+        Assert.Equal(expected, TestStore.Pull(reopened, t!, Keys));
+        Assert.Equal(3UL, reopened.ClockMin(t!));
+    }
+
+    /// <summary>Where the last of several batches written back to back starts.</summary>
+    private static int LastBatchStart(byte[] batches)
+    {
+        var slices = new List<Range>();
+        Assert.True(RecordBatch.TrySplit(batches, slices, out string error), error);
+        return slices[^1].Start.Value;
+    }
+
+    [Fact]
     public async Task AnExportLeavesOutADroppedRangeAndHasItAgainOnceItsRecordsAreBack()
     {
         using ParamStore a = _a.Open(), b = _b.Open();

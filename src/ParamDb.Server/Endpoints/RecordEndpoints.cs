@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Globalization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using ParamDb.Protocol;
@@ -33,9 +32,9 @@ public static class RecordEndpoints
         group.MapPost("/records", ApplyAsync)
             .WithName("ApplyRecords")
             .WithSummary("Cluster peers only: write record batches (a range copy, or replicated rows) to this node's store.")
-            .WithDescription("Body: record batches one after the other (application/x-paramdb-records), up to --max-body bytes. Each is "
-                + "checked whole before it is written; a bad one is 400 bad_records naming it, and the batches before it stay written. "
-                + "The reply comes once every batch is durable: {\"batches\":n,\"records\":m}.")
+            .WithDescription("Body: record batches one after the other (application/x-paramdb-records), up to --max-body bytes. All are "
+                + "checked before any is written, then written as one write-ahead log record: a bad one is 400 bad_records naming it, "
+                + "and nothing is written. The reply comes once they are durable: {\"batches\":n,\"records\":m}.")
             .Accepts<byte[]>(MediaTypes.Records)
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound)
@@ -110,52 +109,26 @@ public static class RecordEndpoints
         using var body = new MemoryStream();
         await request.Body.CopyToAsync(body, request.HttpContext.RequestAborted);
         if (body.Length > settings.MaxBodyBytes) return Problems.Of(413, ProblemCodes.BodyTooLarge, $"At most {settings.MaxBodyBytes} bytes of record batches per request.");
-        ReadOnlyMemory<byte> rest = body.GetBuffer().AsMemory(0, (int)body.Length);
-        Task durable = Task.CompletedTask;
-        int batches = 0;
+        ReadOnlyMemory<byte> batches = body.GetBuffer().AsMemory(0, (int)body.Length);
+        var slices = new List<Range>();
         long records = 0;
-        while (!rest.IsEmpty)
+        if (!RecordBatch.TrySplit(batches.Span, slices, out string error))
+            return Problems.Of(400, ProblemCodes.BadRecords, $"{error} Nothing was written.");
+        foreach (Range slice in slices)
+            records += RecordBatch.TryParse(batches.Span[slice], out RecordBatch batch, out _) ? batch.Count : 0;
+        Task durable;
+        try
         {
-            string? refusal = NextBatch(rest.Span, out int length, out int count);
-            if (refusal is null)
-            {
-                try
-                {
-                    durable = transfer.ApplyRecords(handle, rest.Span[..length]);
-                }
-                catch (ArgumentException e)
-                {
-                    refusal = e.Message;
-                }
-            }
-            if (refusal is not null)
-            {
-                await durable;
-                return Problems.Of(400, ProblemCodes.BadRecords, $"Record batch {batches + 1} of this request: {refusal} The {batches} batches before it ({records} records) are written.");
-            }
-            rest = rest[length..];
-            batches++;
-            records += count;
+            // One log record and one push-gate section for all of them: all are written, or none.
+            durable = transfer.ApplyRecords(handle, batches.Span);
         }
-        await durable;   // the log is written in order: the last batch's task covers the ones before
+        catch (ArgumentException e)
+        {
+            return Problems.Of(400, ProblemCodes.BadRecords, $"{e.Message} Nothing was written.");
+        }
+        await durable;
         Failpoints.Hit(Failpoints.RecordsAfterLog);
-        return TypedResults.Ok(new RecordsApplied(batches, records));
-    }
-
-    /// <summary>The length and record count of the batch at the front of <paramref name="bytes"/>; null, or why it cannot be read.</summary>
-    private static string? NextBatch(ReadOnlySpan<byte> bytes, out int length, out int count)
-    {
-        length = count = 0;
-        if (bytes.Length < RecordBatch.HeaderSize) return $"{bytes.Length} bytes left, less than a batch header ({RecordBatch.HeaderSize}).";
-        int payload = (int)Math.Min(BinaryPrimitives.ReadUInt32LittleEndian(bytes[16..]), int.MaxValue / 2);
-        int records = (int)Math.Min(BinaryPrimitives.ReadUInt32LittleEndian(bytes[20..]), int.MaxValue / 2);
-        int clocks = (int)Math.Min(BinaryPrimitives.ReadUInt32LittleEndian(bytes[24..]), int.MaxValue / 2);
-        long size = RecordBatch.SizeOf(payload, records, clocks);
-        if (size > bytes.Length) return $"its header says {size} bytes; {bytes.Length} are left.";
-        if (!RecordBatch.TryParse(bytes[..(int)size], out RecordBatch batch, out string error)) return error;
-        length = (int)size;
-        count = batch.Count;
-        return null;
+        return TypedResults.Ok(new RecordsApplied(slices.Count, records));
     }
 
     private static async Task<Results<Ok<RangeDropped>, ProblemHttpResult>> DropAsync(string table, string token, HttpRequest request, StoreHost host)

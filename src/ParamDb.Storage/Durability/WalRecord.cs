@@ -17,7 +17,7 @@ internal enum WalRecordKind : byte
     /// stamp. Laid out as a push, so the same reader parses both.
     /// </summary>
     SetRows = 4,
-    /// <summary>Transferred records of one range (<see cref="Transfer.RecordBatch"/>), after the system header, verbatim.</summary>
+    /// <summary>Transferred records (<see cref="Transfer.RecordBatch"/>es of one table, back to back), after the system header, verbatim.</summary>
     Records = 5,
     /// <summary>A dropped range: u32 table id, u64 the range's ring token, after the system header.</summary>
     DropRange = 6,
@@ -47,7 +47,7 @@ internal enum WalRecordKind : byte
 /// catalog / registry / records / drop range / ranges:
 /// 0       1               kind = 2, 3, 5, 6 or 7
 /// 1       7               reserved, 0
-/// 8       …               the system record's bytes, exactly as stored; a record batch (RecordBatch); or
+/// 8       …               the system record's bytes, exactly as stored; record batches back to back; or
 ///                         u32 table id, u64 range token; or the ranges record (tokens, served bits)
 /// </code>
 /// A push names its table by id, not name: a table deleted and created again under the same name gets a new id,

@@ -16,8 +16,8 @@ public interface IRangeTransfer
     /// <summary>Starts a copy of one range (see <see cref="ParamStore.CopyRange"/>).</summary>
     RangeCopy CopyRange(TableHandle table, ulong token, int maxBatchBytes = ParamStore.TransferBatchBytes);
 
-    /// <summary>Writes one record batch (see <see cref="ParamStore.ApplyRecords"/>).</summary>
-    Task ApplyRecords(TableHandle table, ReadOnlySpan<byte> batch);
+    /// <summary>Writes record batches, one or several back to back, as one log record (see <see cref="ParamStore.ApplyRecords"/>).</summary>
+    Task ApplyRecords(TableHandle table, ReadOnlySpan<byte> batches);
 
     /// <summary>Reads chosen rows of one range as a record batch (see <see cref="ParamStore.ReadRecords"/>).</summary>
     int ReadRecords(TableHandle table, ulong token, ReadOnlySpan<ulong> keys, IBufferWriter<byte> destination);

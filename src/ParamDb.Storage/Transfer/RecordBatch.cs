@@ -147,4 +147,42 @@ public readonly ref struct RecordBatch
         error = "";
         return true;
     }
+
+    /// <summary>
+    /// Splits record batches written back to back (a request's body, a log record) into <paramref name="batches"/>,
+    /// each checked as <see cref="TryParse"/> does; false, and why, at the first that is not whole.
+    /// </summary>
+    public static bool TrySplit(ReadOnlySpan<byte> bytes, List<System.Range> batches, out string error)
+    {
+        ArgumentNullException.ThrowIfNull(batches);
+        batches.Clear();
+        int at = 0;
+        while (at < bytes.Length)
+        {
+            ReadOnlySpan<byte> rest = bytes[at..];
+            string which = $"Record batch {batches.Count + 1}";
+            if (rest.Length < HeaderSize)
+            {
+                error = $"{which}: {rest.Length} bytes are left, less than a batch header ({HeaderSize}).";
+                return false;
+            }
+            long size = SizeOf((int)Math.Min(BinaryPrimitives.ReadUInt32LittleEndian(rest[16..]), int.MaxValue / 2),
+                (int)Math.Min(BinaryPrimitives.ReadUInt32LittleEndian(rest[20..]), int.MaxValue / 2),
+                (int)Math.Min(BinaryPrimitives.ReadUInt32LittleEndian(rest[24..]), int.MaxValue / 2));
+            if (size > rest.Length)
+            {
+                error = $"{which}: its header says {size} bytes; {rest.Length} are left.";
+                return false;
+            }
+            if (!TryParse(rest[..(int)size], out _, out string why))
+            {
+                error = $"{which}: {why}";
+                return false;
+            }
+            batches.Add(at..(at + (int)size));
+            at += (int)size;
+        }
+        error = "";
+        return true;
+    }
 }

@@ -115,10 +115,15 @@ public sealed class RangeTransferApiTests : IAsyncLifetime
         using var notPeerWrite = await n1.PostAsync("v1/tables/t/records", Records(good));
         await Wire.AssertProblemAsync(notPeerWrite, 400, ProblemCodes.BadRequest);
         Assert.Equal(before, await _cluster.OwnRowsAsync(1, "t"));
-        // A bad batch after a good one: the good one is written, and the answer says so.
+        // A bad batch after a good one: all are checked before any is written, so the good one is not either.
         using var partly = await n1.SendAsync(Peer(HttpMethod.Post, "v1/tables/t/records", Records([.. good, 0, 0, 0])));
         string detail = await Wire.AssertProblemAsync(partly, 400, ProblemCodes.BadRecords);
-        Assert.Contains($"The 1 batches before it ({count} records) are written", detail);
+        Assert.Contains("Record batch 2", detail);
+        Assert.Contains("Nothing was written", detail);
+        Assert.Equal(before, await _cluster.OwnRowsAsync(1, "t"));
+        // Two good batches in one request: one write, both applied.
+        using var both = await n1.SendAsync(Peer(HttpMethod.Post, "v1/tables/t/records", Records([.. good, .. good])));
+        Assert.Equal(new RecordsApplied(2, 2L * count), await both.Content.ReadFromJsonAsync(ProtocolJson.Default.RecordsApplied));
         Assert.Equal(before + count, await _cluster.OwnRowsAsync(1, "t"));
     }
 }
