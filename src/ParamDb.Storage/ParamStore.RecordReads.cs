@@ -3,7 +3,6 @@ using System.Buffers.Binary;
 using FASTER.core;
 using ParamDb.Protocol;
 using ParamDb.Storage.Transfer;
-using ParamDb.Storage.Versions;
 
 namespace ParamDb.Storage;
 
@@ -35,16 +34,7 @@ public sealed partial class ParamStore
         }
 
         // The clock first: a push it counts wrote its rows before it advanced the clock.
-        var clocks = new List<(uint Worker, ulong Clock)>();
-        foreach (uint worker in WorkerIds())
-        {
-            WorkerClocks entry = table._clocks.For(worker);
-            lock (entry)
-            {
-                CheckRangesUnchanged(ring, table);
-                if (entry.Ranges[range] > 0) clocks.Add((worker, entry.Ranges[range]));
-            }
-        }
+        (uint Worker, ulong Clock)[] clocks = ReadRangeClocks(table, ring, [range])[0];
 
         int payload = table._layout.PayloadBytes, stride = payload / sizeof(float) + 1;   // + 1: the row-exists flag
         float[] rows = ArrayPool<float>.Shared.Rent(Math.Max(1, keys.Length * stride));
@@ -62,19 +52,18 @@ public sealed partial class ParamStore
             int found = 0;
             for (int i = 0; i < keys.Length; i++)
                 if (rows[i * stride + stride - 1] != 0) found++;
-            int size = (int)RecordBatch.SizeOf(payload, found, clocks.Count);
+            int size = (int)RecordBatch.SizeOf(payload, found, clocks.Length);
             Span<byte> batch = destination.GetSpan(size)[..size];
-            RecordBatch.WriteHeader(batch, table.Id, token, payload, found, clocks.Count);
+            RecordBatch.Lay(batch, table.Id, token, payload, found, clocks, out Span<byte> keyBytes, out Span<byte> payloads);
             Span<byte> rowBytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(rows.AsSpan());
             int n = 0;
             for (int i = 0; i < keys.Length; i++)
             {
                 if (rows[i * stride + stride - 1] == 0) continue;
-                BinaryPrimitives.WriteUInt64LittleEndian(batch[(RecordBatch.HeaderSize + 8 * n)..], keys[i]);
-                rowBytes.Slice(i * stride * sizeof(float), payload).CopyTo(batch[(RecordBatch.HeaderSize + 8 * found + payload * n)..]);
+                BinaryPrimitives.WriteUInt64LittleEndian(keyBytes[(8 * n)..], keys[i]);
+                rowBytes.Slice(i * stride * sizeof(float), payload).CopyTo(payloads[(payload * n)..]);
                 n++;
             }
-            for (int c = 0; c < clocks.Count; c++) RecordBatch.WriteClock(batch, payload, found, c, clocks[c].Worker, clocks[c].Clock);
             destination.Advance(size);
             return size;
         }

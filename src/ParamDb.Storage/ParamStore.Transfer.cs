@@ -42,6 +42,16 @@ public sealed partial class ParamStore
         ArgumentOutOfRangeException.ThrowIfLessThan(maxBatchBytes, RecordBatch.HeaderSize + 8 + table._layout.PayloadBytes);
         // Clocks first, then the end: a push the clock counts wrote its rows before it advanced the clock, so they
         // lie below the end (or were updated in place, where the copy reads them as they are).
+        (uint, ulong)[][] clocks = ReadRangeClocks(table, ring, ranges);
+        return new RangeCopy(this, table, ring, ranges, clocks, _store.Log.BeginAddress, _store.Log.TailAddress, maxBatchBytes);
+    }
+
+    /// <summary>
+    /// The clocks of <paramref name="ranges"/> (indexes of <paramref name="ring"/>), each worker's read under its lock:
+    /// for each range, the (worker, clock) pairs above 0, workers ascending, as a record batch carries them.
+    /// </summary>
+    private (uint Worker, ulong Clock)[][] ReadRangeClocks(TableHandle table, Ring ring, int[] ranges)
+    {
         var clocks = new List<(uint, ulong)>[ranges.Length];
         for (int r = 0; r < ranges.Length; r++) clocks[r] = [];
         foreach (uint worker in WorkerIds())
@@ -54,7 +64,7 @@ public sealed partial class ParamStore
                     if (entry.Ranges[ranges[r]] > 0) clocks[r].Add((worker, entry.Ranges[ranges[r]]));
             }
         }
-        return new RangeCopy(this, table, ring, ranges, Array.ConvertAll(clocks, c => c.ToArray()), _store.Log.BeginAddress, _store.Log.TailAddress, maxBatchBytes);
+        return Array.ConvertAll(clocks, c => c.ToArray());
     }
 
     /// <summary>
@@ -153,7 +163,7 @@ public sealed partial class ParamStore
         ArgumentNullException.ThrowIfNull(table);
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         var slices = new List<System.Range>();
-        if (!RecordBatch.TrySplit(batches, slices, out string error)) throw new ArgumentException(error, nameof(batches));
+        if (!RecordBatch.TrySplit(batches, slices, out _, out string error)) throw new ArgumentException(error, nameof(batches));
         return ApplyRecordBatches(table, batches, slices) ?? Task.CompletedTask;
     }
 
@@ -219,7 +229,7 @@ public sealed partial class ParamStore
         var locks = new SortedList<uint, WorkerClocks>();
         for (int b = 0; b < slices.Count; b++)
         {
-            RecordBatch.TryParse(bytes[slices[b]], out RecordBatch batch, out _);
+            RecordBatch batch = RecordBatch.Of(bytes[slices[b]]);
             for (int i = 0; i < batch.ClockCount; i++)
             {
                 var (worker, clock) = batch.ClockAt(i);
@@ -236,17 +246,13 @@ public sealed partial class ParamStore
             try
             {
                 Ring ring = Ranges;
-                foreach (System.Range slice in slices)
-                {
-                    RecordBatch.TryParse(bytes[slice], out RecordBatch batch, out _);
-                    CheckFits(ring, table, batch);
-                }
+                foreach (System.Range slice in slices) CheckFits(ring, table, RecordBatch.Of(bytes[slice]));
                 Failpoints.Hit(Failpoints.RecordsBeforeLog);
                 durable = LogSystemRecord(WalRecordKind.Records, bytes);
                 if (durable is { IsFaulted: true }) return durable;   // the log refused them: nothing applied
                 foreach (System.Range slice in slices)
                 {
-                    RecordBatch.TryParse(bytes[slice], out RecordBatch batch, out _);
+                    RecordBatch batch = RecordBatch.Of(bytes[slice]);
                     if (batch.Count == 0) continue;
                     fixed (ulong* k = batch.Keys)
                     fixed (byte* p = batch.Payloads)
@@ -257,8 +263,7 @@ public sealed partial class ParamStore
                 var touched = new HashSet<uint>();
                 foreach (var (b, worker, clock, clocks) in entries)
                 {
-                    RecordBatch.TryParse(bytes[slices[b]], out RecordBatch batch, out _);
-                    int range = ring.Tokens.BinarySearch(batch.Token);
+                    int range = ring.Tokens.BinarySearch(RecordBatch.Of(bytes[slices[b]]).Token);
                     if (clocks.Ranges[range] >= clock) continue;
                     clocks.Ranges[range] = clock;
                     touched.Add(worker);
@@ -358,9 +363,9 @@ public sealed partial class ParamStore
     private void ReplayRecords(long lsn, ReadOnlySpan<byte> bytes)
     {
         var slices = new List<System.Range>();
-        if (!RecordBatch.TrySplit(bytes, slices, out string error) || slices.Count == 0)
+        if (!RecordBatch.TrySplit(bytes, slices, out _, out string error) || slices.Count == 0)
             throw new WalCorruptException($"Write-ahead log record {lsn} holds record batches that do not parse: {error}");
-        RecordBatch.TryParse(bytes[slices[0]], out RecordBatch first, out _);
+        RecordBatch first = RecordBatch.Of(bytes[slices[0]]);
         if (!_catalog.TryGet(first.TableId, out TableHandle? table)) return;   // its table was deleted later in the log
         try
         {

@@ -266,7 +266,7 @@ public sealed class RangeTransferTests : IDisposable
     private static int LastBatchStart(byte[] batches)
     {
         var slices = new List<Range>();
-        Assert.True(RecordBatch.TrySplit(batches, slices, out string error), error);
+        Assert.True(RecordBatch.TrySplit(batches, slices, out _, out string error), error);
         return slices[^1].Start.Value;
     }
 

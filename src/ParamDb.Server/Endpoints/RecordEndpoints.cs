@@ -111,11 +111,8 @@ public static class RecordEndpoints
         if (body.Length > settings.MaxBodyBytes) return Problems.Of(413, ProblemCodes.BodyTooLarge, $"At most {settings.MaxBodyBytes} bytes of record batches per request.");
         ReadOnlyMemory<byte> batches = body.GetBuffer().AsMemory(0, (int)body.Length);
         var slices = new List<Range>();
-        long records = 0;
-        if (!RecordBatch.TrySplit(batches.Span, slices, out string error))
+        if (!RecordBatch.TrySplit(batches.Span, slices, out long records, out string error))
             return Problems.Of(400, ProblemCodes.BadRecords, $"{error} Nothing was written.");
-        foreach (Range slice in slices)
-            records += RecordBatch.TryParse(batches.Span[slice], out RecordBatch batch, out _) ? batch.Count : 0;
         Task durable;
         try
         {

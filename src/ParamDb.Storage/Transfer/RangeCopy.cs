@@ -124,20 +124,16 @@ public sealed class RangeCopy : IDisposable
     private ReadOnlyMemory<byte> Write(int start, int count, int copied, bool last)
     {
         int payload = _table._layout.PayloadBytes;
-        int clocks = last ? _clocks[copied].Length : 0;
-        int size = (int)RecordBatch.SizeOf(payload, count, clocks);
+        ReadOnlySpan<(uint Worker, ulong Clock)> clocks = last ? _clocks[copied] : [];
+        int size = (int)RecordBatch.SizeOf(payload, count, clocks.Length);
         if (_buffer.Length < size) _buffer = new byte[Math.Max(size, _buffer.Length * 2)];
-        Span<byte> bytes = _buffer.AsSpan(0, size);
-        RecordBatch.WriteHeader(bytes, _table.Id, _ring.Tokens[_ranges[copied]], payload, count, clocks);
-        Span<byte> keyBytes = bytes.Slice(RecordBatch.HeaderSize, 8 * count);
-        Span<byte> payloads = bytes.Slice(RecordBatch.HeaderSize + 8 * count, payload * count);
+        RecordBatch.Lay(_buffer.AsSpan(0, size), _table.Id, _ring.Tokens[_ranges[copied]], payload, count, clocks, out Span<byte> keyBytes, out Span<byte> payloads);
         for (int i = 0; i < count; i++)
         {
             int at = _order[start + i];
             System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(keyBytes[(8 * i)..], _keys[at]);
             _payloads.AsSpan(at * payload, payload).CopyTo(payloads[(i * payload)..]);
         }
-        for (int i = 0; i < clocks; i++) RecordBatch.WriteClock(bytes, payload, count, i, _clocks[copied][i].Worker, _clocks[copied][i].Clock);
         Records += count;
         if (last) _closed[copied] = true;
         return _buffer.AsMemory(0, size);

@@ -73,28 +73,43 @@ public readonly ref struct RecordBatch
         return (BinaryPrimitives.ReadUInt32LittleEndian(entry), BinaryPrimitives.ReadUInt64LittleEndian(entry[8..]));
     }
 
+    /// <summary>
+    /// A batch already checked by <see cref="TrySplit"/> or <see cref="TryParse"/>: its header read again, without
+    /// checking its keys a second time (that is a pass over every key).
+    /// </summary>
+    internal static RecordBatch Of(ReadOnlySpan<byte> bytes) =>
+        new(bytes, BinaryPrimitives.ReadUInt32LittleEndian(bytes[4..]), BinaryPrimitives.ReadUInt64LittleEndian(bytes[8..]),
+            (int)BinaryPrimitives.ReadUInt32LittleEndian(bytes[16..]), (int)BinaryPrimitives.ReadUInt32LittleEndian(bytes[20..]),
+            (int)BinaryPrimitives.ReadUInt32LittleEndian(bytes[24..]));
+
     /// <summary>Bytes of a batch of <paramref name="count"/> records of <paramref name="payloadBytes"/> and <paramref name="clocks"/> clock entries.</summary>
     public static long SizeOf(int payloadBytes, int count, int clocks) => HeaderSize + (8L + payloadBytes) * count + (long)ClockEntrySize * clocks;
 
-    /// <summary>Writes the header; keys, payloads and clocks follow at their offsets.</summary>
-    internal static void WriteHeader(Span<byte> destination, uint table, ulong token, int payloadBytes, int count, int clocks)
+    /// <summary>
+    /// Lays out a batch of <paramref name="count"/> records in <paramref name="batch"/> (exactly
+    /// <see cref="SizeOf"/> bytes): writes its header and its clock entries, and returns where the caller writes the
+    /// keys (8 bytes each, little-endian, ascending) and the payloads (<paramref name="payloadBytes"/> each, in key order).
+    /// </summary>
+    internal static void Lay(Span<byte> batch, uint table, ulong token, int payloadBytes, int count,
+        ReadOnlySpan<(uint Worker, ulong Clock)> clocks, out Span<byte> keys, out Span<byte> payloads)
     {
-        destination[..HeaderSize].Clear();
-        BinaryPrimitives.WriteUInt32LittleEndian(destination, Format);
-        BinaryPrimitives.WriteUInt32LittleEndian(destination[4..], table);
-        BinaryPrimitives.WriteUInt64LittleEndian(destination[8..], token);
-        BinaryPrimitives.WriteUInt32LittleEndian(destination[16..], (uint)payloadBytes);
-        BinaryPrimitives.WriteUInt32LittleEndian(destination[20..], (uint)count);
-        BinaryPrimitives.WriteUInt32LittleEndian(destination[24..], (uint)clocks);
-    }
-
-    /// <summary>Writes clock entry <paramref name="i"/> of a batch whose header is written.</summary>
-    internal static void WriteClock(Span<byte> batch, int payloadBytes, int count, int i, uint worker, ulong clock)
-    {
-        Span<byte> entry = batch.Slice(HeaderSize + (8 + payloadBytes) * count + ClockEntrySize * i, ClockEntrySize);
-        entry.Clear();
-        BinaryPrimitives.WriteUInt32LittleEndian(entry, worker);
-        BinaryPrimitives.WriteUInt64LittleEndian(entry[8..], clock);
+        batch[..HeaderSize].Clear();
+        BinaryPrimitives.WriteUInt32LittleEndian(batch, Format);
+        BinaryPrimitives.WriteUInt32LittleEndian(batch[4..], table);
+        BinaryPrimitives.WriteUInt64LittleEndian(batch[8..], token);
+        BinaryPrimitives.WriteUInt32LittleEndian(batch[16..], (uint)payloadBytes);
+        BinaryPrimitives.WriteUInt32LittleEndian(batch[20..], (uint)count);
+        BinaryPrimitives.WriteUInt32LittleEndian(batch[24..], (uint)clocks.Length);
+        int clocksAt = HeaderSize + (8 + payloadBytes) * count;
+        for (int i = 0; i < clocks.Length; i++)
+        {
+            Span<byte> entry = batch.Slice(clocksAt + ClockEntrySize * i, ClockEntrySize);
+            entry.Clear();
+            BinaryPrimitives.WriteUInt32LittleEndian(entry, clocks[i].Worker);
+            BinaryPrimitives.WriteUInt64LittleEndian(entry[8..], clocks[i].Clock);
+        }
+        keys = batch.Slice(HeaderSize, 8 * count);
+        payloads = batch.Slice(HeaderSize + 8 * count, payloadBytes * count);
     }
 
     /// <summary>
@@ -150,12 +165,14 @@ public readonly ref struct RecordBatch
 
     /// <summary>
     /// Splits record batches written back to back (a request's body, a log record) into <paramref name="batches"/>,
-    /// each checked as <see cref="TryParse"/> does; false, and why, at the first that is not whole.
+    /// each checked as <see cref="TryParse"/> does, and counts their records; false, and why, at the first that is
+    /// not whole.
     /// </summary>
-    public static bool TrySplit(ReadOnlySpan<byte> bytes, List<System.Range> batches, out string error)
+    public static bool TrySplit(ReadOnlySpan<byte> bytes, List<System.Range> batches, out long records, out string error)
     {
         ArgumentNullException.ThrowIfNull(batches);
         batches.Clear();
+        records = 0;
         int at = 0;
         while (at < bytes.Length)
         {
@@ -174,11 +191,12 @@ public readonly ref struct RecordBatch
                 error = $"{which}: its header says {size} bytes; {rest.Length} are left.";
                 return false;
             }
-            if (!TryParse(rest[..(int)size], out _, out string why))
+            if (!TryParse(rest[..(int)size], out RecordBatch batch, out string why))
             {
                 error = $"{which}: {why}";
                 return false;
             }
+            records += batch.Count;
             batches.Add(at..(at + (int)size));
             at += (int)size;
         }
