@@ -50,4 +50,10 @@ internal static partial class LogMessages
 
     [LoggerMessage(15, LogLevel.Warning, "Could not bring this node's store ranges to the ring's; the next ring change tries again")]
     public static partial void StoreRangesNotSet(this ILogger logger, Exception exception);
+
+    [LoggerMessage(16, LogLevel.Warning, "Node {NodeId}: lease lapsed (no heartbeat granted by a leader for a lease); answering for no range until one is")]
+    public static partial void LeaseLapsed(this ILogger logger, string nodeId);
+
+    [LoggerMessage(17, LogLevel.Warning, "Declared node {NodeId} {State} (last heard {SilentMs:F0} ms ago)")]
+    public static partial void NodeStateDeclared(this ILogger logger, string nodeId, ParamDb.Protocol.Cluster.NodeState state, double silentMs);
 }

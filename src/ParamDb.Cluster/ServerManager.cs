@@ -77,6 +77,13 @@ public sealed partial class ServerManager : IAsyncDisposable
     public bool IsLeader => Volatile.Read(ref _phase) == Running && _cluster is { } cluster && HoldsLeadership(cluster);
 
     /// <summary>
+    /// True while this member leads and holds Raft's leader lease: a majority answered its last heartbeat round
+    /// within an election timeout, so no other member can have been elected since. Node leases are granted only then.
+    /// </summary>
+    public bool HoldsLeaderLease =>
+        IsLeader && _cluster is { } cluster && cluster.TryGetLeaseToken(out CancellationToken lease) && !lease.IsCancellationRequested;
+
+    /// <summary>
     /// Opens (or creates) the data directory, restores the newest state snapshot, replays the committed log and
     /// starts the Raft transport. Returns once this member serves; a member not yet added to a group waits there
     /// in standby until the leader adds it.
@@ -106,6 +113,9 @@ public sealed partial class ServerManager : IAsyncDisposable
                 // default of 10 made a join take over a minute on a loaded 2-core machine (each round waits for the
                 // slowest reply); the log is a few hundred entries of metadata, so 3 rounds catch it up.
                 WarmupRounds = 3,
+                // Node leases (docs/replication.md) are granted only while the leader holds its own: a majority
+                // answered its heartbeats within an election timeout, so no other leader can exist meanwhile.
+                IsLeaderLeaseEnabled = true,
                 LoggerFactory = _options.LoggerFactory,
             };
             configuration.Metadata[MetadataIdKey] = _options.NodeId;

@@ -3,6 +3,7 @@ using System.Net;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using ParamDb.Cluster.Commands;
+using ParamDb.Cluster.Liveness;
 using ParamDb.Cluster.Metadata;
 using ParamDb.Protocol;
 using ParamDb.Protocol.Cluster;
@@ -24,6 +25,8 @@ public sealed partial class ClusterMember : IAsyncDisposable
     private readonly Lock _ringLock = new();
     private ClusterRing? _ring;
     private NodeIdentity _identity;
+    private FailureDetector? _detector;
+    private NodeLease? _lease;
 
     private ClusterMember(ClusterOptions options, NodeIdentity identity, ServerManager manager, ILogger logger)
     {
@@ -46,6 +49,12 @@ public sealed partial class ClusterMember : IAsyncDisposable
 
     /// <summary>The options the node started with.</summary>
     public ClusterOptions Options => _options;
+
+    /// <summary>The leader's failure detector (idle on followers): grants heartbeats and declares nodes down.</summary>
+    public FailureDetector Detector => _detector ?? throw new InvalidOperationException("The node has not settled in its cluster yet.");
+
+    /// <summary>This node's lease: whether it may act as a primary now.</summary>
+    public NodeLease Lease => _lease ?? throw new InvalidOperationException("The node has not settled in its cluster yet.");
 
     /// <summary>The ring of the newest state this node has applied; null before the state names any node.</summary>
     public ClusterRing? Ring => Volatile.Read(ref _ring);
@@ -100,6 +109,8 @@ public sealed partial class ClusterMember : IAsyncDisposable
             identity ??= await JoinAsync(options, manager, cancellationToken).ConfigureAwait(false);
             var node = new ClusterMember(options, identity, manager, logger);
             await node.SettleAsync(cancellationToken).ConfigureAwait(false);
+            node._detector = new FailureDetector(node, logger);
+            node._lease = new NodeLease(node, node._detector, logger);
             logger.ClusterNodeStarted(identity.NodeId, identity.ClusterId, node.Ring?.Epoch ?? 0, node.Ring?.NodeCount ?? 0);
             return node;
         }
@@ -264,6 +275,8 @@ public sealed partial class ClusterMember : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _manager.StateChanged -= OnStateChanged;
+        if (_lease is not null) await _lease.DisposeAsync().ConfigureAwait(false);
+        if (_detector is not null) await _detector.DisposeAsync().ConfigureAwait(false);
         await _manager.DisposeAsync().ConfigureAwait(false);
         _peers.Dispose();
     }

@@ -23,9 +23,11 @@ public sealed class PeerLinks(ClusterMember node) : IAsyncDisposable
         string id = ring.Nodes[nodeIndex];
         lock (_sync)
         {
-            if (_links.TryGetValue(id, out Task<ParamDbStream>? link) && !link.IsFaulted && !link.IsCanceled) return link;
             string? h2 = node.Manager.State.Nodes.TryGetValue(id, out var info) ? info.H2 : null;
             if (h2 is null) return Task.FromException<ParamDbStream>(new InvalidOperationException($"Node '{id}' is not in the cluster's state."));
+            // Not even tried: the leader heard nothing from it for --down-after, and its lease has lapsed.
+            if (info!.State == NodeState.Down) return Task.FromException<ParamDbStream>(new InvalidOperationException($"Node '{id}' is down (the leader has not heard from it); its ranges are unavailable until it returns."));
+            if (_links.TryGetValue(id, out Task<ParamDbStream>? link) && !link.IsFaulted && !link.IsCanceled) return link;
             link = ParamDbStream.ConnectAsync(new Uri($"http://{h2}"), new ParamDbStreamOptions
             {
                 ClockWaitTimeout = MaxPeerWait,

@@ -29,13 +29,14 @@ public sealed partial class Router
     /// <inheritdoc />
     public ValueTask<ClockWait> ReadAsync(TableHandle table, ReadOnlyMemory<byte> block, KvBlock plan, PullOptions options, Memory<byte> destination, CancellationToken cancellationToken)
     {
-        if (options.RingEpoch != 0 || node.Ring is not { } ring) return local.ReadAsync(table, block, plan, options, destination, cancellationToken);
+        if (node.Ring is not { } ring) return local.ReadAsync(table, block, plan, options, destination, cancellationToken);
+        if (options.RingEpoch != 0) return ReadLeasedAsync(table, block, plan, options, destination, cancellationToken);
         int self = ring.NodeIndex(node.Identity.NodeId);
         var slices = Slices.Of(ring, table, block.Span, plan, withValues: false);
         if (slices.NodesWithKeys() <= 1 && (plan.Count == 0 || slices.Count(self) == plan.Count))
         {
             slices.Dispose();
-            return local.ReadAsync(table, block, plan, options, destination, cancellationToken);
+            return ReadLeasedAsync(table, block, plan, options, destination, cancellationToken);
         }
         return ReadRoutedAsync(ring, self, table, slices, options, destination, cancellationToken);
     }
@@ -63,8 +64,16 @@ public sealed partial class Router
         }
     }
 
+    /// <summary>A read of this node's own rows, only while it holds its lease: a node without one may have been replaced.</summary>
+    private async ValueTask<ClockWait> ReadLeasedAsync(TableHandle table, ReadOnlyMemory<byte> block, KvBlock plan, PullOptions options, Memory<byte> destination, CancellationToken cancellationToken)
+    {
+        if (plan.Count > 0 && await LeaseLapsedAsync(cancellationToken).ConfigureAwait(false) is { } lapsed) return new ClockWait(0, lapsed, null, 0);
+        return await local.ReadAsync(table, block, plan, options, destination, cancellationToken).ConfigureAwait(false);
+    }
+
     private ClockWait ReadLocal(TableHandle table, Slices slices, int n)
     {
+        if (LeaseLapsed(out ProtocolError error)) return new ClockWait(0, error, null, 0);
         byte[] part = slices.Block(n, table.Dim, withValues: false, out int length);
         try
         {

@@ -30,7 +30,7 @@ public sealed partial class Router(ClusterMember node, LocalDataPlane local, Pee
         {
             if (IsStale(ring, options.RingEpoch, out ProtocolError error)) return new(PushReply.Refused(error));
             if (!KvBlock.TryParse(block.Span, KvExpect.Values, int.MaxValue, out KvBlock kv, out error)) return new(PushReply.Refused(error));
-            return OwnsAll(ring, table, block.Span, kv, out error) ? local.PushAsync(table, block, options, cancellationToken) : new(PushReply.Refused(error));
+            return OwnsAll(ring, table, block.Span, kv, out error) ? PushLeasedAsync(table, block, options, cancellationToken) : new(PushReply.Refused(error));
         }
         if (!local.TryCheckPush(table, block.Span, options, out KvBlock plan, out ProtocolError refused)) return new(PushReply.Refused(refused));
         return PushRoutedAsync(ring, table, block, plan, options, cancellationToken);
@@ -40,9 +40,52 @@ public sealed partial class Router(ClusterMember node, LocalDataPlane local, Pee
     public ValueTask<PushReply> TickAsync(TableHandle table, PushOptions options, CancellationToken cancellationToken)
     {
         if (node.Ring is { } current && options.RingEpoch != 0 && IsStale(current, options.RingEpoch, out ProtocolError stale)) return new(PushReply.Refused(stale));
-        if (node.Ring is not { } ring || options.RingEpoch != 0 || !options.Stamp.IsClocked) return local.TickAsync(table, options, cancellationToken);
+        if (node.Ring is null) return local.TickAsync(table, options, cancellationToken);
+        if (node.Ring is not { } ring || options.RingEpoch != 0 || !options.Stamp.IsClocked) return TickLeasedAsync(table, options, cancellationToken);
         return TickEverywhereAsync(ring, table, options, cancellationToken);
     }
+
+    /// <summary>
+    /// A push into this node's own ranges, while it holds its lease (docs/replication.md): refused before it is
+    /// applied when the lease has lapsed, and not acknowledged when it lapsed while the push was applied.
+    /// </summary>
+    private async ValueTask<PushReply> PushLeasedAsync(TableHandle table, ReadOnlyMemory<byte> block, PushOptions options, CancellationToken cancellationToken)
+    {
+        if (await LeaseLapsedAsync(cancellationToken).ConfigureAwait(false) is { } lapsed) return PushReply.Refused(lapsed);
+        PushReply reply = await local.PushAsync(table, block, options, cancellationToken).ConfigureAwait(false);
+        return reply.Accepted && await LeaseLapsedAsync(cancellationToken).ConfigureAwait(false) is { } late ? PushReply.Refused(late) : reply;
+    }
+
+    private async ValueTask<PushReply> TickLeasedAsync(TableHandle table, PushOptions options, CancellationToken cancellationToken)
+    {
+        if (await LeaseLapsedAsync(cancellationToken).ConfigureAwait(false) is { } lapsed) return PushReply.Refused(lapsed);
+        PushReply reply = await local.TickAsync(table, options, cancellationToken).ConfigureAwait(false);
+        return reply.Accepted && await LeaseLapsedAsync(cancellationToken).ConfigureAwait(false) is { } late ? PushReply.Refused(late) : reply;
+    }
+
+    /// <summary>
+    /// Null while this node holds its lease. Without one it waits up to <see cref="ClusterOptions.DownAfter"/> for a
+    /// renewal (a node just started, or one whose heartbeat stalled under load, has one again within a heartbeat or
+    /// two), and then answers for none of its ranges (503 <c>unavailable</c>): the leader may be about to declare it
+    /// down and hand its ranges to their backups.
+    /// </summary>
+    private async ValueTask<ProtocolError?> LeaseLapsedAsync(CancellationToken cancellationToken)
+    {
+        if (node.Lease.IsHeld || await node.Lease.WaitAsync(node.Options.DownAfter, cancellationToken).ConfigureAwait(false)) return null;
+        return LapsedError();
+    }
+
+    /// <summary>As <see cref="LeaseLapsedAsync"/> without waiting, for paths that cannot.</summary>
+    private bool LeaseLapsed(out ProtocolError error)
+    {
+        error = default;
+        if (node.Lease.IsHeld) return false;
+        error = LapsedError();
+        return true;
+    }
+
+    private ProtocolError LapsedError() => new(503, ProblemCodes.Unavailable,
+        $"Node '{node.Identity.NodeId}' holds no lease from the cluster's leader (no heartbeat of its own was granted for {node.Options.DownAfter.TotalMilliseconds:F0} ms), so it answers for none of its ranges. Retry shortly; a push with a worker clock is safe to retry.");
 
     private async ValueTask<PushReply> PushRoutedAsync(ClusterRing ring, TableHandle table, ReadOnlyMemory<byte> block, KvBlock plan, PushOptions options, CancellationToken cancellationToken)
     {
@@ -66,7 +109,7 @@ public sealed partial class Router(ClusterMember node, LocalDataPlane local, Pee
         for (int n = 0; n < ring.NodeCount; n++)
         {
             parts[n] = n == self
-                ? local.TickAsync(table, options, cancellationToken).AsTask()
+                ? TickLeasedAsync(table, options, cancellationToken).AsTask()
                 : PushPeerAsync(ring, n, table, Slices.Empty, options, cancellationToken);
         }
         return Merge(await Task.WhenAll(parts).ConfigureAwait(false), 0);
@@ -74,11 +117,11 @@ public sealed partial class Router(ClusterMember node, LocalDataPlane local, Pee
 
     private async Task<PushReply> PushLocalAsync(TableHandle table, Slices slices, int n, PushOptions options, CancellationToken cancellationToken)
     {
-        if (slices.Count(n) == 0) return await local.TickAsync(table, options, cancellationToken).ConfigureAwait(false);
+        if (slices.Count(n) == 0) return await TickLeasedAsync(table, options, cancellationToken).ConfigureAwait(false);
         byte[] part = slices.Block(n, table.Dim, withValues: true, out int length);
         try
         {
-            return await local.PushAsync(table, part.AsMemory(0, length), options with { RingEpoch = 0 }, cancellationToken).ConfigureAwait(false);
+            return await PushLeasedAsync(table, part.AsMemory(0, length), options with { RingEpoch = 0 }, cancellationToken).ConfigureAwait(false);
         }
         finally
         {

@@ -26,6 +26,10 @@ public static class ClusterEndpoints
         group.MapPost("/nodes", JoinAsync).WithName("JoinCluster")
             .WithSummary("A node asks to join (paramdb --join sends it); the leader gives it its tokens. Peers only.")
             .Accepts<JoinRequest>(MediaTypes.Json);
+        group.MapPost("/heartbeats", Heartbeat).WithName("Heartbeat")
+            .WithSummary("A node renews its lease with the leader (docs/replication.md). Peers only: the sender names itself in ParamDb-Peer.")
+            .Produces(StatusCodes.Status204NoContent)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         return group;
     }
 
@@ -79,6 +83,30 @@ public static class ClusterEndpoints
             Unavailable = unavailable,
             Nodes = nodes,
         };
+    }
+
+    /// <summary>
+    /// Granted (204, with the ring epoch it was granted at in <c>ParamDb-Ring-Epoch</c>) only by a leader that holds
+    /// Raft's leader lease, to a node it does not count down; any other member answers 503 <c>no_leader</c>, and a
+    /// down node 503 <c>unavailable</c> until the leader has counted it back.
+    /// </summary>
+    private static Results<NoContent, ProblemHttpResult> Heartbeat(HttpRequest request, StoreHost host)
+    {
+        if (host.Node is not { } node) return Problems.Unavailable();
+        if (node.Cluster is not { } member)
+            return Problems.Of(404, ProblemCodes.NotInCluster, "This node is not a member of a cluster; heartbeats go to a cluster's leader.");
+        string? sender = request.Headers[PeerHttp.PeerHeader];
+        if (!Peers.IsPeer(request) || sender is null || !NodeInfo.IsValidId(sender))
+            return Problems.Of(400, ProblemCodes.BadRequest, "Heartbeats come from cluster peers, which name themselves in ParamDb-Peer.");
+        if (member.Detector.Grant(sender, out ulong epoch))
+        {
+            request.HttpContext.Response.Headers[ParamDbHeaders.RingEpoch] = epoch.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return TypedResults.NoContent();
+        }
+        request.HttpContext.Response.Headers.RetryAfter = "1";
+        return epoch == 0
+            ? Problems.Of(503, ProblemCodes.NoLeader, "This node does not lead the cluster with a current leader lease; send heartbeats to the leader.")
+            : Problems.Of(503, ProblemCodes.Unavailable, $"Node '{sender}' is not a member that is up in ring epoch {epoch}; it is granted a lease once the leader has counted it back.");
     }
 
     private static async Task<Results<Ok<JoinReply>, ProblemHttpResult, ContentHttpResult>> JoinAsync(HttpRequest request, StoreHost host, CancellationToken ct)

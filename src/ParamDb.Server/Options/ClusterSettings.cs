@@ -30,6 +30,9 @@ public sealed record ClusterSettings
     /// <summary>The peers' shared secret.</summary>
     public string? Secret { get; init; }
 
+    /// <summary>How long a node may be silent before the leader declares it down.</summary>
+    public TimeSpan DownAfter { get; init; } = ParamDb.Cluster.ClusterOptions.DefaultDownAfter;
+
     /// <summary>Checks <paramref name="o"/>; throws <see cref="OptionsException"/> naming the bad option.</summary>
     public static ClusterSettings From(ClusterSection o)
     {
@@ -48,6 +51,7 @@ public sealed record ClusterSettings
         if (o.Init && o.Join is not null) throw new OptionsException("--cluster-init and --join exclude each other: found a cluster on the first node, join it from the others.");
         if (o.Replicas is < 1 or > 7) throw new OptionsException($"--replicas must be 1 to 7; got {o.Replicas}.");
         if (o.Vnodes is < 1 or > 4096) throw new OptionsException($"--vnodes must be 1 to 4096; got {o.Vnodes}.");
+        if (o.DownAfter is < 300 or > 60_000) throw new OptionsException($"--down-after must be 300 to 60000 ms; got {o.DownAfter}.");
         return new ClusterSettings
         {
             NodeId = nodeId,
@@ -58,6 +62,7 @@ public sealed record ClusterSettings
             Replicas = o.Replicas,
             VirtualNodes = o.Vnodes,
             Secret = string.IsNullOrEmpty(o.Secret) ? null : o.Secret,
+            DownAfter = TimeSpan.FromMilliseconds(o.DownAfter),
         };
     }
 }

@@ -28,6 +28,7 @@ public static class CommandLine
         ["--replicas"] = "ParamDb:Cluster:Replicas",
         ["--vnodes"] = "ParamDb:Cluster:Vnodes",
         ["--cluster-secret"] = "ParamDb:Cluster:Secret",
+        ["--down-after"] = "ParamDb:Cluster:DownAfter",
     };
 
     /// <summary>Founds a cluster (first start of its first node): a switch without a value, read into <c>ParamDb:Cluster:Init</c>.</summary>
@@ -160,6 +161,8 @@ public static class CommandLine
           --replicas R               copies of each range, fixed at init (default 2; replication comes later)
           --vnodes V                 ring tokens per node, fixed at init (default 64)
           --cluster-secret S         secret the nodes prove to each other; required off loopback
+          --down-after MS            a node silent this long is declared down (default 1000, 300 to 60000);
+                                     it holds a lease of half this, renewed every eighth
 
         An unknown switch stops the start (exit code 2) naming the closest known one. ASP.NET's own
         settings pass through: --urls, --environment, --Kestrel:Endpoints:NAME:Url=URL (an extra

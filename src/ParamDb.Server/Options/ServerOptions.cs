@@ -88,7 +88,7 @@ public sealed class ServerOptions
 
 /// <summary>
 /// The cluster options, bound from <c>ParamDb:Cluster</c>: <c>--node-id</c>, <c>--raft</c>, <c>--cluster-init</c>,
-/// <c>--join</c>, <c>--replicas</c>, <c>--vnodes</c>, <c>--cluster-secret</c>.
+/// <c>--join</c>, <c>--replicas</c>, <c>--vnodes</c>, <c>--cluster-secret</c>, <c>--down-after</c>.
 /// </summary>
 public sealed class ClusterSection
 {
@@ -112,4 +112,7 @@ public sealed class ClusterSection
 
     /// <summary>The secret peers prove to each other; required when any endpoint is not loopback.</summary>
     public string? Secret { get; set; }
+
+    /// <summary>Milliseconds without a heartbeat after which the leader declares a node down (docs/replication.md).</summary>
+    public int DownAfter { get; set; } = (int)ParamDb.Cluster.ClusterOptions.DefaultDownAfter.TotalMilliseconds;
 }

@@ -15,6 +15,8 @@ public sealed class ClusterOptionsTests
         { ["--cluster-init", "--join", "127.0.0.1:7420"], "--cluster-init and --join exclude each other" },
         { ["--replicas", "0"], "--replicas must be 1 to 7; got 0" },
         { ["--vnodes", "0"], "--vnodes must be 1 to 4096; got 0" },
+        { ["--down-after", "100"], "--down-after must be 300 to 60000 ms; got 100" },
+        { ["--down-after", "60001"], "--down-after must be 300 to 60000 ms; got 60001" },
     };
 
     [Theory]

@@ -100,8 +100,85 @@ public sealed class PartitionTests
             await EventuallyAsync($"node n{i} holding exactly the tables 'before' and 'majority'", async () =>
                 (await TablesOfAsync(cluster, i)).SequenceEqual(expected) ? "agreed" : null, TimeSpan.FromSeconds(30));
         }
-        ClusterView healed = await cluster.ViewAsync(leader);
-        Assert.Equal(after.Epoch, healed.Epoch);
+        // The cut-off node was declared down by the majority's leader (each declaration an epoch), and is up again.
+        ClusterView healed = await EventuallyAsync($"n{leader} up again in its own view", async () =>
+            await cluster.ViewAsync(leader) is var v && v.Nodes.All(n => n.State == NodeState.Up) ? v : null, TimeSpan.FromSeconds(30));
+        Assert.True(healed.Epoch > after.Epoch, $"epoch {healed.Epoch} after the heal, {after.Epoch} after the cut");
         Assert.Equal(3, healed.Nodes.Count);
+    }
+
+    /// <summary>A push of <paramref name="keys"/> sent straight to a node as a smart client sends it (with the ring epoch); its status, or 0 for no answer.</summary>
+    private static async Task<int> PushDirectAsync(HttpClient http, ulong epoch, ulong[] keys, float value)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/tables/t/push") { Content = Wire.Kv(Wire.PushBlock(keys, Wire.Fill(keys.Length, value), 1)) };
+        request.Headers.Add(ParamDbHeaders.RingEpoch, epoch.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        try
+        {
+            using var reply = await http.SendAsync(request);
+            return (int)reply.StatusCode;
+        }
+        catch (TaskCanceledException)
+        {
+            return 0;
+        }
+    }
+
+    [Fact]
+    public async Task ANodeCutOffStopsAcknowledgingWithinItsLeaseBeforeItIsDeclaredDownAndIsUpAgainOnceHealed()
+    {
+        if (Skip()) return;
+        await using NamespaceCluster cluster = await NamespaceCluster.StartAsync(3, "--replicas", "1");
+        ClusterView view = await EventuallyAsync("all three nodes up with a leader", async () =>
+            await cluster.ViewAsync(1) is { Nodes.Count: 3, Leader: not null } v ? v : null, TimeSpan.FromSeconds(30));
+        using (HttpClient any = cluster.Client(1)) await Wire.CreateTableAsync(any, "t", """{"dim":1}""");
+        int leader = int.Parse(view.Leader![1..], System.Globalization.CultureInfo.InvariantCulture);
+        int cut = leader == 3 ? 2 : 3;
+        ClusterRing ring = ClusterRing.FromView(view);
+        ulong hash = Ring.NameHash("t");
+        ulong[] keys = [.. Enumerable.Range(0, 100_000).Select(i => (ulong)i << Ring.BlockBits).Where(k => ring.PrimaryOf(hash, k) == ring.NodeIndex($"n{cut}")).Take(10)];
+        using HttpClient node = cluster.Client(cut);
+        Assert.Equal(200, await PushDirectAsync(node, view.Epoch, keys, 1f));
+
+        cluster.Lab.Cut(cut, [.. Enumerable.Range(1, 3).Where(i => i != cut)]);
+        long cutAt = Environment.TickCount64;
+        // Pushes straight to the cut-off node, one after another, each with its start and end: the node must stop
+        // acknowledging before the others declare it down, and never acknowledge again while cut off.
+        var pushes = new List<(long Start, long End, int Status)>();
+        using var stop = new CancellationTokenSource();
+        Task pushing = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                long start = Environment.TickCount64;
+                int status = await PushDirectAsync(node, view.Epoch, keys, 1f);
+                lock (pushes) pushes.Add((start, Environment.TickCount64, status));
+            }
+        });
+        await EventuallyAsync($"n{cut} declared down by n{leader}", async () =>
+            await cluster.ViewAsync(leader) is var v && v.Nodes.Single(n => n.Id == $"n{cut}").State == NodeState.Down ? v : null, TimeSpan.FromSeconds(30));
+        long downSeen = Environment.TickCount64;
+        // Keep pushing a while after: still nothing acknowledged.
+        await EventuallyAsync("pushes started after the node was declared down", () =>
+        {
+            lock (pushes) return Task.FromResult(pushes.Count(p => p.Start > downSeen) >= 3 ? "enough" : null);
+        }, TimeSpan.FromSeconds(30));
+        await stop.CancelAsync();
+        await pushing;
+
+        (long Start, long End, int Status)[] seen;
+        lock (pushes) seen = [.. pushes];
+        (long Start, long End, int Status)[] acked = [.. seen.Where(p => p.Status == 200)];
+        Assert.True(seen.Any(p => p.Status == 503), $"The cut-off node never refused: {string.Join(", ", seen.Select(p => p.Status))}");
+        Assert.All(acked, p => Assert.True(p.End < downSeen, $"n{cut} acknowledged a push that ended at +{p.End - cutAt} ms, after it was seen down at +{downSeen - cutAt} ms."));
+        long lastAck = acked.Length == 0 ? cutAt : acked.Max(p => p.End);
+        long firstRefusal = seen.Where(p => p.Status == 503).Min(p => p.Start);
+        Assert.All(seen.Where(p => p.Start > firstRefusal), p => Assert.NotEqual(200, p.Status));   // once refused, never acknowledged again
+        Assert.True(lastAck <= downSeen);
+
+        cluster.Lab.Heal(cut);
+        await EventuallyAsync($"n{cut} up again", async () =>
+            await cluster.ViewAsync(leader) is var v && v.Nodes.Single(n => n.Id == $"n{cut}").State == NodeState.Up ? v : null, TimeSpan.FromSeconds(30));
+        await EventuallyAsync("a push acknowledged by the healed node", async () =>
+            await PushDirectAsync(node, (await cluster.ViewAsync(cut)).Epoch, keys, 1f) == 200 ? "acked" : null, TimeSpan.FromSeconds(30));
     }
 }

@@ -1,0 +1,115 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using ParamDb.Cluster.Commands;
+using ParamDb.Cluster.Membership;
+using ParamDb.Cluster.Metadata;
+using ParamDb.Protocol.Cluster;
+
+namespace ParamDb.Cluster.Liveness;
+
+/// <summary>
+/// The leader's half of liveness (docs/replication.md, "Failure detection"): it grants heartbeats while it holds
+/// Raft's leader lease, remembers when it last heard each node, and commits <see cref="NodeState.Down"/> for a node
+/// it has not heard for <see cref="ClusterOptions.DownAfter"/>, and <see cref="NodeState.Up"/> again when a down node
+/// is heard. Heartbeats are not Raft writes: only the changes of state are. A new leader counts every node as
+/// heard when it took over, so it never declares a node down before a whole <see cref="ClusterOptions.DownAfter"/>
+/// of its own, which outlasts any lease the old leader granted.
+/// </summary>
+public sealed class FailureDetector : IAsyncDisposable
+{
+    private readonly ClusterMember _member;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<string, long> _heard = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _loop;
+    private long _leaderSince;   // Stopwatch timestamp; 0 while not leading
+
+    internal FailureDetector(ClusterMember member, ILogger logger)
+    {
+        _member = member;
+        _logger = logger;
+        _loop = Task.Run(RunAsync);
+    }
+
+    /// <summary>
+    /// A heartbeat from <paramref name="nodeId"/>: granted when this node leads, holds its leader lease and does not
+    /// count the sender down, with the ring epoch it was granted at (the sender's lease counts only once its own
+    /// ring is that new, so it never acts on a ring from before it was declared down). Refused (false) otherwise,
+    /// and then the sender's lease is not renewed. Recorded either way: a down node that is heard again comes back.
+    /// </summary>
+    public bool Grant(string nodeId, out ulong epoch)
+    {
+        epoch = 0;
+        if (!_member.Manager.HoldsLeaderLease) return false;
+        _heard[nodeId] = Stopwatch.GetTimestamp();
+        ClusterState state = _member.Manager.State;
+        epoch = state.RingEpoch;
+        return state.Nodes.TryGetValue(nodeId, out NodeInfo? node) && node.State != NodeState.Down;
+    }
+
+    private async Task RunAsync()
+    {
+        ClusterOptions options = _member.Options;
+        using var timer = new PeriodicTimer(options.HeartbeatInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
+            {
+                if (!_member.Manager.IsLeader)
+                {
+                    _leaderSince = 0;
+                    continue;
+                }
+                long now = Stopwatch.GetTimestamp();
+                if (_leaderSince == 0) _leaderSince = now;
+                await CheckAsync(now, options).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task CheckAsync(long now, ClusterOptions options)
+    {
+        ClusterState state = _member.Manager.State;
+        string self = _member.Identity.NodeId;
+        foreach (NodeInfo node in state.Nodes.Values)
+        {
+            if (node.Id == self) continue;   // a leader that runs this loop is alive
+            long heard = Math.Max(_heard.GetValueOrDefault(node.Id), _leaderSince);
+            TimeSpan silent = Stopwatch.GetElapsedTime(heard, now);
+            NodeState? next = node.State switch
+            {
+                NodeState.Up or NodeState.Joining when silent > options.DownAfter => NodeState.Down,
+                NodeState.Down when _heard.TryGetValue(node.Id, out long last) && last > _leaderSince && Stopwatch.GetElapsedTime(last, now) < options.LeaseDuration => NodeState.Up,
+                _ => null,
+            };
+            if (next is not { } change) continue;
+            try
+            {
+                CommandResult result = await _member.Manager.ProposeAsync(new SetNodeState(node.Id, change), _stop.Token).ConfigureAwait(false);
+                if (result.Outcome == CommandOutcome.Applied) _logger.NodeStateDeclared(node.Id, change, silent.TotalMilliseconds);
+            }
+            catch (Exception e) when (e is NoLeaderException or NotLeaderException or CommitUnknownException)
+            {
+                return;   // leadership moved: the next leader decides
+            }
+        }
+    }
+
+    /// <summary>Stops watching.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _loop.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        _stop.Dispose();
+    }
+}
