@@ -56,4 +56,16 @@ internal static partial class LogMessages
 
     [LoggerMessage(17, LogLevel.Warning, "Declared node {NodeId} {State} (last heard {SilentMs:F0} ms ago)")]
     public static partial void NodeStateDeclared(this ILogger logger, string nodeId, ParamDb.Protocol.Cluster.NodeState state, double silentMs);
+
+    [LoggerMessage(18, LogLevel.Debug, "Replication to {NodeId} of table {Table} deferred: {Reason}")]
+    public static partial void ReplicationDeferred(this ILogger logger, string nodeId, string table, string reason);
+
+    [LoggerMessage(19, LogLevel.Information, "Backup {NodeId} resynced: {Arcs} arcs sent whole")]
+    public static partial void BackupResynced(this ILogger logger, string nodeId, int arcs);
+
+    [LoggerMessage(20, LogLevel.Warning, "Backup {NodeId} refused a batch of table {Table} ({Status}): {Body}; sending again")]
+    public static partial void ReplicationRefused(this ILogger logger, string nodeId, string table, int status, string body);
+
+    [LoggerMessage(21, LogLevel.Warning, "Backup {NodeId} did not take a batch of table {Table}: {Reason}; sending again")]
+    public static partial void ReplicationFailed(this ILogger logger, string nodeId, string table, string reason);
 }

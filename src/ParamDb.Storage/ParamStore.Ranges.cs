@@ -81,6 +81,7 @@ public sealed partial class ParamStore
                     UpsertRecord(RowKey.RangesKey, record);
                     // Clock records name ranges by token: written again for the new tokens, in this same section.
                     foreach (var (table, worker, clocks) in entries) WriteClockRecord(table, worker, clocks);
+                    RecountHeldRows();
                     _logger.RangesChanged(current.Count, next.Count);
                     return durable;
                 }
@@ -90,6 +91,35 @@ public sealed partial class ParamStore
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Counts, for every table, the rows in ranges the store holds rather than serves (<see cref="TableHandle.HeldRows"/>):
+    /// one pass over the live records, when ranges change and at open; nothing to do when every range is served.
+    /// Rows move between served and held only here, so counts stay exact between passes.
+    /// </summary>
+    internal void RecountHeldRows()
+    {
+        RangeShape shape = _shape;
+        Catalog catalog = _catalog;
+        bool anyHeld = false;
+        for (int i = 0; i < shape.Count && !anyHeld; i++) anyHeld = !shape.Serves(i);
+        if (!anyHeld)
+        {
+            foreach (TableHandle table in catalog.Sorted) table.SetHeldRows(0);
+            return;
+        }
+        var scan = new HeldRowScan(catalog, _ring, shape);
+        RowSession session = _sessions.Rent();
+        try
+        {
+            session.Iterate(ref scan);
+        }
+        finally
+        {
+            _sessions.Return(session);
+        }
+        foreach (TableHandle table in catalog.Sorted) table.SetHeldRows(scan.Held.GetValueOrDefault(table.Id));
     }
 
     /// <summary>At open, before the catalog and the clocks are read: the ranges a ranges record says, if there is one.</summary>
@@ -144,5 +174,31 @@ internal readonly struct HeldClockLocks : IDisposable
     public void Dispose()
     {
         for (int i = _held.Count - 1; i >= 0; i--) Monitor.Exit(_held[i]);
+    }
+}
+
+/// <summary>Push iterator over the distinct live records that counts each table's rows in held ranges.</summary>
+internal struct HeldRowScan(Catalog catalog, Ring ring, RangeShape shape) : FASTER.core.IScanIteratorFunctions<RowKey, FASTER.core.SpanByte>
+{
+    public Dictionary<uint, long> Held { get; } = [];
+
+    public readonly bool OnStart(long beginAddress, long endAddress) => true;
+
+    public bool SingleReader(ref RowKey key, ref FASTER.core.SpanByte value, FASTER.core.RecordMetadata recordMetadata, long numberOfRecords)
+    {
+        if (key.Kind != RowKind.Row || key.Table == 0 || !catalog.TryGet(key.Table, out TableHandle? table)) return true;
+        if (!shape.Serves(ring.RangeOf(table!.RingHash, key.Key))) Held[key.Table] = Held.GetValueOrDefault(key.Table) + 1;
+        return true;
+    }
+
+    public bool ConcurrentReader(ref RowKey key, ref FASTER.core.SpanByte value, FASTER.core.RecordMetadata recordMetadata, long numberOfRecords) =>
+        SingleReader(ref key, ref value, recordMetadata, numberOfRecords);
+
+    public readonly void OnStop(bool completed, long numberOfRecords)
+    {
+    }
+
+    public readonly void OnException(Exception exception, long numberOfRecords)
+    {
     }
 }

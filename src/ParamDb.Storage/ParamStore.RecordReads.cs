@@ -74,6 +74,37 @@ public sealed partial class ParamStore
     }
 }
 
+public sealed partial class ParamStore
+{
+    /// <summary>
+    /// Runs <paramref name="read"/> while no clocked push of <paramref name="table"/> runs: it takes every worker's
+    /// clock lock of the table, which a clocked push holds from before its rows change until after its clock has
+    /// advanced and its <see cref="IPushTap"/> call. So what <paramref name="read"/> reads (<see cref="ReadRecords"/>,
+    /// <see cref="CopyRanges"/>) holds, for every clock it carries, exactly the rows of the pushes that clock counts,
+    /// and the tap has been told of every one of them. A backup that applies such batches skips a retry of a push
+    /// only if it holds that push's rows. Unclocked pushes do not take these locks: their rows may be read half
+    /// applied, as at-least-once allows. Clocked pushes of the table wait meanwhile: keep it short.
+    /// </summary>
+    /// <remarks><paramref name="read"/> must not push, and must not wait for anything that does.</remarks>
+    public T HoldClockedPushes<T>(TableHandle table, Func<T> read)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        ArgumentNullException.ThrowIfNull(read);
+        while (true)
+        {
+            uint[] workers = WorkerIds();
+            var locks = new List<Versions.WorkerClocks>(workers.Length);
+            foreach (uint worker in workers) locks.Add(table._clocks.For(worker));
+            using (HeldClockLocks.Enter(locks))
+            {
+                // A worker registered while the locks were taken has a lock not held here: take them all again.
+                if (!WorkerIds().AsSpan().SequenceEqual(workers)) continue;
+                return read();   // the locks are re-entrant: the clock reads inside take them again
+            }
+        }
+    }
+}
+
 /// <summary>A whole-record read: the payload and a row-exists flag into the destination (<see cref="RowInput.WholeRecord"/>).</summary>
 internal readonly unsafe struct GetRecord : IRowOperation
 {

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using FASTER.core;
+using ParamDb.Storage.Transfer;
 
 namespace ParamDb.Storage;
 
@@ -80,6 +81,7 @@ public sealed partial class ParamStore
                 durable = LogPush(table, keys, values, stamp);
                 if (durable is { IsFaulted: true }) return new PushOutcome(PushStatus.Ok, 0, durable);   // the log refused it
                 RunChunks<PushRow>(batch);
+                Tap(table, keys, clocked: false);
             }
             finally
             {
@@ -87,6 +89,22 @@ public sealed partial class ParamStore
             }
             return new PushOutcome(PushStatus.Ok, keys.Count, durable);
         }
+    }
+
+    /// <summary>Who is told of applied pushes (<see cref="IPushTap"/>): a cluster primary's replicator; null on a single node.</summary>
+    public IPushTap? PushTap
+    {
+        get => Volatile.Read(ref _pushTap);
+        set => Volatile.Write(ref _pushTap, value);
+    }
+
+    private IPushTap? _pushTap;
+
+    private void Tap(TableHandle table, BatchKeys keys, bool clocked)
+    {
+        if (Volatile.Read(ref _pushTap) is not { } tap) return;
+        if (keys.IsRange) tap.AppliedRange(table, keys.First, keys.Count, clocked);
+        else tap.Applied(table, keys.Explicit, clocked);
     }
 
     private unsafe void ReadRows(TableHandle table, BatchKeys keys, Span<float> destination)
@@ -143,7 +161,7 @@ public sealed partial class ParamStore
         bool reusable = false;
         try
         {
-            var input = new RowInput(table);
+            var input = new RowInput(table) { Held = batch.Held };
             RowOutput output = default;
             int pending = 0;
             for (int i = from; i < to; i++)
@@ -268,6 +286,9 @@ internal readonly unsafe struct PinnedBatch(TableHandle table, bool isRange, ulo
 
     /// <summary>Floats from one row's data to the next: dim, or a whole record's payload for transferred records.</summary>
     public int Stride { get; init; } = table.Dim;
+
+    /// <summary>Transferred records into a range the store holds rather than serves (<see cref="RowInput.Held"/>).</summary>
+    public bool Held { get; init; }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong KeyAt(int i) => isRange ? first + (ulong)i : keys[i];

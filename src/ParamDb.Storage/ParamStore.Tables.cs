@@ -93,7 +93,7 @@ public sealed partial class ParamStore
     public TableStats GetStats(TableHandle table)
     {
         ArgumentNullException.ThrowIfNull(table);
-        long rows = table.Rows;
+        long rows = table.Rows - table.HeldRows;   // the rows this node serves, not the copies it holds for others
         return new TableStats(rows, rows * table._layout.PayloadBytes);
     }
 

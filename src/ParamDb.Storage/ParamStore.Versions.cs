@@ -208,6 +208,7 @@ public sealed partial class ParamStore
                 else applied = ApplyToNewerRanges(table, batch, clocks, stamp.Clock);
                 clocks.AdvanceAll(stamp.Clock);
                 WriteClockRecord(table, stamp.Worker, clocks);
+                Tap(table, keys, clocked: true);
             }
             finally
             {

@@ -10,6 +10,7 @@ namespace ParamDb.Storage;
 public sealed class TableHandle
 {
     private long _rows;
+    private long _heldRows;
 
     internal TableHandle(string name, uint id, TableSchema schema, Versions.RangeShape ranges)
     {
@@ -53,6 +54,18 @@ public sealed class TableHandle
     internal void CountNewRow() => Interlocked.Increment(ref _rows);
 
     internal void SetRows(long count) => Volatile.Write(ref _rows, count);
+
+    /// <summary>
+    /// Of <see cref="Rows"/>, those in ranges the store holds as copies for other nodes rather than serves
+    /// (docs/replication.md): counted when a transferred record creates a row there, recounted when ranges change.
+    /// </summary>
+    internal long HeldRows => Volatile.Read(ref _heldRows);
+
+    internal void CountHeldRow() => Interlocked.Increment(ref _heldRows);
+
+    internal void AddHeldRows(long delta) => Interlocked.Add(ref _heldRows, delta);
+
+    internal void SetHeldRows(long count) => Volatile.Write(ref _heldRows, count);
 
     /// <inheritdoc/>
     public override string ToString() => $"{Name} (id {Id}, dim {Dim})";

@@ -34,7 +34,10 @@ public sealed class ClusterFixture : IAsyncLifetime
         {
             try
             {
-                return await LocalCluster.StartAsync(3);
+                // Three nodes in this one process share its thread pool: a million-row push with its replication
+                // stalled heartbeats past the default 1 s and a node was declared down mid-test. 5 s keeps these
+                // routing tests about routing; LivenessTests and PartitionTests test detection on real processes.
+                return await LocalCluster.StartAsync(3, "--down-after", "5000");
             }
             catch (Exception) when (attempt < 3)
             {

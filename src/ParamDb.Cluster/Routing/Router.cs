@@ -1,6 +1,7 @@
 using System.Buffers;
 using ParamDb.Client;
 using ParamDb.Cluster.Membership;
+using ParamDb.Cluster.Replication;
 using ParamDb.Protocol;
 using ParamDb.Protocol.Cluster;
 using ParamDb.Storage;
@@ -20,7 +21,7 @@ namespace ParamDb.Cluster.Routing;
 /// A routed request is not atomic across nodes: when one part fails, the others may have applied. A push with a
 /// worker clock is safe to retry (each node skips what it already applied); one without may apply twice.
 /// </remarks>
-public sealed partial class Router(ClusterMember node, LocalDataPlane local, PeerLinks peers) : IDataPlane
+public sealed partial class Router(ClusterMember node, LocalDataPlane local, PeerLinks peers, Replicator replicator) : IDataPlane
 {
     /// <inheritdoc />
     public ValueTask<PushReply> PushAsync(TableHandle table, ReadOnlyMemory<byte> block, PushOptions options, CancellationToken cancellationToken)
@@ -53,14 +54,25 @@ public sealed partial class Router(ClusterMember node, LocalDataPlane local, Pee
     {
         if (await LeaseLapsedAsync(cancellationToken).ConfigureAwait(false) is { } lapsed) return PushReply.Refused(lapsed);
         PushReply reply = await local.PushAsync(table, block, options, cancellationToken).ConfigureAwait(false);
-        return reply.Accepted && await LeaseLapsedAsync(cancellationToken).ConfigureAwait(false) is { } late ? PushReply.Refused(late) : reply;
+        return await ConfirmAsync(reply, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// An applied push is acknowledged only once every backup that is not down holds its rows (docs/replication.md),
+    /// and only while this node still holds its lease.
+    /// </summary>
+    private async ValueTask<PushReply> ConfirmAsync(PushReply reply, CancellationToken cancellationToken)
+    {
+        if (!reply.Accepted) return reply;
+        if (await replicator.ConfirmAsync(cancellationToken).ConfigureAwait(false) is { } unconfirmed) return PushReply.Refused(unconfirmed);
+        return await LeaseLapsedAsync(cancellationToken).ConfigureAwait(false) is { } late ? PushReply.Refused(late) : reply;
     }
 
     private async ValueTask<PushReply> TickLeasedAsync(TableHandle table, PushOptions options, CancellationToken cancellationToken)
     {
         if (await LeaseLapsedAsync(cancellationToken).ConfigureAwait(false) is { } lapsed) return PushReply.Refused(lapsed);
         PushReply reply = await local.TickAsync(table, options, cancellationToken).ConfigureAwait(false);
-        return reply.Accepted && await LeaseLapsedAsync(cancellationToken).ConfigureAwait(false) is { } late ? PushReply.Refused(late) : reply;
+        return await ConfirmAsync(reply, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -189,6 +189,12 @@ public sealed class ClusterRing
         return _replicaWidth;
     }
 
+    /// <summary>
+    /// The nodes that keep the arc ending at merged token <paramref name="rangeIndex"/> (an index of
+    /// <see cref="Tokens"/>, as <see cref="RangeOf"/> returns): the primary, then its backups.
+    /// </summary>
+    public ReadOnlySpan<int> ReplicasAt(int rangeIndex) => _replicaSets.AsSpan(rangeIndex * _replicaWidth, _replicaWidth);
+
     /// <summary>As <see cref="ReplicasOf(ulong, Span{int})"/> for <paramref name="key"/> of a table.</summary>
     public int ReplicasOf(ulong tableHash, ulong key, Span<int> destination) =>
         ReplicasOf(Ring.Position(tableHash, key), destination);

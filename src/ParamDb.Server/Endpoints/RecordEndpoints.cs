@@ -113,6 +113,13 @@ public static class RecordEndpoints
         var slices = new List<Range>();
         if (!RecordBatch.TrySplit(batches.Span, slices, out long records, out string error))
             return Problems.Of(400, ProblemCodes.BadRecords, $"{error} Nothing was written.");
+        foreach (Range slice in slices)
+        {
+            // Only a range's primary writes it; records from elsewhere would overwrite rows it acknowledged.
+            ulong token = RecordBatch.TokenOf(batches.Span[slice]);
+            if (transfer.Serves(token))
+                return Problems.Of(409, ProblemCodes.RangeServed, $"This node serves range {token} (it is the range's primary), so it takes no records for it from elsewhere. Nothing was written.");
+        }
         Task durable;
         try
         {

@@ -3,6 +3,7 @@ using ParamDb.Protocol;
 using ParamDb.Server.Options;
 using ParamDb.Cluster.Directories;
 using ParamDb.Cluster.Membership;
+using ParamDb.Cluster.Replication;
 using ParamDb.Cluster.Routing;
 using ParamDb.Storage;
 using ParamDb.Storage.Local;
@@ -26,6 +27,7 @@ public sealed class StoreHost(NodeSettings settings, ClusterHost cluster, ILogge
     private MetadataMirror? _mirror;
     private PeerLinks? _peers;
     private StoreRanges? _ranges;
+    private Replicator? _replicator;
     private SnapshotLibrary? _snapshots;
     private FileStream? _lock;
     private readonly SemaphoreSlim _restoring = new(1, 1);
@@ -81,7 +83,8 @@ public sealed class StoreHost(NodeSettings settings, ClusterHost cluster, ILogge
         _mirror = mirror;
         _ranges = new StoreRanges(member, store, logger);
         _peers = new PeerLinks(member);
-        Volatile.Write(ref _node, new NodeServices(new Router(member, local, _peers), new ClusterTableDirectory(member, store),
+        _replicator = new Replicator(member, store, logger);
+        Volatile.Write(ref _node, new NodeServices(new Router(member, local, _peers, _replicator), new ClusterTableDirectory(member, store),
             new ClusterWorkerDirectory(member, workers), new ClusterOwnership(member), store) { Cluster = member, Transfer = store });
     }
 
@@ -94,6 +97,7 @@ public sealed class StoreHost(NodeSettings settings, ClusterHost cluster, ILogge
             if (cluster.Member is { } member) member.Manager.StateChanged -= mirror.OnStateChanged;
             mirror.Detach();
         }
+        if (Interlocked.Exchange(ref _replicator, null) is { } replicator) replicator.DisposeAsync().AsTask().GetAwaiter().GetResult();
         Interlocked.Exchange(ref _ranges, null)?.Dispose();
         if (Interlocked.Exchange(ref _peers, null) is { } peers) peers.DisposeAsync().AsTask().GetAwaiter().GetResult();
         Interlocked.Exchange(ref _workers, null)?.Dispose();

@@ -82,6 +82,9 @@ public readonly ref struct RecordBatch
             (int)BinaryPrimitives.ReadUInt32LittleEndian(bytes[16..]), (int)BinaryPrimitives.ReadUInt32LittleEndian(bytes[20..]),
             (int)BinaryPrimitives.ReadUInt32LittleEndian(bytes[24..]));
 
+    /// <summary>The ring token of a batch <see cref="TrySplit"/> has checked: the range it belongs to.</summary>
+    public static ulong TokenOf(ReadOnlySpan<byte> checkedBatch) => System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(checkedBatch[8..]);
+
     /// <summary>Bytes of a batch of <paramref name="count"/> records of <paramref name="payloadBytes"/> and <paramref name="clocks"/> clock entries.</summary>
     public static long SizeOf(int payloadBytes, int count, int clocks) => HeaderSize + (8L + payloadBytes) * count + (long)ClockEntrySize * clocks;
 

@@ -17,7 +17,7 @@ public sealed class RangeTransferApiTests : IAsyncLifetime
 {
     private LocalCluster _cluster = null!;
 
-    public async Task InitializeAsync() => _cluster = await LocalCluster.StartAsync(3);
+    public async Task InitializeAsync() => _cluster = await LocalCluster.StartAsync(3, "--replicas", "1");   // the routes alone: no copies of replication's own
 
     public async Task DisposeAsync() => await _cluster.DisposeAsync();
 
@@ -59,7 +59,10 @@ public sealed class RangeTransferApiTests : IAsyncLifetime
         using var applied = await n3.SendAsync(Peer(HttpMethod.Post, "v1/tables/t/records", Records(batches)));
         Assert.Equal(HttpStatusCode.OK, applied.StatusCode);
         Assert.Equal(new RecordsApplied(1, byToken.Count()), await applied.Content.ReadFromJsonAsync(ProtocolJson.Default.RecordsApplied));
-        Assert.Equal(n3Before + byToken.Count(), await _cluster.OwnRowsAsync(3, "t"));
+        // Held there: n3 gives the same copy back, and its own row count (the rows it serves) leaves it out.
+        using (var back = await n3.SendAsync(Peer(HttpMethod.Get, $"v1/tables/t/ranges/{token}/records")))
+            Assert.Equal(byToken.Order().ToArray(), KeysIn(await back.Content.ReadAsByteArrayAsync()));
+        Assert.Equal(n3Before, await _cluster.OwnRowsAsync(3, "t"));
         // Held, not served: the cluster's export is unchanged (no key twice), and after another push a pull through
         // n3 reads n2's new rows, not its own stale copy.
         Assert.Equal(export, await n1.GetByteArrayAsync("v1/tables/t/export"));
@@ -124,6 +127,8 @@ public sealed class RangeTransferApiTests : IAsyncLifetime
         // Two good batches in one request: one write, both applied.
         using var both = await n1.SendAsync(Peer(HttpMethod.Post, "v1/tables/t/records", Records([.. good, .. good])));
         Assert.Equal(new RecordsApplied(2, 2L * count), await both.Content.ReadFromJsonAsync(ProtocolJson.Default.RecordsApplied));
-        Assert.Equal(before + count, await _cluster.OwnRowsAsync(1, "t"));
+        Assert.Equal(before, await _cluster.OwnRowsAsync(1, "t"));   // held, not served: not in n1's own count
+        using var back = await n1.SendAsync(Peer(HttpMethod.Get, $"v1/tables/t/ranges/{token}/records"));
+        Assert.Equal(count, RecordsIn(await back.Content.ReadAsByteArrayAsync()));
     }
 }

@@ -1,0 +1,332 @@
+using System.Buffers;
+using System.Net.Http.Headers;
+using Microsoft.Extensions.Logging;
+using ParamDb.Protocol;
+using ParamDb.Storage;
+using ParamDb.Storage.Transfer;
+
+namespace ParamDb.Cluster.Replication;
+
+/// <summary>
+/// What one backup still has to receive from this primary, and the loop that sends it, one batch at a time, in
+/// order (docs/replication.md). Keys touched while a batch is on the wire wait in <see cref="_pending"/> and go in
+/// the next one, read then: the newest records, once each. Before the first batch, and whenever the backup comes
+/// to hold more of this node's arcs, it sends those arcs whole (a resync). A batch that fails is sent again, its
+/// keys read afresh, until it is written or the backup is declared down; then nothing is kept for it, and it is
+/// resynced when it returns.
+/// </summary>
+internal sealed class BackupStream : IAsyncDisposable
+{
+    /// <summary>Most bytes of batches in one request: far below the default request limit (64 MiB).</summary>
+    private const int MaxRequestBytes = 8 << 20;
+
+    private readonly Replicator _owner;
+    private readonly Dictionary<TableHandle, Pending> _pending = new(ReferenceEqualityComparer.Instance);
+    private readonly List<TaskCompletionSource> _sending = [];
+    private readonly HashSet<ulong> _synced = [];   // arcs sent whole since the backup was last seen down; sender only
+    private readonly SemaphoreSlim _wake = new(0);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _loop;
+    private TaskCompletionSource? _open;
+    private ReplicaPlan? _plan;
+    private int _index;
+    private int _failures;
+
+    public BackupStream(Replicator owner, string nodeId)
+    {
+        _owner = owner;
+        NodeId = nodeId;
+        _loop = Task.Run(RunAsync);
+    }
+
+    /// <summary>The backup's node id.</summary>
+    public string NodeId { get; }
+
+    /// <summary>A new epoch: the backup's index in it, and what it holds (caller holds the owner's lock).</summary>
+    public void Replan(ReplicaPlan plan, int index)
+    {
+        _plan = plan;
+        _index = index;
+        Wake();
+    }
+
+    /// <summary>Notes a key for the next batch (caller holds the owner's lock).</summary>
+    public void Mark(TableHandle table, ulong token, ulong key)
+    {
+        Pending pending = PendingOf(table);
+        if (!pending.Keys.TryGetValue(token, out HashSet<ulong>? keys)) pending.Keys[token] = keys = [];
+        keys.Add(key);
+        Wake();
+    }
+
+    /// <summary>Notes that the table's clocks moved on every arc (caller holds the owner's lock).</summary>
+    public void MarkClocked(TableHandle table)
+    {
+        PendingOf(table).Clocked = true;
+        Wake();
+    }
+
+    /// <summary>
+    /// Completes once everything noted so far has been written by the backup, or the backup is declared down
+    /// (caller holds the owner's lock).
+    /// </summary>
+    public Task Confirmation()
+    {
+        if (_plan is null || _plan.Down[_index]) return Task.CompletedTask;   // a down backup is not waited for
+        if (_pending.Count == 0 && _sending.Count == 0 && _open is null) return Task.CompletedTask;
+        return (_open ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+    }
+
+    private Pending PendingOf(TableHandle table)
+    {
+        if (!_pending.TryGetValue(table, out Pending? pending)) _pending[table] = pending = new Pending();
+        return pending;
+    }
+
+    private void Wake()
+    {
+        if (_wake.CurrentCount == 0) _wake.Release();
+    }
+
+    private async Task RunAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                await _wake.WaitAsync(_stop.Token).ConfigureAwait(false);
+                while (!_stop.IsCancellationRequested && await RoundAsync().ConfigureAwait(false) is var more && more)
+                {
+                    if (_failures > 0) await Task.Delay(Backoff(), _stop.Token).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+        }
+    }
+
+    private TimeSpan Backoff() => TimeSpan.FromMilliseconds(Math.Min(1000, 25 << Math.Min(_failures, 6)));
+
+    /// <summary>One round: a resync if one is due, then one batch per table with pending keys. False once idle.</summary>
+    private async Task<bool> RoundAsync()
+    {
+        ReplicaPlan plan;
+        int index;
+        TableHandle[] tables;
+        lock (_owner.Sync)
+        {
+            if (_plan is null) return false;
+            (plan, index) = (_plan, _index);
+            if (plan.Down[index])
+            {
+                // Declared down: nothing is waited for or kept; it gets every arc whole when it returns.
+                _pending.Clear();
+                CompleteAll();
+                _synced.Clear();
+                return false;
+            }
+        }
+        List<ulong> missing = plan.HeldBy[index].FindAll(t => !_synced.Contains(t));
+        if (missing.Count > 0)
+        {
+            if (!await ResyncAsync(missing).ConfigureAwait(false)) return Failed();
+            _synced.UnionWith(missing);
+        }
+        lock (_owner.Sync)
+        {
+            if (_pending.Count == 0)
+            {
+                CompleteAll();
+                _failures = 0;
+                return false;
+            }
+            if (_open is not null) _sending.Add(_open);
+            _open = null;
+            tables = [.. _pending.Keys];
+        }
+        foreach (TableHandle table in tables)
+            if (!await SendTableAsync(table, plan, index).ConfigureAwait(false)) return Failed();
+        lock (_owner.Sync)
+        {
+            foreach (TaskCompletionSource done in _sending) done.TrySetResult();
+            _sending.Clear();
+            if (_pending.Count == 0) CompleteAll();
+        }
+        _failures = 0;
+        return true;
+    }
+
+    private bool Failed()
+    {
+        _failures++;
+        return true;
+    }
+
+    /// <summary>Completes every confirmation (caller holds the owner's lock).</summary>
+    private void CompleteAll()
+    {
+        foreach (TaskCompletionSource done in _sending) done.TrySetResult();
+        _sending.Clear();
+        _open?.TrySetResult();
+        _open = null;
+    }
+
+    /// <summary>Reads and sends the table's pending keys (and clocks) as one request; on failure they are noted again.</summary>
+    private async Task<bool> SendTableAsync(TableHandle table, ReplicaPlan plan, int index)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        List<KeyValuePair<ulong, ulong[]>> taken = [];
+        try
+        {
+            _owner.Store.HoldClockedPushes(table, () =>
+            {
+                lock (_owner.Sync) taken = Take(table, plan.HeldBy[index]);
+                foreach (var (token, keys) in taken) _owner.Store.ReadRecords(table, token, keys, buffer);
+                return 0;
+            });
+        }
+        catch (Exception e) when (e is ObjectDisposedException or KeyNotFoundException)
+        {
+            return true;   // the table was deleted: nothing of it to replicate
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            // The store's ranges are not yet the ring's (they follow it off the Raft thread): again shortly.
+            Requeue(table, taken);
+            _owner.Logger.ReplicationDeferred(NodeId, table.Name, e.Message);
+            return false;
+        }
+        if (taken.Count == 0) return true;
+        if (await PostAsync(table, buffer.WrittenMemory).ConfigureAwait(false)) return true;
+        Requeue(table, taken);
+        return false;
+    }
+
+    /// <summary>The table's pending keys by arc, ascending, plus every held arc's clock alone if a clocked push ran (caller holds the owner's lock).</summary>
+    private List<KeyValuePair<ulong, ulong[]>> Take(TableHandle table, List<ulong> held)
+    {
+        if (!_pending.Remove(table, out Pending? pending)) return [];
+        var taken = new List<KeyValuePair<ulong, ulong[]>>(pending.Keys.Count);
+        foreach (var (token, keys) in pending.Keys)
+        {
+            ulong[] sorted = [.. keys];
+            Array.Sort(sorted);
+            taken.Add(new(token, sorted));
+        }
+        if (pending.Clocked)
+        {
+            foreach (ulong token in held)
+                if (!pending.Keys.ContainsKey(token)) taken.Add(new(token, []));
+        }
+        return taken;
+    }
+
+    private void Requeue(TableHandle table, List<KeyValuePair<ulong, ulong[]>> taken)
+    {
+        lock (_owner.Sync)
+        {
+            Pending pending = PendingOf(table);
+            foreach (var (token, keys) in taken)
+            {
+                if (keys.Length == 0) pending.Clocked = true;
+                if (!pending.Keys.TryGetValue(token, out HashSet<ulong>? set)) pending.Keys[token] = set = [];
+                set.UnionWith(keys);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sends every table's arcs in <paramref name="tokens"/> whole, read while the table's clocked pushes wait (so
+    /// rows and clocks agree), in requests of at most <see cref="MaxRequestBytes"/>.
+    /// </summary>
+    private async Task<bool> ResyncAsync(List<ulong> tokens)
+    {
+        foreach (TableHandle table in _owner.Store.ListTables())
+        {
+            List<byte[]> requests;
+            try
+            {
+                requests = _owner.Store.HoldClockedPushes(table, () => ReadWhole(table, tokens));
+            }
+            catch (ObjectDisposedException)
+            {
+                continue;
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+            {
+                _owner.Logger.ReplicationDeferred(NodeId, table.Name, e.Message);
+                return false;
+            }
+            foreach (byte[] request in requests)
+                if (!await PostAsync(table, request).ConfigureAwait(false)) return false;
+        }
+        _owner.Logger.BackupResynced(NodeId, tokens.Count);
+        return true;
+    }
+
+    private List<byte[]> ReadWhole(TableHandle table, List<ulong> tokens)
+    {
+        var requests = new List<byte[]>();
+        var current = new ArrayBufferWriter<byte>();
+        using RangeCopy copy = _owner.Store.CopyRanges(table, tokens);
+        while (copy.TryReadNext(out ReadOnlyMemory<byte> batch))
+        {
+            if (current.WrittenCount > 0 && current.WrittenCount + batch.Length > MaxRequestBytes)
+            {
+                requests.Add(current.WrittenSpan.ToArray());
+                current.ResetWrittenCount();
+            }
+            current.Write(batch.Span);
+        }
+        if (current.WrittenCount > 0) requests.Add(current.WrittenSpan.ToArray());
+        return requests;
+    }
+
+    /// <summary>Sends record batches to the backup's records route; true once it answered that they are durable.</summary>
+    private async Task<bool> PostAsync(TableHandle table, ReadOnlyMemory<byte> batches)
+    {
+        string? http = _owner.Member.Manager.State.Nodes.TryGetValue(NodeId, out var info) ? info.Http : null;
+        if (http is null) return false;
+        var content = new ReadOnlyMemoryContent(batches);
+        content.Headers.ContentType = new MediaTypeHeaderValue(MediaTypes.Records);
+        try
+        {
+            using HttpResponseMessage reply = await _owner.Member.Peers.SendAsync(HttpMethod.Post, http,
+                $"/v1/tables/{Uri.EscapeDataString(table.Name)}/records", content, _stop.Token).ConfigureAwait(false);
+            if (reply.IsSuccessStatusCode) return true;
+            string body = await reply.Content.ReadAsStringAsync(_stop.Token).ConfigureAwait(false);
+            if (_failures == 0) _owner.Logger.ReplicationRefused(NodeId, table.Name, (int)reply.StatusCode, body);
+            return false;
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !_stop.IsCancellationRequested)
+        {
+            if (_failures == 0) _owner.Logger.ReplicationFailed(NodeId, table.Name, e.Message);
+            return false;
+        }
+    }
+
+    /// <summary>Stops the loop; whoever still waits is released (the node is closing: its replies fail anyway).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _loop.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        lock (_owner.Sync) CompleteAll();
+        _stop.Dispose();
+        _wake.Dispose();
+    }
+
+    /// <summary>A table's keys waiting for the next batch, by arc.</summary>
+    private sealed class Pending
+    {
+        public Dictionary<ulong, HashSet<ulong>> Keys { get; } = [];
+
+        public bool Clocked { get; set; }
+    }
+}
