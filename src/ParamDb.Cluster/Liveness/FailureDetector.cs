@@ -21,6 +21,7 @@ public sealed class FailureDetector : IAsyncDisposable
     private readonly ClusterMember _member;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, long> _heard = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (ulong Epoch, IReadOnlyCollection<string> CaughtUp)> _caughtUp = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
     private long _leaderSince;   // Stopwatch timestamp; 0 while not leading
@@ -38,11 +39,16 @@ public sealed class FailureDetector : IAsyncDisposable
     /// ring is that new, so it never acts on a ring from before it was declared down). Refused (false) otherwise,
     /// and then the sender's lease is not renewed. Recorded either way: a down node that is heard again comes back.
     /// </summary>
-    public bool Grant(string nodeId, out ulong epoch)
+    /// <param name="nodeId">The sender.</param>
+    /// <param name="epoch">The ring epoch the grant is made at; 0 when this node does not lead.</param>
+    /// <param name="report">The joining nodes the sender has caught up on every arc it serves for them, and the
+    /// epoch it says that at (<see cref="Replication.Replicator.CaughtUpBackups"/>).</param>
+    public bool Grant(string nodeId, out ulong epoch, (ulong Epoch, IReadOnlyCollection<string> CaughtUp) report = default)
     {
         epoch = 0;
         if (!_member.Manager.HoldsLeaderLease) return false;
         _heard[nodeId] = Stopwatch.GetTimestamp();
+        if (report.CaughtUp is not null) _caughtUp[nodeId] = (report.Epoch, report.CaughtUp);
         ClusterState state = _member.Manager.State;
         epoch = state.RingEpoch;
         return state.Nodes.TryGetValue(nodeId, out NodeInfo? node) && node.State != NodeState.Down;
@@ -83,7 +89,10 @@ public sealed class FailureDetector : IAsyncDisposable
             NodeState? next = node.State switch
             {
                 NodeState.Up or NodeState.Joining when silent > options.DownAfter => NodeState.Down,
-                NodeState.Down when _heard.TryGetValue(node.Id, out long last) && last > _leaderSince && Stopwatch.GetElapsedTime(last, now) < options.LeaseDuration => NodeState.Up,
+                // Back: with copies elsewhere it may be stale, so it first catches up as a backup (joining).
+                NodeState.Down when _heard.TryGetValue(node.Id, out long last) && last > _leaderSince && Stopwatch.GetElapsedTime(last, now) < options.LeaseDuration
+                    => state.Replicas > 1 && state.Nodes.Count > 1 ? NodeState.Joining : NodeState.Up,
+                NodeState.Joining when CaughtUp(node.Id) => NodeState.Up,
                 _ => null,
             };
             if (next is not { } change) continue;
@@ -97,6 +106,27 @@ public sealed class FailureDetector : IAsyncDisposable
                 return;   // leadership moved: the next leader decides
             }
         }
+    }
+
+    /// <summary>
+    /// Whether every node that serves an arc the joining node backs up has reported it caught up, in the current
+    /// epoch: then it holds everything they acknowledged, and may serve its own arcs again.
+    /// </summary>
+    private bool CaughtUp(string joining)
+    {
+        if (_member.Ring is not { } ring || ring.NodeIndex(joining) is var b && b < 0) return false;
+        var primaries = new HashSet<int>();
+        for (int i = 0; i < ring.Tokens.Length; i++)
+        {
+            ReadOnlySpan<int> set = ring.ReplicasAt(i);
+            if (set[1..].Contains(b) && ring.StateOf(set[0]) == NodeState.Up) primaries.Add(set[0]);
+        }
+        if (primaries.Count == 0) return false;
+        foreach (int p in primaries)
+        {
+            if (!_caughtUp.TryGetValue(ring.Nodes[p], out var report) || report.Epoch != ring.Epoch || !report.CaughtUp.Contains(joining)) return false;
+        }
+        return true;
     }
 
     /// <summary>Stops watching.</summary>

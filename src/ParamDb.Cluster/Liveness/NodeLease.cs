@@ -100,13 +100,16 @@ public sealed class NodeLease : IAsyncDisposable
     {
         ServerManager manager = _member.Manager;
         string self = _member.Identity.NodeId;
-        if (manager.IsLeader) return _detector.Grant(self, out ulong own) && Current(own);
+        var (reportEpoch, caughtUp) = _member.CaughtUpReport?.Invoke() ?? (0, []);
+        if (manager.IsLeader) return _detector.Grant(self, out ulong own, (reportEpoch, caughtUp)) && Current(own);
         if (manager.LeaderHttp is not { } leader) return false;
+        string path = caughtUp.Count == 0 ? HeartbeatPath
+            : $"{HeartbeatPath}?epoch={reportEpoch.ToString(System.Globalization.CultureInfo.InvariantCulture)}&caughtUp={Uri.EscapeDataString(string.Join(',', caughtUp))}";
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
         deadline.CancelAfter(timeout);
         try
         {
-            using HttpResponseMessage reply = await _member.Peers.SendAsync(HttpMethod.Post, leader, HeartbeatPath, null, deadline.Token).ConfigureAwait(false);
+            using HttpResponseMessage reply = await _member.Peers.SendAsync(HttpMethod.Post, leader, path, null, deadline.Token).ConfigureAwait(false);
             return reply.IsSuccessStatusCode
                 && reply.Headers.TryGetValues(Protocol.ParamDbHeaders.RingEpoch, out IEnumerable<string>? values)
                 && ulong.TryParse(values?.FirstOrDefault(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out ulong epoch)

@@ -56,6 +56,12 @@ public sealed partial class ClusterMember : IAsyncDisposable
     /// <summary>This node's lease: whether it may act as a primary now.</summary>
     public NodeLease Lease => _lease ?? throw new InvalidOperationException("The node has not settled in its cluster yet.");
 
+    /// <summary>
+    /// What this node's heartbeat reports: the joining nodes it has caught up, and the epoch (set by its replicator
+    /// while the store is open).
+    /// </summary>
+    public Func<(ulong Epoch, List<string> CaughtUp)>? CaughtUpReport { get; set; }
+
     /// <summary>The ring of the newest state this node has applied; null before the state names any node.</summary>
     public ClusterRing? Ring => Volatile.Read(ref _ring);
 
@@ -263,12 +269,17 @@ public sealed partial class ClusterMember : IAsyncDisposable
     }
 
     /// <summary>The ring of a state's nodes with their tokens; null before any node is known.</summary>
-    internal static ClusterRing? RingOf(ClusterState state)
+    public static ClusterRing? RingOf(ClusterState state)
     {
         var nodes = new List<KeyValuePair<string, Protocol.Ring>>(state.Nodes.Count);
+        var states = new Dictionary<string, NodeState>(state.Nodes.Count, StringComparer.Ordinal);
         foreach (NodeInfo node in state.Nodes.Values)
-            if (node.Tokens.Length > 0) nodes.Add(new(node.Id, new Protocol.Ring(node.Tokens)));
-        return nodes.Count == 0 ? null : new ClusterRing(state.RingEpoch, state.Replicas, state.VirtualNodes, nodes);
+        {
+            if (node.Tokens.Length == 0) continue;
+            nodes.Add(new(node.Id, new Protocol.Ring(node.Tokens)));
+            states[node.Id] = node.State;
+        }
+        return nodes.Count == 0 ? null : new ClusterRing(state.RingEpoch, state.Replicas, state.VirtualNodes, nodes, states);
     }
 
     /// <summary>Leaves the Raft group's traffic (the membership stays: a restart rejoins).</summary>

@@ -23,7 +23,7 @@ internal sealed class BackupStream : IAsyncDisposable
     private readonly Replicator _owner;
     private readonly Dictionary<TableHandle, Pending> _pending = new(ReferenceEqualityComparer.Instance);
     private readonly List<TaskCompletionSource> _sending = [];
-    private readonly HashSet<ulong> _synced = [];   // arcs sent whole since the backup was last seen down; sender only
+    private readonly HashSet<ulong> _synced = [];   // arcs sent whole since the backup was last seen down; locked itself
     private readonly SemaphoreSlim _wake = new(0);
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
@@ -42,12 +42,45 @@ internal sealed class BackupStream : IAsyncDisposable
     /// <summary>The backup's node id.</summary>
     public string NodeId { get; }
 
-    /// <summary>A new epoch: the backup's index in it, and what it holds (caller holds the owner's lock).</summary>
+    /// <summary>
+    /// A new epoch: the backup's index in it, and what it holds (caller holds the owner's lock). Keys of arcs this
+    /// node no longer serves for it are dropped, and every push still waiting here fails: its rows may never reach
+    /// the arc's new primary, so it must not be acknowledged.
+    /// </summary>
     public void Replan(ReplicaPlan plan, int index)
     {
         _plan = plan;
         _index = index;
+        var held = new HashSet<ulong>(plan.HeldBy[index]);
+        bool dropped = false;
+        foreach (Pending pending in _pending.Values)
+        {
+            foreach (ulong token in pending.Keys.Keys.ToArray())
+            {
+                if (held.Contains(token)) continue;
+                pending.Keys.Remove(token);
+                dropped = true;
+            }
+        }
+        if (dropped) FailAll();
         Wake();
+    }
+
+    /// <summary>Fails every waiting confirmation (caller holds the owner's lock).</summary>
+    private void FailAll()
+    {
+        var moved = new ReplicaMovedException(NodeId);
+        foreach (TaskCompletionSource waiting in _sending) waiting.TrySetException(moved);
+        _sending.Clear();
+        _open?.TrySetException(moved);
+        _open = null;
+    }
+
+    /// <summary>Whether every arc this node serves for the backup was sent whole, and nothing waits: what a joining backup needs to be counted caught up.</summary>
+    public bool CaughtUp(ReplicaPlan plan)
+    {
+        if (!ReferenceEquals(plan, _plan) || _pending.Count > 0 || _sending.Count > 0 || _open is not null) return false;
+        lock (_synced) return plan.HeldBy[_index].TrueForAll(_synced.Contains);
     }
 
     /// <summary>Notes a key for the next batch (caller holds the owner's lock).</summary>
@@ -123,15 +156,16 @@ internal sealed class BackupStream : IAsyncDisposable
                 // Declared down: nothing is waited for or kept; it gets every arc whole when it returns.
                 _pending.Clear();
                 CompleteAll();
-                _synced.Clear();
+                lock (_synced) _synced.Clear();
                 return false;
             }
         }
-        List<ulong> missing = plan.HeldBy[index].FindAll(t => !_synced.Contains(t));
+        List<ulong> missing;
+        lock (_synced) missing = plan.HeldBy[index].FindAll(t => !_synced.Contains(t));
         if (missing.Count > 0)
         {
             if (!await ResyncAsync(missing).ConfigureAwait(false)) return Failed();
-            _synced.UnionWith(missing);
+            lock (_synced) _synced.UnionWith(missing);
         }
         lock (_owner.Sync)
         {
@@ -227,12 +261,20 @@ internal sealed class BackupStream : IAsyncDisposable
         lock (_owner.Sync)
         {
             Pending pending = PendingOf(table);
+            var held = _plan is { } plan ? new HashSet<ulong>(plan.HeldBy[_index]) : [];
+            bool dropped = false;
             foreach (var (token, keys) in taken)
             {
+                if (!held.Contains(token))
+                {
+                    dropped = true;   // the arc moved while its batch failed (see Replan)
+                    continue;
+                }
                 if (keys.Length == 0) pending.Clocked = true;
                 if (!pending.Keys.TryGetValue(token, out HashSet<ulong>? set)) pending.Keys[token] = set = [];
                 set.UnionWith(keys);
             }
+            if (dropped) FailAll();
         }
     }
 
@@ -330,3 +372,7 @@ internal sealed class BackupStream : IAsyncDisposable
         public bool Clocked { get; set; }
     }
 }
+
+/// <summary>A push's rows were noted for a backup of an arc whose primary changed before they were sent.</summary>
+internal sealed class ReplicaMovedException(string backup)
+    : Exception($"The ring changed while this push's rows were on their way to backup '{backup}': the arc has another primary now.");

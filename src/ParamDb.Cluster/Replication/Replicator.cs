@@ -37,6 +37,7 @@ public sealed class Replicator : IPushTap, IAsyncDisposable
         member.RingChanged += OnRingChanged;
         if (member.Ring is { } ring) OnRingChanged(ring);
         store.PushTap = this;
+        member.CaughtUpReport = CaughtUpBackups;
     }
 
     /// <summary>Guards every stream's pending keys and confirmations; taken inside a push's clock lock, never around one.</summary>
@@ -154,6 +155,11 @@ public sealed class Replicator : IPushTap, IAsyncDisposable
             await Task.WhenAll(waits.ConvertAll(w => w.Confirmed)).WaitAsync(ConfirmTimeout, cancellationToken).ConfigureAwait(false);
             return null;
         }
+        catch (ReplicaMovedException e)
+        {
+            return new ProtocolError(503, ProblemCodes.Unavailable,
+                $"{e.Message} This push was applied here but is not acknowledged; retry it (safe with a worker clock): it goes to the arc's new primary.");
+        }
         catch (TimeoutException)
         {
             string late = string.Join(", ", waits.Where(w => !w.Confirmed.IsCompleted).Select(w => $"'{w.Node}'"));
@@ -162,10 +168,30 @@ public sealed class Replicator : IPushTap, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The joining nodes this node has caught up on every arc it serves for them, in the current epoch: what its
+    /// heartbeat reports, so the leader counts such a node up once all its primaries have.
+    /// </summary>
+    public (ulong Epoch, List<string> CaughtUp) CaughtUpBackups()
+    {
+        lock (Sync)
+        {
+            if (_plan is not { } plan) return (0, []);
+            var caughtUp = new List<string>();
+            foreach (BackupStream stream in _streams.Values)
+            {
+                int index = plan.Ring.NodeIndex(stream.NodeId);
+                if (index >= 0 && plan.Ring.StateOf(index) == NodeState.Joining && stream.CaughtUp(plan)) caughtUp.Add(stream.NodeId);
+            }
+            return (plan.Ring.Epoch, caughtUp);
+        }
+    }
+
     /// <summary>Stops replicating: the store's tap is removed and every stream ends.</summary>
     public async ValueTask DisposeAsync()
     {
         _member.RingChanged -= OnRingChanged;
+        _member.CaughtUpReport = null;
         if (_store.PushTap == this) _store.PushTap = null;
         BackupStream[] streams;
         lock (Sync)

@@ -38,7 +38,22 @@ public sealed partial class Router
             slices.Dispose();
             return ReadLeasedAsync(table, block, plan, options, destination, cancellationToken);
         }
-        return ReadRoutedAsync(ring, self, table, slices, options, destination, cancellationToken);
+        return ReadRoutedRetryingAsync(ring, self, table, block, plan, slices, options, destination, cancellationToken);
+    }
+
+    /// <summary>A routed pull, sliced again by the newer ring when a peer refused its part because this node's ring was behind (421).</summary>
+    private async ValueTask<ClockWait> ReadRoutedRetryingAsync(ClusterRing ring, int self, TableHandle table, ReadOnlyMemory<byte> block, KvBlock plan, Slices slices, PullOptions options, Memory<byte> destination, CancellationToken cancellationToken)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            ClockWait result = await ReadRoutedAsync(ring, self, table, slices, options, destination, cancellationToken).ConfigureAwait(false);
+            if (result.Error.Status != 421) return result;
+            if (attempt == MaxReslices || await NewerRingAsync(ring, cancellationToken).ConfigureAwait(false) is not { } newer)
+                return result with { Error = RingMoving(result.Error) };
+            ring = newer;
+            self = ring.NodeIndex(node.Identity.NodeId);
+            slices = Slices.Of(ring, table, block.Span, plan, withValues: false);
+        }
     }
 
     private async ValueTask<ClockWait> ReadRoutedAsync(ClusterRing ring, int self, TableHandle table, Slices slices, PullOptions options, Memory<byte> destination, CancellationToken cancellationToken)

@@ -27,6 +27,7 @@ public sealed partial class Router(ClusterMember node, LocalDataPlane local, Pee
     public ValueTask<PushReply> PushAsync(TableHandle table, ReadOnlyMemory<byte> block, PushOptions options, CancellationToken cancellationToken)
     {
         if (node.Ring is not { } ring) return local.PushAsync(table, block, options, cancellationToken);
+        if (options.RingEpoch > ring.Epoch) return PushAheadAsync(table, block, options, cancellationToken);
         if (options.RingEpoch != 0)
         {
             if (IsStale(ring, options.RingEpoch, out ProtocolError error)) return new(PushReply.Refused(error));
@@ -34,8 +35,55 @@ public sealed partial class Router(ClusterMember node, LocalDataPlane local, Pee
             return OwnsAll(ring, table, block.Span, kv, out error) ? PushLeasedAsync(table, block, options, cancellationToken) : new(PushReply.Refused(error));
         }
         if (!local.TryCheckPush(table, block.Span, options, out KvBlock plan, out ProtocolError refused)) return new(PushReply.Refused(refused));
-        return PushRoutedAsync(ring, table, block, plan, options, cancellationToken);
+        return PushRoutedRetryingAsync(ring, table, block, plan, options, cancellationToken);
     }
+
+    /// <summary>A request sliced by a ring newer than this node's (a peer or client that applied an epoch first): served once this node has it too.</summary>
+    private async ValueTask<PushReply> PushAheadAsync(TableHandle table, ReadOnlyMemory<byte> block, PushOptions options, CancellationToken cancellationToken)
+    {
+        if (await RingAtAsync(options.RingEpoch, cancellationToken).ConfigureAwait(false) is null)
+            return PushReply.Refused(new ProtocolError(503, ProblemCodes.Unavailable, $"This request was sliced by ring epoch {options.RingEpoch}, which node '{node.Identity.NodeId}' has not applied yet; retry shortly."));
+        return await PushAsync(table, block, options, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Most times a routed request is sliced again after a peer answered that the ring moved on.</summary>
+    private const int MaxReslices = 3;
+
+    /// <summary>
+    /// A routed push, sliced again by the newer ring when a peer refused its part because this node's ring was
+    /// behind (421): for a clocked push only, since each node skips what it already applied; an unclocked one would
+    /// apply twice where its parts succeeded, so its client gets 503 and decides.
+    /// </summary>
+    private async ValueTask<PushReply> PushRoutedRetryingAsync(ClusterRing ring, TableHandle table, ReadOnlyMemory<byte> block, KvBlock plan, PushOptions options, CancellationToken cancellationToken)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            PushReply reply = await PushRoutedAsync(ring, table, block, plan, options, cancellationToken).ConfigureAwait(false);
+            if (reply.Accepted || reply.Error.Status != 421) return reply;
+            if (!options.Stamp.IsClocked || attempt == MaxReslices || await NewerRingAsync(ring, cancellationToken).ConfigureAwait(false) is not { } newer)
+                return PushReply.Refused(RingMoving(reply.Error));
+            ring = newer;
+        }
+    }
+
+    /// <summary>The node's ring once it is newer than <paramref name="ring"/> (a peer has applied an epoch this node is about to), or null after 2 s.</summary>
+    private Task<ClusterRing?> NewerRingAsync(ClusterRing ring, CancellationToken cancellationToken) => RingAtAsync(ring.Epoch + 1, cancellationToken);
+
+    /// <summary>The node's ring once its epoch is at least <paramref name="epoch"/>, or null after 2 s (a Raft entry reaches every live member well within that).</summary>
+    private async Task<ClusterRing?> RingAtAsync(ulong epoch, CancellationToken cancellationToken)
+    {
+        long deadline = Environment.TickCount64 + 2000;
+        while (true)
+        {
+            if (node.Ring is { } now && now.Epoch >= epoch) return now;
+            if (Environment.TickCount64 >= deadline) return null;
+            await Task.Delay(10, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>A peer's 421 as this node's client sees it: the client sent no epoch, so the ring moving is this node's business, and the answer is a retryable 503.</summary>
+    private static ProtocolError RingMoving(ProtocolError peer) => new(503, ProblemCodes.Unavailable,
+        $"The cluster's ring moved on while this request was routed ({peer.Detail}). Parts on other nodes may have been applied; retry it (a push with a worker clock is applied once).");
 
     /// <inheritdoc />
     public ValueTask<PushReply> TickAsync(TableHandle table, PushOptions options, CancellationToken cancellationToken)
@@ -53,8 +101,35 @@ public sealed partial class Router(ClusterMember node, LocalDataPlane local, Pee
     private async ValueTask<PushReply> PushLeasedAsync(TableHandle table, ReadOnlyMemory<byte> block, PushOptions options, CancellationToken cancellationToken)
     {
         if (await LeaseLapsedAsync(cancellationToken).ConfigureAwait(false) is { } lapsed) return PushReply.Refused(lapsed);
+        ClusterRing? before = node.Ring;
         PushReply reply = await local.PushAsync(table, block, options, cancellationToken).ConfigureAwait(false);
-        return await ConfirmAsync(reply, cancellationToken).ConfigureAwait(false);
+        reply = await ConfirmAsync(reply, cancellationToken).ConfigureAwait(false);
+        return reply.Accepted && Moved(before, table, block.Span, out ProtocolError moved) ? PushReply.Refused(moved) : reply;
+    }
+
+    /// <summary>Whether this node serves the same arcs in both rings (an epoch that changed another node's state only).</summary>
+    private bool ServesSame(ClusterRing before, ClusterRing now)
+    {
+        if (!before.Tokens.SequenceEqual(now.Tokens)) return false;
+        int was = before.NodeIndex(node.Identity.NodeId), @is = now.NodeIndex(node.Identity.NodeId);
+        ReadOnlySpan<int> a = before.Primaries, b = now.Primaries;
+        for (int i = 0; i < a.Length; i++)
+            if ((a[i] == was) != (b[i] == @is)) return false;
+        return true;
+    }
+
+    /// <summary>
+    /// Whether the ring changed while a push was applied here and this node no longer serves all its keys: then the
+    /// push may have missed the arc's new primary and is not acknowledged (503; it may have been applied here).
+    /// </summary>
+    private bool Moved(ClusterRing? before, TableHandle table, ReadOnlySpan<byte> block, out ProtocolError error)
+    {
+        error = default;
+        if (node.Ring is not { } now || before is null || now.Epoch == before.Epoch || ServesSame(before, now)) return false;
+        if (block.Length > 0 && KvBlock.TryParse(block, KvExpect.Values, int.MaxValue, out KvBlock kv, out _) && OwnsAll(now, table, block, kv, out _)) return false;
+        error = new ProtocolError(503, ProblemCodes.Unavailable,
+            $"The ring moved from epoch {before.Epoch} to {now.Epoch} while this push was applied on node '{node.Identity.NodeId}', which no longer serves all its keys: it is not acknowledged (it may have been applied here). Retry it; a push with a worker clock is applied once.");
+        return true;
     }
 
     /// <summary>
@@ -71,8 +146,10 @@ public sealed partial class Router(ClusterMember node, LocalDataPlane local, Pee
     private async ValueTask<PushReply> TickLeasedAsync(TableHandle table, PushOptions options, CancellationToken cancellationToken)
     {
         if (await LeaseLapsedAsync(cancellationToken).ConfigureAwait(false) is { } lapsed) return PushReply.Refused(lapsed);
+        ClusterRing? before = node.Ring;
         PushReply reply = await local.TickAsync(table, options, cancellationToken).ConfigureAwait(false);
-        return await ConfirmAsync(reply, cancellationToken).ConfigureAwait(false);
+        reply = await ConfirmAsync(reply, cancellationToken).ConfigureAwait(false);
+        return reply.Accepted && Moved(before, table, default, out ProtocolError moved) ? PushReply.Refused(moved) : reply;
     }
 
     /// <summary>
@@ -106,7 +183,8 @@ public sealed partial class Router(ClusterMember node, LocalDataPlane local, Pee
         var parts = new List<Task<PushReply>>(ring.NodeCount);
         for (int n = 0; n < ring.NodeCount; n++)
         {
-            if (slices.Count(n) == 0 && !options.Stamp.IsClocked) continue;
+            // A clocked push ticks every node that serves arcs; a down or joining node serves none (its arcs' backups do).
+            if (slices.Count(n) == 0 && (!options.Stamp.IsClocked || ring.StateOf(n) != NodeState.Up)) continue;
             parts.Add(n == self
                 ? PushLocalAsync(table, slices, n, options, cancellationToken)
                 : PushPeerAsync(ring, n, table, slices, options, cancellationToken));
@@ -117,12 +195,13 @@ public sealed partial class Router(ClusterMember node, LocalDataPlane local, Pee
     private async ValueTask<PushReply> TickEverywhereAsync(ClusterRing ring, TableHandle table, PushOptions options, CancellationToken cancellationToken)
     {
         int self = ring.NodeIndex(node.Identity.NodeId);
-        var parts = new Task<PushReply>[ring.NodeCount];
+        var parts = new List<Task<PushReply>>(ring.NodeCount);
         for (int n = 0; n < ring.NodeCount; n++)
         {
-            parts[n] = n == self
+            if (ring.StateOf(n) != NodeState.Up) continue;   // serves no arcs: nothing to tick
+            parts.Add(n == self
                 ? TickLeasedAsync(table, options, cancellationToken).AsTask()
-                : PushPeerAsync(ring, n, table, Slices.Empty, options, cancellationToken);
+                : PushPeerAsync(ring, n, table, Slices.Empty, options, cancellationToken));
         }
         return Merge(await Task.WhenAll(parts).ConfigureAwait(false), 0);
     }

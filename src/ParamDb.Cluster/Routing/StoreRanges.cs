@@ -55,7 +55,7 @@ public sealed class StoreRanges : IDisposable
     internal static (Ring Ranges, List<ulong> Served) Of(ClusterRing ring, int self)
     {
         ReadOnlySpan<ulong> tokens = ring.Tokens;
-        ReadOnlySpan<int> owners = ring.Owners;
+        ReadOnlySpan<int> owners = ring.Primaries;   // after a failover, a backup serves its down primary's arcs
         var served = new List<ulong>();
         for (int i = 0; i < tokens.Length; i++)
             if (owners[i] == self) served.Add(tokens[i]);

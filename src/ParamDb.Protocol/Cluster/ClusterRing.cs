@@ -23,6 +23,9 @@ public sealed class ClusterRing
     // id first, so that node is primary of the shared arc and the other its first backup on every client.
     private readonly ulong[] _tokens;
     private readonly int[] _owners;
+    // Per merged token: the node that serves the arc (the first of its replica set that is up), else its owner.
+    private readonly int[] _primaries;
+    private readonly NodeState[] _states;
     // Per merged token i, replicaWidth node indices at [i * replicaWidth …]: the primary, then its backups.
     // Precomputed so ReplicasOf is a search and a copy: N × V × min(R, N) ints, 77 KB for 100 nodes × 64 × R 3.
     private readonly int[] _replicaSets;
@@ -54,7 +57,11 @@ public sealed class ClusterRing
     /// <param name="replicas">R, copies per key, primary included (at least 1).</param>
     /// <param name="virtualNodes">V, tokens per node as the cluster is configured; recorded, not checked against the rings.</param>
     /// <param name="nodes">Node id → the node's tokens; ids distinct and non-empty, at least one node.</param>
-    public ClusterRing(ulong epoch, int replicas, int virtualNodes, IEnumerable<KeyValuePair<string, Ring>> nodes)
+    /// <param name="states">
+    /// Each node's state (absent: up). An arc is served by the first node of its replica set that is
+    /// <see cref="NodeState.Up"/> (failover: a down primary's first backup); a joining or down node serves none.
+    /// </param>
+    public ClusterRing(ulong epoch, int replicas, int virtualNodes, IEnumerable<KeyValuePair<string, Ring>> nodes, IReadOnlyDictionary<string, NodeState>? states = null)
     {
         ArgumentNullException.ThrowIfNull(nodes);
         ArgumentOutOfRangeException.ThrowIfLessThan(replicas, 1);
@@ -97,8 +104,13 @@ public sealed class ClusterRing
         _owners = new int[total];
         for (int i = 0; i < total; i++) (_tokens[i], _owners[i]) = merged[i];
 
+        _states = new NodeState[_ids.Length];
+        for (int n = 0; n < _ids.Length; n++)
+            _states[n] = states is not null && states.TryGetValue(_ids[n], out NodeState state) ? state : NodeState.Up;
+
         _replicaWidth = Math.Min(replicas, _ids.Length);
         _replicaSets = new int[total * _replicaWidth];
+        _primaries = new int[total];
         for (int i = 0; i < total; i++)
         {
             Span<int> set = _replicaSets.AsSpan(i * _replicaWidth, _replicaWidth);
@@ -109,8 +121,25 @@ public sealed class ClusterRing
                 int node = _owners[j];
                 if (!set[..found].Contains(node)) set[found++] = node;
             }
+            // Failover: the first node of the chain that is up serves the arc, and comes first in its set; the chain
+            // keeps its order otherwise. With none up the owner stays first: the arc is unavailable.
+            int serving = 0;
+            while (serving < set.Length && _states[set[serving]] != NodeState.Up) serving++;
+            if (serving < set.Length)
+            {
+                int node = set[serving];
+                set[..serving].CopyTo(set[1..]);
+                set[0] = node;
+            }
+            _primaries[i] = set[0];
         }
     }
+
+    /// <summary>The state of the node at <paramref name="nodeIndex"/> in this ring's epoch.</summary>
+    public NodeState StateOf(int nodeIndex) => _states[nodeIndex];
+
+    /// <summary>The node serving each arc of <see cref="Tokens"/>: its replica set's first node that is up (else its owner).</summary>
+    public ReadOnlySpan<int> Primaries => _primaries;
 
     /// <summary>The ring epoch this membership was committed at; a client holding an older one refetches.</summary>
     public ulong Epoch { get; }
@@ -171,11 +200,11 @@ public sealed class ClusterRing
 
     /// <summary>The node index of the primary of <paramref name="position"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public int PrimaryOf(ulong position) => _owners[RangeOf(position)];
+    public int PrimaryOf(ulong position) => _primaries[RangeOf(position)];
 
     /// <summary>The node index of the primary of <paramref name="key"/> in the table whose <see cref="Ring.NameHash"/> is <paramref name="tableHash"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public int PrimaryOf(ulong tableHash, ulong key) => _owners[RangeOf(Ring.Position(tableHash, key))];
+    public int PrimaryOf(ulong tableHash, ulong key) => _primaries[RangeOf(Ring.Position(tableHash, key))];
 
     /// <summary>
     /// Writes the nodes that keep <paramref name="position"/>: the primary, then the next distinct nodes clockwise,
@@ -235,6 +264,7 @@ public sealed class ClusterRing
         if (view.VirtualNodes < 1) throw Malformed($"vnodes is {view.VirtualNodes}; it must be at least 1.");
         if (view.Nodes is not { Count: > 0 } nodes) throw Malformed("it lists no nodes.");
         var members = new KeyValuePair<string, Ring>[nodes.Count];
+        var states = new Dictionary<string, NodeState>(nodes.Count, StringComparer.Ordinal);
         for (int n = 0; n < nodes.Count; n++)
         {
             ClusterNode? node = nodes[n];
@@ -252,10 +282,11 @@ public sealed class ClusterRing
             var ring = new Ring(parsed);
             if (ring.Count != parsed.Length) throw Malformed($"node '{node.Id}' lists a token twice.");
             members[n] = new(node.Id, ring);
+            states[node.Id] = node.State;
         }
         try
         {
-            return new ClusterRing(view.Epoch, view.Replicas, view.VirtualNodes, members);
+            return new ClusterRing(view.Epoch, view.Replicas, view.VirtualNodes, members, states);
         }
         catch (ArgumentException e)
         {

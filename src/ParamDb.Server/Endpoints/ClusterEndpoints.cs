@@ -65,12 +65,24 @@ public static class ClusterEndpoints
     {
         ClusterState state = member.Manager.State;
         var nodes = new List<Protocol.Cluster.ClusterNode>(state.Nodes.Count);
-        int ranges = 0, unavailable = 0;
         foreach (NodeInfo info in state.Nodes.Values)
-        {
             nodes.Add(new Protocol.Cluster.ClusterNode { Id = info.Id, Http = info.Http, H2 = info.H2, Raft = info.Raft, State = info.State, Tokens = Decimal(info.Tokens) });
-            ranges += info.Tokens.Length;
-            if (info.State == NodeState.Down) unavailable += info.Tokens.Length;
+        // Over the arcs of the ring: unavailable when no node of an arc's set is up to serve it, under-replicated
+        // when one of its R copies is down or still catching up (joining).
+        int underReplicated = 0, unavailable = 0;
+        if (ClusterMember.RingOf(state) is { } ring)
+        {
+            for (int i = 0; i < ring.Tokens.Length; i++)
+            {
+                ReadOnlySpan<int> set = ring.ReplicasAt(i);
+                if (ring.StateOf(set[0]) != NodeState.Up) unavailable++;
+                else
+                {
+                    int up = 0;
+                    foreach (int n in set) if (ring.StateOf(n) == NodeState.Up) up++;
+                    if (up < Math.Min(state.Replicas, ring.NodeCount)) underReplicated++;
+                }
+            }
         }
         return new ClusterView
         {
@@ -78,8 +90,7 @@ public static class ClusterEndpoints
             Leader = member.Manager.LeaderId,
             Replicas = state.Replicas,
             VirtualNodes = state.VirtualNodes,
-            // Each range has one copy until replication is built: with R > 1 every range has fewer than R.
-            UnderReplicated = state.Replicas > 1 ? ranges : 0,
+            UnderReplicated = underReplicated,
             Unavailable = unavailable,
             Nodes = nodes,
         };
@@ -98,7 +109,10 @@ public static class ClusterEndpoints
         string? sender = request.Headers[PeerHttp.PeerHeader];
         if (!Peers.IsPeer(request) || sender is null || !NodeInfo.IsValidId(sender))
             return Problems.Of(400, ProblemCodes.BadRequest, "Heartbeats come from cluster peers, which name themselves in ParamDb-Peer.");
-        if (member.Detector.Grant(sender, out ulong epoch))
+        (ulong, IReadOnlyCollection<string>) report = default;
+        if (request.Query.TryGetValue("caughtUp", out var caughtUp) && ulong.TryParse(request.Query["epoch"], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out ulong reportEpoch))
+            report = (reportEpoch, caughtUp.ToString().Split(',', StringSplitOptions.RemoveEmptyEntries));
+        if (member.Detector.Grant(sender, out ulong epoch, report))
         {
             request.HttpContext.Response.Headers[ParamDbHeaders.RingEpoch] = epoch.ToString(System.Globalization.CultureInfo.InvariantCulture);
             return TypedResults.NoContent();

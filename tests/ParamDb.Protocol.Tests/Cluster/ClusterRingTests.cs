@@ -222,4 +222,39 @@ public sealed class ClusterRingTests
         }
         return [.. found];
     }
+
+    [Fact]
+    public void ADownPrimarysArcsAreServedByTheFirstBackupThatIsUpAndAJoiningNodeServesNone()
+    {
+        static KeyValuePair<string, Ring>[] Nodes() => [.. ThreeNodes.Select(id => KeyValuePair.Create(id, Ring.ForNode(id, 64)))];
+        var all = new ClusterRing(1, 3, 64, Nodes());
+        var failed = new ClusterRing(2, 3, 64, Nodes(), new Dictionary<string, NodeState> { ["node-a"] = NodeState.Down, ["node-b"] = NodeState.Joining });
+        int a = all.NodeIndex("node-a"), b = all.NodeIndex("node-b"), c = all.NodeIndex("node-c");
+        int moved = 0;
+        for (int i = 0; i < all.Tokens.Length; i++)
+        {
+            int[] chain = all.ReplicasAt(i).ToArray(), now = failed.ReplicasAt(i).ToArray();
+            Assert.Equal(all.Owners[i], chain[0]);
+            // node-c is the only one up: it serves every arc and comes first; the rest keep the chain's order.
+            Assert.Equal(c, failed.Primaries[i]);
+            Assert.Equal(c, now[0]);
+            Assert.Equal(chain.Where(n => n != c), now[1..]);
+            if (chain[0] != c) moved++;
+        }
+        Assert.True(moved > 64);
+        Assert.Equal((NodeState.Down, NodeState.Joining, NodeState.Up), (failed.StateOf(a), failed.StateOf(b), failed.StateOf(c)));
+        Assert.Equal(c, failed.PrimaryOf(Ring.NameHash("t"), 12345));
+
+        // With no node of an arc up, its owner stays first: the arc is unavailable, not served by a stale copy.
+        var none = new ClusterRing(3, 2, 64, Nodes(), ThreeNodes.ToDictionary(id => id, _ => NodeState.Down));
+        for (int i = 0; i < none.Tokens.Length; i++) Assert.Equal(none.Owners[i], none.Primaries[i]);
+
+        // The document's states give a client the same ring.
+        var view = new ClusterView
+        {
+            Epoch = 2, Replicas = 3, VirtualNodes = 64,
+            Nodes = [.. ThreeNodes.Select(id => new ClusterNode { Id = id, State = id == "node-a" ? NodeState.Down : id == "node-b" ? NodeState.Joining : NodeState.Up, Tokens = [.. Ring.ForNode(id, 64).Tokens.ToArray().Select(t => t.ToString(System.Globalization.CultureInfo.InvariantCulture))] })],
+        };
+        Assert.Equal(failed.Primaries.ToArray(), ClusterRing.FromView(view).Primaries.ToArray());
+    }
 }
