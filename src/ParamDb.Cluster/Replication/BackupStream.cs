@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net.Http.Headers;
 using Microsoft.Extensions.Logging;
 using ParamDb.Protocol;
+using ParamDb.Protocol.Cluster;
 using ParamDb.Storage;
 using ParamDb.Storage.Transfer;
 
@@ -49,6 +50,14 @@ internal sealed class BackupStream : IAsyncDisposable
     /// </summary>
     public void Replan(ReplicaPlan plan, int index)
     {
+        // A backup that is down, or back from being down (joining), may lack anything sent before: every arc goes
+        // whole again. Cleared here, on every epoch, not when the loop next runs: a down epoch followed at once by
+        // a joining one would otherwise leave the loop seeing the second only, and the backup counted caught up.
+        NodeState now = plan.Ring.StateOf(index);
+        if (now == NodeState.Down || (now == NodeState.Joining && (_plan is null || _plan.Ring.NodeIndex(NodeId) is var was && (was < 0 || _plan.Ring.StateOf(was) != NodeState.Joining))))
+        {
+            lock (_synced) _synced.Clear();
+        }
         _plan = plan;
         _index = index;
         var held = new HashSet<ulong>(plan.HeldBy[index]);

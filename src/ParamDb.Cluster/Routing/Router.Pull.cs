@@ -74,6 +74,7 @@ public sealed partial class Router
                 if (!part.Error.IsNone) return part;
                 merged = merged with { ClockMin = Math.Min(merged.ClockMin, part.ClockMin) };
             }
+            if (slices.Count(self) > 0 && await ConfirmReadAsync(merged, cancellationToken).ConfigureAwait(false) is { Error.IsNone: false } unconfirmed) return unconfirmed;
             slices.Gather(dim, MemoryMarshal.Cast<byte, float>(destination.Span));
             return merged;
         }
@@ -83,8 +84,17 @@ public sealed partial class Router
     private async ValueTask<ClockWait> ReadLeasedAsync(TableHandle table, ReadOnlyMemory<byte> block, KvBlock plan, PullOptions options, Memory<byte> destination, CancellationToken cancellationToken)
     {
         if (plan.Count > 0 && await LeaseLapsedAsync(cancellationToken).ConfigureAwait(false) is { } lapsed) return new ClockWait(0, lapsed, null, 0);
-        return await local.ReadAsync(table, block, plan, options, destination, cancellationToken).ConfigureAwait(false);
+        ClockWait read = await local.ReadAsync(table, block, plan, options, destination, cancellationToken).ConfigureAwait(false);
+        return plan.Count > 0 && read.Error.IsNone ? await ConfirmReadAsync(read, cancellationToken).ConfigureAwait(false) : read;
     }
+
+    /// <summary>
+    /// A read answers only once the backups hold every push applied before it (docs/replication.md): it may have
+    /// read one that is still on its way to them, and if this node died before they had it, the push could be
+    /// retried and take effect later than the read that saw it. Immediate while no batch is waiting.
+    /// </summary>
+    private async ValueTask<ClockWait> ConfirmReadAsync(ClockWait read, CancellationToken cancellationToken) =>
+        await replicator.ConfirmAsync(cancellationToken).ConfigureAwait(false) is { } unconfirmed ? read with { Error = unconfirmed } : read;
 
     private ClockWait ReadLocal(TableHandle table, Slices slices, int n)
     {

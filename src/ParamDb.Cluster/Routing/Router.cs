@@ -21,7 +21,7 @@ namespace ParamDb.Cluster.Routing;
 /// A routed request is not atomic across nodes: when one part fails, the others may have applied. A push with a
 /// worker clock is safe to retry (each node skips what it already applied); one without may apply twice.
 /// </remarks>
-public sealed partial class Router(ClusterMember node, LocalDataPlane local, PeerLinks peers, Replicator replicator) : IDataPlane
+public sealed partial class Router(ClusterMember node, LocalDataPlane local, PeerLinks peers, Replicator replicator, StoreRanges storeRanges) : IDataPlane
 {
     /// <inheritdoc />
     public ValueTask<PushReply> PushAsync(TableHandle table, ReadOnlyMemory<byte> block, PushOptions options, CancellationToken cancellationToken)
@@ -102,9 +102,17 @@ public sealed partial class Router(ClusterMember node, LocalDataPlane local, Pee
     {
         if (await LeaseLapsedAsync(cancellationToken).ConfigureAwait(false) is { } lapsed) return PushReply.Refused(lapsed);
         ClusterRing? before = node.Ring;
+        if (await StoreBehindAsync(before, cancellationToken).ConfigureAwait(false) is { } behind) return PushReply.Refused(behind);
         PushReply reply = await local.PushAsync(table, block, options, cancellationToken).ConfigureAwait(false);
         reply = await ConfirmAsync(reply, cancellationToken).ConfigureAwait(false);
         return reply.Accepted && Moved(before, table, block.Span, out ProtocolError moved) ? PushReply.Refused(moved) : reply;
+    }
+
+    /// <summary>Null once the store serves the arcs of <paramref name="ring"/>'s epoch (waiting up to 2 s for it); else the 503 to answer.</summary>
+    private async ValueTask<ProtocolError?> StoreBehindAsync(ClusterRing? ring, CancellationToken cancellationToken)
+    {
+        if (ring is null || storeRanges.Epoch >= ring.Epoch || await storeRanges.WaitForAsync(ring.Epoch, TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false)) return null;
+        return new ProtocolError(503, ProblemCodes.Unavailable, $"Node '{node.Identity.NodeId}' is still bringing its store to ring epoch {ring.Epoch}; retry shortly.");
     }
 
     /// <summary>Whether this node serves the same arcs in both rings (an epoch that changed another node's state only).</summary>
@@ -147,6 +155,7 @@ public sealed partial class Router(ClusterMember node, LocalDataPlane local, Pee
     {
         if (await LeaseLapsedAsync(cancellationToken).ConfigureAwait(false) is { } lapsed) return PushReply.Refused(lapsed);
         ClusterRing? before = node.Ring;
+        if (await StoreBehindAsync(before, cancellationToken).ConfigureAwait(false) is { } behind) return PushReply.Refused(behind);
         PushReply reply = await local.TickAsync(table, options, cancellationToken).ConfigureAwait(false);
         reply = await ConfirmAsync(reply, cancellationToken).ConfigureAwait(false);
         return reply.Accepted && Moved(before, table, default, out ProtocolError moved) ? PushReply.Refused(moved) : reply;

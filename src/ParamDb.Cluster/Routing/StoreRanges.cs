@@ -19,6 +19,27 @@ public sealed class StoreRanges : IDisposable
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _sync = new(1, 1);
     private bool _disposed;
+    private long _epoch;
+
+    /// <summary>The ring epoch the store's ranges (which it serves, which it holds) were last brought to.</summary>
+    public ulong Epoch => (ulong)Volatile.Read(ref _epoch);
+
+    /// <summary>
+    /// Waits until the store's ranges are those of ring epoch <paramref name="epoch"/> or a later one, at most
+    /// <paramref name="timeout"/>: a node must not apply a push to an arc its ring just gave it while its store
+    /// still holds the arc as a copy (the push's clock would not count there, and a late batch from the arc's old
+    /// primary could overwrite it). False when the time ran out.
+    /// </summary>
+    public async ValueTask<bool> WaitForAsync(ulong epoch, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        long deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        while (Epoch < epoch)
+        {
+            if (Environment.TickCount64 >= deadline) return false;
+            await Task.Delay(5, cancellationToken).ConfigureAwait(false);
+        }
+        return true;
+    }
 
     /// <summary>Follows <paramref name="member"/>'s ring into <paramref name="store"/> from now on, starting with the current one.</summary>
     public StoreRanges(ClusterMember member, ParamStore store, ILogger logger)
@@ -39,7 +60,9 @@ public sealed class StoreRanges : IDisposable
         {
             if (_disposed || _member.Ring is not { } ring) return;
             (Ring ranges, List<ulong> served) = Of(ring, ring.NodeIndex(_member.Identity.NodeId));
-            await _store.SetRanges(ranges, served).ConfigureAwait(false);
+            Task durable = _store.SetRanges(ranges, served);   // in effect once it returns; durable when the task is
+            Volatile.Write(ref _epoch, (long)ring.Epoch);
+            await durable.ConfigureAwait(false);
         }
         catch (Exception e) when (e is ObjectDisposedException or IOException or InvalidOperationException or ArgumentException)
         {

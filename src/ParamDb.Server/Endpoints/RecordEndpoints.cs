@@ -113,11 +113,15 @@ public static class RecordEndpoints
         var slices = new List<Range>();
         if (!RecordBatch.TrySplit(batches.Span, slices, out long records, out string error))
             return Problems.Of(400, ProblemCodes.BadRecords, $"{error} Nothing was written.");
+        ClusterRing? ring = host.Node?.Cluster?.Ring;
+        int self = ring?.NodeIndex(host.Node!.Cluster!.Identity.NodeId) ?? -1;
         foreach (Range slice in slices)
         {
-            // Only a range's primary writes it; records from elsewhere would overwrite rows it acknowledged.
+            // Only a range's primary writes it; records from elsewhere would overwrite rows it acknowledged. The
+            // ring is asked as well as the store: a node whose ring just made it the primary takes pushes for the
+            // arc before its store has switched the arc to served.
             ulong token = RecordBatch.TokenOf(batches.Span[slice]);
-            if (transfer.Serves(token))
+            if (transfer.Serves(token) || (ring is not null && ring.Tokens.BinarySearch(token) is var i && i >= 0 && ring.Primaries[i] == self))
                 return Problems.Of(409, ProblemCodes.RangeServed, $"This node serves range {token} (it is the range's primary), so it takes no records for it from elsewhere. Nothing was written.");
         }
         Task durable;

@@ -84,7 +84,7 @@ public sealed class StoreHost(NodeSettings settings, ClusterHost cluster, ILogge
         _ranges = new StoreRanges(member, store, logger);
         _peers = new PeerLinks(member);
         _replicator = new Replicator(member, store, logger);
-        Volatile.Write(ref _node, new NodeServices(new Router(member, local, _peers, _replicator), new ClusterTableDirectory(member, store),
+        Volatile.Write(ref _node, new NodeServices(new Router(member, local, _peers, _replicator, _ranges), new ClusterTableDirectory(member, store),
             new ClusterWorkerDirectory(member, workers), new ClusterOwnership(member), store) { Cluster = member, Transfer = store });
     }
 
