@@ -13,6 +13,9 @@ public sealed partial class ParamStore
     /// <summary>How many ranges the clocks have and which are served; swapped with <see cref="_ring"/>.</summary>
     private RangeShape _shape;
 
+    /// <summary>Whether tables count their rows per range (<see cref="RecountRangeRows"/>): once any range is held, from then on.</summary>
+    private bool _countingRanges;
+
     /// <summary>
     /// The ranges this store keeps one vector clock per worker for: range i is the arc of the ring that ends at
     /// token i. A single node keeps <see cref="StoreOptions.Ring"/>; a cluster node keeps the ranges it holds, and
@@ -81,7 +84,7 @@ public sealed partial class ParamStore
                     UpsertRecord(RowKey.RangesKey, record);
                     // Clock records name ranges by token: written again for the new tokens, in this same section.
                     foreach (var (table, worker, clocks) in entries) WriteClockRecord(table, worker, clocks);
-                    RecountHeldRows();
+                    RecountRangeRows();
                     _logger.RangesChanged(current.Count, next.Count);
                     return durable;
                 }
@@ -94,22 +97,25 @@ public sealed partial class ParamStore
     }
 
     /// <summary>
-    /// Counts, for every table, the rows in ranges the store holds rather than serves (<see cref="TableHandle.HeldRows"/>):
-    /// one pass over the live records, when ranges change and at open; nothing to do when every range is served.
-    /// Rows move between served and held only here, so counts stay exact between passes.
+    /// Brings every table's rows per range (<see cref="TableHandle.RangeRows"/>) to the ranges now, which a node's
+    /// row count needs once it holds ranges it does not serve: kept as they are when only which ranges are served
+    /// changed (a failover), else one pass over the live records (at open, and when the tokens change); dropped
+    /// while every range is served. Called where no row is inserted meanwhile: at open, or under the push gate.
     /// </summary>
-    internal void RecountHeldRows()
+    internal void RecountRangeRows()
     {
         RangeShape shape = _shape;
-        Catalog catalog = _catalog;
+        Ring ring = _ring;
+        IReadOnlyList<TableHandle> tables = _catalog.Sorted;
         bool anyHeld = false;
         for (int i = 0; i < shape.Count && !anyHeld; i++) anyHeld = !shape.Serves(i);
-        if (!anyHeld)
-        {
-            foreach (TableHandle table in catalog.Sorted) table.SetHeldRows(0);
-            return;
-        }
-        var scan = new HeldRowScan(catalog, _ring, shape);
+        if (!anyHeld && !_countingRanges) return;
+        bool current = _countingRanges;
+        foreach (TableHandle table in tables)
+            current &= table.RangeRows is { } counts && counts.Ring.Tokens.SequenceEqual(ring.Tokens);
+        if (current) return;   // the same tokens: the counts still hold, whichever ranges are served
+
+        var scan = new RangeRowScan(_catalog, ring);
         RowSession session = _sessions.Rent();
         try
         {
@@ -119,7 +125,9 @@ public sealed partial class ParamStore
         {
             _sessions.Return(session);
         }
-        foreach (TableHandle table in catalog.Sorted) table.SetHeldRows(scan.Held.GetValueOrDefault(table.Id));
+        foreach (TableHandle table in tables)
+            table.RangeRows = new RangeRowCounts(ring, scan.Counts.TryGetValue(table.Id, out long[]? counts) ? counts : new long[ring.Count]);
+        _countingRanges = true;
     }
 
     /// <summary>At open, before the catalog and the clocks are read: the ranges a ranges record says, if there is one.</summary>
@@ -177,20 +185,20 @@ internal readonly struct HeldClockLocks : IDisposable
     }
 }
 
-/// <summary>Push iterator over the distinct live records that counts each table's rows in held ranges.</summary>
-internal struct HeldRowScan(Catalog catalog, Ring ring, RangeShape shape) : FASTER.core.IScanIteratorFunctions<RowKey, FASTER.core.SpanByte>
+/// <summary>Counts the live rows of every table per range of <paramref name="ring"/>.</summary>
+internal struct RangeRowScan(Catalog catalog, Ring ring) : FASTER.core.IScanIteratorFunctions<RowKey, FASTER.core.SpanByte>
 {
-    public Dictionary<uint, long> Held { get; } = [];
+    public Dictionary<uint, long[]> Counts { get; } = [];
 
     public readonly bool OnStart(long beginAddress, long endAddress) => true;
 
     public bool SingleReader(ref RowKey key, ref FASTER.core.SpanByte value, FASTER.core.RecordMetadata recordMetadata, long numberOfRecords)
     {
         if (key.Kind != RowKind.Row || key.Table == 0 || !catalog.TryGet(key.Table, out TableHandle? table)) return true;
-        if (!shape.Serves(ring.RangeOf(table!.RingHash, key.Key))) Held[key.Table] = Held.GetValueOrDefault(key.Table) + 1;
+        if (!Counts.TryGetValue(key.Table, out long[]? counts)) Counts[key.Table] = counts = new long[ring.Count];
+        counts[ring.RangeOf(table!.RingHash, key.Key)]++;
         return true;
     }
-
     public bool ConcurrentReader(ref RowKey key, ref FASTER.core.SpanByte value, FASTER.core.RecordMetadata recordMetadata, long numberOfRecords) =>
         SingleReader(ref key, ref value, recordMetadata, numberOfRecords);
 

@@ -161,7 +161,7 @@ public sealed partial class ParamStore
         bool reusable = false;
         try
         {
-            var input = new RowInput(table) { Held = batch.Held };
+            var input = new RowInput(table);
             RowOutput output = default;
             int pending = 0;
             for (int i = from; i < to; i++)
@@ -286,9 +286,6 @@ internal readonly unsafe struct PinnedBatch(TableHandle table, bool isRange, ulo
 
     /// <summary>Floats from one row's data to the next: dim, or a whole record's payload for transferred records.</summary>
     public int Stride { get; init; } = table.Dim;
-
-    /// <summary>Transferred records into a range the store holds rather than serves (<see cref="RowInput.Held"/>).</summary>
-    public bool Held { get; init; }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong KeyAt(int i) => isRange ? first + (ulong)i : keys[i];

@@ -45,6 +45,7 @@ public sealed partial class ParamStore
             if (current.TryGet(name, out _)) throw new ArgumentException($"A table named \"{name}\" exists already.", nameof(name));
             if (id < current.NextId) throw new ArgumentException($"Table id {id} was used before in this store (the next free id is {current.NextId}).", nameof(id));
             created = new TableHandle(name, id, schema, _shape);
+            if (_countingRanges) created.RangeRows = new RangeRowCounts(_ring);
             Catalog next = current.WithTable(created);
             durable = WriteCatalog(next);
             _catalog = next;
@@ -93,7 +94,7 @@ public sealed partial class ParamStore
     public TableStats GetStats(TableHandle table)
     {
         ArgumentNullException.ThrowIfNull(table);
-        long rows = table.Rows - table.HeldRows;   // the rows this node serves, not the copies it holds for others
+        long rows = table.Rows - table.HeldRows(_shape);   // the rows this node serves, not the copies it holds for others
         return new TableStats(rows, rows * table._layout.PayloadBytes);
     }
 

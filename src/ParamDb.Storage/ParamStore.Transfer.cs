@@ -250,16 +250,14 @@ public sealed partial class ParamStore
                 Failpoints.Hit(Failpoints.RecordsBeforeLog);
                 durable = LogSystemRecord(WalRecordKind.Records, bytes);
                 if (durable is { IsFaulted: true }) return durable;   // the log refused them: nothing applied
-                RangeShape shape = _shape;
                 foreach (System.Range slice in slices)
                 {
                     RecordBatch batch = RecordBatch.Of(bytes[slice]);
                     if (batch.Count == 0) continue;
-                    bool held = !shape.Serves(ring.Tokens.BinarySearch(batch.Token));
                     fixed (ulong* k = batch.Keys)
                     fixed (byte* p = batch.Payloads)
                     {
-                        RunChunks<PutRecord>(new PinnedBatch(table, isRange: false, 0, k, (float*)p, batch.Count) { Stride = batch.PayloadBytes / sizeof(float), Held = held });
+                        RunChunks<PutRecord>(new PinnedBatch(table, isRange: false, 0, k, (float*)p, batch.Count) { Stride = batch.PayloadBytes / sizeof(float) });
                     }
                 }
                 var touched = new HashSet<uint>();
@@ -345,7 +343,7 @@ public sealed partial class ParamStore
                     _sessions.Return(session);
                 }
                 table.SetRows(Math.Max(0, table.Rows - rows));
-                if (!_shape.Serves(range)) table.SetHeldRows(Math.Max(0, table.HeldRows - rows));
+                table.RangeRows?.Remove(range, rows);
                 foreach (var (worker, entry) in clocks)
                 {
                     if (entry.Ranges[range] == 0) continue;

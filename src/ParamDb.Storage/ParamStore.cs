@@ -166,7 +166,7 @@ public sealed partial class ParamStore : INodeStorage, Transfer.IRangeTransfer, 
             }
             if (options.ReadOnly) paramStore._lsnFloor = paramStore._recoveredCut;
             else paramStore.OpenLog(walDirectory);
-            paramStore.RecountHeldRows();
+            paramStore.RecountRangeRows();
         }
         catch
         {

@@ -30,8 +30,7 @@ internal readonly partial struct RowFunctions
     /// <summary>Called once per key after its first record is in the log (not on CAS retries): the row count.</summary>
     public void PostInitialUpdater(ref RowKey key, ref RowInput input, ref SpanByte value, ref RowOutput output, ref RMWInfo rmwInfo)
     {
-        input.Table.CountNewRow();
-        if (input.Held) input.Table.CountHeldRow();
+        input.Table.CountNewRow(key.Key);
     }
 
     /// <summary>The hot path: the record is in the mutable part of memory.</summary>

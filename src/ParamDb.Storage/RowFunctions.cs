@@ -32,9 +32,6 @@ internal unsafe struct RowInput
     /// </summary>
     public bool WholeRecord;
 
-    /// <summary>A transferred record into a range the store holds rather than serves: a new row counts as held.</summary>
-    public bool Held;
-
     public RowInput(TableHandle table) => Table = table;
 }
 

@@ -10,7 +10,7 @@ namespace ParamDb.Storage;
 public sealed class TableHandle
 {
     private long _rows;
-    private long _heldRows;
+    private RangeRowCounts? _rangeRows;   // null while every range of the store is served: nothing to leave out
 
     internal TableHandle(string name, uint id, TableSchema schema, Versions.RangeShape ranges)
     {
@@ -51,21 +51,26 @@ public sealed class TableHandle
     /// <summary>Distinct stored rows, counted when FASTER inserts a new record for a key (PostInitialUpdater).</summary>
     internal long Rows => Volatile.Read(ref _rows);
 
-    internal void CountNewRow() => Interlocked.Increment(ref _rows);
+    internal void CountNewRow(ulong key)
+    {
+        Interlocked.Increment(ref _rows);
+        Volatile.Read(ref _rangeRows)?.CountNew(RingHash, key);
+    }
 
     internal void SetRows(long count) => Volatile.Write(ref _rows, count);
 
+    /// <summary>The table's rows per range of the store, or null when the store does not count them (every range served).</summary>
+    internal RangeRowCounts? RangeRows
+    {
+        get => Volatile.Read(ref _rangeRows);
+        set => Volatile.Write(ref _rangeRows, value);
+    }
+
     /// <summary>
-    /// Of <see cref="Rows"/>, those in ranges the store holds as copies for other nodes rather than serves
-    /// (docs/replication.md): counted when a transferred record creates a row there, recounted when ranges change.
+    /// Of <see cref="Rows"/>, those in ranges <paramref name="shape"/> holds as copies for other nodes rather than
+    /// serves (docs/replication.md).
     /// </summary>
-    internal long HeldRows => Volatile.Read(ref _heldRows);
-
-    internal void CountHeldRow() => Interlocked.Increment(ref _heldRows);
-
-    internal void AddHeldRows(long delta) => Interlocked.Add(ref _heldRows, delta);
-
-    internal void SetHeldRows(long count) => Volatile.Write(ref _heldRows, count);
+    internal long HeldRows(RangeShape shape) => RangeRows?.Held(shape) ?? 0;
 
     /// <inheritdoc/>
     public override string ToString() => $"{Name} (id {Id}, dim {Dim})";
