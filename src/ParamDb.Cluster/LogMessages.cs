@@ -68,4 +68,7 @@ internal static partial class LogMessages
 
     [LoggerMessage(21, LogLevel.Warning, "Backup {NodeId} did not take a batch of table {Table}: {Reason}; sending again")]
     public static partial void ReplicationFailed(this ILogger logger, string nodeId, string table, string reason);
+
+    [LoggerMessage(22, LogLevel.Error, "Node {NodeId}: the leader grants no lease: {Problem}")]
+    public static partial void LeaseRefused(this ILogger logger, string nodeId, string problem);
 }

@@ -172,6 +172,9 @@ public sealed partial class ServerManager : IAsyncDisposable
         try
         {
             await cluster.ReplicateAsync(entry, cancellationToken).ConfigureAwait(false);
+            // Committed: followers learn it with the next round of heartbeats, up to 150 ms away; send that round now,
+            // so a failover's new ring reaches every node in one round trip.
+            _ = ForceReplicationQuietlyAsync(cluster);
         }
         catch (RaftNotLeaderException e) when ((_wal?.LastEntryIndex ?? 0) > lastBefore)
         {
@@ -186,6 +189,18 @@ public sealed partial class ServerManager : IAsyncDisposable
         }
         return context.Result
                ?? throw new InvalidOperationException($"{command.Id} was replicated but this member applied other bytes at its index.");
+    }
+
+    private static async Task ForceReplicationQuietlyAsync(RaftCluster cluster)
+    {
+        try
+        {
+            await cluster.ForceReplicationAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is InvalidOperationException or OperationCanceledException or ObjectDisposedException or RaftNotLeaderException)
+        {
+            // No longer leading, or stopping: the next leader's heartbeats carry the commit.
+        }
     }
 
     /// <summary>

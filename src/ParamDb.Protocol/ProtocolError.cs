@@ -127,4 +127,10 @@ public static class ProblemCodes
     public const string RangeServed = "range_served";
     /// <summary>400: a record batch of a peer's range transfer that does not parse or does not fit the table.</summary>
     public const string BadRecords = "bad_records";
+    /// <summary>
+    /// 409: a heartbeat from a node started with another <c>--down-after</c> than the leader's. Leases are safe only
+    /// when every node agrees on it (a longer lease could outlive the leader's down declaration), so the leader grants
+    /// none; start every node with the same value.
+    /// </summary>
+    public const string DownAfterMismatch = "down_after_mismatch";
 }

@@ -13,8 +13,10 @@ namespace ParamDb.Cluster.Liveness;
 /// Raft's leader lease, remembers when it last heard each node, and commits <see cref="NodeState.Down"/> for a node
 /// it has not heard for <see cref="ClusterOptions.DownAfter"/>, and <see cref="NodeState.Up"/> again when a down node
 /// is heard. Heartbeats are not Raft writes: only the changes of state are. A new leader counts every node as
-/// heard when it took over, so it never declares a node down before a whole <see cref="ClusterOptions.DownAfter"/>
-/// of its own, which outlasts any lease the old leader granted.
+/// heard when it took over, so it never declares a node down before a lease of its own has passed, which outlasts
+/// any lease the old leader granted. A silent node whose port refuses connections is declared down as soon as its
+/// lease has lapsed (about half of <see cref="ClusterOptions.DownAfter"/>); one that does not answer at all, after
+/// the whole of it.
 /// </summary>
 public sealed class FailureDetector : IAsyncDisposable
 {
@@ -86,9 +88,14 @@ public sealed class FailureDetector : IAsyncDisposable
             if (node.Id == self) continue;   // a leader that runs this loop is alive
             long heard = Math.Max(_heard.GetValueOrDefault(node.Id), _leaderSince);
             TimeSpan silent = Stopwatch.GetElapsedTime(heard, now);
+            // A node whose lease has lapsed (it was granted from a send before the leader heard it) and whose port
+            // refuses connections has no process behind it: down now, not after the whole --down-after. A host that
+            // does not answer at all (power, partition) gives no such proof and waits the timeout.
+            bool gone = node.State is NodeState.Up or NodeState.Joining && silent <= options.DownAfter
+                && silent > options.LeaseDuration + options.HeartbeatInterval && await RefusesAsync(node.Http).ConfigureAwait(false);
             NodeState? next = node.State switch
             {
-                NodeState.Up or NodeState.Joining when silent > options.DownAfter => NodeState.Down,
+                NodeState.Up or NodeState.Joining when silent > options.DownAfter || gone => NodeState.Down,
                 // Back: with copies elsewhere it may be stale, so it first catches up as a backup (joining).
                 NodeState.Down when _heard.TryGetValue(node.Id, out long last) && last > _leaderSince && Stopwatch.GetElapsedTime(last, now) < options.LeaseDuration
                     => state.Replicas > 1 && state.Nodes.Count > 1 ? NodeState.Joining : NodeState.Up,
@@ -107,6 +114,37 @@ public sealed class FailureDetector : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>
+    /// True when a TCP connection to <paramref name="http"/> (<c>host:port</c>) is refused: the host is up and nothing
+    /// listens there. A timeout or any other error proves nothing and answers false.
+    /// </summary>
+    private async Task<bool> RefusesAsync(string http)
+    {
+        int colon = http.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(http.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int port))
+            return false;
+        string host = http[..colon].Trim('[', ']');
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        deadline.CancelAfter(ProbeTimeout);
+        try
+        {
+            await socket.ConnectAsync(host, port, deadline.Token).ConfigureAwait(false);
+            return false;
+        }
+        catch (System.Net.Sockets.SocketException e) when (e.SocketErrorCode == System.Net.Sockets.SocketError.ConnectionRefused)
+        {
+            return true;
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>How long a probe of a silent node's port may take: a refusal on a reachable host comes back in well under a millisecond.</summary>
+    private static readonly TimeSpan ProbeTimeout = TimeSpan.FromMilliseconds(200);
 
     /// <summary>
     /// Whether every node that serves an arc the joining node backs up has reported it caught up, in the current

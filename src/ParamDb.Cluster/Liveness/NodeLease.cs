@@ -20,6 +20,7 @@ public sealed class NodeLease : IAsyncDisposable
     private readonly Task _loop;
     private long _expires;   // Stopwatch timestamp
     private bool _lapsedLogged;
+    private bool _mismatchLogged;
 
     internal NodeLease(ClusterMember member, FailureDetector detector, ILogger logger)
     {
@@ -103,13 +104,21 @@ public sealed class NodeLease : IAsyncDisposable
         var (reportEpoch, caughtUp) = _member.CaughtUpReport?.Invoke() ?? (0, []);
         if (manager.IsLeader) return _detector.Grant(self, out ulong own, (reportEpoch, caughtUp)) && Current(own);
         if (manager.LeaderHttp is not { } leader) return false;
-        string path = caughtUp.Count == 0 ? HeartbeatPath
-            : $"{HeartbeatPath}?epoch={reportEpoch.ToString(System.Globalization.CultureInfo.InvariantCulture)}&caughtUp={Uri.EscapeDataString(string.Join(',', caughtUp))}";
+        // The leader refuses a node whose --down-after differs from its own (409 down_after_mismatch): a longer
+        // lease than the leader assumes could outlive its down declaration.
+        string path = $"{HeartbeatPath}?downAfter={((long)_member.Options.DownAfter.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+        if (caughtUp.Count > 0)
+            path += $"&epoch={reportEpoch.ToString(System.Globalization.CultureInfo.InvariantCulture)}&caughtUp={Uri.EscapeDataString(string.Join(',', caughtUp))}";
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
         deadline.CancelAfter(timeout);
         try
         {
             using HttpResponseMessage reply = await _member.Peers.SendAsync(HttpMethod.Post, leader, path, null, deadline.Token).ConfigureAwait(false);
+            if (reply.StatusCode == System.Net.HttpStatusCode.Conflict && !_mismatchLogged)
+            {
+                _mismatchLogged = true;
+                _logger.LeaseRefused(_member.Identity.NodeId, await reply.Content.ReadAsStringAsync(deadline.Token).ConfigureAwait(false));
+            }
             return reply.IsSuccessStatusCode
                 && reply.Headers.TryGetValues(Protocol.ParamDbHeaders.RingEpoch, out IEnumerable<string>? values)
                 && ulong.TryParse(values?.FirstOrDefault(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out ulong epoch)

@@ -99,7 +99,8 @@ public static class ClusterEndpoints
     /// <summary>
     /// Granted (204, with the ring epoch it was granted at in <c>ParamDb-Ring-Epoch</c>) only by a leader that holds
     /// Raft's leader lease, to a node it does not count down; any other member answers 503 <c>no_leader</c>, and a
-    /// down node 503 <c>unavailable</c> until the leader has counted it back.
+    /// down node 503 <c>unavailable</c> until the leader has counted it back, and a node that runs with another
+    /// <c>--down-after</c> (the <c>downAfter</c> query, in ms) 409 <c>down_after_mismatch</c>.
     /// </summary>
     private static Results<NoContent, ProblemHttpResult> Heartbeat(HttpRequest request, StoreHost host)
     {
@@ -109,6 +110,10 @@ public static class ClusterEndpoints
         string? sender = request.Headers[PeerHttp.PeerHeader];
         if (!Peers.IsPeer(request) || sender is null || !NodeInfo.IsValidId(sender))
             return Problems.Of(400, ProblemCodes.BadRequest, "Heartbeats come from cluster peers, which name themselves in ParamDb-Peer.");
+        if (request.Query.TryGetValue("downAfter", out var downAfter)
+            && (!long.TryParse(downAfter, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long ms) || ms != (long)member.Options.DownAfter.TotalMilliseconds))
+            return Problems.Of(409, ProblemCodes.DownAfterMismatch,
+                $"Node '{sender}' runs with --down-after {downAfter} but this leader with {(long)member.Options.DownAfter.TotalMilliseconds}; leases are safe only when every node agrees, so none is granted. Start every node with the same --down-after.");
         (ulong, IReadOnlyCollection<string>) report = default;
         if (request.Query.TryGetValue("caughtUp", out var caughtUp) && ulong.TryParse(request.Query["epoch"], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out ulong reportEpoch))
             report = (reportEpoch, caughtUp.ToString().Split(',', StringSplitOptions.RemoveEmptyEntries));

@@ -83,4 +83,25 @@ public sealed class LivenessTests(ITestOutputHelper output) : IDisposable
         Assert.All(await Wire.PullAsync(n1, "t", onN3), v => Assert.Equal(3f, v));   // 1 + 2: the refused 5 was never applied
         Assert.All(await Wire.PullAsync(n1, "t", onN1), v => Assert.Equal(1f, v));
     }
+
+    [Fact]
+    public async Task ANodeWithAnotherDownAfterThanTheLeaderIsGrantedNoLeaseAndIsDeclaredDown()
+    {
+        await _cluster.StartAsync(1, null, "--cluster-init", "--replicas", "1");
+        await _cluster.StartAsync(2, null, [.. _cluster.Join, "--down-after", "2000"]);
+
+        // Its heartbeats are refused with the reason, so it never acts for its ranges...
+        using HttpClient n1 = _cluster.Client(1);
+        using (var heartbeat = new HttpRequestMessage(HttpMethod.Post, "/v1/cluster/heartbeats?downAfter=2000") { Headers = { { "ParamDb-Peer", "n2" } } })
+        using (var reply = await n1.SendAsync(heartbeat))
+        {
+            string detail = await Wire.AssertProblemAsync(reply, 409, ProblemCodes.DownAfterMismatch);
+            Assert.Contains("--down-after", detail);
+        }
+        // ...and the leader, hearing none it could grant, declares it down; the node logs why.
+        await WaitForStateAsync(1, "n2", NodeState.Down);
+        long deadline = Environment.TickCount64 + 10_000;
+        while (!string.Join("\n", _cluster.LogTails(400)).Contains(ProblemCodes.DownAfterMismatch) && Environment.TickCount64 < deadline) await Task.Delay(50);
+        Assert.Contains(ProblemCodes.DownAfterMismatch, string.Join("\n", _cluster.LogTails(400)));
+    }
 }
