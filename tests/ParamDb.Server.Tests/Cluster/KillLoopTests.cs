@@ -28,6 +28,9 @@ public sealed class KillLoopTests(ITestOutputHelper output) : IDisposable
 
     private static int Rounds => int.TryParse(Environment.GetEnvironmentVariable("PARAMDB_KILL_ROUNDS"), out int rounds) && rounds > 0 ? rounds : 30;
 
+    /// <summary><c>PARAMDB_DOWN_AFTER</c> (ms) runs the nodes with that <c>--down-after</c>, for the failover benchmark.</summary>
+    private static string[] DownAfter => Environment.GetEnvironmentVariable("PARAMDB_DOWN_AFTER") is { Length: > 0 } ms ? ["--down-after", ms] : [];
+
     private HttpClient Client(int i) => _cluster.Client(i);
 
     private async Task<ClusterView?> ViewAsync(int i)
@@ -66,9 +69,9 @@ public sealed class KillLoopTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task NodesKilledRoundAfterRoundLoseNoAcknowledgedPushAndApplyNoneTwice()
     {
-        await _cluster.StartAsync(1, null, "--cluster-init");
-        await _cluster.StartAsync(2, null, _cluster.Join);
-        await _cluster.StartAsync(3, null, _cluster.Join);
+        await _cluster.StartAsync(1, null, ["--cluster-init", .. DownAfter]);
+        await _cluster.StartAsync(2, null, [.. _cluster.Join, .. DownAfter]);
+        await _cluster.StartAsync(3, null, [.. _cluster.Join, .. DownAfter]);
         using (HttpClient n1 = Client(1)) await Wire.CreateTableAsync(n1, "t", """{"dim":1}""");
         uint worker;
         using (HttpClient n1 = Client(1)) worker = await ClockApiTests.RegisterAsync(n1, "trainer", leaseMs: 600_000);
@@ -80,6 +83,15 @@ public sealed class KillLoopTests(ITestOutputHelper output) : IDisposable
         int[] down = [0];   // the node killed now (0: none); pushers and readers use the others
         var pushed = new long[keys.Length];
         long pushes = 0, retries = 0, pulls = 0;
+        // Failover time: from the SIGKILL to the first push acknowledged, sent after it, holding a key the victim was
+        // primary of.
+        long killedAt = 0;
+        int victimIndex = -1;
+        var failovers = new List<double>();
+        // The pusher holds the gate for each push until it is acknowledged; a round's check takes it, so every
+        // push is then either acknowledged or not sent, and each key must read exactly the sum of its pushes.
+        var gate = new SemaphoreSlim(1, 1);
+        var traces = new System.Collections.Concurrent.ConcurrentQueue<string>();
 
         Task pusher = Task.Run(async () =>
         {
@@ -87,6 +99,9 @@ public sealed class KillLoopTests(ITestOutputHelper output) : IDisposable
             ulong clock = 0;
             while (!stop.IsCancellationRequested)
             {
+                await gate.WaitAsync();
+                try
+                {
                 clock++;
                 // Each push adds 1…3 to a random half of the keys.
                 int[] chosen = [.. Enumerable.Range(0, keys.Length).Where(_ => random.Next(2) == 0)];
@@ -94,7 +109,9 @@ public sealed class KillLoopTests(ITestOutputHelper output) : IDisposable
                 ulong[] some = [.. chosen.Select(i => keys[i])];
                 float[] deltas = [.. chosen.Select(_ => (float)random.Next(1, 4))];
                 long start = HistoryRecorder.Now();
+                long tryStart = 0;
                 int tries = 0;
+                var trace = new System.Text.StringBuilder();
                 bool acknowledged = false;
                 while (!acknowledged)
                 {
@@ -105,6 +122,7 @@ public sealed class KillLoopTests(ITestOutputHelper output) : IDisposable
                         return;
                     }
                     tries++;
+                    tryStart = System.Diagnostics.Stopwatch.GetTimestamp();
                     int via = Via(random, down[0]);
                     using HttpClient http = Client(via);
                     http.Timeout = TimeSpan.FromSeconds(15);
@@ -114,6 +132,7 @@ public sealed class KillLoopTests(ITestOutputHelper output) : IDisposable
                     try
                     {
                         using var reply = await http.SendAsync(request);
+                        trace.Append(CultureInfo.InvariantCulture, $" [n{via}: {(int)reply.StatusCode} in {System.Diagnostics.Stopwatch.GetElapsedTime(tryStart).TotalMilliseconds:F0} ms]");
                         acknowledged = reply.StatusCode == HttpStatusCode.OK;
                         if (acknowledged) break;
                         string body = await reply.Content.ReadAsStringAsync();
@@ -121,6 +140,7 @@ public sealed class KillLoopTests(ITestOutputHelper output) : IDisposable
                     }
                     catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
                     {
+                        trace.Append(CultureInfo.InvariantCulture, $" [n{via}: {e.GetType().Name}]");
                         // A killed node, or one that stopped answering: the same push, at the same clock, elsewhere.
                     }
                     await Task.Delay(20);
@@ -133,7 +153,19 @@ public sealed class KillLoopTests(ITestOutputHelper output) : IDisposable
                     pushed[chosen[i]] += (long)deltas[i];
                 }
                 Interlocked.Increment(ref pushes);
+                long killed = Volatile.Read(ref killedAt);
+                if (killed != 0 && tryStart >= killed && chosen.Any(i => ring.PrimaryOf(hash, keys[i]) == Volatile.Read(ref victimIndex)))
+                {
+                    lock (failovers) failovers.Add(System.Diagnostics.Stopwatch.GetElapsedTime(killed).TotalMilliseconds);
+                    Volatile.Write(ref killedAt, 0);
+                }
                 Interlocked.Add(ref retries, tries - 1);
+                if (tries > 1) traces.Enqueue($"clock {clock}: {trace}");
+                }
+                finally
+                {
+                    gate.Release();
+                }
             }
         });
         Task reader = Task.Run(async () =>
@@ -171,11 +203,36 @@ public sealed class KillLoopTests(ITestOutputHelper output) : IDisposable
                 int victim = kills.Next(1, 4);
                 int[] others = [.. Enumerable.Range(1, 3).Where(i => i != victim)];
                 down[0] = victim;
+                Volatile.Write(ref victimIndex, victim - 1);
+                Volatile.Write(ref killedAt, System.Diagnostics.Stopwatch.GetTimestamp());
                 await _cluster[victim]!.KillAsync();
                 await WaitForAsync(others, $"round {round}: n{victim} declared down", v => v.Nodes.Single(n => n.Id == $"n{victim}").State == NodeState.Down && v.Unavailable == 0, TimeSpan.FromSeconds(30));
-                await _cluster.StartAsync(victim, null);
+                await _cluster.StartAsync(victim, null, DownAfter);
                 await WaitForAsync(others, $"round {round}: n{victim} caught up and up", v => v.Nodes.All(n => n.State == NodeState.Up) && v.UnderReplicated == 0, TimeSpan.FromSeconds(60));
                 down[0] = 0;
+                Volatile.Write(ref killedAt, 0);
+                await gate.WaitAsync();
+                try
+                {
+                    foreach (int i in Enumerable.Range(1, 3))
+                    {
+                        using HttpClient http = Client(i);
+                        long start = HistoryRecorder.Now();
+                        float[] values = await Wire.PullAsync(http, "t", keys);
+                        var off = new List<string>();
+                        for (int k = 0; k < keys.Length; k++)
+                        {
+                            _history.Pull(2, keys[k], start, (long)values[k]);
+                            if (pushed[k] != (long)values[k]) off.Add($"key {keys[k]} (primary n{ring.PrimaryOf(hash, keys[k]) + 1}): pushed {pushed[k]} in all, n{i} reads {values[k]}");
+                        }
+                        Assert.True(off.Count == 0, $"after round {round} (n{victim} killed):\n{string.Join("\n", off)}\npushes retried:\n{string.Join("\n", traces.TakeLast(15))}\n{string.Join("\n", _cluster.LogTails(40))}");
+                    }
+                    traces.Clear();
+                }
+                finally
+                {
+                    gate.Release();
+                }
                 Assert.False(pusher.IsFaulted, pusher.Exception?.ToString());
             }
         }
@@ -205,8 +262,14 @@ public sealed class KillLoopTests(ITestOutputHelper output) : IDisposable
             Verdict verdict = Linearizability.Check(_history.Of(key));
             Assert.True(verdict.IsLinearizable, $"key {key}: {verdict.Explanation}");
         }
+        double[] times = [.. failovers.Order()];
+        output.WriteLine($"failover, SIGKILL to first acknowledged push on the victim's ranges, {times.Length} kills: p50 {Percentile(times, 0.50):F0} ms, p99 {Percentile(times, 0.99):F0} ms, max {times.LastOrDefault():F0} ms; all: {string.Join(' ', times.Select(t => t.ToString("F0", CultureInfo.InvariantCulture)))}");
         output.WriteLine($"{Rounds} rounds in {(Environment.TickCount64 - startedAt) / 1000.0:F1} s: {pushes} pushes acknowledged ({retries} retries), {pulls} pulls, {_history.Count} operations checked, 0 lost, 0 applied twice");
     }
+
+    /// <summary>The nearest-rank percentile of sorted <paramref name="sorted"/>.</summary>
+    private static double Percentile(double[] sorted, double p) =>
+        sorted.Length == 0 ? double.NaN : sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Length) - 1, 0, sorted.Length - 1)];
 
     /// <summary>A node to send through: any but the one killed now.</summary>
     private static int Via(Random random, int down)
