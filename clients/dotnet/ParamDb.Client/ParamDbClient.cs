@@ -63,7 +63,7 @@ public sealed partial class ParamDbClient : IDisposable
         _version = options.HttpVersion;
         _versionPolicy = HttpVersionPolicy.RequestVersionExact;
         _lz4 = options.Compression == ParamDbCompression.Lz4;
-        _ring = NewRingSource(options.Routing);
+        _ring = NewRingSource(options.Routing, options.FailoverWait);
         _noLeaderWait = options.NoLeaderWait;
     }
 
@@ -73,7 +73,7 @@ public sealed partial class ParamDbClient : IDisposable
     /// timeout apply. Leave its automatic decompression off, or LZ4 replies cannot be told apart.
     /// </summary>
     /// <param name="http">A client whose BaseAddress is set.</param>
-    /// <param name="options">Only <see cref="ParamDbClientOptions.Compression"/>, <see cref="ParamDbClientOptions.Routing"/> and <see cref="ParamDbClientOptions.NoLeaderWait"/> are read.</param>
+    /// <param name="options">Only <see cref="ParamDbClientOptions.Compression"/>, <see cref="ParamDbClientOptions.Routing"/>, <see cref="ParamDbClientOptions.NoLeaderWait"/> and <see cref="ParamDbClientOptions.FailoverWait"/> are read.</param>
     public ParamDbClient(HttpClient http, ParamDbClientOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(http);
@@ -83,7 +83,7 @@ public sealed partial class ParamDbClient : IDisposable
         _version = http.DefaultRequestVersion;
         _versionPolicy = http.DefaultVersionPolicy;
         _lz4 = options?.Compression == ParamDbCompression.Lz4;
-        _ring = NewRingSource(options?.Routing ?? ParamDbRouting.Auto);
+        _ring = NewRingSource(options?.Routing ?? ParamDbRouting.Auto, options?.FailoverWait ?? new ParamDbClientOptions().FailoverWait);
         _noLeaderWait = options?.NoLeaderWait ?? new ParamDbClientOptions().NoLeaderWait;
     }
 
@@ -156,8 +156,8 @@ public sealed partial class ParamDbClient : IDisposable
     /// <summary>Where this client's cluster map comes from; the worker routes by its REST client's.</summary>
     internal RingSource Ring => _ring;
 
-    private RingSource NewRingSource(ParamDbRouting routing) =>
-        new(FetchClusterAsync, routing == ParamDbRouting.Auto, _base.Scheme, _version.Major >= 2);
+    private RingSource NewRingSource(ParamDbRouting routing, TimeSpan failoverWait) =>
+        new(FetchClusterAsync, routing == ParamDbRouting.Auto, _base.Scheme, _version.Major >= 2) { FailoverWait = failoverWait };
 
     /// <summary><c>GET /v1/cluster</c> from <paramref name="node"/> (a node's REST base address), or from this client's address when null.</summary>
     internal async Task<ClusterView> FetchClusterAsync(Uri? node, CancellationToken cancellationToken)

@@ -63,4 +63,13 @@ public sealed record ParamDbClientOptions
     /// (0.4–1.4 s). <see cref="TimeSpan.Zero"/> throws the first <c>no_leader</c> at once.
     /// </summary>
     public TimeSpan NoLeaderWait { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// How long a routed call keeps trying while a node of the cluster fails (503, or a broken connection): the
+    /// ring is fetched again and the node's part sent again, to the node that serves its keys once the cluster has
+    /// declared the failed one down (about a second after a process dies). Pulls, and pushes that carry a worker
+    /// clock (a <see cref="ParamDbWorker"/>'s, exactly-once at the same clock), are retried this way; a push without
+    /// a clock is not, as it may have been applied. 10 s by default; <see cref="TimeSpan.Zero"/> throws the first failure.
+    /// </summary>
+    public TimeSpan FailoverWait { get; init; } = TimeSpan.FromSeconds(10);
 }

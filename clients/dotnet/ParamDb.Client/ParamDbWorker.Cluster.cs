@@ -75,12 +75,13 @@ public sealed partial class ParamDbWorker
     }
 
     /// <summary>Ticks at <paramref name="stamp"/> on every node of <paramref name="map"/> (under the clock lock).</summary>
-    private void TickEveryNode(ClusterMap map, string table, ClockStamp stamp, ref List<Task<PushResult>>? ticks)
-    {
-        ParamDbStream[] streams = StreamsFor(map);
-        var options = new ParamDbCallOptions { RingEpoch = map.Epoch };
-        for (int n = 0; n < streams.Length; n++) (ticks ??= []).Add(streams[n].TickAsync(table, stamp, options).AsTask());
-    }
+    private void TickEveryNode(ClusterMap map, string table, ClockStamp stamp, ref List<Task<PushResult>>? ticks) =>
+        // An empty clocked push: a tick to every node that serves, resent like a push's parts if a node fails.
+        (ticks ??= []).Add(TickRoutedAsync(map, table, stamp));
+
+    private async Task<PushResult> TickRoutedAsync(ClusterMap map, string table, ClockStamp stamp) =>
+        (await Routed.PushAsync(new StreamSender(this, table, stamp, default, tick: true), _ring, map, _ring.TableHash(table),
+            Batch.OfKeys(ReadOnlyMemory<ulong>.Empty, default, default, 0), clocked: true, CancellationToken.None).ConfigureAwait(false)).Result;
 
     private Task<RoutedPush> PushRoutedAsync(ClusterMap map, string table, Batch batch, ClockStamp stamp, in ParamDbCallOptions options, CancellationToken cancellationToken) =>
         Routed.PushAsync(new StreamSender(this, table, stamp, options), _ring, map, _ring.TableHash(table), batch, clocked: true, cancellationToken);
@@ -99,8 +100,12 @@ public sealed partial class ParamDbWorker
     }
 
     /// <summary>A routed call's requests: each on its node's stream, with the call's stamp and options and the map's epoch.</summary>
-    private sealed class StreamSender(ParamDbWorker worker, string table, ClockStamp stamp, ParamDbCallOptions options) : SliceSender
+    private sealed class StreamSender(ParamDbWorker worker, string table, ClockStamp stamp, ParamDbCallOptions options, bool tick = false) : SliceSender
     {
+        // Once a later clock may have reached a node, this one would be skipped there: never sent again then (a tick
+        // carries no rows, and is sent after the clock moved).
+        public override bool MaySendAgain => tick || worker.Clock == stamp.Clock;
+
         public override ValueTask<PushResult> PushAsync(ClusterMap map, int node, Batch slice, CancellationToken cancellationToken)
         {
             ParamDbStream stream = worker.StreamsFor(map)[node];

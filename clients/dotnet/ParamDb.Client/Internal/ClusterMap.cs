@@ -90,6 +90,9 @@ internal sealed class RingSource
     private long _wrongNode;
     private long _refreshes;
 
+    /// <summary>How long a routed call retries a failing node (<see cref="ParamDbClientOptions.FailoverWait"/>).</summary>
+    public TimeSpan FailoverWait { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <param name="fetch">Fetches the cluster document from a node's REST address (null: the client's own address).</param>
     /// <param name="enabled">False: never fetches; every call goes whole to the client's address.</param>
     /// <param name="scheme">The client's scheme.</param>

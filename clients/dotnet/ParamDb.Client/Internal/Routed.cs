@@ -1,5 +1,6 @@
 using System.Runtime.ExceptionServices;
 using ParamDb.Protocol;
+using ParamDb.Protocol.Cluster;
 
 namespace ParamDb.Client.Internal;
 
@@ -21,6 +22,12 @@ internal abstract class SliceSender
 
     /// <summary>Pulls a slice into a new array at the table's dim.</summary>
     public abstract ValueTask<float[]> PullNewAsync(ClusterMap map, int node, Batch slice, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Whether a push's slice may be sent again. A worker's push at clock c may not once the worker has moved past c:
+    /// a node that has applied a later clock of the worker skips c, so the rows would be dropped without a word.
+    /// </summary>
+    public virtual bool MaySendAgain => true;
 }
 
 /// <summary>A routed push's result, and whether some of it was sent again after a 421.</summary>
@@ -33,11 +40,18 @@ internal readonly record struct RoutedPush(PushResult Result, bool Retried);
 /// keys alone are sliced again and sent (a pull is simply made again). At most <see cref="MaxRefreshes"/> times.
 /// </summary>
 /// <remarks>
-/// Clocked pushes (a worker's) keep the exactly-once rule: every node of the ring gets the (worker, clock) once — its
-/// slice, or a tick when it has no keys — and never twice, since a node skips a second push at a clock it has seen.
-/// A retry after a 421 therefore goes only to nodes that have not accepted this clock yet (the node that refused, a
-/// node new to the ring). Rows that a newer ring gives to a node that already accepted the clock cannot be applied
-/// at that clock; the push then fails with <c>wrong_node</c> naming them (a node left the ring mid-push).
+/// <para>
+/// Clocked pushes (a worker's) keep the exactly-once rule: every node of the ring gets the (worker, clock) — its
+/// slice, or a tick when it has no keys. A node skips the keys of every arc whose clock has reached the push's (each
+/// arc's clock travels with its rows), so a slice sent again, to the same node or to the node that serves its arcs
+/// after a failover, applies each row once: it is skipped where it was applied and replicated, applied where not.
+/// </para>
+/// <para>
+/// A node that fails (503, a broken connection: the push may or may not have been applied there) has its part sent
+/// again after the ring is fetched again, with a growing pause, for up to <see cref="RingSource.FailoverWait"/>:
+/// once the cluster declares the node down, the new ring sends its keys to the backups that took its arcs. Only
+/// pulls and clocked pushes are retried so; an unclocked push fails with the node's error.
+/// </para>
 /// </remarks>
 internal static class Routed
 {
@@ -51,12 +65,13 @@ internal static class Routed
     public static async Task<RoutedPush> PushAsync(SliceSender sender, RingSource source, ClusterMap map, ulong tableHash, Batch batch,
         bool clocked, CancellationToken cancellationToken)
     {
-        long rows = batch.Count, applied = 0, lost = 0;
-        string? lostTo = null;
+        long rows = batch.Count, applied = 0;
         HashSet<string>? accepted = clocked ? new(StringComparer.Ordinal) : null;
         RentedBatch? pending = null;
         ParamDbException? wrong = null;
-        int refreshes = 0;
+        Exception? transient = null;
+        int refreshes = 0, pauses = 0;
+        long deadline = Environment.TickCount64 + (long)source.FailoverWait.TotalMilliseconds;
         try
         {
             while (true)
@@ -73,17 +88,10 @@ internal static class Routed
                     for (int n = 0; n < nodes; n++)
                     {
                         int count = plan?.CountOf(n) ?? 0;
-                        if (accepted is not null && accepted.Contains(map.Id(n)))
-                        {
-                            if (count > 0)
-                            {
-                                lost += count;
-                                lostTo = map.Id(n);
-                            }
-                            continue;
-                        }
+                        if (count == 0 && accepted is not null && accepted.Contains(map.Id(n))) continue;   // ticked once
                         if (count > 0) parts[n] = sender.PushAsync(map, n, plan!.SliceOf(n), cancellationToken);
-                        else if (clocked) parts[n] = sender.TickAsync(map, n, cancellationToken);
+                        // A node that is down or joining serves no arc: nothing to tick (it gets its clocks with its copies).
+                        else if (clocked && map.Ring.StateOf(n) == NodeState.Up) parts[n] = sender.TickAsync(map, n, cancellationToken);
                         else continue;
                         sent[n] = true;
                     }
@@ -104,6 +112,12 @@ internal static class Routed
                             refusedBy = n;
                             wrong = e;
                         }
+                        catch (Exception e) when (clocked && IsTransient(e))
+                        {
+                            (refused ??= new bool[nodes])[n] = true;
+                            refusedBy = n;
+                            transient = e;
+                        }
                         catch (Exception e)
                         {
                             failure ??= e;
@@ -111,7 +125,12 @@ internal static class Routed
                     }
                     if (failure is not null) ExceptionDispatchInfo.Capture(failure).Throw();
                     if (refused is null) break;
-                    if (refreshes++ == MaxRefreshes) throw wrong!;
+                    if (!sender.MaySendAgain) ExceptionDispatchInfo.Capture(transient ?? wrong!).Throw();
+                    if (transient is not null)
+                    {
+                        if (!await PauseAsync(deadline, pauses++, cancellationToken).ConfigureAwait(false)) ExceptionDispatchInfo.Capture(transient).Throw();
+                    }
+                    else if (refreshes++ == MaxRefreshes) throw wrong!;
                     RentedBatch? next = null;
                     batch = plan is null ? batch : plan.Pending(refused, out next);
                     if (next is not null)
@@ -124,21 +143,15 @@ internal static class Routed
                 {
                     plan?.Dispose();
                 }
-                map = await source.RefreshAsync(map, refusedBy, cancellationToken).ConfigureAwait(false) ?? throw wrong!;
+                map = await source.RefreshAsync(map, refusedBy, cancellationToken).ConfigureAwait(false) ?? throw (transient ?? wrong!);
+                transient = null;
             }
         }
         finally
         {
             pending?.Dispose();
         }
-        if (lost > 0)
-        {
-            throw new ParamDbException(421, ProblemCodes.WrongNode,
-                $"The ring changed during this push: {lost} of its rows now belong to node '{lostTo}', which had already accepted this " +
-                "push's clock, so they were not applied (a node skips a second push at a clock it has seen). The other rows were applied. " +
-                "Push those rows again at the next clock.");
-        }
-        return new RoutedPush(new PushResult(rows, applied), refreshes > 0);
+        return new RoutedPush(new PushResult(rows, applied), refreshes + pauses > 0);
     }
 
     /// <summary>
@@ -147,57 +160,99 @@ internal static class Routed
     /// </summary>
     public static async Task<ulong> PullAsync(SliceSender sender, RingSource source, ClusterMap map, ulong tableHash, Batch batch, CancellationToken cancellationToken)
     {
-        for (int refreshes = 0; ; refreshes++)
+        long deadline = Environment.TickCount64 + (long)source.FailoverWait.TotalMilliseconds;
+        for (int refreshes = 0, pauses = 0; ; )
         {
             var parts = new ValueTask<ulong>[map.NodeCount];
             ulong clockMin = ulong.MaxValue;
-            (int RefusedBy, ParamDbException? Wrong) refused;
+            Refusal refused;
             using (SlicePlan plan = SlicePlan.Build(map, tableHash, batch, push: false))
             {
                 for (int n = 0; n < parts.Length; n++)
                     if (plan.CountOf(n) > 0) parts[n] = sender.PullAsync(map, n, plan.SliceOf(n), cancellationToken);
                 refused = await AwaitPartsAsync(parts, plan, source, (_, clock) => clockMin = Math.Min(clockMin, clock)).ConfigureAwait(false);
-                if (refused.Wrong is null)
+                if (refused.Error is null)
                 {
                     plan.Gather();
                     return clockMin;
                 }
             }
-            if (refreshes == MaxRefreshes) throw refused.Wrong;
-            map = await source.RefreshAsync(map, refused.RefusedBy, cancellationToken).ConfigureAwait(false) ?? throw refused.Wrong;
+            map = await NextMapAsync(source, map, refused, deadline, ref refreshes, ref pauses, cancellationToken).ConfigureAwait(false);
         }
     }
 
     /// <summary>Pulls <paramref name="batch"/> (Count &gt; 0, Dim 0) by <paramref name="map"/> into a new array at the table's dim.</summary>
     public static async Task<float[]> PullNewAsync(SliceSender sender, RingSource source, ClusterMap map, ulong tableHash, Batch batch, CancellationToken cancellationToken)
     {
-        for (int refreshes = 0; ; refreshes++)
+        long deadline = Environment.TickCount64 + (long)source.FailoverWait.TotalMilliseconds;
+        for (int refreshes = 0, pauses = 0; ; )
         {
             var parts = new ValueTask<float[]>[map.NodeCount];
             var rows = new float[]?[parts.Length];
-            (int RefusedBy, ParamDbException? Wrong) refused;
+            Refusal refused;
             using (SlicePlan plan = SlicePlan.Build(map, tableHash, batch, push: false))
             {
                 for (int n = 0; n < parts.Length; n++)
                     if (plan.CountOf(n) > 0) parts[n] = sender.PullNewAsync(map, n, plan.SliceOf(n), cancellationToken);
                 refused = await AwaitPartsAsync(parts, plan, source, (n, part) => rows[n] = part).ConfigureAwait(false);
-                if (refused.Wrong is null) return plan.GatherNew(rows);
+                if (refused.Error is null) return plan.GatherNew(rows);
             }
-            if (refreshes == MaxRefreshes) throw refused.Wrong;
-            map = await source.RefreshAsync(map, refused.RefusedBy, cancellationToken).ConfigureAwait(false) ?? throw refused.Wrong;
+            map = await NextMapAsync(source, map, refused, deadline, ref refreshes, ref pauses, cancellationToken).ConfigureAwait(false);
         }
     }
 
+    /// <summary>Why a pull goes round again: the last node that refused (421) or failed, its error, and whether it may pass.</summary>
+    private readonly record struct Refusal(int RefusedBy, Exception? Error, bool Transient);
+
+    /// <summary>
+    /// The map for a pull's next round: after a 421 at once (at most <see cref="MaxRefreshes"/> times), after a
+    /// failing node once a pause has passed (until the deadline); else the refusal is thrown.
+    /// </summary>
+    private static Task<ClusterMap> NextMapAsync(RingSource source, ClusterMap map, Refusal refused, long deadline, ref int refreshes, ref int pauses, CancellationToken cancellationToken)
+    {
+        bool again = refused.Transient ? Environment.TickCount64 + PauseOf(pauses) <= deadline : refreshes < MaxRefreshes;
+        if (!again) ExceptionDispatchInfo.Capture(refused.Error!).Throw();
+        int pause = refused.Transient ? PauseOf(pauses++) : 0;
+        if (!refused.Transient) refreshes++;
+        return RefreshAfterAsync(source, map, refused, pause, cancellationToken);
+
+        static async Task<ClusterMap> RefreshAfterAsync(RingSource source, ClusterMap map, Refusal refused, int pause, CancellationToken cancellationToken)
+        {
+            if (pause > 0) await Task.Delay(pause, cancellationToken).ConfigureAwait(false);
+            return await source.RefreshAsync(map, refused.RefusedBy, cancellationToken).ConfigureAwait(false)
+                ?? throw refused.Error!;
+        }
+    }
+
+    /// <summary>The pause before a failing node's part goes again: 50 ms, doubling to at most 400 ms.</summary>
+    private static int PauseOf(int pauses) => 50 << Math.Min(pauses, 3);
+
+    /// <summary>Waits <see cref="PauseOf"/> before another try; false (no wait) when that would pass <paramref name="deadline"/>.</summary>
+    private static async Task<bool> PauseAsync(long deadline, int pauses, CancellationToken cancellationToken)
+    {
+        int pause = PauseOf(pauses);
+        if (Environment.TickCount64 + pause > deadline) return false;
+        await Task.Delay(pause, cancellationToken).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>
+    /// A failure that a failover can end: 503 (a node without its lease, one declared down, a backup that did not
+    /// confirm) or a broken connection. The request may or may not have been applied.
+    /// </summary>
+    public static bool IsTransient(Exception e) => e is ParamDbException { Status: 503 } or HttpRequestException or IOException;
+
     /// <summary>
     /// Awaits every sent part of a pull (each before the plan's buffers go back to the pool), hands each reply to
-    /// <paramref name="take"/>, and returns the last node that answered 421 and its refusal (Wrong null: none did); any other failure is
-    /// thrown once every part has ended.
+    /// <paramref name="take"/>, and returns the last node that failed transiently (<see cref="IsTransient"/>), else the last
+    /// that answered 421, with its error (null: none did); any other failure is thrown once every part has ended.
     /// </summary>
-    private static async Task<(int RefusedBy, ParamDbException? Wrong)> AwaitPartsAsync<T>(ValueTask<T>[] parts, SlicePlan plan, RingSource source, Action<int, T> take)
+    private static async Task<Refusal> AwaitPartsAsync<T>(ValueTask<T>[] parts, SlicePlan plan, RingSource source, Action<int, T> take)
     {
         int refusedBy = -1;
         ParamDbException? wrong = null;
-        Exception? failure = null;
+        Exception? failure = null, transient = null;
+        int failedBy = -1;
         for (int n = 0; n < parts.Length; n++)
         {
             if (plan.CountOf(n) == 0) continue;
@@ -211,13 +266,18 @@ internal static class Routed
                 refusedBy = n;
                 wrong = e;
             }
+            catch (Exception e) when (IsTransient(e))
+            {
+                failedBy = n;
+                transient = e;
+            }
             catch (Exception e)
             {
                 failure ??= e;
             }
         }
         if (failure is not null) ExceptionDispatchInfo.Capture(failure).Throw();
-        return (refusedBy, wrong);
+        return transient is not null ? new Refusal(failedBy, transient, Transient: true) : new Refusal(refusedBy, wrong, Transient: false);
     }
 
     /// <summary>A 421 <c>wrong_node</c>: the node does not own some of the slice's keys in its ring.</summary>
