@@ -1,3 +1,7 @@
+using System.Net.Http.Json;
+using ParamDb.Protocol;
+using ParamDb.Protocol.Cluster;
+
 namespace ParamDb.Testing;
 
 /// <summary>
@@ -35,6 +39,44 @@ public sealed class ProcessCluster(int size) : IDisposable
 
     /// <summary>An HTTP/1.1 client of node <paramref name="i"/>.</summary>
     public HttpClient Client(int i) => new() { BaseAddress = new Uri($"http://127.0.0.{i}:{Port}/") };
+
+    /// <summary>Node <paramref name="i"/>'s <c>GET /v1/cluster</c>; null when it does not answer within 5 s.</summary>
+    public async Task<ClusterView?> ViewAsync(int i)
+    {
+        try
+        {
+            using HttpClient http = Client(i);
+            http.Timeout = TimeSpan.FromSeconds(5);
+            return await http.GetFromJsonAsync("v1/cluster", ProtocolJson.Default.ClusterView);
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Polls the views of <paramref name="observers"/> until one satisfies <paramref name="done"/>; after
+    /// <paramref name="within"/>, throws <see cref="TimeoutException"/> naming <paramref name="what"/>, the last view
+    /// and the nodes' log tails.
+    /// </summary>
+    public async Task WaitForViewAsync(IReadOnlyList<int> observers, string what, Func<ClusterView, bool> done, TimeSpan within)
+    {
+        long deadline = Environment.TickCount64 + (long)within.TotalMilliseconds;
+        ClusterView? last = null;
+        while (Environment.TickCount64 < deadline)
+        {
+            foreach (int i in observers)
+            {
+                if (await ViewAsync(i) is not { } view) continue;
+                last = view;
+                if (done(view)) return;
+            }
+            await Task.Delay(50);
+        }
+        string seen = last is null ? "none" : $"epoch {last.Epoch}, {string.Join(", ", last.Nodes.Select(n => $"{n.Id} {n.State}"))}, under-replicated {last.UnderReplicated}, unavailable {last.Unavailable}";
+        throw new TimeoutException($"Not within {within.TotalSeconds} s: {what}. Last view: {seen}\n{string.Join("\n", LogTails(40))}");
+    }
 
     /// <summary>The last <paramref name="lines"/> lines of every node's log, for a failed test's output.</summary>
     public IEnumerable<string> LogTails(int lines = 60)
