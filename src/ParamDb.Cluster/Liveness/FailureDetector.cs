@@ -27,6 +27,10 @@ public sealed class FailureDetector : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
     private long _leaderSince;   // Stopwatch timestamp; 0 while not leading
+    // When this leader first saw each node in the state (a node that joined while it leads), and the nodes that were
+    // there when it took over; only the loop touches them.
+    private readonly Dictionary<string, long> _firstSeen = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _atTakeover = new(StringComparer.Ordinal);
 
     internal FailureDetector(ClusterMember member, ILogger logger)
     {
@@ -70,7 +74,13 @@ public sealed class FailureDetector : IAsyncDisposable
                     continue;
                 }
                 long now = Stopwatch.GetTimestamp();
-                if (_leaderSince == 0) _leaderSince = now;
+                if (_leaderSince == 0)
+                {
+                    _leaderSince = now;
+                    _firstSeen.Clear();
+                    _atTakeover.Clear();
+                    _atTakeover.UnionWith(_member.Manager.State.Nodes.Keys);
+                }
                 await CheckAsync(now, options).ConfigureAwait(false);
             }
         }
@@ -86,12 +96,18 @@ public sealed class FailureDetector : IAsyncDisposable
         foreach (NodeInfo node in state.Nodes.Values)
         {
             if (node.Id == self) continue;   // a leader that runs this loop is alive
-            long heard = Math.Max(_heard.GetValueOrDefault(node.Id), _leaderSince);
+            if (!_firstSeen.TryGetValue(node.Id, out long firstSeen)) _firstSeen[node.Id] = firstSeen = now;
+            bool heardOnce = _heard.TryGetValue(node.Id, out long lastHeard) && lastHeard >= _leaderSince;
+            // Silence counts from the last heartbeat, or from when this leader took over or first saw the node (a
+            // node that just joined has a whole --down-after to send its first).
+            long heard = Math.Max(lastHeard, Math.Max(_leaderSince, firstSeen));
             TimeSpan silent = Stopwatch.GetElapsedTime(heard, now);
             // A node whose lease has lapsed (it was granted from a send before the leader heard it) and whose port
             // refuses connections has no process behind it: down now, not after the whole --down-after. A host that
-            // does not answer at all (power, partition) gives no such proof and waits the timeout.
+            // does not answer at all (power, partition) gives no such proof and waits the timeout; so does a node
+            // that joined under this leader and has not sent a heartbeat yet (it may not listen yet).
             bool gone = node.State is NodeState.Up or NodeState.Joining && silent <= options.DownAfter
+                && (heardOnce || _atTakeover.Contains(node.Id))
                 && silent > options.LeaseDuration + options.HeartbeatInterval && await RefusesAsync(node.Http).ConfigureAwait(false);
             NodeState? next = node.State switch
             {
@@ -148,7 +164,8 @@ public sealed class FailureDetector : IAsyncDisposable
 
     /// <summary>
     /// Whether every node that serves an arc the joining node backs up has reported it caught up, in the current
-    /// epoch: then it holds everything they acknowledged, and may serve its own arcs again.
+    /// epoch: then it holds everything they acknowledged, and may serve its own arcs again. Never while an arc of the
+    /// node has no other node up to serve it (docs/replication.md, "Not there yet").
     /// </summary>
     private bool CaughtUp(string joining)
     {
@@ -157,7 +174,11 @@ public sealed class FailureDetector : IAsyncDisposable
         for (int i = 0; i < ring.Tokens.Length; i++)
         {
             ReadOnlySpan<int> set = ring.ReplicasAt(i);
-            if (set[1..].Contains(b) && ring.StateOf(set[0]) == NodeState.Up) primaries.Add(set[0]);
+            if (!set.Contains(b)) continue;
+            // An arc that no node serves (its whole chain down or joining) has no one to catch the node up from:
+            // what was acknowledged there may be only on a node that is down, and the returning node's copy stale.
+            if (set[0] == b || ring.StateOf(set[0]) != NodeState.Up) return false;
+            primaries.Add(set[0]);
         }
         if (primaries.Count == 0) return false;
         foreach (int p in primaries)
