@@ -20,6 +20,21 @@ public static class Failpoints
     /// <summary>After a peer's record batches are durable in the write-ahead log, before the peer is answered.</summary>
     public const string RecordsAfterLog = "records.after-log";
 
+    /// <summary>A primary about to send a batch of replicated records to a backup.</summary>
+    public const string ReplicationSend = "replication.send";
+
+    /// <summary>A backup that has just received a request of record batches, before it reads them.</summary>
+    public const string ReplicationReceive = "replication.receive";
+
+    /// <summary>A primary about to resend arcs whole to a backup that is new to them or back from down (catch-up).</summary>
+    public const string CatchUp = "replication.catch-up";
+
+    /// <summary>A node about to serve arcs it held as a backup (a failover promoted it), before its store switches.</summary>
+    public const string Promotion = "promotion";
+
+    /// <summary>A node that has just found its lease lapsed.</summary>
+    public const string LeaseLapse = "lease.lapse";
+
     private static readonly Dictionary<string, string> Armed = Parse(Environment.GetEnvironmentVariable(Variable));
 
     /// <summary>Acts as armed for <paramref name="name"/>; nothing when it is not armed (or in a Release build).</summary>
@@ -40,6 +55,22 @@ public static class Failpoints
         {
             throw new IOException($"failpoint {name}: throw");
         }
+    }
+
+    /// <summary>
+    /// As <see cref="Hit"/> for async code: a <c>delay:MS</c> awaits instead of blocking a thread (a blocked pool
+    /// thread per request starves the node's heartbeats, and a slow backup would be declared down). Completes at once
+    /// in a Release build.
+    /// </summary>
+    public static ValueTask HitAsync(string name)
+    {
+#if DEBUG
+        if (Armed.Count > 0 && Armed.TryGetValue(name, out string? action)
+            && action.StartsWith("delay:", StringComparison.Ordinal) && int.TryParse(action.AsSpan(6), out int ms))
+            return new ValueTask(Task.Delay(ms));
+        Hit(name);
+#endif
+        return ValueTask.CompletedTask;
     }
 
     /// <summary><c>a=crash,b=delay:100</c> → {a: crash, b: delay:100}; malformed entries are ignored.</summary>

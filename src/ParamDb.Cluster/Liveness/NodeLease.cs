@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using ParamDb.Cluster.Membership;
+using ParamDb.Storage;
 
 namespace ParamDb.Cluster.Liveness;
 
@@ -73,6 +74,7 @@ public sealed class NodeLease : IAsyncDisposable
                 {
                     _lapsedLogged = true;
                     _logger.LeaseLapsed(_member.Identity.NodeId);
+                    Failpoints.Hit(Failpoints.LeaseLapse);
                 }
             }
             while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false));

@@ -310,7 +310,10 @@ internal sealed class BackupStream : IAsyncDisposable
                 return false;
             }
             foreach (byte[] request in requests)
+            {
+                Failpoints.Hit(Failpoints.CatchUp);
                 if (!await PostAsync(table, request).ConfigureAwait(false)) return false;
+            }
         }
         _owner.Logger.BackupResynced(NodeId, tokens.Count);
         return true;
@@ -339,6 +342,7 @@ internal sealed class BackupStream : IAsyncDisposable
     {
         string? http = _owner.Member.Manager.State.Nodes.TryGetValue(NodeId, out var info) ? info.Http : null;
         if (http is null) return false;
+        await Failpoints.HitAsync(Failpoints.ReplicationSend).ConfigureAwait(false);
         var content = new ReadOnlyMemoryContent(batches);
         content.Headers.ContentType = new MediaTypeHeaderValue(MediaTypes.Records);
         try

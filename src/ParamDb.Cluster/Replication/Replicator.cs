@@ -83,15 +83,7 @@ public sealed class Replicator : IPushTap, IAsyncDisposable
             if (_plan is not { Replicates: true } plan) return;
             int range = -1;
             ulong block = ulong.MaxValue;
-            foreach (ulong key in keys)
-            {
-                if (key >> Ring.BlockBits != block)
-                {
-                    block = key >> Ring.BlockBits;
-                    range = plan.Ring.RangeOf(Ring.Position(table.RingHash, key));
-                }
-                Mark(plan, table, range, key);
-            }
+            foreach (ulong key in keys) MarkInBlock(plan, table, key, ref block, ref range);
             if (clocked) MarkClocked(table);
         }
     }
@@ -105,18 +97,23 @@ public sealed class Replicator : IPushTap, IAsyncDisposable
             if (_plan is not { Replicates: true } plan) return;
             int range = -1;
             ulong block = ulong.MaxValue;
-            for (int i = 0; i < count; i++)
-            {
-                ulong key = first + (ulong)i;
-                if (key >> Ring.BlockBits != block)
-                {
-                    block = key >> Ring.BlockBits;
-                    range = plan.Ring.RangeOf(Ring.Position(table.RingHash, key));
-                }
-                Mark(plan, table, range, key);
-            }
+            for (int i = 0; i < count; i++) MarkInBlock(plan, table, first + (ulong)i, ref block, ref range);
             if (clocked) MarkClocked(table);
         }
+    }
+
+    /// <summary>
+    /// <see cref="Mark"/> for keys in ascending order: the arc is looked up once per ring block (4,096 keys share
+    /// one), carried in <paramref name="block"/> and <paramref name="range"/> from key to key.
+    /// </summary>
+    private void MarkInBlock(ReplicaPlan plan, TableHandle table, ulong key, ref ulong block, ref int range)
+    {
+        if (key >> Ring.BlockBits != block)
+        {
+            block = key >> Ring.BlockBits;
+            range = plan.Ring.RangeOf(Ring.Position(table.RingHash, key));
+        }
+        Mark(plan, table, range, key);
     }
 
     /// <summary>Notes <paramref name="key"/> for every backup of its arc that is not down (caller holds <see cref="Sync"/>).</summary>

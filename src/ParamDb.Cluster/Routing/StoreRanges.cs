@@ -20,6 +20,8 @@ public sealed class StoreRanges : IDisposable
     private readonly SemaphoreSlim _sync = new(1, 1);
     private bool _disposed;
     private long _epoch;
+    private HashSet<ulong>? _served;   // the arcs served after the last change; null before the first
+    private ClusterRing? _applied;     // the ring of the last change
 
     /// <summary>The ring epoch the store's ranges (which it serves, which it holds) were last brought to.</summary>
     public ulong Epoch => (ulong)Volatile.Read(ref _epoch);
@@ -60,6 +62,9 @@ public sealed class StoreRanges : IDisposable
         {
             if (_disposed || _member.Ring is not { } ring) return;
             (Ring ranges, List<ulong> served) = Of(ring, ring.NodeIndex(_member.Identity.NodeId));
+            if (Promotes(ring, served)) Failpoints.Hit(Failpoints.Promotion);
+            _served = [.. served];
+            _applied = ring;
             Task durable = _store.SetRanges(ranges, served);   // in effect once it returns; durable when the task is
             Volatile.Write(ref _epoch, (long)ring.Epoch);
             await durable.ConfigureAwait(false);
@@ -72,6 +77,25 @@ public sealed class StoreRanges : IDisposable
         {
             _sync.Release();
         }
+    }
+
+    /// <summary>
+    /// Whether this change makes the node serve an arc it already held while it was up, because another node went
+    /// down: a failover promoting it. Not a node that joins, or returns to its own arcs after catching up.
+    /// </summary>
+    private bool Promotes(ClusterRing ring, List<ulong> served)
+    {
+        if (_served is not { } before || _applied is not { } previous) return false;
+        int self = previous.NodeIndex(_member.Identity.NodeId);
+        if (self < 0 || previous.StateOf(self) != NodeState.Up || ring.NodeIndex(_member.Identity.NodeId) is var now && now < 0 || ring.StateOf(now) != NodeState.Up)
+            return false;
+        bool someoneWentDown = false;
+        for (int n = 0; n < ring.NodeCount && !someoneWentDown; n++)
+            someoneWentDown = ring.StateOf(n) == NodeState.Down && previous.NodeIndex(ring.Nodes[n]) is var p && p >= 0 && previous.StateOf(p) != NodeState.Down;
+        if (!someoneWentDown) return false;
+        foreach (ulong token in served)
+            if (!before.Contains(token) && previous.Tokens.BinarySearch(token) >= 0) return true;
+        return false;
     }
 
     /// <summary>Every token of the ring, and those of <paramref name="self"/>: the arcs it is primary for.</summary>

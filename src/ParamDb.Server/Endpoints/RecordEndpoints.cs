@@ -105,6 +105,7 @@ public static class RecordEndpoints
     private static async Task<Results<Ok<RecordsApplied>, ProblemHttpResult>> ApplyAsync(string table, HttpRequest request, StoreHost host, NodeSettings settings)
     {
         if (!TryOpen(request, host, table, out var transfer, out var handle, out var problem)) return problem!;
+        await Failpoints.HitAsync(Failpoints.ReplicationReceive);
         if (request.ContentLength > settings.MaxBodyBytes) return Problems.Of(413, ProblemCodes.BodyTooLarge, $"At most {settings.MaxBodyBytes} bytes of record batches per request.");
         using var body = new MemoryStream();
         await request.Body.CopyToAsync(body, request.HttpContext.RequestAborted);
