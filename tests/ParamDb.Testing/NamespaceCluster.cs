@@ -52,6 +52,9 @@ public sealed class NamespaceCluster : IAsyncDisposable
     /// <summary>The HTTP/1.1 address of node <paramref name="i"/>.</summary>
     public Uri Http(int i) => new($"http://{Lab.Address(i)}:{Port}/");
 
+    /// <summary>The cluster secret every node shares (peer routes need it).</summary>
+    public const string Secret = "lab-secret";
+
     /// <summary>A client of node <paramref name="i"/> with a 10 s timeout (a cut link must not hang a test).</summary>
     public HttpClient Client(int i) => new() { BaseAddress = Http(i), Timeout = TimeSpan.FromSeconds(10) };
 
@@ -68,7 +71,7 @@ public sealed class NamespaceCluster : IAsyncDisposable
         string address = Lab.Address(i);
         ProcessStartInfo command = NodeProcess.Command(
         [
-            "--data", Path.Combine(Folder, $"n{i}"), "--memory", "64m", "--node-id", $"n{i}", "--cluster-secret", "lab-secret",
+            "--data", Path.Combine(Folder, $"n{i}"), "--memory", "64m", "--node-id", $"n{i}", "--cluster-secret", Secret,
             "--listen", $"{address}:{Port}", "--listen-h2", $"{address}:{Port + 1}", "--raft", $"{address}:{Port + 2}", .. args,
         ]);
         var p = Process.Start(Lab.Inside(i, command))!;

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using ParamDb.Protocol;
+using ParamDb.Protocol.Cluster;
 using ParamDb.Testing;
 using ParamDb.Testing.History;
 
@@ -22,6 +23,26 @@ internal sealed class ClockedPusher(ProcessCluster cluster, int nodes, string ta
     private readonly HashSet<int> _down = [];
     private long _pushes, _retries;
 
+    /// <summary>
+    /// Creates table <c>t</c> (dim 1, <c>add</c>) through node 1, registers a worker, and returns a pusher of
+    /// <paramref name="perNode"/> keys (one per ring block) of each node's arcs, by the ring with every node up
+    /// (unless <paramref name="waitUp"/> is false: a node armed to die may be gone by then).
+    /// </summary>
+    public static async Task<(ClockedPusher Pusher, ClusterRing Ring)> StartAsync(ProcessCluster cluster, int nodes, int perNode, HistoryRecorder history, bool waitUp = true)
+    {
+        using HttpClient n1 = cluster.Client(1);
+        await Wire.CreateTableAsync(n1, "t", """{"dim":1}""");
+        uint worker = await ClockApiTests.RegisterAsync(n1, "trainer", leaseMs: 600_000);
+        if (waitUp) await cluster.WaitForViewAsync([1], "every node up", v => v.Nodes.Count == nodes && v.Nodes.All(n => n.State == NodeState.Up), TimeSpan.FromSeconds(60));
+        ClusterRing ring = ClusterRing.FromView((await cluster.ViewAsync(1))!);
+        ulong hash = Ring.NameHash("t");
+        ulong[] keys = [.. Enumerable.Range(0, nodes).SelectMany(n => Enumerable.Range(0, 100_000).Select(i => (ulong)i << Ring.BlockBits).Where(k => ring.PrimaryOf(hash, k) == n).Take(perNode)).Order()];
+        return (new ClockedPusher(cluster, nodes, "t", worker, keys, history), ring);
+    }
+
+    /// <summary>The keys pushed, ascending.</summary>
+    public ulong[] Keys => keys;
+
     /// <summary>Each key's sum of acknowledged pushes; read it while paused.</summary>
     public long[] Pushed { get; } = new long[keys.Length];
 
@@ -29,8 +50,11 @@ internal sealed class ClockedPusher(ProcessCluster cluster, int nodes, string ta
 
     public long Retries => Interlocked.Read(ref _retries);
 
+    /// <summary>How long a push in flight when the run stops is still retried (to end with exact sums).</summary>
+    public TimeSpan GiveUpAfter { get; set; } = TimeSpan.FromMinutes(1);
+
     /// <summary>Called after each acknowledged push with the start of its last try and the indices of its keys.</summary>
-    public Action<long, int[]>? Acknowledged { get; init; }
+    public Action<long, int[]>? Acknowledged { get; set; }
 
     /// <summary>Sends through nodes other than <paramref name="node"/> until <see cref="Revive"/>.</summary>
     public void Avoid(int node)
@@ -60,6 +84,17 @@ internal sealed class ClockedPusher(ProcessCluster cluster, int nodes, string ta
     {
         await _gate.WaitAsync();
         return new Resume(_gate);
+    }
+
+    /// <summary>Waits until <paramref name="count"/> pushes have been acknowledged in all; fails the test after 60 s.</summary>
+    public async Task WaitForPushesAsync(long count)
+    {
+        long deadline = Environment.TickCount64 + 60_000;
+        while (Pushes < count)
+        {
+            Assert.True(Environment.TickCount64 < deadline, $"{Pushes} of {count} pushes acknowledged within 60 s\n{TakeTraces()}\n{string.Join("\n", cluster.LogTails(40))}");
+            await Task.Delay(20);
+        }
     }
 
     /// <summary>The pushes that needed more than one try since the last call, for a failure's message.</summary>
@@ -97,7 +132,7 @@ internal sealed class ClockedPusher(ProcessCluster cluster, int nodes, string ta
         {
             // At the end a push in flight is still retried until acknowledged (every node is up by then), so the
             // final reads must equal the sums exactly; only one stuck for a minute is given up.
-            if (stop.IsCancellationRequested && Stopwatch.GetElapsedTime(start) > TimeSpan.FromMinutes(1))
+            if (stop.IsCancellationRequested && Stopwatch.GetElapsedTime(start) >= GiveUpAfter)
             {
                 for (int i = 0; i < chosen.Length; i++) history.Push(0, some[i], start, (long)deltas[i], Outcome.Unknown);
                 return false;

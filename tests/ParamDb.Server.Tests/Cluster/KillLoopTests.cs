@@ -44,12 +44,9 @@ public sealed class KillLoopTests(ITestOutputHelper output) : IDisposable
         await _cluster.StartAsync(1, null, ["--cluster-init", .. DownAfter]);
         await _cluster.StartAsync(2, null, [.. _cluster.Join, .. DownAfter]);
         await _cluster.StartAsync(3, null, [.. _cluster.Join, .. DownAfter]);
-        using (HttpClient n1 = Client(1)) await Wire.CreateTableAsync(n1, "t", """{"dim":1}""");
-        uint worker;
-        using (HttpClient n1 = Client(1)) worker = await ClockApiTests.RegisterAsync(n1, "trainer", leaseMs: 600_000);
-        ClusterRing ring = ClusterRing.FromView((await ViewAsync(1))!);
+        (ClockedPusher pusher, ClusterRing ring) = await ClockedPusher.StartAsync(_cluster, 3, Keys / 3, _history);
+        ulong[] keys = pusher.Keys;
         ulong hash = Ring.NameHash("t");
-        ulong[] keys = [.. Enumerable.Range(0, 3).SelectMany(n => Enumerable.Range(0, 100_000).Select(i => (ulong)i << Ring.BlockBits).Where(k => ring.PrimaryOf(hash, k) == n).Take(Keys / 3)).Order()];
 
         using var stop = new CancellationTokenSource();
         // Failover time: from the SIGKILL to the first push acknowledged, sent after it, holding a key the victim was
@@ -58,16 +55,13 @@ public sealed class KillLoopTests(ITestOutputHelper output) : IDisposable
         int victimIndex = -1;
         bool leaderKilled = false;
         var failovers = new List<(double Ms, bool Leader)>();
-        var pusher = new ClockedPusher(_cluster, 3, "t", worker, keys, _history)
-        {
-            Acknowledged = (tryStart, chosen) =>
+        pusher.Acknowledged = (tryStart, chosen) =>
             {
                 long killed = Volatile.Read(ref killedAt);
                 if (killed == 0 || tryStart < killed || !chosen.Any(i => ring.PrimaryOf(hash, keys[i]) == Volatile.Read(ref victimIndex))) return;
                 lock (failovers) failovers.Add((System.Diagnostics.Stopwatch.GetElapsedTime(killed).TotalMilliseconds, Volatile.Read(ref leaderKilled)));
                 Volatile.Write(ref killedAt, 0);
-            },
-        };
+            };
         Task pushing = pusher.RunAsync(stop.Token);
         long pulls = 0;
         Task reader = Task.Run(async () =>

@@ -11,7 +11,7 @@ namespace ParamDb.Server.Tests.Cluster;
 /// nftables rules in its own namespace while the test still reaches all three (<see cref="NetworkLab"/>).
 /// </summary>
 [Collection(ClusterCollection.Name)]
-public sealed class PartitionTests
+public sealed class PartitionTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     /// <summary>
     /// Fails with the reason when namespaces cannot be made, unless <c>PARAMDB_NO_NETNS=1</c> says to skip (a
@@ -180,5 +180,91 @@ public sealed class PartitionTests
             await cluster.ViewAsync(leader) is var v && v.Nodes.Single(n => n.Id == $"n{cut}").State == NodeState.Up ? v : null, TimeSpan.FromSeconds(30));
         await EventuallyAsync("a push acknowledged by the healed node", async () =>
             await PushDirectAsync(node, (await cluster.ViewAsync(cut)).Epoch, keys, 1f) == 200 ? "acked" : null, TimeSpan.FromSeconds(30));
+    }
+
+    /// <summary>A push of <paramref name="keys"/> sent to a node to route (no epoch); its status, or 0 for no answer.</summary>
+    private static async Task<int> PushRoutedAsync(HttpClient http, ulong[] keys)
+    {
+        try
+        {
+            using var reply = await http.PostAsync("/v1/tables/t/push", Wire.Kv(Wire.PushBlock(keys, Wire.Fill(keys.Length, 1f), 1)));
+            return (int)reply.StatusCode;
+        }
+        catch (Exception e) when (e is TaskCanceledException or HttpRequestException)
+        {
+            return 0;
+        }
+    }
+
+    [Fact]
+    public async Task AtR2ACutOffPrimaryAndTheBackupThatTakesOverNeverAcknowledgeAtOnceAndTheHealedCopiesAgree()
+    {
+        if (Skip()) return;
+        await using NamespaceCluster cluster = await NamespaceCluster.StartAsync(3);   // R = 2
+        ClusterView view = await EventuallyAsync("all three nodes up with a leader", async () =>
+            await cluster.ViewAsync(1) is { Nodes.Count: 3, Leader: not null } v && v.Nodes.All(n => n.State == NodeState.Up) ? v : null, TimeSpan.FromSeconds(30));
+        using (HttpClient any = cluster.Client(1)) await Wire.CreateTableAsync(any, "t", """{"dim":1}""");
+        int leader = int.Parse(view.Leader![1..], System.Globalization.CultureInfo.InvariantCulture);
+        int cut = leader == 3 ? 2 : 3;
+        ClusterRing ring = ClusterRing.FromView(view);
+        ulong hash = Ring.NameHash("t");
+        ulong[] keys = [.. Enumerable.Range(0, 100_000).Select(i => (ulong)i << Ring.BlockBits).Where(k => ring.PrimaryOf(hash, k) == ring.NodeIndex($"n{cut}")).Take(10)];
+        using HttpClient node = cluster.Client(cut), majority = cluster.Client(leader);
+        Assert.Equal(200, await PushDirectAsync(node, view.Epoch, keys, 1f));
+
+        // Two writers of the cut-off node's keys: one straight to it (a client with the old ring), one through the
+        // leader, which routes to whichever node serves them. Every push with its start, end, status and side.
+        cluster.Lab.Cut(cut, [.. Enumerable.Range(1, 3).Where(i => i != cut)]);
+        long cutAt = Environment.TickCount64;
+        var pushes = new List<(long Start, long End, int Status, bool CutSide)>();
+        using var stop = new CancellationTokenSource();
+        Task Writer(bool cutSide) => Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                long start = Environment.TickCount64;
+                int status = cutSide ? await PushDirectAsync(node, view.Epoch, keys, 1f) : await PushRoutedAsync(majority, keys);
+                lock (pushes) pushes.Add((start, Environment.TickCount64, status, cutSide));
+                if (status != 200) await Task.Delay(20);
+            }
+        });
+        Task[] writers = [Writer(true), Writer(false)];
+        await EventuallyAsync("the majority acknowledging the cut-off node's keys", () =>
+        {
+            lock (pushes) return Task.FromResult(pushes.Count(p => !p.CutSide && p.Status == 200) >= 5 ? "yes" : null);
+        }, TimeSpan.FromSeconds(30));
+        await stop.CancelAsync();
+        await Task.WhenAll(writers);
+
+        (long Start, long End, int Status, bool CutSide)[] seen;
+        lock (pushes) seen = [.. pushes];
+        long[] cutAcks = [.. seen.Where(p => p.CutSide && p.Status == 200).Select(p => p.End)];
+        long firstMajorityAck = seen.Where(p => !p.CutSide && p.Status == 200).Min(p => p.End);
+        // No two primaries: every acknowledgement from the cut-off node came before the first from its successor.
+        Assert.All(cutAcks, end => Assert.True(end < firstMajorityAck,
+            $"n{cut} acknowledged at +{end - cutAt} ms, after the majority's first acknowledgement at +{firstMajorityAck - cutAt} ms"));
+        Assert.Contains(seen, p => p.CutSide && p.Status == 503);
+
+        // Healed: the node catches up as a backup and serves its arcs again; every arc's two copies then agree.
+        cluster.Lab.Heal(cut);
+        ClusterView healed = await EventuallyAsync($"n{cut} up again and every arc on two nodes", async () =>
+            await cluster.ViewAsync(leader) is var v && v.Nodes.All(n => n.State == NodeState.Up) && v.UnderReplicated == 0 ? v : null, TimeSpan.FromSeconds(60));
+        Assert.Equal(200, await PushRoutedAsync(majority, keys));   // one more, through the new epoch, so every copy has had a batch since
+        ClusterRing after = ClusterRing.FromView(healed);
+        for (int i = 0; i < after.Tokens.Length; i++)
+        {
+            string token = after.Tokens[i].ToString(System.Globalization.CultureInfo.InvariantCulture);
+            int[] set = after.ReplicasAt(i).ToArray();
+            var primary = await ReplicationTests.CopyAsync(cluster.Client, set[0] + 1, token, NamespaceCluster.Secret);
+            var backup = await ReplicationTests.CopyAsync(cluster.Client, set[1] + 1, token, NamespaceCluster.Secret);
+            Assert.Equal(primary.Rows, backup.Rows);
+            Assert.Equal(primary.Clock, backup.Clock);
+        }
+        // And every node reads the same rows, holding at least every acknowledged push.
+        long acked = 1 + seen.Count(p => p.Status == 200) + 1;
+        float[] first = await Wire.PullAsync(cluster.Client(1), "t", keys);
+        Assert.All(first, v => Assert.True(v >= acked, $"a key reads {v}, below the {acked} acknowledged pushes"));
+        foreach (int i in new[] { 2, 3 }) Assert.Equal(first, await Wire.PullAsync(cluster.Client(i), "t", keys));
+        output.WriteLine($"cut n{cut}: {cutAcks.Length} acknowledged by it after the cut, the majority's first {firstMajorityAck - cutAt} ms after the cut; healed copies agree on {after.Tokens.Length} arcs");
     }
 }

@@ -15,10 +15,11 @@ namespace ParamDb.Server.Tests.Cluster;
 public sealed class ReplicationTests
 {
     /// <summary>One arc's copy as a node holds it: (key, payload bytes) ascending, and the clock entries.</summary>
-    private static async Task<(SortedDictionary<ulong, string> Rows, SortedDictionary<uint, ulong> Clock)> CopyAsync(LocalCluster cluster, int node, string token)
+    internal static async Task<(SortedDictionary<ulong, string> Rows, SortedDictionary<uint, ulong> Clock)> CopyAsync(Func<int, HttpClient> client, int node, string token, string? secret = null)
     {
-        using HttpClient http = cluster.Client(node);
+        using HttpClient http = client(node);
         using var get = new HttpRequestMessage(HttpMethod.Get, $"v1/tables/t/ranges/{token}/records") { Headers = { { PeerHttp.PeerHeader, "test" } } };
+        if (secret is not null) get.Headers.Add(PeerHttp.SecretHeader, secret);
         using var reply = await http.SendAsync(get);
         Assert.Equal(HttpStatusCode.OK, reply.StatusCode);
         byte[] bytes = await reply.Content.ReadAsByteArrayAsync();
@@ -65,8 +66,8 @@ public sealed class ReplicationTests
         {
             string token = ring.Tokens[i].ToString(System.Globalization.CultureInfo.InvariantCulture);
             int[] set = ring.ReplicasAt(i).ToArray();
-            var primary = await CopyAsync(cluster, set[0] + 1, token);   // node index n is node n+1 (ids n1…n3 in order)
-            var backup = await CopyAsync(cluster, set[1] + 1, token);
+            var primary = await CopyAsync(cluster.Client, set[0] + 1, token);   // node index n is node n+1 (ids n1…n3 in order)
+            var backup = await CopyAsync(cluster.Client, set[1] + 1, token);
             Assert.Equal(primary.Rows, backup.Rows);
             Assert.Equal(primary.Clock, backup.Clock);
             Assert.Equal(5UL, primary.Clock[worker]);   // every served arc counts the worker's 5 pushes

@@ -1,0 +1,148 @@
+using System.Diagnostics;
+using ParamDb.Protocol;
+using ParamDb.Protocol.Cluster;
+using ParamDb.Storage;
+using ParamDb.Testing;
+using ParamDb.Testing.History;
+using Xunit.Abstractions;
+
+namespace ParamDb.Server.Tests.Cluster;
+
+/// <summary>
+/// Replication when a backup misbehaves (docs/replication.md, "Testing"): three real nodes at R = 2, one of them
+/// armed with a failpoint (<c>PARAMDB_FAILPOINTS</c>). A slow backup holds the acknowledgement of every push it
+/// backs up until it has written it; a node that dies while it sends, receives or writes a batch, or catches a backup
+/// up, costs no acknowledged push, and catches up itself when it returns.
+/// </summary>
+[Collection(ClusterCollection.Name)]
+public sealed class ReplicationFaultTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly ProcessCluster _cluster = new(3);
+    private readonly HistoryRecorder _history = new();
+
+    public void Dispose() => _cluster.Dispose();
+
+    private static Dictionary<string, string> Armed(string failpoint, string action) => new() { [Failpoints.Variable] = $"{failpoint}={action}" };
+
+    /// <summary>Keys (one per ring block) of arcs whose replica chain is exactly <paramref name="primary"/>, <paramref name="backup"/>.</summary>
+    private static ulong[] KeysOnChain(ClusterRing ring, string table, int primary, int backup, int count) =>
+        [.. Enumerable.Range(0, 200_000).Select(i => (ulong)i << Ring.BlockBits).Where(k =>
+        {
+            ReadOnlySpan<int> set = ring.ReplicasAt(ring.RangeOf(Ring.Position(Ring.NameHash(table), k)));
+            return set[0] == primary && set[1] == backup;
+        }).Take(count)];
+
+    [Fact]
+    public async Task ASlowBackupHoldsTheAcknowledgementUntilItHasWrittenThePush()
+    {
+        await _cluster.StartAsync(1, null, "--cluster-init");
+        await _cluster.StartAsync(2, Armed(Failpoints.ReplicationReceive, "delay:400"), _cluster.Join);
+        await _cluster.StartAsync(3, null, _cluster.Join);
+        using HttpClient n1 = _cluster.Client(1);
+        await Wire.CreateTableAsync(n1, "t", """{"dim":1}""");
+        // Chains by the ring with every node up: one taken while n2 still joined would list its arcs as n1's.
+        await _cluster.WaitForViewAsync([1], "every node up", v => v.Nodes.All(n => n.State == NodeState.Up), TimeSpan.FromSeconds(30));
+        ClusterRing ring = ClusterRing.FromView((await _cluster.ViewAsync(1))!);
+        ulong[] slow = KeysOnChain(ring, "t", ring.NodeIndex("n1"), ring.NodeIndex("n2"), 20);
+        Assert.Equal(20, slow.Length);
+
+        // Each push of keys that n2 backs up waits for n2's write, which the failpoint delays by 400 ms.
+        for (int round = 1; round <= 3; round++)
+        {
+            await _cluster.WaitForViewAsync([1], "every node up", v => v.Nodes.All(n => n.State == NodeState.Up), TimeSpan.FromSeconds(30));
+            var clock = Stopwatch.StartNew();
+            await Wire.PushAsync(n1, "t", slow, Wire.Fill(slow.Length, 1f), 1);
+            output.WriteLine($"push {round} backed up by the slow n2: acknowledged after {clock.ElapsedMilliseconds} ms");
+            Assert.True(clock.ElapsedMilliseconds >= 400, $"acknowledged after {clock.ElapsedMilliseconds} ms, before the backup could have written it");
+        }
+
+        // n2 had written all three when they were acknowledged: with n1 gone, n2 serves them.
+        await _cluster[1]!.KillAsync();
+        await _cluster.WaitForViewAsync([2, 3], "n1 declared down", v => v.Nodes.Single(n => n.Id == "n1").State == NodeState.Down, TimeSpan.FromSeconds(30));
+        using HttpClient n3 = _cluster.Client(3);
+        Assert.All(await Wire.PullAsync(n3, "t", slow), v => Assert.Equal(3f, v));
+    }
+
+    [Fact]
+    public async Task ANodeThatDiesWhileItCatchesAReturningNodeUpLeavesThatNodeJoiningSoItsStaleRowsAreNeverServed()
+    {
+        await _cluster.StartAsync(1, null, "--cluster-init");
+        await _cluster.StartAsync(2, Armed(Failpoints.CatchUp, "crash"), _cluster.Join);
+        await _cluster.StartAsync(3, null, _cluster.Join);
+        (ClockedPusher pusher, _) = await ClockedPusher.StartAsync(_cluster, 3, 6, _history, waitUp: false);
+        using var stop = new CancellationTokenSource();
+        pusher.GiveUpAfter = TimeSpan.Zero;
+        Task pushing = pusher.RunAsync(stop.Token);
+        await pusher.WaitForPushesAsync(20);
+
+        // n3 dies; n1 and n2 serve its arcs and acknowledge pushes there that n3 does not have.
+        pusher.Avoid(3);
+        await _cluster[3]!.KillAsync();
+        await _cluster.WaitForViewAsync([1, 2], "n3 declared down", v => v.Nodes.Single(n => n.Id == "n3").State == NodeState.Down, TimeSpan.FromSeconds(30));
+        await pusher.WaitForPushesAsync(pusher.Pushes + 20);
+
+        // n3 returns and joins; n2 dies as it starts to send n3 the arcs it served meanwhile.
+        await _cluster.StartAsync(3, null);
+        Process armed = _cluster[2]!.Process;
+        using (var exit = new CancellationTokenSource(TimeSpan.FromSeconds(60))) await armed.WaitForExitAsync(exit.Token);
+        pusher.Avoid(2);
+        await _cluster.WaitForViewAsync([1], "n2 declared down", v => v.Nodes.Single(n => n.Id == "n2").State == NodeState.Down, TimeSpan.FromSeconds(30));
+
+        // The arcs only n2 and n3 hold now have no node that holds what n2 acknowledged: n3 must not serve them
+        // with its stale rows, so it stays joining (those arcs unavailable) for as long as n2 is down.
+        long until = Environment.TickCount64 + 3_000;
+        while (Environment.TickCount64 < until)
+        {
+            ClusterView view = (await _cluster.ViewAsync(1))!;
+            Assert.NotEqual(NodeState.Up, view.Nodes.Single(n => n.Id == "n3").State);
+            Assert.True(view.Unavailable > 0, $"epoch {view.Epoch}: no arc unavailable with n2 down and n3 joining");
+            await Task.Delay(100);
+        }
+        await stop.CancelAsync();
+        await pushing;
+    }
+
+    [Theory]
+    [InlineData(Failpoints.ReplicationSend)]    // as a primary: sending a batch
+    [InlineData(Failpoints.ReplicationReceive)] // as a backup: a batch arrived
+    
+    [InlineData(Failpoints.RecordsBeforeLog)]
+    [InlineData(Failpoints.RecordsAfterLog)]
+    public async Task ANodeThatDiesWhileItReplicatesCostsNoAcknowledgedPush(string failpoint)
+    {
+        await _cluster.StartAsync(1, null, "--cluster-init");
+        await _cluster.StartAsync(2, Armed(failpoint, "crash"), _cluster.Join);
+        await _cluster.StartAsync(3, null, _cluster.Join);
+        (ClockedPusher pusher, _) = await ClockedPusher.StartAsync(_cluster, 3, 6, _history, waitUp: false);
+
+        using var stop = new CancellationTokenSource();
+        pusher.Avoid(2);   // it dies at its first batch
+        Task pushing = pusher.RunAsync(stop.Token);
+
+        Process armed = _cluster[2]!.Process;
+        using (var exit = new CancellationTokenSource(TimeSpan.FromSeconds(60))) await armed.WaitForExitAsync(exit.Token);
+        Assert.NotEqual(0, armed.ExitCode);
+        await _cluster.WaitForViewAsync([1, 3], "n2 declared down", v => v.Nodes.Single(n => n.Id == "n2").State == NodeState.Down, TimeSpan.FromSeconds(30));
+        await pusher.WaitForPushesAsync(pusher.Pushes + 20);
+        using (await pusher.PauseAsync())
+        {
+            List<string> off = await pusher.CheckSumsAsync([1, 3]);
+            Assert.True(off.Count == 0, $"with n2 down:\n{string.Join("\n", off)}\n{pusher.TakeTraces()}\n{string.Join("\n", _cluster.LogTails(40))}");
+        }
+
+        await _cluster.StartAsync(2, null);   // no failpoint now
+        await _cluster.WaitForViewAsync([1, 3], "n2 caught up and up", v => v.Nodes.All(n => n.State == NodeState.Up) && v.UnderReplicated == 0, TimeSpan.FromSeconds(60));
+        pusher.Revive(2);
+        await pusher.WaitForPushesAsync(pusher.Pushes + 20);
+        await stop.CancelAsync();
+        await pushing;
+        List<string> wrong = await pusher.CheckSumsAsync([1, 2, 3]);
+        Assert.True(wrong.Count == 0, $"after n2 came back:\n{string.Join("\n", wrong)}\n{string.Join("\n", _cluster.LogTails(40))}");
+        foreach (ulong key in _history.Keys)
+        {
+            Verdict verdict = Linearizability.Check(_history.Of(key));
+            Assert.True(verdict.IsLinearizable, $"key {key}: {verdict.Explanation}");
+        }
+        output.WriteLine($"n2 crashed at {failpoint}: {pusher.Pushes} pushes acknowledged ({pusher.Retries} retries), 0 lost, 0 applied twice");
+    }
+}
