@@ -31,6 +31,11 @@ public sealed class PeerLinks(ClusterMember node) : IAsyncDisposable
             link = ParamDbStream.ConnectAsync(new Uri($"http://{h2}"), new ParamDbStreamOptions
             {
                 ClockWaitTimeout = MaxPeerWait,
+                // A peer cut off drops the connection's packets: opening a link to it waited the stream's default
+                // 10 s before the router could answer 503, and a client retry went to the node that took its arcs
+                // (10.2 s to the first acknowledgement behind an nftables DROP). Twice the time the leader takes
+                // to declare a silent node down is ample for a live peer, even a busy one.
+                ConnectTimeout = 2 * node.Options.DownAfter,
                 // One replay on a fresh connection when a link breaks under a request: a stamped push replays
                 // exactly once (the peer's clocks skip what it already applied); more is the caller's to decide.
                 MaxRetries = 1,
