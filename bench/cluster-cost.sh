@@ -45,11 +45,19 @@ for r in $(seq 1 "$rounds"); do
   start 1
   run "1 node, ParamDbClient" "http://127.0.0.1:$P" "${pids[0]}" --client
   stop_all
+  # R = 1 first: no backups, what routing alone costs; then the default R = 2, where every push is also written
+  # on a backup before it is acknowledged (docs/replication.md).
+  start 1 --raft "127.0.0.1:$((P + 2))" --node-id n1 --cluster-init --replicas 1
+  start 2 --raft "127.0.0.2:$((P + 2))" --node-id n2 --join "127.0.0.1:$P"
+  start 3 --raft "127.0.0.3:$((P + 2))" --node-id n3 --join "127.0.0.1:$P"
+  all=$(IFS=,; echo "${pids[*]}")
+  run "3 nodes R=1, smart client" "http://127.0.0.1:$P" "$all" --cluster
+  stop_all
   start 1 --raft "127.0.0.1:$((P + 2))" --node-id n1 --cluster-init
   start 2 --raft "127.0.0.2:$((P + 2))" --node-id n2 --join "127.0.0.1:$P"
   start 3 --raft "127.0.0.3:$((P + 2))" --node-id n3 --join "127.0.0.1:$P"
   all=$(IFS=,; echo "${pids[*]}")
-  run "3 nodes, smart client" "http://127.0.0.1:$P" "$all" --cluster
+  run "3 nodes R=2, smart client" "http://127.0.0.1:$P" "$all" --cluster
   run "3 nodes, forwarding through n1" "http://127.0.0.1:$P" "$all" --client --routing off
   stop_all
   start 1; start 2; start 3
