@@ -10,6 +10,16 @@ namespace ParamDb.Storage;
 public sealed partial class ParamStore
 {
     /// <summary>
+    /// The most bytes <see cref="ReadRecords"/> writes for <paramref name="keys"/> keys of <paramref name="table"/>
+    /// (every key a row, every registered worker a clock): to size the destination once.
+    /// </summary>
+    public long RecordsSize(TableHandle table, int keys)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        return RecordBatch.SizeOf(table._layout.PayloadBytes, keys, _registry.All.Length);
+    }
+
+    /// <summary>
     /// Writes the current whole records (values and optimizer state) of <paramref name="keys"/>, all in the range of
     /// <paramref name="table"/> that ends at <paramref name="token"/>, to <paramref name="destination"/> as one
     /// <see cref="RecordBatch"/> carrying the range's vector clock. The clock is read first, so every push it counts

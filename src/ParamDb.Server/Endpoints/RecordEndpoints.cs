@@ -106,11 +106,12 @@ public static class RecordEndpoints
     {
         if (!TryOpen(request, host, table, out var transfer, out var handle, out var problem)) return problem!;
         await Failpoints.HitAsync(Failpoints.ReplicationReceive);
-        if (request.ContentLength > settings.MaxBodyBytes) return Problems.Of(413, ProblemCodes.BodyTooLarge, $"At most {settings.MaxBodyBytes} bytes of record batches per request.");
-        using var body = new MemoryStream();
-        await request.Body.CopyToAsync(body, request.HttpContext.RequestAborted);
-        if (body.Length > settings.MaxBodyBytes) return Problems.Of(413, ProblemCodes.BodyTooLarge, $"At most {settings.MaxBodyBytes} bytes of record batches per request.");
-        ReadOnlyMemory<byte> batches = body.GetBuffer().AsMemory(0, (int)body.Length);
+        // One pooled buffer of the declared length: a 4 MiB replication batch grown in a MemoryStream cost ~8 MiB of
+        // large-object garbage per request, and the collections that followed took a fifth of a backup's CPU.
+        var (body, readError) = await RequestBody.ReadAsync(request, settings.MaxBodyBytes, request.HttpContext.RequestAborted);
+        if (body is null) return Problems.From(readError);
+        using PooledBuffer owned = body;
+        ReadOnlyMemory<byte> batches = body.Memory;
         var slices = new List<Range>();
         if (!RecordBatch.TrySplit(batches.Span, slices, out long records, out string error))
             return Problems.Of(400, ProblemCodes.BadRecords, $"{error} Nothing was written.");

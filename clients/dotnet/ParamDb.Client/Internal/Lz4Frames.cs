@@ -1,5 +1,6 @@
 using K4os.Compression.LZ4;
 using K4os.Compression.LZ4.Streams;
+using ParamDb.Protocol;
 
 namespace ParamDb.Client.Internal;
 
@@ -21,7 +22,7 @@ internal static class Lz4Frames
     {
         // Incompressible 64 KiB blocks are stored as-is behind a 4-byte size; the frame adds ≤ 19 bytes of
         // header, a 4-byte end mark and a 4-byte checksum. So this bound never makes the writer grow.
-        using var writer = new PooledBufferWriter(headroom + source.Length + (source.Length / 65_536 + 1) * 8 + 64);
+        using var writer = new PooledArrayWriter(headroom + source.Length + (source.Length / 65_536 + 1) * 8 + 64);
         writer.GetSpan(headroom);
         writer.Advance(headroom);
         LZ4Frame.Encode(source, writer, Settings);

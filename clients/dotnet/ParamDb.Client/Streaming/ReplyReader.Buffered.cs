@@ -30,7 +30,7 @@ internal sealed partial class ReplyReader
             long expected = isPull && request!.Dim > 0
                 ? KvBlockWriter.SizeOf(request.Range, request.Count, request.Dim, values: true)
                 : Math.Min(Array.MaxLength, 4 * length + 256);
-            using var inflated = new PooledBufferWriter((int)Math.Min(expected, Array.MaxLength));
+            using var inflated = new PooledArrayWriter((int)Math.Min(expected, Array.MaxLength));
             try
             {
                 LZ4Frame.Decode(raw.AsSpan(0, (int)length), inflated);
