@@ -32,12 +32,24 @@ start() {   # start NODE-INDEX EXTRA-ARGS… ; waits until it listens
   for _ in $(seq 1 150); do curl -sf "http://127.0.0.$i:$P/v1/health" > /dev/null && return; sleep 0.2; done
   echo "node $i did not start: $(tail -3 "$tmp/n$i.log")" >&2; exit 1
 }
+replication() {   # replication HTTP-PORT-NODES… : "pushed replicated" bytes summed over the nodes' GET /v1/health
+  for i in "$@"; do curl -sf "http://127.0.0.$i:$P/v1/health"; echo; done | /usr/bin/python3 -c '
+import json, sys
+r = [json.loads(l).get("replication") or {} for l in sys.stdin if l.strip()]
+print(sum(x.get("pushedBytes", 0) for x in r), sum(x.get("replicatedBytes", 0) for x in r))'
+}
 stop_all() { kill "${pids[@]}" 2> /dev/null || true; wait "${pids[@]}" 2> /dev/null || true; pids=(); rm -rf "$tmp"/n*; }
 run() {   # run LABEL URL PIDS BENCH-ARGS…
   local label=$1 url=$2 node_pids=$3; shift 3
   echo "== $label"
   [ "${WARM:-12}" -gt 0 ] && "$B" --url "$url" "$@" "${args[@]}" --duration "${WARM:-12}" > /dev/null
+  local p0 r0 p1 r1
+  [ -n "${REPLICATED:-}" ] && read -r p0 r0 < <(replication 1 2 3)
   "$B" --url "$url" --node-pids "$node_pids" "$@" "${args[@]}" | sed -n '/^workload/,/^$/p'
+  if [ -n "${REPLICATED:-}" ]; then
+    read -r p1 r1 < <(replication 1 2 3)
+    echo "replicated / pushed bytes, all measured pushes: $(/usr/bin/python3 -c "print(f'{($r1 - $r0) / max(1, $p1 - $p0):.3f}')")"
+  fi
 }
 
 for r in $(seq 1 "$rounds"); do
@@ -52,12 +64,18 @@ for r in $(seq 1 "$rounds"); do
   start 3 --raft "127.0.0.3:$((P + 2))" --node-id n3 --join "127.0.0.1:$P"
   all=$(IFS=,; echo "${pids[*]}")
   run "3 nodes R=1, smart client" "http://127.0.0.1:$P" "$all" --cluster
+  run "3 nodes R=1, smart client, 4 connections" "http://127.0.0.1:$P" "$all" --cluster --connections 4
   stop_all
   start 1 --raft "127.0.0.1:$((P + 2))" --node-id n1 --cluster-init
   start 2 --raft "127.0.0.2:$((P + 2))" --node-id n2 --join "127.0.0.1:$P"
   start 3 --raft "127.0.0.3:$((P + 2))" --node-id n3 --join "127.0.0.1:$P"
   all=$(IFS=,; echo "${pids[*]}")
-  run "3 nodes R=2, smart client" "http://127.0.0.1:$P" "$all" --cluster
+  # The counters of GET /v1/health give replicated ÷ pushed bytes over the measured pushes of both workloads.
+  # Four workers on one connection each: dense pushes all hit the same 4,096 keys (the hot-key case, where
+  # replication after aggregation ships a row once per batch however many pushes touched it); sparse ones do not
+  # share keys.
+  REPLICATED=1 run "3 nodes R=2, smart client" "http://127.0.0.1:$P" "$all" --cluster
+  REPLICATED=1 run "3 nodes R=2, smart client, 4 connections" "http://127.0.0.1:$P" "$all" --cluster --connections 4
   run "3 nodes, forwarding through n1" "http://127.0.0.1:$P" "$all" --client --routing off
   stop_all
   start 1; start 2; start 3

@@ -65,6 +65,23 @@ public sealed record HealthReply
     public int Tables { get; init; }
     /// <summary>Time of the newest checkpoint, if any.</summary>
     public DateTimeOffset? LastCheckpoint { get; init; }
+    /// <summary>What this node shipped to its backups since it started; absent on a single node.</summary>
+    public ReplicationCounters? Replication { get; init; }
+}
+
+/// <summary>
+/// Bytes a cluster node moved for replication since it started (docs/replication.md): with W workers pushing the
+/// same keys, <see cref="ReplicatedBytes"/> ÷ <see cref="PushedBytes"/> falls towards (R − 1) ÷ W, since a row
+/// touched by several pushes while a batch is on the wire is shipped once.
+/// </summary>
+public sealed record ReplicationCounters
+{
+    /// <summary>Bytes of values in the pushes this node applied as a primary.</summary>
+    public long PushedBytes { get; init; }
+    /// <summary>Bytes of record batches (keys, rows with their optimizer state, clocks) sent to backups after pushes, every backup counted.</summary>
+    public long ReplicatedBytes { get; init; }
+    /// <summary>Bytes of whole ranges sent to backups that were new, or back from being down.</summary>
+    public long ResyncedBytes { get; init; }
 }
 
 /// <summary>The reply of <c>POST /v1/checkpoint</c>.</summary>

@@ -158,5 +158,6 @@ public sealed class DataApiTests(ServerFixture fixture) : IClassFixture<ServerFi
         Assert.Equal(fixture.Server.Http1Uri.ToString().TrimEnd('/'), health.Http1);
         Assert.Equal(fixture.Server.Http2Uri.ToString().TrimEnd('/'), health.Http2);
         Assert.NotEqual(health.Http1, health.Http2);
+        Assert.Null(health.Replication);   // a single node has no backups to count bytes for
     }
 }

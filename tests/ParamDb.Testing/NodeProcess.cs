@@ -70,7 +70,9 @@ public sealed partial class NodeProcess : IDisposable
             if (match.Success)
             {
                 // Keep draining the output so the child never blocks on a full pipe.
-                Stream sink = logFile is null ? Stream.Null : new FileStream(logFile, FileMode.Append, FileAccess.Write, FileShare.ReadWrite);
+                // Unbuffered: a test reads the log while the node runs (LogTails), and a line held in a 4 KiB file
+                // buffer is not there yet; a node's lines after its listening line stayed invisible for seconds.
+                Stream sink = logFile is null ? Stream.Null : new FileStream(logFile, FileMode.Append, FileAccess.Write, FileShare.ReadWrite, bufferSize: 0);
                 byte[] head = System.Text.Encoding.UTF8.GetBytes(opening.ToString());
                 await sink.WriteAsync(head, deadline.Token);
                 await sink.FlushAsync(deadline.Token);

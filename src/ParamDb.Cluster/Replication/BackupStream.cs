@@ -21,6 +21,15 @@ internal sealed class BackupStream : IAsyncDisposable
     /// <summary>Most bytes of batches in one request: far below the default request limit (64 MiB).</summary>
     private const int MaxRequestBytes = 8 << 20;
 
+    /// <summary>
+    /// Longest a batch waits for pushes being applied (<see cref="ApplyBarrier"/>): a 4 MiB push applies in ~5 ms
+    /// on this machine's loaded cores; one held up longer (a checkpoint's start) is not waited for.
+    /// </summary>
+    private static readonly TimeSpan MaxGroupWait = TimeSpan.FromMilliseconds(20);
+
+    /// <summary>How long a batch lingers for more pushes when several workers push at once (<see cref="GroupAsync"/>).</summary>
+    private static readonly TimeSpan Linger = TimeSpan.FromMilliseconds(5);
+
     private readonly Replicator _owner;
     private readonly Dictionary<TableHandle, Pending> _pending = new(ReferenceEqualityComparer.Instance);
     private readonly List<TaskCompletionSource> _sending = [];
@@ -32,6 +41,7 @@ internal sealed class BackupStream : IAsyncDisposable
     private ReplicaPlan? _plan;
     private int _index;
     private int _failures;
+    private long _pushesAtTake;   // the owner's PushesApplied when the last batch was taken
 
     public BackupStream(Replicator owner, string nodeId)
     {
@@ -115,8 +125,9 @@ internal sealed class BackupStream : IAsyncDisposable
     public Task Confirmation()
     {
         if (_plan is null || _plan.Down[_index]) return Task.CompletedTask;   // a down backup is not waited for
-        if (_pending.Count == 0 && _sending.Count == 0 && _open is null) return Task.CompletedTask;
-        return (_open ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+        if (_pending.Count > 0) return (_open ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+        // Nothing pending: every key noted so far went in the batches on the wire (the last holds the newest).
+        return _sending.Count > 0 ? _sending[^1].Task : _open?.Task ?? Task.CompletedTask;
     }
 
     private Pending PendingOf(TableHandle table)
@@ -176,6 +187,7 @@ internal sealed class BackupStream : IAsyncDisposable
             if (!await ResyncAsync(missing).ConfigureAwait(false)) return Failed();
             lock (_synced) _synced.UnionWith(missing);
         }
+        await GroupAsync().ConfigureAwait(false);
         lock (_owner.Sync)
         {
             if (_pending.Count == 0)
@@ -184,9 +196,13 @@ internal sealed class BackupStream : IAsyncDisposable
                 _failures = 0;
                 return false;
             }
-            if (_open is not null) _sending.Add(_open);
+            // The batch gets its completion even if no push waits on it yet: a push whose keys it took may ask for
+            // its confirmation only now, and must then wait for this batch (Confirmation), not pass because
+            // nothing is pending.
+            _sending.Add(_open ?? new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
             _open = null;
             tables = [.. _pending.Keys];
+            _pushesAtTake = _owner.PushesApplied;
         }
         foreach (TableHandle table in tables)
             if (!await SendTableAsync(table, plan, index).ConfigureAwait(false)) return Failed();
@@ -198,6 +214,27 @@ internal sealed class BackupStream : IAsyncDisposable
         }
         _failures = 0;
         return true;
+    }
+
+    /// <summary>
+    /// Group commit: lets the pushes of other workers join the batch about to be taken. When more than one push
+    /// went in the last batch (workers push at once), it first lingers <see cref="Linger"/> for pushes still on
+    /// their way in; then it waits for the pushes being applied now (<see cref="ApplyBarrier"/>). A lone worker's
+    /// push is sent at once. Measured, three nodes at R = 2 with four workers pushing the same 4,096 rows
+    /// (docs/benchmarks.md): replicated ÷ pushed bytes 0.57 with neither, 0.50 waiting for applies, 0.35 with both,
+    /// and the pushes ran faster, not slower, since the backups wrote fewer rows.
+    /// </summary>
+    private async Task GroupAsync()
+    {
+        try
+        {
+            if (_owner.PushesApplied - _pushesAtTake > 1) await Task.Delay(Linger, _stop.Token).ConfigureAwait(false);
+            await _owner.Applies.DrainAsync().WaitAsync(MaxGroupWait, _stop.Token).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // A push held up in the store (a checkpoint's start) goes in the next batch.
+        }
     }
 
     private bool Failed()
@@ -246,7 +283,11 @@ internal sealed class BackupStream : IAsyncDisposable
             return false;
         }
         if (taken.Count == 0) return true;
-        if (await PostAsync(table, buffer.WrittenMemory).ConfigureAwait(false)) return true;
+        if (await PostAsync(table, buffer.WrittenMemory).ConfigureAwait(false))
+        {
+            _owner.CountSent(buffer.WrittenCount, resync: false);
+            return true;
+        }
         Requeue(table, taken);
         return false;
     }
@@ -318,6 +359,7 @@ internal sealed class BackupStream : IAsyncDisposable
             {
                 Failpoints.Hit(Failpoints.CatchUp);
                 if (!await PostAsync(table, request).ConfigureAwait(false)) return false;
+                _owner.CountSent(request.Length, resync: true);
             }
         }
         _owner.Logger.BackupResynced(NodeId, tokens.Count);

@@ -27,6 +27,7 @@ public sealed class Replicator : IPushTap, IAsyncDisposable
     private ReplicaPlan? _plan;
     private BackupStream?[] _byIndex = [];
     private bool _disposed;
+    private long _pushedBytes, _replicatedBytes, _resyncedBytes, _pushesApplied;
 
     /// <summary>Replicates the pushes <paramref name="store"/> applies to their backups in <paramref name="member"/>'s ring.</summary>
     public Replicator(ClusterMember member, ParamStore store, ILogger logger)
@@ -44,6 +45,18 @@ public sealed class Replicator : IPushTap, IAsyncDisposable
     internal Lock Sync { get; } = new();
 
     internal ParamStore Store => _store;
+
+    /// <summary>Pushes applied here with backups to ship them to, since the node started.</summary>
+    internal long PushesApplied => Interlocked.Read(ref _pushesApplied);
+
+    /// <summary>The pushes being applied now, which a batch about to be taken waits for (group commit).</summary>
+    internal ApplyBarrier Applies { get; } = new();
+
+    /// <summary>A push is about to be applied to the store: pass the result to <see cref="ExitApply"/> when it returns.</summary>
+    public int EnterApply() => Applies.Enter();
+
+    /// <summary>A push returned from the store (applied or refused).</summary>
+    public void ExitApply(int generation) => Applies.Exit(generation);
 
     internal ClusterMember Member => _member;
 
@@ -78,6 +91,8 @@ public sealed class Replicator : IPushTap, IAsyncDisposable
     public void Applied(TableHandle table, ReadOnlySpan<ulong> keys, bool clocked)
     {
         if (Volatile.Read(ref _plan) is not { Replicates: true }) return;
+        Interlocked.Add(ref _pushedBytes, (long)keys.Length * table.Dim * sizeof(float));
+        Interlocked.Increment(ref _pushesApplied);
         lock (Sync)
         {
             if (_plan is not { Replicates: true } plan) return;
@@ -92,6 +107,8 @@ public sealed class Replicator : IPushTap, IAsyncDisposable
     public void AppliedRange(TableHandle table, ulong first, int count, bool clocked)
     {
         if (Volatile.Read(ref _plan) is not { Replicates: true }) return;
+        Interlocked.Add(ref _pushedBytes, (long)count * table.Dim * sizeof(float));
+        Interlocked.Increment(ref _pushesApplied);
         lock (Sync)
         {
             if (_plan is not { Replicates: true } plan) return;
@@ -131,6 +148,17 @@ public sealed class Replicator : IPushTap, IAsyncDisposable
     {
         foreach (BackupStream? stream in _byIndex) stream?.MarkClocked(table);
     }
+
+    /// <summary>What this node has pushed and shipped so far (<c>GET /v1/health</c>).</summary>
+    public ReplicationCounters Counters => new()
+    {
+        PushedBytes = Interlocked.Read(ref _pushedBytes),
+        ReplicatedBytes = Interlocked.Read(ref _replicatedBytes),
+        ResyncedBytes = Interlocked.Read(ref _resyncedBytes),
+    };
+
+    /// <summary>Counts bytes a backup wrote: after pushes, or in a resync.</summary>
+    internal void CountSent(long bytes, bool resync) => Interlocked.Add(ref resync ? ref _resyncedBytes : ref _replicatedBytes, bytes);
 
     /// <summary>
     /// Null once every backup that is not down has written every push applied so far (the caller's included) to

@@ -103,7 +103,16 @@ public sealed partial class Router(ClusterMember node, LocalDataPlane local, Pee
         if (await LeaseLapsedAsync(cancellationToken).ConfigureAwait(false) is { } lapsed) return PushReply.Refused(lapsed);
         ClusterRing? before = node.Ring;
         if (await StoreBehindAsync(before, cancellationToken).ConfigureAwait(false) is { } behind) return PushReply.Refused(behind);
-        PushReply reply = await local.PushAsync(table, block, options, cancellationToken).ConfigureAwait(false);
+        PushReply reply;
+        int applying = replicator.EnterApply();
+        try
+        {
+            reply = await local.PushAsync(table, block, options, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            replicator.ExitApply(applying);
+        }
         reply = await ConfirmAsync(reply, cancellationToken).ConfigureAwait(false);
         return reply.Accepted && Moved(before, table, block.Span, out ProtocolError moved) ? PushReply.Refused(moved) : reply;
     }

@@ -15,7 +15,7 @@ public static class AdminEndpoints
     public static RouteGroupBuilder MapAdmin(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/v1").WithTags("Node");
-        group.MapGet("/health", Health).WithName("Health").WithSummary("Liveness, version and the node's two addresses.");
+        group.MapGet("/health", Health).WithName("Health").WithSummary("Liveness, version, the node's two addresses and, on a cluster member, the bytes it replicated.");
         group.MapPost("/checkpoint", CheckpointAsync).WithName("Checkpoint").WithSummary("Take a checkpoint now (on every node of a cluster); replies when it is durable.");
         return group;
     }
@@ -31,6 +31,7 @@ public static class AdminEndpoints
             Http2 = endpoints.Http2Url,
             Tables = node.Tables.List().Count,
             LastCheckpoint = node.Storage.LastCheckpoint,
+            Replication = node.Replicator?.Counters,
         });
     }
 

@@ -22,6 +22,9 @@ public sealed record NodeServices(IDataPlane Data, ITableDirectory Tables, IWork
     /// <summary>This node's cluster membership; null on a single node.</summary>
     public ParamDb.Cluster.Membership.ClusterMember? Cluster { get; init; }
 
+    /// <summary>What ships this node's pushes to its backups; null on a single node.</summary>
+    public ParamDb.Cluster.Replication.Replicator? Replicator { get; init; }
+
     /// <summary>
     /// Finds a live table like <see cref="TryResolve"/>; on a cluster member that does not know the name, first
     /// catches up with the server manager (a read barrier), since a table created a moment ago through another node

@@ -85,7 +85,7 @@ public sealed class StoreHost(NodeSettings settings, ClusterHost cluster, ILogge
         _peers = new PeerLinks(member);
         _replicator = new Replicator(member, store, logger);
         Volatile.Write(ref _node, new NodeServices(new Router(member, local, _peers, _replicator, _ranges), new ClusterTableDirectory(member, store),
-            new ClusterWorkerDirectory(member, workers), new ClusterOwnership(member), store) { Cluster = member, Transfer = store });
+            new ClusterWorkerDirectory(member, workers), new ClusterOwnership(member), store) { Cluster = member, Transfer = store, Replicator = _replicator });
     }
 
     /// <summary>Unwires the seams and closes the store (no request may be using it).</summary>

@@ -102,6 +102,8 @@ public sealed class LivenessTests(ITestOutputHelper output) : IDisposable
         await WaitForStateAsync(1, "n2", NodeState.Down);
         long deadline = Environment.TickCount64 + 10_000;
         while (!string.Join("\n", _cluster.LogTails(400)).Contains(ProblemCodes.DownAfterMismatch) && Environment.TickCount64 < deadline) await Task.Delay(50);
-        Assert.Contains(ProblemCodes.DownAfterMismatch, string.Join("\n", _cluster.LogTails(400)));
+        string logs = string.Join("\n", _cluster.LogTails(400));
+        if (!logs.Contains(ProblemCodes.DownAfterMismatch)) output.WriteLine(logs);
+        Assert.Contains(ProblemCodes.DownAfterMismatch, logs);
     }
 }

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Json;
 using ParamDb.Cluster.Membership;
 using ParamDb.Protocol;
 using ParamDb.Protocol.Cluster;
@@ -49,9 +50,11 @@ public sealed class ReplicationTests
         await Wire.CreateTableAsync(n1, "t", """{"dim":2,"updater":{"kind":"adagrad","lr":0.1}}""");
         uint worker = await ClockApiTests.RegisterAsync(n1, "w");
         var random = new Random(7);
+        long pushedKeys = 9000;
         for (ulong clock = 1; clock <= 5; clock++)
         {
             ulong[] keys = [.. Enumerable.Range(0, 300).Select(_ => (ulong)random.Next(0, 1 << 22)).Distinct().Order()];
+            pushedKeys += keys.Length;
             string values = string.Join(",", keys.Select(k => $"[{k % 7},{clock}]"));
             var (status, body) = await ClockApiTests.PushAsync(n1, "t", $$"""{"keys":[{{string.Join(",", keys)}}],"values":[{{values}}]}""", worker, clock);
             Assert.True(status == HttpStatusCode.OK, body);
@@ -76,5 +79,21 @@ public sealed class ReplicationTests
         }
         Assert.Equal(192, compared);
         Assert.True(rows > 9000, $"only {rows} rows compared");
+
+        // The counters of GET /v1/health: every pushed value counted once, by the primary that applied it; every
+        // acknowledged push's rows (key + value + adagrad's accumulator) shipped to the backup before its reply,
+        // and no push here waited behind another, so none folded into another's batch.
+        long pushed = 0, replicated = 0;
+        for (int node = 1; node <= 3; node++)
+        {
+            using HttpClient http = cluster.Client(node);
+            HealthReply health = (await http.GetFromJsonAsync("v1/health", ProtocolJson.Default.HealthReply))!;
+            Assert.NotNull(health.Replication);
+            pushed += health.Replication.PushedBytes;
+            replicated += health.Replication.ReplicatedBytes;
+        }
+        Assert.Equal(pushedKeys * 2 * sizeof(float), pushed);
+        long rowBytes = pushedKeys * (sizeof(ulong) + 2 * 2 * sizeof(float));
+        Assert.InRange(replicated, rowBytes, rowBytes + 1024 * 1024);   // plus batch headers and clocks
     }
 }
