@@ -205,7 +205,7 @@ internal sealed class BackupStream : IAsyncDisposable
             _pushesAtTake = _owner.PushesApplied;
         }
         foreach (TableHandle table in tables)
-            if (!await SendTableAsync(table, plan, index).ConfigureAwait(false)) return Failed();
+            if (!await SendTableAsync(table).ConfigureAwait(false)) return Failed();
         lock (_owner.Sync)
         {
             foreach (TaskCompletionSource done in _sending) done.TrySetResult();
@@ -253,7 +253,7 @@ internal sealed class BackupStream : IAsyncDisposable
     }
 
     /// <summary>Reads and sends the table's pending keys (and clocks) as one request; on failure they are noted again.</summary>
-    private async Task<bool> SendTableAsync(TableHandle table, ReplicaPlan plan, int index)
+    private async Task<bool> SendTableAsync(TableHandle table)
     {
         // Sized before the read so it never grows: an ArrayBufferWriter doubling its way to a 4 MiB batch made
         // ~8 MiB of large-object garbage per batch, and the collections took a fifth of a primary's CPU.
@@ -263,7 +263,11 @@ internal sealed class BackupStream : IAsyncDisposable
         {
             _owner.Store.HoldClockedPushes(table, () =>
             {
-                lock (_owner.Sync) taken = Take(table, plan.HeldBy[index]);
+                // The arcs held now, not when the round began: Replan has dropped the keys of arcs that moved since,
+                // and a clock-only batch for such an arc, taken by the older plan, gave a backup that had not yet
+                // switched epochs the clock of a push without its rows; the push's retry then skipped there, and
+                // was lost (the kill loop, round 81 of 300, after a group commit's wait widened the gap).
+                lock (_owner.Sync) taken = _plan is { } now && !now.Down[_index] ? Take(table, now.HeldBy[_index]) : [];
                 long size = 0;
                 foreach (var (_, keys) in taken) size += _owner.Store.RecordsSize(table, keys.Length);
                 buffer.GetSpan((int)Math.Min(size, Array.MaxLength));
