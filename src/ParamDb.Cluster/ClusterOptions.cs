@@ -66,6 +66,19 @@ public sealed record ClusterOptions
     /// <summary>How often a node sends its heartbeat: an eighth of <see cref="DownAfter"/>, four tries within a lease.</summary>
     public TimeSpan HeartbeatInterval => DownAfter / 8;
 
+    /// <summary>
+    /// The default of <see cref="ResyncBytesPerSecond"/>: 128 MiB/s, 1 GiB in 8 s (the design's bound is 10 s). Measured on
+    /// this machine's 2 cores (docs/benchmarks.md, "Catching a node up"): faster copies took more of the pushes' CPU than
+    /// the 30 % a catch-up may.
+    /// </summary>
+    public const long DefaultResyncBytesPerSecond = 128L << 20;
+
+    /// <summary>
+    /// How fast a primary sends a returning (joining) backup its arcs whole, in bytes per second, 0 for no limit
+    /// (<c>--resync-rate</c>, in MiB/s): the copy runs beside the pushes, which go on meanwhile.
+    /// </summary>
+    public long ResyncBytesPerSecond { get; init; } = DefaultResyncBytesPerSecond;
+
     /// <summary>How long a start waits for a leader, a join's answer, or the node to appear in the state.</summary>
     public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(60);
 }

@@ -16,7 +16,7 @@ namespace ParamDb.Cluster.Replication;
 /// keys read afresh, until it is written or the backup is declared down; then nothing is kept for it, and it is
 /// resynced when it returns.
 /// </summary>
-internal sealed class BackupStream : IAsyncDisposable
+internal sealed partial class BackupStream : IAsyncDisposable
 {
     /// <summary>Most bytes of batches in one request: far below the default request limit (64 MiB).</summary>
     private const int MaxRequestBytes = 8 << 20;
@@ -42,6 +42,7 @@ internal sealed class BackupStream : IAsyncDisposable
     private int _index;
     private int _failures;
     private long _pushesAtTake;   // the owner's PushesApplied when the last batch was taken
+    private bool _catchingUp;     // a joining backup whose arcs are not all sent yet: not waited for (owner's lock)
 
     public BackupStream(Replicator owner, string nodeId)
     {
@@ -67,6 +68,13 @@ internal sealed class BackupStream : IAsyncDisposable
         if (now == NodeState.Down || (now == NodeState.Joining && (_plan is null || _plan.Ring.NodeIndex(NodeId) is var was && (was < 0 || _plan.Ring.StateOf(was) != NodeState.Joining))))
         {
             lock (_synced) _synced.Clear();
+            // A joining backup serves nothing until every primary of its arcs reports it caught up, so pushes need not
+            // wait for it while its arcs are on their way (CatchUpAsync): they go on at the rate they had.
+            _catchingUp = now == NodeState.Joining;
+        }
+        else if (now == NodeState.Up)
+        {
+            _catchingUp = false;
         }
         _plan = plan;
         _index = index;
@@ -98,7 +106,7 @@ internal sealed class BackupStream : IAsyncDisposable
     /// <summary>Whether every arc this node serves for the backup was sent whole, and nothing waits: what a joining backup needs to be counted caught up.</summary>
     public bool CaughtUp(ReplicaPlan plan)
     {
-        if (!ReferenceEquals(plan, _plan) || _pending.Count > 0 || _sending.Count > 0 || _open is not null) return false;
+        if (!ReferenceEquals(plan, _plan) || _catchingUp || _pending.Count > 0 || _sending.Count > 0 || _open is not null) return false;
         lock (_synced) return plan.HeldBy[_index].TrueForAll(_synced.Contains);
     }
 
@@ -124,7 +132,10 @@ internal sealed class BackupStream : IAsyncDisposable
     /// </summary>
     public Task Confirmation()
     {
-        if (_plan is null || _plan.Down[_index]) return Task.CompletedTask;   // a down backup is not waited for
+        // A down backup is not waited for, nor a joining one until its arcs are all sent (then every push since is
+        // waited for, and every push before had its keys noted for the batches after the copy, which it must have
+        // written before it counts as caught up).
+        if (_plan is null || _plan.Down[_index] || _catchingUp) return Task.CompletedTask;
         if (_pending.Count > 0) return (_open ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
         // Nothing pending: every key noted so far went in the batches on the wire (the last holds the newest).
         return _sending.Count > 0 ? _sending[^1].Task : _open?.Task ?? Task.CompletedTask;
@@ -184,8 +195,17 @@ internal sealed class BackupStream : IAsyncDisposable
         lock (_synced) missing = plan.HeldBy[index].FindAll(t => !_synced.Contains(t));
         if (missing.Count > 0)
         {
-            if (!await ResyncAsync(missing).ConfigureAwait(false)) return Failed();
-            lock (_synced) _synced.UnionWith(missing);
+            bool joining = plan.Ring.StateOf(index) == NodeState.Joining;
+            if (!await (joining ? CatchUpAsync(missing) : ResyncAsync(missing)).ConfigureAwait(false)) return Failed();
+            lock (_owner.Sync)
+            {
+                lock (_synced)
+                {
+                    _synced.UnionWith(missing);
+                    // From here on pushes wait for it; unless the ring gave it more arcs meanwhile, sent next round.
+                    if (_plan is { } now && now.HeldBy[_index].TrueForAll(_synced.Contains)) _catchingUp = false;
+                }
+            }
         }
         await GroupAsync().ConfigureAwait(false);
         lock (_owner.Sync)
@@ -335,57 +355,6 @@ internal sealed class BackupStream : IAsyncDisposable
             }
             if (dropped) FailAll();
         }
-    }
-
-    /// <summary>
-    /// Sends every table's arcs in <paramref name="tokens"/> whole, read while the table's clocked pushes wait (so
-    /// rows and clocks agree), in requests of at most <see cref="MaxRequestBytes"/>.
-    /// </summary>
-    private async Task<bool> ResyncAsync(List<ulong> tokens)
-    {
-        foreach (TableHandle table in _owner.Store.ListTables())
-        {
-            List<byte[]> requests;
-            try
-            {
-                requests = _owner.Store.HoldClockedPushes(table, () => ReadWhole(table, tokens));
-            }
-            catch (ObjectDisposedException)
-            {
-                continue;
-            }
-            catch (Exception e) when (e is ArgumentException or InvalidOperationException)
-            {
-                _owner.Logger.ReplicationDeferred(NodeId, table.Name, e.Message);
-                return false;
-            }
-            foreach (byte[] request in requests)
-            {
-                Failpoints.Hit(Failpoints.CatchUp);
-                if (!await PostAsync(table, request).ConfigureAwait(false)) return false;
-                _owner.CountSent(request.Length, resync: true);
-            }
-        }
-        _owner.Logger.BackupResynced(NodeId, tokens.Count);
-        return true;
-    }
-
-    private List<byte[]> ReadWhole(TableHandle table, List<ulong> tokens)
-    {
-        var requests = new List<byte[]>();
-        var current = new ArrayBufferWriter<byte>();
-        using RangeCopy copy = _owner.Store.CopyRanges(table, tokens);
-        while (copy.TryReadNext(out ReadOnlyMemory<byte> batch))
-        {
-            if (current.WrittenCount > 0 && current.WrittenCount + batch.Length > MaxRequestBytes)
-            {
-                requests.Add(current.WrittenSpan.ToArray());
-                current.ResetWrittenCount();
-            }
-            current.Write(batch.Span);
-        }
-        if (current.WrittenCount > 0) requests.Add(current.WrittenSpan.ToArray());
-        return requests;
     }
 
     /// <summary>Sends record batches to the backup's records route; true once it answered that they are durable.</summary>

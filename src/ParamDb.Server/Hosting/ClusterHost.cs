@@ -37,6 +37,7 @@ public sealed class ClusterHost(NodeSettings settings, ILoggerFactory loggers) :
             VirtualNodes = cluster.VirtualNodes,
             Secret = cluster.Secret,
             DownAfter = cluster.DownAfter,
+            ResyncBytesPerSecond = cluster.ResyncBytesPerSecond,
         };
         if (cluster.Secret is null && !(IPAddress.IsLoopback(cluster.Raft.Address) && IsLoopback(settings.Http1) && IsLoopback(settings.Http2)))
             throw new ClusterStartException("--cluster-secret is required when the node listens on an address other than loopback: peers prove it to each other on every link.");

@@ -33,6 +33,9 @@ public sealed record ClusterSettings
     /// <summary>How long a node may be silent before the leader declares it down.</summary>
     public TimeSpan DownAfter { get; init; } = ParamDb.Cluster.ClusterOptions.DefaultDownAfter;
 
+    /// <summary>How fast a primary sends a returning node its arcs, bytes per second; 0 for no limit.</summary>
+    public long ResyncBytesPerSecond { get; init; } = ParamDb.Cluster.ClusterOptions.DefaultResyncBytesPerSecond;
+
     /// <summary>Checks <paramref name="o"/>; throws <see cref="OptionsException"/> naming the bad option.</summary>
     public static ClusterSettings From(ClusterSection o)
     {
@@ -52,6 +55,7 @@ public sealed record ClusterSettings
         if (o.Replicas is < 1 or > 7) throw new OptionsException($"--replicas must be 1 to 7; got {o.Replicas}.");
         if (o.Vnodes is < 1 or > 4096) throw new OptionsException($"--vnodes must be 1 to 4096; got {o.Vnodes}.");
         if (o.DownAfter is < 300 or > 60_000) throw new OptionsException($"--down-after must be 300 to 60000 ms; got {o.DownAfter}.");
+        if (o.ResyncRate is < 0 or > 100_000) throw new OptionsException($"--resync-rate must be 0 (no limit) to 100000 MiB/s; got {o.ResyncRate}.");
         return new ClusterSettings
         {
             NodeId = nodeId,
@@ -63,6 +67,7 @@ public sealed record ClusterSettings
             VirtualNodes = o.Vnodes,
             Secret = string.IsNullOrEmpty(o.Secret) ? null : o.Secret,
             DownAfter = TimeSpan.FromMilliseconds(o.DownAfter),
+            ResyncBytesPerSecond = (long)o.ResyncRate << 20,
         };
     }
 }

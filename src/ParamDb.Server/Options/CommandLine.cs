@@ -29,6 +29,7 @@ public static class CommandLine
         ["--vnodes"] = "ParamDb:Cluster:Vnodes",
         ["--cluster-secret"] = "ParamDb:Cluster:Secret",
         ["--down-after"] = "ParamDb:Cluster:DownAfter",
+        ["--resync-rate"] = "ParamDb:Cluster:ResyncRate",
     };
 
     /// <summary>Founds a cluster (first start of its first node): a switch without a value, read into <c>ParamDb:Cluster:Init</c>.</summary>
@@ -158,11 +159,13 @@ public static class CommandLine
           --raft HOST:PORT           the server manager's Raft endpoint (default 127.0.0.1:7422)
           --cluster-init             first start of the first node: found a new cluster
           --join HOST:PORT           first start of any other node: the HTTP address of any member
-          --replicas R               copies of each range, fixed at init (default 2; replication comes later)
+          --replicas R               copies of each range, fixed at init (default 2)
           --vnodes V                 ring tokens per node, fixed at init (default 64)
           --cluster-secret S         secret the nodes prove to each other; required off loopback
           --down-after MS            a node silent this long is declared down (default 1000, 300 to 60000);
                                      it holds a lease of half this, renewed every eighth
+          --resync-rate MIB          MiB/s a primary sends a returning node its ranges at, beside
+                                     the pushes (default 128; 0 = no limit)
 
         An unknown switch stops the start (exit code 2) naming the closest known one. ASP.NET's own
         settings pass through: --urls, --environment, --Kestrel:Endpoints:NAME:Url=URL (an extra

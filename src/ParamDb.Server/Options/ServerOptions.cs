@@ -88,7 +88,7 @@ public sealed class ServerOptions
 
 /// <summary>
 /// The cluster options, bound from <c>ParamDb:Cluster</c>: <c>--node-id</c>, <c>--raft</c>, <c>--cluster-init</c>,
-/// <c>--join</c>, <c>--replicas</c>, <c>--vnodes</c>, <c>--cluster-secret</c>, <c>--down-after</c>.
+/// <c>--join</c>, <c>--replicas</c>, <c>--vnodes</c>, <c>--cluster-secret</c>, <c>--down-after</c>, <c>--resync-rate</c>.
 /// </summary>
 public sealed class ClusterSection
 {
@@ -115,4 +115,7 @@ public sealed class ClusterSection
 
     /// <summary>Milliseconds without a heartbeat after which the leader declares a node down (docs/replication.md).</summary>
     public int DownAfter { get; set; } = (int)ParamDb.Cluster.ClusterOptions.DefaultDownAfter.TotalMilliseconds;
+
+    /// <summary>MiB per second a primary sends a returning node its arcs at, 0 for no limit (docs/replication.md).</summary>
+    public int ResyncRate { get; set; } = (int)(ParamDb.Cluster.ClusterOptions.DefaultResyncBytesPerSecond >> 20);
 }

@@ -17,6 +17,8 @@ public sealed class ClusterOptionsTests
         { ["--vnodes", "0"], "--vnodes must be 1 to 4096; got 0" },
         { ["--down-after", "100"], "--down-after must be 300 to 60000 ms; got 100" },
         { ["--down-after", "60001"], "--down-after must be 300 to 60000 ms; got 60001" },
+        { ["--resync-rate", "-1"], "--resync-rate must be 0 (no limit) to 100000 MiB/s; got -1" },
+        { ["--resync-rate", "100001"], "--resync-rate must be 0 (no limit) to 100000 MiB/s; got 100001" },
     };
 
     [Theory]

@@ -16,10 +16,10 @@ namespace ParamDb.Server.Tests.Cluster;
 public sealed class ReplicationTests
 {
     /// <summary>One arc's copy as a node holds it: (key, payload bytes) ascending, and the clock entries.</summary>
-    internal static async Task<(SortedDictionary<ulong, string> Rows, SortedDictionary<uint, ulong> Clock)> CopyAsync(Func<int, HttpClient> client, int node, string token, string? secret = null)
+    internal static async Task<(SortedDictionary<ulong, string> Rows, SortedDictionary<uint, ulong> Clock)> CopyAsync(Func<int, HttpClient> client, int node, string token, string? secret = null, string table = "t")
     {
         using HttpClient http = client(node);
-        using var get = new HttpRequestMessage(HttpMethod.Get, $"v1/tables/t/ranges/{token}/records") { Headers = { { PeerHttp.PeerHeader, "test" } } };
+        using var get = new HttpRequestMessage(HttpMethod.Get, $"v1/tables/{table}/ranges/{token}/records") { Headers = { { PeerHttp.PeerHeader, "test" } } };
         if (secret is not null) get.Headers.Add(PeerHttp.SecretHeader, secret);
         using var reply = await http.SendAsync(get);
         Assert.Equal(HttpStatusCode.OK, reply.StatusCode);

@@ -1,0 +1,124 @@
+using System.Buffers;
+using System.Diagnostics;
+using ParamDb.Protocol;
+using ParamDb.Storage;
+using ParamDb.Storage.Transfer;
+
+namespace ParamDb.Cluster.Replication;
+
+/// <summary>
+/// Sending a backup arcs whole (docs/replication.md, "Resync"): to a backup that is up, read while the table's
+/// clocked pushes wait, so the copy's rows and clocks agree should the backup be promoted before the next batch; to a
+/// joining one, read and sent in steps beside the pushes, at most <see cref="ClusterOptions.ResyncBytesPerSecond"/>.
+/// </summary>
+internal sealed partial class BackupStream
+{
+    /// <summary>
+    /// Sends every table's arcs in <paramref name="tokens"/> whole to a backup that is up, read while the table's
+    /// clocked pushes wait (so rows and clocks agree), in requests of at most <see cref="MaxRequestBytes"/>.
+    /// </summary>
+    private async Task<bool> ResyncAsync(List<ulong> tokens)
+    {
+        foreach (TableHandle table in _owner.Store.ListTables())
+        {
+            List<byte[]> requests;
+            try
+            {
+                requests = _owner.Store.HoldClockedPushes(table, () => ReadWhole(table, tokens));
+            }
+            catch (ObjectDisposedException)
+            {
+                continue;
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+            {
+                _owner.Logger.ReplicationDeferred(NodeId, table.Name, e.Message);
+                return false;
+            }
+            foreach (byte[] request in requests)
+            {
+                Failpoints.Hit(Failpoints.CatchUp);
+                if (!await PostAsync(table, request).ConfigureAwait(false)) return false;
+                _owner.CountSent(request.Length, resync: true);
+            }
+        }
+        _owner.Logger.BackupResynced(NodeId, tokens.Count);
+        return true;
+    }
+
+    private List<byte[]> ReadWhole(TableHandle table, List<ulong> tokens)
+    {
+        var requests = new List<byte[]>();
+        var current = new ArrayBufferWriter<byte>();
+        using RangeCopy copy = _owner.Store.CopyRanges(table, tokens);
+        while (copy.TryReadNext(out ReadOnlyMemory<byte> batch))
+        {
+            if (current.WrittenCount > 0 && current.WrittenCount + batch.Length > MaxRequestBytes)
+            {
+                requests.Add(current.WrittenSpan.ToArray());
+                current.ResetWrittenCount();
+            }
+            current.Write(batch.Span);
+        }
+        if (current.WrittenCount > 0) requests.Add(current.WrittenSpan.ToArray());
+        return requests;
+    }
+
+    /// <summary>
+    /// Sends every table's arcs in <paramref name="tokens"/> whole to a joining backup, one request at a time (an
+    /// eighth of a second's bytes, at most <see cref="MaxRequestBytes"/>), read as it goes while pushes go on, paced
+    /// to the configured rate.
+    /// Pushes do not wait for the backup meanwhile (<see cref="Confirmation"/>), and the keys they touch wait here
+    /// and go after the copy, read then: a row the copy read before a push changed it is sent again, newer, so no
+    /// copied row is left older than the primary's. The copy's clocks were read when it began and may count fewer
+    /// pushes than its rows hold; the batches after it carry the clocks of then, and the backup is counted caught up
+    /// only once those are written.
+    /// </summary>
+    private async Task<bool> CatchUpAsync(List<ulong> tokens)
+    {
+        long rate = _owner.Member.Options.ResyncBytesPerSecond, sent = 0;
+        // Requests of an eighth of a second's bytes (64 KiB to 8 MiB), so the pacing is even: at 1 MiB/s one 8 MiB
+        // request went at once and then the copy slept 8 s.
+        int step = rate > 0 ? (int)Math.Clamp(rate / 8, 64 << 10, MaxRequestBytes) : MaxRequestBytes;
+        var clock = Stopwatch.StartNew();
+        using var current = new PooledArrayWriter(step);
+        foreach (TableHandle table in _owner.Store.ListTables())
+        {
+            try
+            {
+                // A batch holds at least one record with every clock, however wide the rows.
+                int batchBytes = (int)Math.Max(Math.Min(step, ParamStore.TransferBatchBytes), _owner.Store.RecordsSize(table, 1));
+                using RangeCopy copy = _owner.Store.CopyRanges(table, tokens, batchBytes);
+                while (true)
+                {
+                    bool more = copy.TryReadNext(out ReadOnlyMemory<byte> batch);
+                    if (current.WrittenCount > 0 && (!more || current.WrittenCount + batch.Length > step))
+                    {
+                        // Paced before each request: the copy may take no more of the machine than the rate allows.
+                        if (rate > 0 && TimeSpan.FromSeconds((double)sent / rate) - clock.Elapsed is { Ticks: > 0 } ahead)
+                            await Task.Delay(ahead, _stop.Token).ConfigureAwait(false);
+                        Failpoints.Hit(Failpoints.CatchUp);
+                        if (!await PostAsync(table, current.WrittenMemory).ConfigureAwait(false)) return false;
+                        _owner.CountSent(current.WrittenCount, resync: true);
+                        sent += current.WrittenCount;
+                        current.Clear();
+                    }
+                    if (!more) break;
+                    current.Write(batch.Span);
+                }
+            }
+            catch (ObjectDisposedException)
+            {
+                current.Clear();   // the table was deleted
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+            {
+                // The store's ranges changed, or the log was compacted under the copy: again from the start.
+                _owner.Logger.ReplicationDeferred(NodeId, table.Name, e.Message);
+                return false;
+            }
+        }
+        _owner.Logger.BackupCaughtUp(NodeId, tokens.Count, sent, (long)clock.Elapsed.TotalMilliseconds);
+        return true;
+    }
+}
