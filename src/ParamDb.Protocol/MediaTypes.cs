@@ -45,4 +45,10 @@ public static class ParamDbHeaders
     /// it owns and answers 421 <c>wrong_node</c> otherwise; on a 421 reply: the node's epoch.
     /// </summary>
     public const string RingEpoch = "ParamDb-Ring-Epoch";
+
+    /// <summary>
+    /// On a pull: <c>primary</c> (the default) or <c>any</c>. With <c>any</c> an <c>eventual</c> pull may be answered from
+    /// a backup's copy of the keys (docs/replication.md, "Reads").
+    /// </summary>
+    public const string ReadFrom = "ParamDb-Read-From";
 }

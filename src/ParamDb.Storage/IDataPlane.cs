@@ -69,7 +69,11 @@ public readonly record struct PushOptions(WorkerStamp Stamp, ulong RingEpoch = 0
 /// <param name="Consistency">What the pull waits for.</param>
 /// <param name="Timeout">How long it may wait.</param>
 /// <param name="RingEpoch">The ring epoch the sender sliced the keys by; 0 when the node routes them itself.</param>
-public readonly record struct PullOptions(uint Worker, ulong Clock, Consistency Consistency, TimeSpan Timeout, ulong RingEpoch = 0)
+/// <param name="AnyCopy">
+/// An eventual pull that a node may answer from any copy it holds, a backup's included (<c>ParamDb-Read-From: any</c>),
+/// rather than only from the keys' primary.
+/// </param>
+public readonly record struct PullOptions(uint Worker, ulong Clock, Consistency Consistency, TimeSpan Timeout, ulong RingEpoch = 0, bool AnyCopy = false)
 {
     /// <summary>An eventual pull with no worker: reads at once.</summary>
     public static PullOptions Eventual => new(0, 0, Consistency.Eventual, TimeSpan.Zero);

@@ -14,7 +14,35 @@ public sealed partial class Router
     {
         if (!local.TryPlanPull(table, block, options, out plan, out error)) return false;
         if (options.RingEpoch == 0 || node.Ring is not { } ring) return true;
-        return !IsStale(ring, options.RingEpoch, out error) && OwnsAll(ring, table, block, plan, out error);
+        if (IsStale(ring, options.RingEpoch, out error)) return false;
+        return ServesCopies(ring, options, out int self) ? HoldsAll(ring, table, block, plan, self, out error) : OwnsAll(ring, table, block, plan, out error);
+    }
+
+    /// <summary>
+    /// Whether this node answers <paramref name="options"/>' pull from the copies it holds, a backup's included: a pull
+    /// that any copy may answer (<c>ParamDb-Read-From: any</c>), on a node that is up (a joining node's copies may be
+    /// stale until its primaries have caught it up).
+    /// </summary>
+    private bool ServesCopies(ClusterRing ring, PullOptions options, out int self)
+    {
+        self = ring.NodeIndex(node.Identity.NodeId);
+        return options.AnyCopy && self >= 0 && ring.StateOf(self) == NodeState.Up && ring.ReplicaCount > 1;
+    }
+
+    /// <summary>Whether this node holds a copy of every key of a block (as primary or backup); else the 421 to answer.</summary>
+    private bool HoldsAll(ClusterRing ring, TableHandle table, ReadOnlySpan<byte> block, in KvBlock kv, int self, out ProtocolError error)
+    {
+        error = default;
+        using Slices slices = Slices.Of(ring, table, block, kv, withValues: false, holder: self);
+        if (slices.Count(self) == kv.Count) return true;
+        for (int n = 0; n < ring.NodeCount; n++)
+        {
+            if (n == self || slices.Count(n) == 0) continue;
+            error = new ProtocolError(421, ProblemCodes.WrongNode,
+                $"Node '{node.Identity.NodeId}' holds no copy of key {slices.Keys(n).Span[0]} in its ring epoch {ring.Epoch} (node '{ring.Nodes[n]}' serves it). Refetch GET /v1/cluster and send the keys to a node that holds them, or send the request without ParamDb-Ring-Epoch to have it routed.");
+            break;
+        }
+        return false;
     }
 
     /// <inheritdoc />
@@ -30,9 +58,9 @@ public sealed partial class Router
     public ValueTask<ClockWait> ReadAsync(TableHandle table, ReadOnlyMemory<byte> block, KvBlock plan, PullOptions options, Memory<byte> destination, CancellationToken cancellationToken)
     {
         if (node.Ring is not { } ring) return local.ReadAsync(table, block, plan, options, destination, cancellationToken);
+        bool copies = ServesCopies(ring, options, out int self);
         if (options.RingEpoch != 0) return ReadLeasedAsync(table, block, plan, options, destination, cancellationToken);
-        int self = ring.NodeIndex(node.Identity.NodeId);
-        var slices = Slices.Of(ring, table, block.Span, plan, withValues: false);
+        var slices = Slices.Of(ring, table, block.Span, plan, withValues: false, copies ? self : -1);
         if (slices.NodesWithKeys() <= 1 && (plan.Count == 0 || slices.Count(self) == plan.Count))
         {
             slices.Dispose();
@@ -51,8 +79,8 @@ public sealed partial class Router
             if (attempt == MaxReslices || await NewerRingAsync(ring, cancellationToken).ConfigureAwait(false) is not { } newer)
                 return result with { Error = RingMoving(result.Error) };
             ring = newer;
-            self = ring.NodeIndex(node.Identity.NodeId);
-            slices = Slices.Of(ring, table, block.Span, plan, withValues: false);
+            bool copies = ServesCopies(ring, options, out self);
+            slices = Slices.Of(ring, table, block.Span, plan, withValues: false, copies ? self : -1);
         }
     }
 
@@ -74,7 +102,7 @@ public sealed partial class Router
                 if (!part.Error.IsNone) return part;
                 merged = merged with { ClockMin = Math.Min(merged.ClockMin, part.ClockMin) };
             }
-            if (slices.Count(self) > 0 && await ConfirmReadAsync(merged, cancellationToken).ConfigureAwait(false) is { Error.IsNone: false } unconfirmed) return unconfirmed;
+            if (slices.Count(self) > 0 && !options.AnyCopy && await ConfirmReadAsync(merged, cancellationToken).ConfigureAwait(false) is { Error.IsNone: false } unconfirmed) return unconfirmed;
             slices.Gather(dim, MemoryMarshal.Cast<byte, float>(destination.Span));
             return merged;
         }
@@ -85,7 +113,8 @@ public sealed partial class Router
     {
         if (plan.Count > 0 && await LeaseLapsedAsync(cancellationToken).ConfigureAwait(false) is { } lapsed) return new ClockWait(0, lapsed, null, 0);
         ClockWait read = await local.ReadAsync(table, block, plan, options, destination, cancellationToken).ConfigureAwait(false);
-        return plan.Count > 0 && read.Error.IsNone ? await ConfirmReadAsync(read, cancellationToken).ConfigureAwait(false) : read;
+        // A pull any copy may answer does not wait for this node's backups: it may see a push they do not hold yet.
+        return plan.Count > 0 && read.Error.IsNone && !options.AnyCopy ? await ConfirmReadAsync(read, cancellationToken).ConfigureAwait(false) : read;
     }
 
     /// <summary>

@@ -34,8 +34,12 @@ internal sealed class Slices : IDisposable
         _total = total;
     }
 
-    /// <summary>Slices a parsed KV block (a push's rows with it when <paramref name="withValues"/>).</summary>
-    public static Slices Of(ClusterRing ring, TableHandle table, ReadOnlySpan<byte> block, in KvBlock kv, bool withValues)
+    /// <summary>
+    /// Slices a parsed KV block (a push's rows with it when <paramref name="withValues"/>); with a
+    /// <paramref name="holder"/> (a node index), keys whose arc that node holds a copy of go to it, the others to
+    /// their primaries (a pull that any copy may answer).
+    /// </summary>
+    public static Slices Of(ClusterRing ring, TableHandle table, ReadOnlySpan<byte> block, in KvBlock kv, bool withValues, int holder = -1)
     {
         int count = kv.Count, dim = table.Dim, nodes = ring.NodeCount;
         var counts = new int[nodes];
@@ -55,6 +59,7 @@ internal sealed class Slices : IDisposable
             }
             else source = kv.Keys(block);
             KeySlicer.Assign(ring, table.RingHash, source, nodeOfKey.AsSpan(0, count), counts);
+            if (holder >= 0) ToHolder(ring, table.RingHash, source, nodeOfKey.AsSpan(0, count), counts, holder);
             KeySlicer.Offsets(counts, offsets);
             if (rows is null) KeySlicer.Scatter(source, nodeOfKey.AsSpan(0, count), offsets, keys.AsSpan(0, count));
             else KeySlicer.Scatter(source, kv.Values(block), dim, nodeOfKey.AsSpan(0, count), offsets, keys.AsSpan(0, count), rows.AsSpan(0, count * dim));
@@ -70,6 +75,26 @@ internal sealed class Slices : IDisposable
         finally
         {
             if (generated is not null) ArrayPool<ulong>.Shared.Return(generated);
+        }
+    }
+
+    /// <summary>Moves to <paramref name="holder"/> every key whose arc it holds a copy of; one ring search per 4,096-key block.</summary>
+    private static void ToHolder(ClusterRing ring, ulong tableHash, ReadOnlySpan<ulong> keys, Span<int> nodeOfKey, int[] counts, int holder)
+    {
+        ulong lastBlock = ulong.MaxValue;
+        bool held = false;
+        for (int i = 0; i < keys.Length; i++)
+        {
+            if (nodeOfKey[i] == holder) continue;
+            if (keys[i] >> Ring.BlockBits != lastBlock)
+            {
+                lastBlock = keys[i] >> Ring.BlockBits;
+                held = ring.Holds(holder, tableHash, keys[i]);
+            }
+            if (!held) continue;
+            counts[nodeOfKey[i]]--;
+            counts[holder]++;
+            nodeOfKey[i] = holder;
         }
     }
 

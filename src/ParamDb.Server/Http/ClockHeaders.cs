@@ -10,7 +10,8 @@ namespace ParamDb.Server.Http;
 /// <param name="Consistency">What a pull waits for; eventual by default.</param>
 /// <param name="Timeout">How long a pull may wait.</param>
 /// <param name="RingEpoch">The ring epoch the client sliced its keys by (<c>ParamDb-Ring-Epoch</c>); 0 when absent.</param>
-public readonly record struct ClockHeaders(uint Worker, ulong Clock, Consistency Consistency, TimeSpan Timeout, ulong RingEpoch)
+/// <param name="AnyCopy">A pull that any copy may answer (<c>ParamDb-Read-From: any</c>); eventual only.</param>
+public readonly record struct ClockHeaders(uint Worker, ulong Clock, Consistency Consistency, TimeSpan Timeout, ulong RingEpoch, bool AnyCopy = false)
 {
     /// <summary>The push stamp.</summary>
     public WorkerStamp Stamp => new(Worker, Clock);
@@ -19,7 +20,7 @@ public readonly record struct ClockHeaders(uint Worker, ulong Clock, Consistency
     public PushOptions Push(bool fromJson) => new(Stamp, RingEpoch, fromJson);
 
     /// <summary>The pull's options for the data plane.</summary>
-    public PullOptions Pull => new(Worker, Clock, Consistency, Timeout, RingEpoch);
+    public PullOptions Pull => new(Worker, Clock, Consistency, Timeout, RingEpoch, AnyCopy);
 
     /// <summary>Reads and validates the headers; absent headers take their defaults.</summary>
     public static bool TryRead(HttpRequest request, out ClockHeaders headers, out ProtocolError error)
@@ -63,7 +64,25 @@ public readonly record struct ClockHeaders(uint Worker, ulong Clock, Consistency
             error = Bad(ParamDbHeaders.RingEpoch, e, "a ring epoch from GET /v1/cluster (an integer 0 … 2^64-1)");
             return false;
         }
-        headers = new ClockHeaders(worker, clock, consistency, timeout, epoch);
+        bool anyCopy = false;
+        if (request.Headers[ParamDbHeaders.ReadFrom].ToString() is { Length: > 0 } from)
+        {
+            if (from is not ("primary" or "any"))
+            {
+                error = Bad(ParamDbHeaders.ReadFrom, from, "primary or any");
+                return false;
+            }
+            anyCopy = from == "any";
+            // A backup's copy may lag its primary by the batches on the wire, and its clocks with it: it can answer
+            // a pull that waits for nothing, never one that waits for clocks.
+            if (anyCopy && !consistency.IsEventual)
+            {
+                error = new ProtocolError(400, ProblemCodes.BadHeader,
+                    $"{ParamDbHeaders.ReadFrom}: any serves eventual pulls only, and this one asks for {consistency}: a backup's copy may lag its primary's. Drop {ParamDbHeaders.ReadFrom}, or pull with {ParamDbHeaders.Consistency}: eventual.");
+                return false;
+            }
+        }
+        headers = new ClockHeaders(worker, clock, consistency, timeout, epoch, anyCopy);
         error = default;
         return true;
     }
