@@ -66,6 +66,9 @@ internal static partial class LogMessages
     [LoggerMessage(23, LogLevel.Information, "Backup {NodeId} caught up: {Arcs} arcs sent whole beside the pushes, {Bytes} bytes in {Milliseconds} ms")]
     public static partial void BackupCaughtUp(this ILogger logger, string nodeId, int arcs, long bytes, long milliseconds);
 
+    [LoggerMessage(24, LogLevel.Information, "Backup {NodeId} is joining and not caught up from here yet: {Progress}")]
+    public static partial void BackupStillJoining(this ILogger logger, string nodeId, string progress);
+
     [LoggerMessage(20, LogLevel.Warning, "Backup {NodeId} refused a batch of table {Table} ({Status}): {Body}; sending again")]
     public static partial void ReplicationRefused(this ILogger logger, string nodeId, string table, int status, string body);
 

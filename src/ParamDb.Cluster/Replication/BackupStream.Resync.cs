@@ -81,44 +81,80 @@ internal sealed partial class BackupStream
         // request went at once and then the copy slept 8 s.
         int step = rate > 0 ? (int)Math.Clamp(rate / 8, 64 << 10, MaxRequestBytes) : MaxRequestBytes;
         var clock = Stopwatch.StartNew();
-        using var current = new PooledArrayWriter(step);
-        foreach (TableHandle table in _owner.Store.ListTables())
+        // Two buffers: the next request is read while the last is on the wire and being written (one request in
+        // flight, so the backup applies them in order).
+        var filling = new PooledArrayWriter(step);
+        var posting = new PooledArrayWriter(step);
+        Task<bool>? inFlight = null;
+        lock (_synced)
         {
-            try
+            if (!_copying.SequenceEqual(tokens)) _copied.Clear();
+            _copying = tokens;
+        }
+        try
+        {
+            foreach (TableHandle table in _owner.Store.ListTables())
             {
-                // A batch holds at least one record with every clock, however wide the rows.
-                int batchBytes = (int)Math.Max(Math.Min(step, ParamStore.TransferBatchBytes), _owner.Store.RecordsSize(table, 1));
-                using RangeCopy copy = _owner.Store.CopyRanges(table, tokens, batchBytes);
-                while (true)
+                lock (_synced)
                 {
-                    bool more = copy.TryReadNext(out ReadOnlyMemory<byte> batch);
-                    if (current.WrittenCount > 0 && (!more || current.WrittenCount + batch.Length > step))
+                    if (_copied.Contains(table)) continue;
+                }
+                try
+                {
+                    // A batch holds at least one record with every clock, however wide the rows.
+                    int batchBytes = (int)Math.Max(Math.Min(step, ParamStore.TransferBatchBytes), _owner.Store.RecordsSize(table, 1));
+                    using RangeCopy copy = _owner.Store.CopyRanges(table, tokens, batchBytes);
+                    while (true)
                     {
-                        // Paced before each request: the copy may take no more of the machine than the rate allows.
-                        if (rate > 0 && TimeSpan.FromSeconds((double)sent / rate) - clock.Elapsed is { Ticks: > 0 } ahead)
-                            await Task.Delay(ahead, _stop.Token).ConfigureAwait(false);
-                        Failpoints.Hit(Failpoints.CatchUp);
-                        if (!await PostAsync(table, current.WrittenMemory).ConfigureAwait(false)) return false;
-                        _owner.CountSent(current.WrittenCount, resync: true);
-                        sent += current.WrittenCount;
-                        current.Clear();
+                        bool more = copy.TryReadNext(out ReadOnlyMemory<byte> batch);
+                        if (filling.WrittenCount > 0 && (!more || filling.WrittenCount + batch.Length > step))
+                        {
+                            if (!await SettleAsync().ConfigureAwait(false)) return false;
+                            // Paced before each request: the copy may take no more of the machine than the rate allows.
+                            if (rate > 0 && TimeSpan.FromSeconds((double)sent / rate) - clock.Elapsed is { Ticks: > 0 } ahead)
+                                await Task.Delay(ahead, _stop.Token).ConfigureAwait(false);
+                            Failpoints.Hit(Failpoints.CatchUp);
+                            (filling, posting) = (posting, filling);
+                            inFlight = PostAsync(table, posting.WrittenMemory);
+                        }
+                        if (!more) break;
+                        filling.Write(batch.Span);
                     }
-                    if (!more) break;
-                    current.Write(batch.Span);
+                    if (!await SettleAsync().ConfigureAwait(false)) return false;
+                    lock (_synced) _copied.Add(table);
+                }
+                catch (ObjectDisposedException)
+                {
+                    filling.Clear();   // the table was deleted
+                }
+                catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+                {
+                    // The store's ranges changed, or the log was compacted under the copy: again from the start.
+                    _owner.Logger.ReplicationDeferred(NodeId, table.Name, e.Message);
+                    return false;
                 }
             }
-            catch (ObjectDisposedException)
-            {
-                current.Clear();   // the table was deleted
-            }
-            catch (Exception e) when (e is ArgumentException or InvalidOperationException)
-            {
-                // The store's ranges changed, or the log was compacted under the copy: again from the start.
-                _owner.Logger.ReplicationDeferred(NodeId, table.Name, e.Message);
-                return false;
-            }
+        }
+        finally
+        {
+            // Never left on the wire: a copy started again must not be overtaken by a request of this one.
+            if (inFlight is not null) await inFlight.ConfigureAwait(false);
+            filling.Dispose();
+            posting.Dispose();
         }
         _owner.Logger.BackupCaughtUp(NodeId, tokens.Count, sent, (long)clock.Elapsed.TotalMilliseconds);
         return true;
+
+        async ValueTask<bool> SettleAsync()
+        {
+            if (inFlight is null) return true;
+            bool written = await inFlight.ConfigureAwait(false);
+            inFlight = null;
+            if (!written) return false;
+            _owner.CountSent(posting.WrittenCount, resync: true);
+            sent += posting.WrittenCount;
+            posting.Clear();
+            return true;
+        }
     }
 }

@@ -34,6 +34,10 @@ internal sealed partial class BackupStream : IAsyncDisposable
     private readonly Dictionary<TableHandle, Pending> _pending = new(ReferenceEqualityComparer.Instance);
     private readonly List<TaskCompletionSource> _sending = [];
     private readonly HashSet<ulong> _synced = [];   // arcs sent whole since the backup was last seen down; locked itself
+    // Tables a catch-up under way has sent whole, for the arcs in _copying (under _synced's lock): a copy that failed
+    // part-way (a table created meanwhile, a refused request) starts again from the first table it had not finished.
+    private readonly HashSet<TableHandle> _copied = new(ReferenceEqualityComparer.Instance);
+    private List<ulong> _copying = [];
     private readonly SemaphoreSlim _wake = new(0);
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
@@ -42,6 +46,7 @@ internal sealed partial class BackupStream : IAsyncDisposable
     private int _index;
     private int _failures;
     private long _pushesAtTake;   // the owner's PushesApplied when the last batch was taken
+    private long _progressLogged = Environment.TickCount64;   // a backup just declared joining is not reported at once
     private bool _catchingUp;     // a joining backup whose arcs are not all sent yet: not waited for (owner's lock)
 
     public BackupStream(Replicator owner, string nodeId)
@@ -67,7 +72,7 @@ internal sealed partial class BackupStream : IAsyncDisposable
         NodeState now = plan.Ring.StateOf(index);
         if (now == NodeState.Down || (now == NodeState.Joining && (_plan is null || _plan.Ring.NodeIndex(NodeId) is var was && (was < 0 || _plan.Ring.StateOf(was) != NodeState.Joining))))
         {
-            lock (_synced) _synced.Clear();
+            ForgetSynced();
             // A joining backup serves nothing until every primary of its arcs reports it caught up, so pushes need not
             // wait for it while its arcs are on their way (CatchUpAsync): they go on at the rate they had.
             _catchingUp = now == NodeState.Joining;
@@ -93,6 +98,16 @@ internal sealed partial class BackupStream : IAsyncDisposable
         Wake();
     }
 
+    /// <summary>The backup may lack anything sent before (down, or back from down): every arc goes whole again.</summary>
+    private void ForgetSynced()
+    {
+        lock (_synced)
+        {
+            _synced.Clear();
+            _copied.Clear();
+        }
+    }
+
     /// <summary>Fails every waiting confirmation (caller holds the owner's lock).</summary>
     private void FailAll()
     {
@@ -108,6 +123,29 @@ internal sealed partial class BackupStream : IAsyncDisposable
     {
         if (!ReferenceEquals(plan, _plan) || _catchingUp || _pending.Count > 0 || _sending.Count > 0 || _open is not null) return false;
         lock (_synced) return plan.HeldBy[_index].TrueForAll(_synced.Contains);
+    }
+
+    /// <summary>
+    /// Why a joining backup is not counted caught up yet, for the log (caller holds the owner's lock): a node that
+    /// stays joining says which primary holds it back, and with what.
+    /// </summary>
+    public string Progress(ReplicaPlan plan)
+    {
+        int unsynced;
+        lock (_synced) unsynced = plan.HeldBy[_index].Count(t => !_synced.Contains(t));
+        int keys = 0;
+        foreach (Pending pending in _pending.Values)
+            foreach (HashSet<ulong> set in pending.Keys.Values) keys += set.Count;
+        return $"{unsynced} of {plan.HeldBy[_index].Count} arcs still to send whole, {keys} keys of {_pending.Count} tables waiting, {_sending.Count} batches on the wire, {_failures} failed tries in a row{(ReferenceEquals(plan, _plan) ? "" : ", a newer epoch not yet applied")}";
+    }
+
+    /// <summary>At most one progress line per backup every 10 s.</summary>
+    public bool DueForProgressLog()
+    {
+        long now = Environment.TickCount64;
+        if (now - _progressLogged < 10_000) return false;
+        _progressLogged = now;
+        return true;
     }
 
     /// <summary>Notes a key for the next batch (caller holds the owner's lock).</summary>
@@ -187,7 +225,7 @@ internal sealed partial class BackupStream : IAsyncDisposable
                 // Declared down: nothing is waited for or kept; it gets every arc whole when it returns.
                 _pending.Clear();
                 CompleteAll();
-                lock (_synced) _synced.Clear();
+                ForgetSynced();
                 return false;
             }
         }

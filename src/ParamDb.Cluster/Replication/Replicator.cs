@@ -206,7 +206,9 @@ public sealed class Replicator : IPushTap, IAsyncDisposable
             foreach (BackupStream stream in _streams.Values)
             {
                 int index = plan.Ring.NodeIndex(stream.NodeId);
-                if (index >= 0 && plan.Ring.StateOf(index) == NodeState.Joining && stream.CaughtUp(plan)) caughtUp.Add(stream.NodeId);
+                if (index < 0 || plan.Ring.StateOf(index) != NodeState.Joining) continue;
+                if (stream.CaughtUp(plan)) caughtUp.Add(stream.NodeId);
+                else if (stream.DueForProgressLog()) _logger.BackupStillJoining(stream.NodeId, stream.Progress(plan));
             }
             return (plan.Ring.Epoch, caughtUp);
         }
