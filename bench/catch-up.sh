@@ -3,7 +3,8 @@
 # a table of GIB GiB of rows (dim 64, add), and W-dense pushes through the smart client. It measures the push rate
 # with every node up, then kills n3, restarts it, and measures the push rate again while n1 and n2 send n3 every arc
 # it holds (about two thirds of the rows) at --resync-rate, and how long until n3 is counted up again.
-# usage: [GIB=1.5] [RATE=128] [DURATION=8] [NODE_ARGS=…] bench/catch-up.sh [ROUNDS]
+# usage: [GIB=1.5] [RATE=128] [DURATION=8] [PUSH_DURING=0] [KEEP_LOGS=DIR] [NODE_ARGS=…] bench/catch-up.sh [ROUNDS]
+#   PUSH_DURING=0: no pushes while n3 catches up (the copy alone); KEEP_LOGS: copy the nodes' logs there
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-1}
@@ -67,17 +68,24 @@ PY
   start 3
   t0=$(date +%s.%N)
   read -r c1 c2 <<< "$(ps -o cputimes= -p "${pids[0]}","${pids[1]}" | tr '\n' ' ')"
-  "$B" --url "http://127.0.0.1:$P" --cluster --workload dense --keys range --duration "$duration" --json "$tmp/during.json" > /dev/null &
-  bench=$!
+  bench=""
+  if [ "${PUSH_DURING:-1}" = 1 ]; then
+    # Tried again if its table create meets an election (n3 may have been the Raft leader).
+    (for _ in 1 2 3; do
+      "$B" --url "http://127.0.0.1:$P" --cluster --workload dense --keys range --duration "$duration" --json "$tmp/during.json" > /dev/null 2>&1 && break
+    done) &
+    bench=$!
+  fi
   until [ "$(state_of_n3)" = "up 0" ]; do sleep 0.05; done
   t1=$(date +%s.%N)
   read -r d1 d2 <<< "$(ps -o cputimes= -p "${pids[0]}","${pids[1]}" | tr '\n' ' ')"
   c3=$(ps -o cputimes= -p "${pids[2]}")
-  wait "$bench"
+  [ -n "$bench" ] && wait "$bench"
   sent=$(( $(resynced) - base ))
-  echo "pushes, while n3 caught up:   $(push_rate "$tmp/during.json")"
+  [ -n "$bench" ] && echo "pushes, while n3 caught up:   $(push_rate "$tmp/during.json")"
   /usr/bin/python3 -c "print(f'n3 caught up: {$sent / 2**30:.2f} GiB resent in {$t1 - $t0:.1f} s (restart answered → counted up)')"
   echo "CPU seconds while n3 caught up (its pushes included): n1 $((d1 - c1)), n2 $((d2 - c2)), n3 $c3 (since its start)"
   grep -h "caught up:" "$tmp"/n1.log "$tmp"/n2.log | tail -2 | sed 's/^/  /'
+  [ -n "${KEEP_LOGS:-}" ] && cp "$tmp"/n*.log "$KEEP_LOGS"/
   kill "${pids[@]}" 2> /dev/null || true; wait 2> /dev/null || true
 done
