@@ -32,17 +32,26 @@ public sealed class ReplicationFaultTests(ITestOutputHelper output) : IDisposabl
             return set[0] == primary && set[1] == backup;
         }).Take(count)];
 
+    /// <summary>
+    /// Three nodes, n2 writing every batch it receives <paramref name="delayMs"/> late, and tables of dim 1; the ring
+    /// once every node is up (one taken while n2 still joined would list its arcs as n1's).
+    /// </summary>
+    private async Task<ClusterRing> StartWithSlowBackupAsync(int delayMs, params string[] tables)
+    {
+        await _cluster.StartAsync(1, null, "--cluster-init");
+        await _cluster.StartAsync(2, Armed(Failpoints.ReplicationReceive, $"delay:{delayMs}"), _cluster.Join);
+        await _cluster.StartAsync(3, null, _cluster.Join);
+        using HttpClient n1 = _cluster.Client(1);
+        foreach (string table in tables) await Wire.CreateTableAsync(n1, table, """{"dim":1}""");
+        await _cluster.WaitForViewAsync([1], "every node up", v => v.Nodes.All(n => n.State == NodeState.Up), TimeSpan.FromSeconds(30));
+        return ClusterRing.FromView((await _cluster.ViewAsync(1))!);
+    }
+
     [Fact]
     public async Task ASlowBackupHoldsTheAcknowledgementUntilItHasWrittenThePush()
     {
-        await _cluster.StartAsync(1, null, "--cluster-init");
-        await _cluster.StartAsync(2, Armed(Failpoints.ReplicationReceive, "delay:400"), _cluster.Join);
-        await _cluster.StartAsync(3, null, _cluster.Join);
+        ClusterRing ring = await StartWithSlowBackupAsync(400, "t");
         using HttpClient n1 = _cluster.Client(1);
-        await Wire.CreateTableAsync(n1, "t", """{"dim":1}""");
-        // Chains by the ring with every node up: one taken while n2 still joined would list its arcs as n1's.
-        await _cluster.WaitForViewAsync([1], "every node up", v => v.Nodes.All(n => n.State == NodeState.Up), TimeSpan.FromSeconds(30));
-        ClusterRing ring = ClusterRing.FromView((await _cluster.ViewAsync(1))!);
         ulong[] slow = KeysOnChain(ring, "t", ring.NodeIndex("n1"), ring.NodeIndex("n2"), 20);
         Assert.Equal(20, slow.Length);
 
@@ -66,14 +75,8 @@ public sealed class ReplicationFaultTests(ITestOutputHelper output) : IDisposabl
     [Fact]
     public async Task ATableDeletedWhileItsRowsWaitForABackupDoesNotHoldUpTheOtherTables()
     {
-        await _cluster.StartAsync(1, null, "--cluster-init");
-        await _cluster.StartAsync(2, Armed(Failpoints.ReplicationReceive, "delay:500"), _cluster.Join);
-        await _cluster.StartAsync(3, null, _cluster.Join);
+        ClusterRing ring = await StartWithSlowBackupAsync(500, "a", "b");
         using HttpClient n1 = _cluster.Client(1);
-        await Wire.CreateTableAsync(n1, "a", """{"dim":1}""");
-        await Wire.CreateTableAsync(n1, "b", """{"dim":1}""");
-        await _cluster.WaitForViewAsync([1], "every node up", v => v.Nodes.All(n => n.State == NodeState.Up), TimeSpan.FromSeconds(30));
-        ClusterRing ring = ClusterRing.FromView((await _cluster.ViewAsync(1))!);
         ulong[] a = KeysOnChain(ring, "a", ring.NodeIndex("n1"), ring.NodeIndex("n2"), 5);
         ulong[] b = KeysOnChain(ring, "b", ring.NodeIndex("n1"), ring.NodeIndex("n2"), 5);
 
