@@ -29,6 +29,10 @@ public sealed partial class Router
         return options.AnyCopy && self >= 0 && ring.StateOf(self) == NodeState.Up && ring.ReplicaCount > 1;
     }
 
+    /// <summary>A pull's keys by the node that reads them: this node for those it holds a copy of when any copy may answer, else their primaries.</summary>
+    private Slices SliceRead(ClusterRing ring, TableHandle table, ReadOnlySpan<byte> block, in KvBlock plan, PullOptions options, out int self) =>
+        Slices.Of(ring, table, block, plan, withValues: false, ServesCopies(ring, options, out self) ? self : -1);
+
     /// <summary>Whether this node holds a copy of every key of a block (as primary or backup); else the 421 to answer.</summary>
     private bool HoldsAll(ClusterRing ring, TableHandle table, ReadOnlySpan<byte> block, in KvBlock kv, int self, out ProtocolError error)
     {
@@ -58,9 +62,8 @@ public sealed partial class Router
     public ValueTask<ClockWait> ReadAsync(TableHandle table, ReadOnlyMemory<byte> block, KvBlock plan, PullOptions options, Memory<byte> destination, CancellationToken cancellationToken)
     {
         if (node.Ring is not { } ring) return local.ReadAsync(table, block, plan, options, destination, cancellationToken);
-        bool copies = ServesCopies(ring, options, out int self);
         if (options.RingEpoch != 0) return ReadLeasedAsync(table, block, plan, options, destination, cancellationToken);
-        var slices = Slices.Of(ring, table, block.Span, plan, withValues: false, copies ? self : -1);
+        var slices = SliceRead(ring, table, block.Span, plan, options, out int self);
         if (slices.NodesWithKeys() <= 1 && (plan.Count == 0 || slices.Count(self) == plan.Count))
         {
             slices.Dispose();
@@ -79,8 +82,7 @@ public sealed partial class Router
             if (attempt == MaxReslices || await NewerRingAsync(ring, cancellationToken).ConfigureAwait(false) is not { } newer)
                 return result with { Error = RingMoving(result.Error) };
             ring = newer;
-            bool copies = ServesCopies(ring, options, out self);
-            slices = Slices.Of(ring, table, block.Span, plan, withValues: false, copies ? self : -1);
+            slices = SliceRead(ring, table, block.Span, plan, options, out self);
         }
     }
 

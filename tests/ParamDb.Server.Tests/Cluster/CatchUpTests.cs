@@ -76,11 +76,7 @@ public sealed class CatchUpTests(ITestOutputHelper output) : IDisposable
         await pushing;
         List<string> wrong = await pusher.CheckSumsAsync([1, 2, 3]);
         Assert.True(wrong.Count == 0, $"{string.Join("\n", wrong)}\n{string.Join("\n", _cluster.LogTails(40))}");
-        foreach (ulong key in _history.Keys)
-        {
-            Verdict verdict = Linearizability.Check(_history.Of(key));
-            Assert.True(verdict.IsLinearizable, $"key {key}: {verdict.Explanation}");
-        }
+        HistoryAssert.Linearizable(_history);
 
         // Every arc's copies agree, in both tables: nothing pushed while n3 was caught up was left behind there.
         ClusterRing ring = ClusterRing.FromView((await _cluster.ViewAsync(1))!);

@@ -106,11 +106,7 @@ public sealed class DoubleFailureTests(ITestOutputHelper output) : IDisposable
 
         List<string> wrong = await pusher.CheckSumsAsync(everyone);
         Assert.True(wrong.Count == 0, $"after both came back:\n{string.Join("\n", wrong)}\n{string.Join("\n", _cluster.LogTails(40))}");
-        foreach (ulong key in _history.Keys)
-        {
-            Verdict verdict = Linearizability.Check(_history.Of(key));
-            Assert.True(verdict.IsLinearizable, $"key {key}: {verdict.Explanation}");
-        }
+        HistoryAssert.Linearizable(_history);
         output.WriteLine($"{pusher.Pushes} pushes acknowledged ({pusher.Retries} retries), {_history.Count} operations checked, 0 lost, 0 applied twice");
     }
 }

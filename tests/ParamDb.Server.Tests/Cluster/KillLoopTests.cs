@@ -126,11 +126,7 @@ public sealed class KillLoopTests(ITestOutputHelper output) : IDisposable
         // A final read through every node: the sum of every push, exactly; then every key's history, linearizable.
         List<string> wrong = await pusher.CheckSumsAsync(Enumerable.Range(1, 3));
         Assert.True(wrong.Count == 0, string.Join("\n", wrong) + "\n" + string.Join("\n", _cluster.LogTails(30)));
-        foreach (ulong key in _history.Keys)
-        {
-            Verdict verdict = Linearizability.Check(_history.Of(key));
-            Assert.True(verdict.IsLinearizable, $"key {key}: {verdict.Explanation}");
-        }
+        HistoryAssert.Linearizable(_history);
         Report("every kill", [.. failovers.Select(f => f.Ms).Order()]);
         Report("the Raft leader killed", [.. failovers.Where(f => f.Leader).Select(f => f.Ms).Order()]);
         Report("another node killed", [.. failovers.Where(f => !f.Leader).Select(f => f.Ms).Order()]);
