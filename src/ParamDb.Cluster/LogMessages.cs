@@ -77,4 +77,10 @@ internal static partial class LogMessages
 
     [LoggerMessage(22, LogLevel.Error, "Node {NodeId}: the leader grants no lease: {Problem}")]
     public static partial void LeaseRefused(this ILogger logger, string nodeId, string problem);
+
+    [LoggerMessage(25, LogLevel.Information, "Node {NodeId} leads the server manager ({SinceMs:F0} ms after its election); it counts every node as heard then")]
+    public static partial void TookOver(this ILogger logger, string nodeId, double sinceMs);
+
+    [LoggerMessage(26, LogLevel.Information, "Node {NodeId}: lease held again after {LapsedMs:F0} ms without one")]
+    public static partial void LeaseRegained(this ILogger logger, string nodeId, double lapsedMs);
 }

@@ -13,6 +13,14 @@ public sealed partial class ServerManager
     private static readonly TimeSpan MetadataFetchTimeout = TimeSpan.FromSeconds(1);
 
     private volatile LeaderInfo? _leader;
+    private long _ledSince;   // Stopwatch timestamp of the last change that made this member the leader; 0 while it does not lead
+
+    /// <summary>
+    /// When this member last became the Raft leader (a <see cref="System.Diagnostics.Stopwatch"/> timestamp), or 0
+    /// when another member or none leads. Every node lease a previous leader granted was granted before then: it held
+    /// Raft's leader lease to grant, and that lease ends before a majority lets any member be elected.
+    /// </summary>
+    public long LedSince => IsLeader ? Volatile.Read(ref _ledSince) : 0;
 
     /// <summary>The leader's node id, or null when no leader is known (or not yet its id).</summary>
     public string? LeaderId => CurrentLeader()?.Id;
@@ -42,6 +50,7 @@ public sealed partial class ServerManager
 
     private void OnLeaderChanged(RaftCluster<RaftClusterMember> cluster, RaftClusterMember? leader)
     {
+        Volatile.Write(ref _ledSince, leader is { IsRemote: false } ? System.Diagnostics.Stopwatch.GetTimestamp() : 0);
         _logger.LeaderChanged(_options.NodeId, leader?.EndPoint.ToString() ?? "none");
         if (leader is null)
             _leader = null;

@@ -13,8 +13,8 @@ namespace ParamDb.Cluster.Liveness;
 /// Raft's leader lease, remembers when it last heard each node, and commits <see cref="NodeState.Down"/> for a node
 /// it has not heard for <see cref="ClusterOptions.DownAfter"/>, and <see cref="NodeState.Up"/> again when a down node
 /// is heard. Heartbeats are not Raft writes: only the changes of state are. A new leader counts every node as
-/// heard when it took over, so it never declares a node down before a lease of its own has passed, which outlasts
-/// any lease the old leader granted. A silent node whose port refuses connections is declared down as soon as its
+/// heard when it was elected, so it never declares a node down before a lease (and a heartbeat interval) has passed
+/// since, which outlasts any lease the old leader granted. A silent node whose port refuses connections is declared down as soon as its
 /// lease has lapsed (about half of <see cref="ClusterOptions.DownAfter"/>); one that does not answer at all, after
 /// the whole of it.
 /// </summary>
@@ -63,23 +63,29 @@ public sealed class FailureDetector : IAsyncDisposable
     private async Task RunAsync()
     {
         ClusterOptions options = _member.Options;
-        using var timer = new PeriodicTimer(options.HeartbeatInterval);
+        // A quarter of a heartbeat interval (31 ms at the default --down-after): a dead node is declared within that
+        // of its lease lapsing, not a whole interval later. A pass over the node table costs microseconds.
+        using var timer = new PeriodicTimer(options.HeartbeatInterval / 4);
         try
         {
             while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
             {
-                if (!_member.Manager.IsLeader)
+                long ledSince = _member.Manager.LedSince;
+                if (ledSince == 0)
                 {
                     _leaderSince = 0;
                     continue;
                 }
                 long now = Stopwatch.GetTimestamp();
-                if (_leaderSince == 0)
+                if (_leaderSince != ledSince)
                 {
-                    _leaderSince = now;
+                    // Counted from the election, not from this loop's first look: every lease the old leader granted
+                    // was granted before it (ServerManager.LedSince), so it has lapsed a lease later.
+                    _leaderSince = ledSince;
                     _firstSeen.Clear();
                     _atTakeover.Clear();
                     _atTakeover.UnionWith(_member.Manager.State.Nodes.Keys);
+                    _logger.TookOver(_member.Identity.NodeId, Stopwatch.GetElapsedTime(ledSince, now).TotalMilliseconds);
                 }
                 await CheckAsync(now, options).ConfigureAwait(false);
             }
@@ -102,13 +108,19 @@ public sealed class FailureDetector : IAsyncDisposable
             // node that just joined has a whole --down-after to send its first).
             long heard = Math.Max(lastHeard, Math.Max(_leaderSince, firstSeen));
             TimeSpan silent = Stopwatch.GetElapsedTime(heard, now);
-            // A node whose lease has lapsed (it was granted from a send before the leader heard it) and whose port
-            // refuses connections has no process behind it: down now, not after the whole --down-after. A host that
-            // does not answer at all (power, partition) gives no such proof and waits the timeout; so does a node
-            // that joined under this leader and has not sent a heartbeat yet (it may not listen yet).
+            // When its lease has surely lapsed. One this leader granted runs out a lease after the heartbeat it was
+            // granted for, which this leader heard (plus a quarter interval for this loop's tick). One the previous
+            // leader granted runs out a lease after this leader's election (ServerManager.LedSince), plus a whole
+            // heartbeat interval for how late the previous leader's Raft lease timer may have fired on a loaded host.
+            long lapsedAt = Math.Max(lastHeard + Ticks(options.LeaseDuration + options.HeartbeatInterval / 4),
+                _leaderSince + Ticks(options.LeaseDuration + options.HeartbeatInterval));
+            // A node whose lease has lapsed and whose port refuses connections has no process behind it: down now,
+            // not after the whole --down-after. A host that does not answer at all (power, partition) gives no such
+            // proof and waits the timeout; so does a node that joined under this leader and has not sent a heartbeat
+            // yet (it may not listen yet).
             bool gone = node.State is NodeState.Up or NodeState.Joining && silent <= options.DownAfter
                 && (heardOnce || _atTakeover.Contains(node.Id))
-                && silent > options.LeaseDuration + options.HeartbeatInterval && await RefusesAsync(node.Http).ConfigureAwait(false);
+                && now > lapsedAt && await RefusesAsync(node.Http).ConfigureAwait(false);
             NodeState? next = node.State switch
             {
                 NodeState.Up or NodeState.Joining when silent > options.DownAfter || gone => NodeState.Down,
@@ -158,6 +170,8 @@ public sealed class FailureDetector : IAsyncDisposable
             return false;
         }
     }
+
+    private static long Ticks(TimeSpan span) => (long)(span.TotalSeconds * Stopwatch.Frequency);
 
     /// <summary>How long a probe of a silent node's port may take: a refusal on a reachable host comes back in well under a millisecond.</summary>
     private static readonly TimeSpan ProbeTimeout = TimeSpan.FromMilliseconds(200);

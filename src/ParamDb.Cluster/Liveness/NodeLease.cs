@@ -20,7 +20,7 @@ public sealed class NodeLease : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
     private long _expires;   // Stopwatch timestamp
-    private bool _lapsedLogged;
+    private long _lapsedAt;   // Stopwatch timestamp of when it was found lapsed; 0 while held
     private bool _mismatchLogged;
 
     internal NodeLease(ClusterMember member, FailureDetector detector, ILogger logger)
@@ -68,11 +68,12 @@ public sealed class NodeLease : IAsyncDisposable
                 if (await RenewAsync(options.LeaseDuration).ConfigureAwait(false))
                 {
                     Extend(sent + (long)(options.LeaseDuration.TotalSeconds * Stopwatch.Frequency));
-                    _lapsedLogged = false;
+                    if (_lapsedAt != 0) _logger.LeaseRegained(_member.Identity.NodeId, Stopwatch.GetElapsedTime(_lapsedAt).TotalMilliseconds);
+                    _lapsedAt = 0;
                 }
-                else if (!IsHeld && !_lapsedLogged)
+                else if (!IsHeld && _lapsedAt == 0)
                 {
-                    _lapsedLogged = true;
+                    _lapsedAt = Stopwatch.GetTimestamp();
                     _logger.LeaseLapsed(_member.Identity.NodeId);
                     Failpoints.Hit(Failpoints.LeaseLapse);
                 }
