@@ -73,6 +73,14 @@ internal sealed partial class BackupStream : IAsyncDisposable
         if (now == NodeState.Down || (now == NodeState.Joining && (_plan is null || _plan.Ring.NodeIndex(NodeId) is var was && (was < 0 || _plan.Ring.StateOf(was) != NodeState.Joining))))
         {
             ForgetSynced();
+            if (now == NodeState.Down)
+            {
+                // Not waited for from this epoch on, and the pushes already waiting for it go on now, not when the
+                // loop next looks: it may be backing off after failed sends for up to a second (the kill loop: the
+                // first push on a dead leader's arcs was acknowledged 0.5 s after the node was declared down).
+                _pending.Clear();
+                CompleteAll();
+            }
             // A joining backup serves nothing until every primary of its arcs reports it caught up, so pushes need not
             // wait for it while its arcs are on their way (CatchUpAsync): they go on at the rate they had.
             _catchingUp = now == NodeState.Joining;
