@@ -26,6 +26,10 @@ public static class DataErrors
     public static readonly ProtocolError Unavailable =
         new(503, ProblemCodes.Unavailable, "The store is not open: the node is starting or stopping. Retry shortly.");
 
+    /// <summary>A routed push that reached the store after its ranges changed (a failover or a join moved arcs).</summary>
+    public static readonly ProtocolError RangesChanged =
+        new(503, ProblemCodes.Unavailable, "The node's ranges changed while this push was on its way to its store (the cluster's ring moved on); nothing of it was applied here. Retry it; a push with a worker clock is applied once.");
+
     /// <summary>404 <c>worker_not_found</c>.</summary>
     public static ProtocolError WorkerNotFound(uint worker) =>
         new(404, ProblemCodes.WorkerNotFound, $"No registered worker has id {worker}: register with POST /v1/workers (a worker that left with DELETE must register again).");

@@ -61,7 +61,9 @@ public interface IDataPlane
 /// <param name="RingEpoch">The ring epoch the sender sliced the keys by (docs/cluster.md); 0 when it did not, and
 /// the node routes the keys itself.</param>
 /// <param name="FromJson">True when the block was built from a JSON body: errors then explain JSON's number rules.</param>
-public readonly record struct PushOptions(WorkerStamp Stamp, ulong RingEpoch = 0, bool FromJson = false);
+/// <param name="RangesVersion">The store's <see cref="ParamStore.RangesVersion"/> a router sliced the keys against:
+/// if the store's ranges changed since, nothing is applied and the push is refused (503). 0: not checked.</param>
+public readonly record struct PushOptions(WorkerStamp Stamp, ulong RingEpoch = 0, bool FromJson = false, long RangesVersion = 0);
 
 /// <summary>How a pull reached the node, and what it waits for.</summary>
 /// <param name="Worker">The worker pulling, 0 for none.</param>

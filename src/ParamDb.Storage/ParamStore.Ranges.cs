@@ -13,6 +13,9 @@ public sealed partial class ParamStore
     /// <summary>How many ranges the clocks have and which are served; swapped with <see cref="_ring"/>.</summary>
     private RangeShape _shape;
 
+    /// <summary>Bumped by every change of <see cref="_ring"/> or <see cref="_shape"/>, under the push gate's write lock.</summary>
+    private long _rangesVersion = 1;
+
     /// <summary>Whether tables count their rows per range (<see cref="RecountRangeRows"/>): once any range is held, from then on.</summary>
     private bool _countingRanges;
 
@@ -22,6 +25,15 @@ public sealed partial class ParamStore
     /// changes them with <see cref="SetRanges"/> when the ring does.
     /// </summary>
     public Ring Ranges => Volatile.Read(ref _ring);
+
+    /// <summary>
+    /// Which ranges the store has and serves, as a number that changes whenever they do (from 1). A router that
+    /// slices a push by its ring passes the version its store had for that ring (<c>rangesVersion</c> of
+    /// <see cref="Push"/>, <see cref="PushRange"/>, <see cref="Tick"/>): a clocked push advances every served range,
+    /// so applied after a failover made the store serve more, it would mark the promoted ranges as having a push
+    /// whose keys there went to the dead primary, and its retry would be skipped there.
+    /// </summary>
+    public long RangesVersion => Volatile.Read(ref _rangesVersion);
 
     /// <summary>Whether the store serves the range that ends at <paramref name="token"/> (it is primary for it) rather than holding a copy.</summary>
     public bool Serves(ulong token)
@@ -81,6 +93,7 @@ public sealed partial class ParamStore
                     foreach (TableHandle table in _catalog.Sorted) table._clocks.Remap(map, shape);
                     Volatile.Write(ref _shape, shape);
                     Volatile.Write(ref _ring, next);
+                    Interlocked.Increment(ref _rangesVersion);
                     UpsertRecord(RowKey.RangesKey, record);
                     // Clock records name ranges by token: written again for the new tokens, in this same section.
                     foreach (var (table, worker, clocks) in entries) WriteClockRecord(table, worker, clocks);

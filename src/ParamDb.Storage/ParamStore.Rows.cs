@@ -20,18 +20,20 @@ public sealed partial class ParamStore
     /// <param name="values">Row-major, <c>keys.Length × Dim</c> floats.</param>
     /// <param name="stamp">The pushing worker and its clock: with both, the push is exactly-once per range and
     /// advances the worker's clock on every range of the table (docs/consistency.md).</param>
-    public PushOutcome Push(TableHandle table, ReadOnlySpan<ulong> keys, ReadOnlySpan<float> values, WorkerStamp stamp = default)
+    /// <param name="rangesVersion">The <see cref="RangesVersion"/> the keys were sliced against: if the ranges have
+    /// changed since, nothing is applied (<see cref="PushStatus.RangesChanged"/>). 0: not checked.</param>
+    public PushOutcome Push(TableHandle table, ReadOnlySpan<ulong> keys, ReadOnlySpan<float> values, WorkerStamp stamp = default, long rangesVersion = 0)
     {
         CheckBatch(table, keys.Length, values.Length, nameof(values));
-        return ApplyPush(table, new BatchKeys(keys), values, stamp);
+        return ApplyPush(table, new BatchKeys(keys), values, stamp, rangesVersion);
     }
 
     /// <summary>Like <see cref="Push"/> for the keys <c>first … first+count-1</c>.</summary>
-    public PushOutcome PushRange(TableHandle table, ulong first, int count, ReadOnlySpan<float> values, WorkerStamp stamp = default)
+    public PushOutcome PushRange(TableHandle table, ulong first, int count, ReadOnlySpan<float> values, WorkerStamp stamp = default, long rangesVersion = 0)
     {
         CheckBatch(table, count, values.Length, nameof(values));
         CheckRange(first, count);
-        return ApplyPush(table, new BatchKeys(first, count), values, stamp);
+        return ApplyPush(table, new BatchKeys(first, count), values, stamp, rangesVersion);
     }
 
     /// <summary>
@@ -61,7 +63,7 @@ public sealed partial class ParamStore
     /// write-ahead log appends the batch here, before the first RMW. A stamp must name a registered worker (its
     /// directory renews the lease: the data plane touches it before the push).
     /// </summary>
-    internal unsafe PushOutcome ApplyPush(TableHandle table, BatchKeys keys, ReadOnlySpan<float> values, WorkerStamp stamp)
+    internal unsafe PushOutcome ApplyPush(TableHandle table, BatchKeys keys, ReadOnlySpan<float> values, WorkerStamp stamp, long rangesVersion = 0)
     {
         if (stamp.Worker != 0 && !_registry.TryGet(stamp.Worker, out _)) return new PushOutcome(PushStatus.WorkerNotFound, 0);
         fixed (ulong* k = keys.Explicit)
@@ -70,14 +72,15 @@ public sealed partial class ParamStore
             var batch = new PinnedBatch(table, keys.IsRange, keys.First, k, v, keys.Count);
             if (stamp.IsClocked)
             {
-                long applied = ApplyClocked(table, batch, stamp, keys, values, out Task? logged);
-                return new PushOutcome(PushStatus.Ok, applied, logged);
+                long applied = ApplyClocked(table, batch, stamp, keys, values, rangesVersion, out Task? logged);
+                return applied < 0 ? new PushOutcome(PushStatus.RangesChanged, 0) : new PushOutcome(PushStatus.Ok, applied, logged);
             }
             if (keys.Count == 0) return new PushOutcome(PushStatus.Ok, 0);
             Task? durable;
             _pushGate.EnterReadLock();
             try
             {
+                if (rangesVersion != 0 && rangesVersion != _rangesVersion) return new PushOutcome(PushStatus.RangesChanged, 0);
                 durable = LogPush(table, keys, values, stamp);
                 if (durable is { IsFaulted: true }) return new PushOutcome(PushStatus.Ok, 0, durable);   // the log refused it
                 RunChunks<PushRow>(batch);

@@ -22,11 +22,14 @@ public sealed partial class ParamStore
     /// An empty push: advances <paramref name="stamp"/>'s clock on every range of the table, so pulls waiting for
     /// this worker move on although it had no rows for this node (docs/consistency.md).
     /// </summary>
-    public PushOutcome Tick(TableHandle table, WorkerStamp stamp)
+    /// <param name="table">The table.</param>
+    /// <param name="stamp">The worker and its clock.</param>
+    /// <param name="rangesVersion">As for <see cref="Push"/>: nothing moves if the ranges changed since; 0: not checked.</param>
+    public PushOutcome Tick(TableHandle table, WorkerStamp stamp, long rangesVersion = 0)
     {
         ArgumentNullException.ThrowIfNull(table);
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        return ApplyPush(table, new BatchKeys(ReadOnlySpan<ulong>.Empty), ReadOnlySpan<float>.Empty, stamp);
+        return ApplyPush(table, new BatchKeys(ReadOnlySpan<ulong>.Empty), ReadOnlySpan<float>.Empty, stamp, rangesVersion);
     }
 
     /// <summary>
@@ -183,7 +186,8 @@ public sealed partial class ParamStore
     /// checkpoint holds both or neither. The lock orders a worker's pushes in the log as they were applied, so
     /// replay skips exactly what the live store skipped.
     /// </summary>
-    private unsafe long ApplyClocked(TableHandle table, in PinnedBatch batch, WorkerStamp stamp, BatchKeys keys, ReadOnlySpan<float> values, out Task? durable)
+    /// <returns>Rows applied; -1 when the ranges changed since <paramref name="rangesVersion"/> (nothing applied).</returns>
+    private unsafe long ApplyClocked(TableHandle table, in PinnedBatch batch, WorkerStamp stamp, BatchKeys keys, ReadOnlySpan<float> values, long rangesVersion, out Task? durable)
     {
         WorkerClocks clocks = table._clocks.For(stamp.Worker);
         long applied;
@@ -198,6 +202,11 @@ public sealed partial class ParamStore
             _pushGate.EnterReadLock();
             try
             {
+                if (rangesVersion != 0 && rangesVersion != _rangesVersion)
+                {
+                    durable = null;
+                    return -1;
+                }
                 durable = LogPush(table, keys, values, stamp);
                 if (durable is { IsFaulted: true }) return 0;   // the log refused it: nothing applied, the clock stays
                 if (stamp.Clock > clocks.Max)

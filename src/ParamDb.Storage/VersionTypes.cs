@@ -16,6 +16,11 @@ public enum PushStatus
     Ok,
     /// <summary>The stamp names a worker that is not registered; nothing was applied.</summary>
     WorkerNotFound,
+    /// <summary>
+    /// The store's ranges changed after the caller sliced the push against them (<see cref="ParamStore.RangesVersion"/>);
+    /// nothing was applied, no clock moved.
+    /// </summary>
+    RangesChanged,
 }
 
 /// <summary>The outcome of a push or tick.</summary>

@@ -149,4 +149,38 @@ public sealed class StoreRangesTests : IDisposable
         Assert.Equal(4UL, reopened.ClockMin(t!));
         Assert.Equal(Enumerable.Repeat(2f, inHeld.Length), TestStore.Pull(reopened, t!, inHeld));
     }
+
+    [Fact]
+    public async Task APushSlicedAgainstOlderRangesIsRefusedWholeAndMovesNoClock()
+    {
+        using ParamStore store = _dir.Open();
+        TableHandle t = TestStore.Create(store, "t", TestStore.Schema(1));
+        uint w = store.RegisterWorker("w", [], 60_000).Id;
+        ulong held = store.Ranges.Tokens[store.Ranges.RangeOf(t.RingHash, Keys[0])];
+        ulong[] inHeld = Array.FindAll(Keys, k => store.Ranges.Tokens[store.Ranges.RangeOf(t.RingHash, k)] == held);
+        ulong[] others = Array.FindAll(Keys, k => Array.IndexOf(inHeld, k) < 0);
+        await store.SetRanges(store.Ranges, [.. store.Ranges.Tokens.ToArray().Where(token => token != held)]);
+        long sliced = store.RangesVersion;
+        Assert.Equal(others.Length, store.Push(t, others, Ones(others.Length), new WorkerStamp(w, 1), sliced).Applied);
+
+        // The same ranges again change nothing, and the version with them.
+        await store.SetRanges(store.Ranges, [.. store.Ranges.Tokens.ToArray().Where(token => token != held)]);
+        Assert.Equal(sliced, store.RangesVersion);
+
+        // A failover: the held range is served now. A push (and a tick) sliced before it are refused whole: had the
+        // tick gone in, the promoted range would count clock 2 without the rows its primary was sent.
+        await store.SetRanges(store.Ranges);
+        Assert.NotEqual(sliced, store.RangesVersion);
+        Assert.Equal(PushStatus.RangesChanged, store.Push(t, others, Ones(others.Length), new WorkerStamp(w, 2), sliced).Status);
+        Assert.Equal(PushStatus.RangesChanged, store.PushRange(t, others[0], 1, Ones(1), new WorkerStamp(w, 2), sliced).Status);
+        Assert.Equal(PushStatus.RangesChanged, store.Tick(t, new WorkerStamp(w, 2), sliced).Status);
+        Assert.Equal(PushStatus.RangesChanged, store.Push(t, others, Ones(others.Length), default, sliced).Status);   // unclocked too
+        Assert.Equal(Enumerable.Repeat(1f, others.Length), TestStore.Pull(store, t, others));
+        Assert.Equal(0UL, store.ClockMin(t));   // the promoted range never saw a clock
+
+        // The retry, sliced by the new ranges, applies everywhere it is new: the promoted range takes its keys.
+        Assert.Equal(Keys.Length, store.Push(t, Keys, Ones(Keys.Length), new WorkerStamp(w, 2), store.RangesVersion).Applied);
+        Assert.Equal(2UL, store.ClockMin(t));
+        Assert.Equal(Enumerable.Repeat(1f, inHeld.Length), TestStore.Pull(store, t, inHeld));
+    }
 }

@@ -145,10 +145,11 @@ public sealed partial class Router
 
     private async Task<ClockWait> PullPeerAsync(ClusterRing ring, int n, TableHandle table, Slices slices, PullOptions options, CancellationToken cancellationToken)
     {
+        using CancellationTokenSource untilDown = UntilDown(ring, n, cancellationToken);
         Task<ParamDbStream> link = peers.GetAsync(ring, n);
         try
         {
-            ParamDbStream stream = await link.ConfigureAwait(false);
+            ParamDbStream stream = await link.WaitAsync(untilDown.Token).ConfigureAwait(false);
             var call = new ParamDbCallOptions
             {
                 RingEpoch = ring.Epoch,
@@ -157,7 +158,7 @@ public sealed partial class Router
                 Timeout = options.Timeout + TimeSpan.FromSeconds(10),
             };
             PullResult result = await stream.PullAsync(table.Name, slices.Keys(n), slices.Rows(n, table.Dim),
-                new ClockStamp(options.Worker, options.Clock), call, cancellationToken).ConfigureAwait(false);
+                new ClockStamp(options.Worker, options.Clock), call, untilDown.Token).ConfigureAwait(false);
             return new ClockWait(result.ClockMin, default, null, 0);
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)

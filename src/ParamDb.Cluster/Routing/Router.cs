@@ -32,7 +32,7 @@ public sealed partial class Router(ClusterMember node, LocalDataPlane local, Pee
         {
             if (IsStale(ring, options.RingEpoch, out ProtocolError error)) return new(PushReply.Refused(error));
             if (!KvBlock.TryParse(block.Span, KvExpect.Values, int.MaxValue, out KvBlock kv, out error)) return new(PushReply.Refused(error));
-            return OwnsAll(ring, table, block.Span, kv, out error) ? PushLeasedAsync(table, block, options, cancellationToken) : new(PushReply.Refused(error));
+            return OwnsAll(ring, table, block.Span, kv, out error) ? PushLeasedAsync(table, block, options, ring, cancellationToken) : new(PushReply.Refused(error));
         }
         if (!local.TryCheckPush(table, block.Span, options, out KvBlock plan, out ProtocolError refused)) return new(PushReply.Refused(refused));
         return PushRoutedRetryingAsync(ring, table, block, plan, options, cancellationToken);
@@ -90,7 +90,8 @@ public sealed partial class Router(ClusterMember node, LocalDataPlane local, Pee
     {
         if (node.Ring is { } current && options.RingEpoch != 0 && IsStale(current, options.RingEpoch, out ProtocolError stale)) return new(PushReply.Refused(stale));
         if (node.Ring is null) return local.TickAsync(table, options, cancellationToken);
-        if (node.Ring is not { } ring || options.RingEpoch != 0 || !options.Stamp.IsClocked) return TickLeasedAsync(table, options, cancellationToken);
+        if (node.Ring is not { } ring) return local.TickAsync(table, options, cancellationToken);
+        if (options.RingEpoch != 0 || !options.Stamp.IsClocked) return TickLeasedAsync(table, options, ring, cancellationToken);
         return TickEverywhereAsync(ring, table, options, cancellationToken);
     }
 
@@ -98,29 +99,36 @@ public sealed partial class Router(ClusterMember node, LocalDataPlane local, Pee
     /// A push into this node's own ranges, while it holds its lease (docs/replication.md): refused before it is
     /// applied when the lease has lapsed, and not acknowledged when it lapsed while the push was applied.
     /// </summary>
-    private async ValueTask<PushReply> PushLeasedAsync(TableHandle table, ReadOnlyMemory<byte> block, PushOptions options, CancellationToken cancellationToken)
+    /// <param name="table">The table.</param>
+    /// <param name="block">The keys of this node's arcs, with their values.</param>
+    /// <param name="options">How the push came.</param>
+    /// <param name="slicedBy">The ring the keys were sliced by. The store applies the push only with the ranges it
+    /// had for that ring (<see cref="StoreRanges.VersionAt"/>): a clocked push advances every range the store
+    /// serves, and applied once a failover had made it serve the arcs of a dead node, it marked them as having a
+    /// push whose keys there were sent to the dead node; the push's retry was then skipped on them, and lost.</param>
+    /// <param name="cancellationToken">Cancels the wait for the lease, the store or the backups.</param>
+    private async ValueTask<PushReply> PushLeasedAsync(TableHandle table, ReadOnlyMemory<byte> block, PushOptions options, ClusterRing slicedBy, CancellationToken cancellationToken)
     {
         if (await LeaseLapsedAsync(cancellationToken).ConfigureAwait(false) is { } lapsed) return PushReply.Refused(lapsed);
-        ClusterRing? before = node.Ring;
-        if (await StoreBehindAsync(before, cancellationToken).ConfigureAwait(false) is { } behind) return PushReply.Refused(behind);
+        if (await StoreBehindAsync(slicedBy, cancellationToken).ConfigureAwait(false) is { } behind) return PushReply.Refused(behind);
         PushReply reply;
         int applying = replicator.EnterApply();
         try
         {
-            reply = await local.PushAsync(table, block, options, cancellationToken).ConfigureAwait(false);
+            reply = await local.PushAsync(table, block, options with { RangesVersion = storeRanges.VersionAt(slicedBy.Epoch) }, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
             replicator.ExitApply(applying);
         }
         reply = await ConfirmAsync(reply, cancellationToken).ConfigureAwait(false);
-        return reply.Accepted && Moved(before, table, block.Span, out ProtocolError moved) ? PushReply.Refused(moved) : reply;
+        return reply.Accepted && Moved(slicedBy, table, block.Span, out ProtocolError moved) ? PushReply.Refused(moved) : reply;
     }
 
     /// <summary>Null once the store serves the arcs of <paramref name="ring"/>'s epoch (waiting up to 2 s for it); else the 503 to answer.</summary>
-    private async ValueTask<ProtocolError?> StoreBehindAsync(ClusterRing? ring, CancellationToken cancellationToken)
+    private async ValueTask<ProtocolError?> StoreBehindAsync(ClusterRing ring, CancellationToken cancellationToken)
     {
-        if (ring is null || storeRanges.Epoch >= ring.Epoch || await storeRanges.WaitForAsync(ring.Epoch, TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false)) return null;
+        if (storeRanges.Epoch >= ring.Epoch || await storeRanges.WaitForAsync(ring.Epoch, TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false)) return null;
         return new ProtocolError(503, ProblemCodes.Unavailable, $"Node '{node.Identity.NodeId}' is still bringing its store to ring epoch {ring.Epoch}; retry shortly.");
     }
 
@@ -160,14 +168,14 @@ public sealed partial class Router(ClusterMember node, LocalDataPlane local, Pee
         return await LeaseLapsedAsync(cancellationToken).ConfigureAwait(false) is { } late ? PushReply.Refused(late) : reply;
     }
 
-    private async ValueTask<PushReply> TickLeasedAsync(TableHandle table, PushOptions options, CancellationToken cancellationToken)
+    /// <summary>A tick of this node's arcs, as <see cref="PushLeasedAsync"/> applies a push: only with the store's ranges of <paramref name="slicedBy"/>.</summary>
+    private async ValueTask<PushReply> TickLeasedAsync(TableHandle table, PushOptions options, ClusterRing slicedBy, CancellationToken cancellationToken)
     {
         if (await LeaseLapsedAsync(cancellationToken).ConfigureAwait(false) is { } lapsed) return PushReply.Refused(lapsed);
-        ClusterRing? before = node.Ring;
-        if (await StoreBehindAsync(before, cancellationToken).ConfigureAwait(false) is { } behind) return PushReply.Refused(behind);
-        PushReply reply = await local.TickAsync(table, options, cancellationToken).ConfigureAwait(false);
+        if (await StoreBehindAsync(slicedBy, cancellationToken).ConfigureAwait(false) is { } behind) return PushReply.Refused(behind);
+        PushReply reply = await local.TickAsync(table, options with { RangesVersion = storeRanges.VersionAt(slicedBy.Epoch) }, cancellationToken).ConfigureAwait(false);
         reply = await ConfirmAsync(reply, cancellationToken).ConfigureAwait(false);
-        return reply.Accepted && Moved(before, table, default, out ProtocolError moved) ? PushReply.Refused(moved) : reply;
+        return reply.Accepted && Moved(slicedBy, table, default, out ProtocolError moved) ? PushReply.Refused(moved) : reply;
     }
 
     /// <summary>
@@ -204,7 +212,7 @@ public sealed partial class Router(ClusterMember node, LocalDataPlane local, Pee
             // A clocked push ticks every node that serves arcs; a down or joining node serves none (its arcs' backups do).
             if (slices.Count(n) == 0 && (!options.Stamp.IsClocked || ring.StateOf(n) != NodeState.Up)) continue;
             parts.Add(n == self
-                ? PushLocalAsync(table, slices, n, options, cancellationToken)
+                ? PushLocalAsync(ring, table, slices, n, options, cancellationToken)
                 : PushPeerAsync(ring, n, table, slices, options, cancellationToken));
         }
         return Merge(await Task.WhenAll(parts).ConfigureAwait(false), plan.Count);
@@ -218,19 +226,19 @@ public sealed partial class Router(ClusterMember node, LocalDataPlane local, Pee
         {
             if (ring.StateOf(n) != NodeState.Up) continue;   // serves no arcs: nothing to tick
             parts.Add(n == self
-                ? TickLeasedAsync(table, options, cancellationToken).AsTask()
+                ? TickLeasedAsync(table, options, ring, cancellationToken).AsTask()
                 : PushPeerAsync(ring, n, table, Slices.Empty, options, cancellationToken));
         }
         return Merge(await Task.WhenAll(parts).ConfigureAwait(false), 0);
     }
 
-    private async Task<PushReply> PushLocalAsync(TableHandle table, Slices slices, int n, PushOptions options, CancellationToken cancellationToken)
+    private async Task<PushReply> PushLocalAsync(ClusterRing ring, TableHandle table, Slices slices, int n, PushOptions options, CancellationToken cancellationToken)
     {
-        if (slices.Count(n) == 0) return await TickLeasedAsync(table, options, cancellationToken).ConfigureAwait(false);
+        if (slices.Count(n) == 0) return await TickLeasedAsync(table, options, ring, cancellationToken).ConfigureAwait(false);
         byte[] part = slices.Block(n, table.Dim, withValues: true, out int length);
         try
         {
-            return await PushLeasedAsync(table, part.AsMemory(0, length), options with { RingEpoch = 0 }, cancellationToken).ConfigureAwait(false);
+            return await PushLeasedAsync(table, part.AsMemory(0, length), options with { RingEpoch = 0 }, ring, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -240,15 +248,16 @@ public sealed partial class Router(ClusterMember node, LocalDataPlane local, Pee
 
     private async Task<PushReply> PushPeerAsync(ClusterRing ring, int n, TableHandle table, Slices slices, PushOptions options, CancellationToken cancellationToken)
     {
+        using CancellationTokenSource untilDown = UntilDown(ring, n, cancellationToken);
         Task<ParamDbStream> link = peers.GetAsync(ring, n);
         try
         {
-            ParamDbStream stream = await link.ConfigureAwait(false);
+            ParamDbStream stream = await link.WaitAsync(untilDown.Token).ConfigureAwait(false);
             var stamp = new ClockStamp(options.Stamp.Worker, options.Stamp.Clock);
             var call = new ParamDbCallOptions { RingEpoch = ring.Epoch };
             Protocol.PushResult result = slices.Count(n) == 0
-                ? await stream.TickAsync(table.Name, stamp, call, cancellationToken).ConfigureAwait(false)
-                : await stream.PushAsync(table.Name, slices.Keys(n), slices.Rows(n, table.Dim), stamp, call, cancellationToken).ConfigureAwait(false);
+                ? await stream.TickAsync(table.Name, stamp, call, untilDown.Token).ConfigureAwait(false)
+                : await stream.PushAsync(table.Name, slices.Keys(n), slices.Rows(n, table.Dim), stamp, call, untilDown.Token).ConfigureAwait(false);
             return new PushReply(default, result, Task.CompletedTask);
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
@@ -271,11 +280,20 @@ public sealed partial class Router(ClusterMember node, LocalDataPlane local, Pee
         return new PushReply(default, new Protocol.PushResult(rows, applied), durable);
     }
 
+    /// <summary>
+    /// The token of a call to node <paramref name="n"/>: the caller's, also cancelled once the ring declares the node
+    /// down (<see cref="PeerLinks.DownToken"/>). Taken before the link, so a declaration in between is not missed.
+    /// </summary>
+    private CancellationTokenSource UntilDown(ClusterRing ring, int n, CancellationToken cancellationToken) =>
+        CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, peers.DownToken(ring.Nodes[n]));
+
     /// <summary>The problem a failed peer call becomes; a broken link is dropped so the next call opens a new one.</summary>
     private ProtocolError PeerError(ClusterRing ring, int n, Task<ParamDbStream> link, Exception e)
     {
         if (e is ParamDbException problem) return new ProtocolError(problem.Status, problem.Code, problem.Detail ?? problem.Message);
         peers.Forget(ring, n, link);
+        if (e is OperationCanceledException)
+            return new ProtocolError(503, ProblemCodes.Unavailable, $"Node '{ring.Nodes[n]}' was declared down while its part of this request was under way. Parts on other nodes may have been applied; a push with a worker clock is safe to retry, and goes to the nodes that took its arcs over.");
         if (e is TimeoutException)
             return new ProtocolError(408, ProblemCodes.ClockWaitTimeout, $"Node '{ring.Nodes[n]}' did not answer its part of this request in time: {e.Message}");
         return new ProtocolError(503, ProblemCodes.Unavailable, $"Node '{ring.Nodes[n]}' could not be reached for its part of this request ({e.GetType().Name}: {e.Message}). Parts on other nodes may have been applied; a push with a worker clock is safe to retry.");

@@ -22,9 +22,21 @@ public sealed class StoreRanges : IDisposable
     private long _epoch;
     private HashSet<ulong>? _served;   // the arcs served after the last change; null before the first
     private ClusterRing? _applied;     // the ring of the last change
+    private readonly Dictionary<ulong, long> _versions = [];   // ring epoch → the store's RangesVersion once it was applied; the last few
 
     /// <summary>The ring epoch the store's ranges (which it serves, which it holds) were last brought to.</summary>
     public ulong Epoch => (ulong)Volatile.Read(ref _epoch);
+
+    /// <summary>
+    /// The store's <see cref="ParamStore.RangesVersion"/> as it was brought to ring epoch <paramref name="epoch"/>, or
+    /// -1 when the store never had that epoch's ranges (it went from an older to a newer one) or it is too long ago.
+    /// A router passes it with a push it sliced by that epoch, so the store refuses the push if its ranges moved on
+    /// meanwhile, before its clock advances a range the push's keys were not sent to.
+    /// </summary>
+    public long VersionAt(ulong epoch)
+    {
+        lock (_versions) return _versions.TryGetValue(epoch, out long version) ? version : -1;
+    }
 
     /// <summary>
     /// Waits until the store's ranges are those of ring epoch <paramref name="epoch"/> or a later one, at most
@@ -66,6 +78,12 @@ public sealed class StoreRanges : IDisposable
             _served = [.. served];
             _applied = ring;
             Task durable = _store.SetRanges(ranges, served);   // in effect once it returns; durable when the task is
+            lock (_versions)
+            {
+                _versions[ring.Epoch] = _store.RangesVersion;
+                // A push waits at most 2 s for its store's epoch (Router.StoreBehindAsync); a few epochs back is ample.
+                if (_versions.Count > 16) _versions.Remove(_versions.Keys.Min());
+            }
             Volatile.Write(ref _epoch, (long)ring.Epoch);
             await durable.ConfigureAwait(false);
         }

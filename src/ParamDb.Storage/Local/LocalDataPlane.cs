@@ -17,14 +17,14 @@ public sealed class LocalDataPlane(ParamStore store, IWorkerDirectory workers, D
     public ValueTask<PushReply> PushAsync(TableHandle table, ReadOnlyMemory<byte> block, PushOptions options, CancellationToken cancellationToken)
     {
         ValueTask open = store.WhenPushGateOpenAsync(cancellationToken);
-        if (!open.IsCompletedSuccessfully) return PushAfterGateAsync(open, table, block, options.Stamp, options.FromJson);
-        return new(Push(table, block.Span, options.Stamp, options.FromJson));
+        if (!open.IsCompletedSuccessfully) return PushAfterGateAsync(open, table, block, options);
+        return new(Push(table, block.Span, options));
     }
 
-    private async ValueTask<PushReply> PushAfterGateAsync(ValueTask open, TableHandle table, ReadOnlyMemory<byte> block, WorkerStamp stamp, bool fromJson)
+    private async ValueTask<PushReply> PushAfterGateAsync(ValueTask open, TableHandle table, ReadOnlyMemory<byte> block, PushOptions options)
     {
         await open.ConfigureAwait(false);
-        return Push(table, block.Span, stamp, fromJson);
+        return Push(table, block.Span, options);
     }
 
     /// <summary>
@@ -45,14 +45,15 @@ public sealed class LocalDataPlane(ParamStore store, IWorkerDirectory workers, D
         return true;
     }
 
-    private PushReply Push(TableHandle table, ReadOnlySpan<byte> block, WorkerStamp stamp, bool fromJson)
+    private PushReply Push(TableHandle table, ReadOnlySpan<byte> block, PushOptions options)
     {
-        if (!TryCheckPush(table, block, new PushOptions(stamp, 0, fromJson), out KvBlock kv, out ProtocolError error)
+        WorkerStamp stamp = options.Stamp;
+        if (!TryCheckPush(table, block, options, out KvBlock kv, out ProtocolError error)
             || !TryStamp(stamp, out error))
             return PushReply.Refused(error);
         PushOutcome outcome = kv.IsRange
-            ? store.PushRange(table, kv.First, kv.Count, kv.Values(block), stamp)
-            : store.Push(table, kv.Keys(block), kv.Values(block), stamp);
+            ? store.PushRange(table, kv.First, kv.Count, kv.Values(block), stamp, options.RangesVersion)
+            : store.Push(table, kv.Keys(block), kv.Values(block), stamp, options.RangesVersion);
         return Finish(outcome, kv.Count, stamp);
     }
 
@@ -60,18 +61,18 @@ public sealed class LocalDataPlane(ParamStore store, IWorkerDirectory workers, D
     public ValueTask<PushReply> TickAsync(TableHandle table, PushOptions options, CancellationToken cancellationToken)
     {
         ValueTask open = store.WhenPushGateOpenAsync(cancellationToken);
-        if (!open.IsCompletedSuccessfully) return TickAfterGateAsync(open, table, options.Stamp);
-        return new(Tick(table, options.Stamp));
+        if (!open.IsCompletedSuccessfully) return TickAfterGateAsync(open, table, options);
+        return new(Tick(table, options));
     }
 
-    private async ValueTask<PushReply> TickAfterGateAsync(ValueTask open, TableHandle table, WorkerStamp stamp)
+    private async ValueTask<PushReply> TickAfterGateAsync(ValueTask open, TableHandle table, PushOptions options)
     {
         await open.ConfigureAwait(false);
-        return Tick(table, stamp);
+        return Tick(table, options);
     }
 
-    private PushReply Tick(TableHandle table, WorkerStamp stamp) =>
-        TryStamp(stamp, out ProtocolError error) ? Finish(store.Tick(table, stamp), 0, stamp) : PushReply.Refused(error);
+    private PushReply Tick(TableHandle table, PushOptions options) =>
+        TryStamp(options.Stamp, out ProtocolError error) ? Finish(store.Tick(table, options.Stamp, options.RangesVersion), 0, options.Stamp) : PushReply.Refused(error);
 
     /// <summary>A clock needs its worker, and a push made for a worker renews its lease (an unknown worker is refused).</summary>
     private bool TryStamp(WorkerStamp stamp, out ProtocolError error)
@@ -92,10 +93,12 @@ public sealed class LocalDataPlane(ParamStore store, IWorkerDirectory workers, D
         return false;
     }
 
-    private static PushReply Finish(PushOutcome outcome, long rows, WorkerStamp stamp) =>
-        outcome.Status == PushStatus.WorkerNotFound
-            ? PushReply.Refused(DataErrors.WorkerNotFound(stamp.Worker))   // removed between the touch and the push
-            : new PushReply(default, new PushResult(rows, outcome.Applied), outcome.Durable);
+    private static PushReply Finish(PushOutcome outcome, long rows, WorkerStamp stamp) => outcome.Status switch
+    {
+        PushStatus.WorkerNotFound => PushReply.Refused(DataErrors.WorkerNotFound(stamp.Worker)),   // removed between the touch and the push
+        PushStatus.RangesChanged => PushReply.Refused(DataErrors.RangesChanged),
+        _ => new PushReply(default, new PushResult(rows, outcome.Applied), outcome.Durable),
+    };
 
     /// <inheritdoc />
     public bool TryPlanPull(TableHandle table, ReadOnlySpan<byte> block, PullOptions options, out KvBlock plan, out ProtocolError error)
