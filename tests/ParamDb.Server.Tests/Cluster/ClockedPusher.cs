@@ -22,6 +22,8 @@ internal sealed class ClockedPusher(ProcessCluster cluster, int nodes, string ta
     private readonly ConcurrentQueue<string> _traces = new();
     private readonly HashSet<int> _down = [];
     private long _pushes, _retries;
+    // The last few acknowledged pushes of each key (time, clock, delta, tries), for a failed check's message.
+    private readonly ConcurrentQueue<string>[] _recent = [.. keys.Select(_ => new ConcurrentQueue<string>())];
 
     /// <summary>
     /// Creates table <c>t</c> (dim 1, <c>add</c>) through node 1, registers a worker, and returns a pusher of
@@ -54,7 +56,7 @@ internal sealed class ClockedPusher(ProcessCluster cluster, int nodes, string ta
     public TimeSpan GiveUpAfter { get; set; } = TimeSpan.FromMinutes(1);
 
     /// <summary>Called after each acknowledged push with the start of its last try and the indices of its keys.</summary>
-    public Action<long, int[]>? Acknowledged { get; set; }
+    public Action<long, int[], string>? Acknowledged { get; set; }
 
     /// <summary>Sends through nodes other than <paramref name="node"/> until <see cref="Revive"/>.</summary>
     public void Avoid(int node)
@@ -151,6 +153,7 @@ internal sealed class ClockedPusher(ProcessCluster cluster, int nodes, string ta
                 trace.Append(CultureInfo.InvariantCulture, $" [n{via}: {(int)reply.StatusCode} in {Stopwatch.GetElapsedTime(tryStart).TotalMilliseconds:F0} ms]");
                 if (reply.StatusCode == HttpStatusCode.OK) break;
                 string body = await reply.Content.ReadAsStringAsync();
+                if (Stopwatch.GetElapsedTime(tryStart) > TimeSpan.FromMilliseconds(200)) trace.Append(CultureInfo.InvariantCulture, $" ({body[..Math.Min(body.Length, 300)]})");
                 Assert.True(reply.StatusCode is HttpStatusCode.ServiceUnavailable or HttpStatusCode.RequestTimeout or HttpStatusCode.MisdirectedRequest, $"push at clock {clock}: {(int)reply.StatusCode} {body}");
             }
             catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
@@ -165,11 +168,14 @@ internal sealed class ClockedPusher(ProcessCluster cluster, int nodes, string ta
         {
             history.Push(0, some[i], start, (long)deltas[i], Outcome.Ok);
             Pushed[chosen[i]] += (long)deltas[i];
+            ConcurrentQueue<string> recent = _recent[chosen[i]];
+            recent.Enqueue($"{DateTime.UtcNow:HH:mm:ss.fff} clock {clock} +{deltas[i]}, sum {Pushed[chosen[i]]}, tries:{(tries > 1 ? trace.ToString() : " 1")}");
+            while (recent.Count > 6) recent.TryDequeue(out _);
         }
         Interlocked.Increment(ref _pushes);
         Interlocked.Add(ref _retries, tries - 1);
         if (tries > 1) _traces.Enqueue($"clock {clock}:{trace}");
-        Acknowledged?.Invoke(tryStart, chosen);
+        Acknowledged?.Invoke(tryStart, chosen, trace.ToString());
         return true;
     }
 
@@ -188,7 +194,7 @@ internal sealed class ClockedPusher(ProcessCluster cluster, int nodes, string ta
             for (int k = 0; k < keys.Length; k++)
             {
                 history.Pull(2, keys[k], start, (long)values[k]);
-                if (Pushed[k] != (long)values[k]) off.Add($"key {keys[k]}: pushed {Pushed[k]} in all, n{i} reads {values[k]}");
+                if (Pushed[k] != (long)values[k]) off.Add($"key {keys[k]}: pushed {Pushed[k]} in all, n{i} reads {values[k]}; its last pushes:\n  {string.Join("\n  ", _recent[k])}");
             }
         }
         return off;

@@ -15,7 +15,8 @@ namespace ParamDb.Server.Tests.Cluster;
 /// round a random node is killed with SIGKILL, declared down, restarted, caught up and counted up again. Every
 /// operation is recorded, and afterwards each key's history must be linearizable (<see cref="Linearizability"/>):
 /// no acknowledged push lost, none applied twice, no pull that went back or saw a push that then vanished.
-/// <c>PARAMDB_KILL_ROUNDS</c> sets the rounds (CI: 30).
+/// <c>PARAMDB_KILL_ROUNDS</c> sets the rounds (CI: 30); <c>PARAMDB_KILL=leader</c> kills the Raft leader every round
+/// (the failover benchmark's slow case), and <c>PARAMDB_KEEP_LOGS=DIR</c> copies the nodes' logs there at the end.
 /// </summary>
 [Collection(ClusterCollection.Name)]
 public sealed class KillLoopTests(ITestOutputHelper output) : IDisposable
@@ -24,7 +25,17 @@ public sealed class KillLoopTests(ITestOutputHelper output) : IDisposable
     private readonly ProcessCluster _cluster = new(3);
     private readonly HistoryRecorder _history = new();
 
-    public void Dispose() => _cluster.Dispose();
+    public void Dispose()
+    {
+        if (Environment.GetEnvironmentVariable("PARAMDB_KEEP_LOGS") is { Length: > 0 } keep)
+        {
+            Directory.CreateDirectory(keep);
+            foreach (string log in Directory.GetFiles(_cluster.Root, "*.log")) File.Copy(log, Path.Combine(keep, Path.GetFileName(log)), overwrite: true);
+        }
+        _cluster.Dispose();
+    }
+
+    private static bool KillLeader => Environment.GetEnvironmentVariable("PARAMDB_KILL") == "leader";
 
     private static int Rounds => int.TryParse(Environment.GetEnvironmentVariable("PARAMDB_KILL_ROUNDS"), out int rounds) && rounds > 0 ? rounds : 30;
 
@@ -55,11 +66,13 @@ public sealed class KillLoopTests(ITestOutputHelper output) : IDisposable
         int victimIndex = -1;
         bool leaderKilled = false;
         var failovers = new List<(double Ms, bool Leader)>();
-        pusher.Acknowledged = (tryStart, chosen) =>
+        pusher.Acknowledged = (tryStart, chosen, trace) =>
             {
                 long killed = Volatile.Read(ref killedAt);
                 if (killed == 0 || tryStart < killed || !chosen.Any(i => ring.PrimaryOf(hash, keys[i]) == Volatile.Read(ref victimIndex))) return;
-                lock (failovers) failovers.Add((System.Diagnostics.Stopwatch.GetElapsedTime(killed).TotalMilliseconds, Volatile.Read(ref leaderKilled)));
+                double ms = System.Diagnostics.Stopwatch.GetElapsedTime(killed).TotalMilliseconds;
+                lock (failovers) failovers.Add((ms, Volatile.Read(ref leaderKilled)));
+                output.WriteLine($"  first acknowledged push on the victim's arcs {ms:F0} ms after the kill, at {DateTime.UtcNow:HH:mm:ss.fff}; its tries:{trace}");
                 Volatile.Write(ref killedAt, 0);
             };
         Task pushing = pusher.RunAsync(stop.Token);
@@ -96,12 +109,14 @@ public sealed class KillLoopTests(ITestOutputHelper output) : IDisposable
             for (int round = 1; round <= Rounds; round++)
             {
                 int victim = kills.Next(1, 4);
+                if (KillLeader && (await ViewAsync(victim))?.Leader is ['n', char digit] && digit is >= '1' and <= '3') victim = digit - '0';
                 int[] others = [.. Enumerable.Range(1, 3).Where(i => i != victim)];
                 pusher.Avoid(victim);
                 Volatile.Write(ref leaderKilled, (await ViewAsync(others[0]))?.Leader == $"n{victim}");
                 Volatile.Write(ref victimIndex, victim - 1);
                 Volatile.Write(ref killedAt, System.Diagnostics.Stopwatch.GetTimestamp());
                 await _cluster[victim]!.KillAsync();
+                output.WriteLine($"round {round}: n{victim} killed at {DateTime.UtcNow:HH:mm:ss.fff}{(Volatile.Read(ref leaderKilled) ? " (the leader)" : "")}");
                 await WaitForAsync(others, $"round {round}: n{victim} declared down", v => v.Nodes.Single(n => n.Id == $"n{victim}").State == NodeState.Down && v.Unavailable == 0, TimeSpan.FromSeconds(30));
                 await _cluster.StartAsync(victim, null, DownAfter);
                 await WaitForAsync(others, $"round {round}: n{victim} caught up and up", v => v.Nodes.All(n => n.State == NodeState.Up) && v.UnderReplicated == 0, TimeSpan.FromSeconds(60));

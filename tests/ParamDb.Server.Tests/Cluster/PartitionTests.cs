@@ -91,6 +91,10 @@ public sealed class PartitionTests(Xunit.Abstractions.ITestOutputHelper output)
         }
         Assert.True(minority is null or HttpStatusCode.ServiceUnavailable, $"A change on the minority side answered {minority}.");
 
+        // Healed only once the majority's leader has declared the cut-off node down (a --down-after after its
+        // election): the minority's refusal can come back sooner than that, and a heal before it left nothing to check.
+        await EventuallyAsync($"n{leader} declared down by the majority", async () =>
+            await cluster.ViewAsync(majority[0]) is { } v && v.Nodes.Single(n => n.Id == $"n{leader}").State == NodeState.Down ? v : null, TimeSpan.FromSeconds(30));
         cluster.Lab.Heal(leader);
 
         // Healed: every node holds exactly the majority's tables, the cut-off node included.
