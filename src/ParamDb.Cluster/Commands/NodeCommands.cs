@@ -143,7 +143,9 @@ public sealed record SetNodeState(string NodeId, NodeState State) : ClusterComma
             return state;
         }
         result = Outcome(CommandOutcome.Applied);
-        return state with { Nodes = state.Nodes.SetItem(NodeId, node with { State = State }), RingEpoch = state.RingEpoch + 1 };
+        ulong epoch = state.RingEpoch + 1;
+        ulong leftUpAt = node.State == NodeState.Up && State == NodeState.Down ? epoch : node.LeftUpAt;
+        return state with { Nodes = state.Nodes.SetItem(NodeId, node with { State = State, LeftUpAt = leftUpAt }), RingEpoch = epoch };
     }
 }
 

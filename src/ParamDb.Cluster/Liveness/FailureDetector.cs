@@ -178,26 +178,51 @@ public sealed class FailureDetector : IAsyncDisposable
 
     /// <summary>
     /// Whether every node that serves an arc the joining node backs up has reported it caught up, in the current
-    /// epoch: then it holds everything they acknowledged, and may serve its own arcs again. Never while an arc of the
-    /// node has no other node up to serve it (docs/replication.md, "Not there yet").
+    /// epoch: then it holds everything they acknowledged, and may serve its own arcs again. An arc that no node
+    /// serves (its whole chain down or joining) needs no catch-up if the joining node is the one of its chain that
+    /// left up last: it holds every acknowledged push there, and serves the arc once up. Any other node of such a
+    /// chain waits for that one (docs/replication.md, "Two failures in one chain").
     /// </summary>
     private bool CaughtUp(string joining)
     {
         if (_member.Ring is not { } ring || ring.NodeIndex(joining) is var b && b < 0) return false;
+        ClusterState state = _member.Manager.State;
         var primaries = new HashSet<int>();
+        bool holdsAny = false;
         for (int i = 0; i < ring.Tokens.Length; i++)
         {
             ReadOnlySpan<int> set = ring.ReplicasAt(i);
             if (!set.Contains(b)) continue;
-            // An arc that no node serves (its whole chain down or joining) has no one to catch the node up from:
-            // what was acknowledged there may be only on a node that is down, and the returning node's copy stale.
-            if (set[0] == b || ring.StateOf(set[0]) != NodeState.Up) return false;
-            primaries.Add(set[0]);
+            holdsAny = true;
+            if (set[0] != b && ring.StateOf(set[0]) == NodeState.Up)
+            {
+                primaries.Add(set[0]);
+                continue;
+            }
+            if (!LeftUpLast(ring, state, set, b)) return false;
         }
-        if (primaries.Count == 0) return false;
+        if (!holdsAny) return false;
         foreach (int p in primaries)
         {
             if (!_caughtUp.TryGetValue(ring.Nodes[p], out var report) || report.Epoch != ring.Epoch || !report.CaughtUp.Contains(joining)) return false;
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="node"/> left up last of the chain <paramref name="set"/>, none of which is up: of the
+    /// chain's nodes, it has the latest <see cref="NodeInfo.LeftUpAt"/>, and that is not 0 (a node never declared
+    /// down from up, a joining one that never caught up, proves nothing).
+    /// </summary>
+    private static bool LeftUpLast(ClusterRing ring, ClusterState state, ReadOnlySpan<int> set, int node)
+    {
+        ulong mine = state.Nodes.TryGetValue(ring.Nodes[node], out NodeInfo? self) ? self.LeftUpAt : 0;
+        if (mine == 0) return false;
+        foreach (int other in set)
+        {
+            if (other == node) continue;
+            if (ring.StateOf(other) == NodeState.Up) return false;   // served by another: caught up from it instead
+            if (state.Nodes.TryGetValue(ring.Nodes[other], out NodeInfo? info) && info.LeftUpAt >= mine) return false;
         }
         return true;
     }

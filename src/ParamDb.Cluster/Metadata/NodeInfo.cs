@@ -18,10 +18,18 @@ public sealed record NodeInfo(string Id, string Http, string H2, string Raft, No
     /// <summary>A node without tokens (tests, and commands that name a node only by its addresses).</summary>
     public NodeInfo(string id, string http, string h2, string raft, NodeState state) : this(id, http, h2, raft, state, []) { }
 
+    /// <summary>
+    /// The ring epoch at which this node was last declared <see cref="NodeState.Down"/> while it was
+    /// <see cref="NodeState.Up"/>; 0 when it never was. Up, it held everything acknowledged on its arcs (a push is
+    /// acknowledged only once every backup that is not down has it), so of a chain whose nodes are all down or
+    /// joining, the one that left up last holds every acknowledged push of the chain's arcs (docs/replication.md).
+    /// </summary>
+    public ulong LeftUpAt { get; init; }
+
     /// <summary>Equal when every field is, the tokens compared element by element.</summary>
     public bool Equals(NodeInfo? other) =>
         other is not null && Id == other.Id && Http == other.Http && H2 == other.H2 && Raft == other.Raft && State == other.State
-        && Tokens.AsSpan().SequenceEqual(other.Tokens);
+        && LeftUpAt == other.LeftUpAt && Tokens.AsSpan().SequenceEqual(other.Tokens);
 
     /// <inheritdoc />
     public override int GetHashCode() => HashCode.Combine(Id, Http, H2, Raft, State, Tokens.Length);

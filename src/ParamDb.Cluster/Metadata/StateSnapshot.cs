@@ -8,19 +8,20 @@ namespace ParamDb.Cluster.Metadata;
 /// a leader to a member too far behind. All integers little-endian; maps in key order, so equal states give
 /// equal bytes.
 /// <code>
-/// "PDBM" | u16 version = 1
+/// "PDBM" | u16 version = 2
 /// clusterId: 16 bytes | R: u16 | V: u16 | ringEpoch: u64 | nextTableId: u32 | nextWorkerId: u32
 /// u32 count | node*        node   := str16 id | str16 http | str16 h2 | str16 raft | u8 state
 /// u32 count | table*       table  := str16 name | u32 id | u32 length | UTF-8 JSON schema
 /// u32 count | worker*      worker := u32 id | str16 name | u16 count | str16 table* | u32 leaseMs
+/// u32 count | leftUp*      leftUp := str16 node id | u64 epoch     (version 2: NodeInfo.LeftUpAt where not 0)
 /// </code>
-/// A later version appends sections (snapshots, …) after the workers and bumps the version; this build
-/// refuses versions above 1 rather than drop what it cannot read.
+/// A later version appends sections after the last and bumps the version; this build reads versions 1 (no
+/// leftUp section: every LeftUpAt 0) and 2, and refuses later ones rather than drop what it cannot read.
 /// </summary>
 public static class StateSnapshot
 {
     /// <summary>The version this build writes and the highest it reads.</summary>
-    public const ushort Version = 1;
+    public const ushort Version = 2;
 
     private static ReadOnlySpan<byte> Magic => "PDBM"u8;
 
@@ -57,6 +58,16 @@ public static class StateSnapshot
             writer.WriteStrings16(worker.Tables);
             writer.WriteU32((uint)worker.LeaseMs);
         }
+
+        int leftUp = 0;
+        foreach (var node in state.Nodes.Values) if (node.LeftUpAt != 0) leftUp++;
+        writer.WriteU32((uint)leftUp);
+        foreach (var node in state.Nodes.Values)
+        {
+            if (node.LeftUpAt == 0) continue;
+            writer.WriteString16(node.Id);
+            writer.WriteU64(node.LeftUpAt);
+        }
         return writer.ToArray();
     }
 
@@ -70,8 +81,8 @@ public static class StateSnapshot
         if (!reader.ReadRaw(Magic.Length, "magic").SequenceEqual(Magic))
             throw new MetadataFormatException("Metadata snapshot does not start with \"PDBM\".");
         ushort version = reader.ReadU16();
-        if (version != Version)
-            throw new MetadataFormatException($"Metadata snapshot version {version}; this build reads version {Version}.");
+        if (version is 0 or > Version)
+            throw new MetadataFormatException($"Metadata snapshot version {version}; this build reads versions 1 to {Version}.");
 
         var clusterId = reader.ReadGuid();
         int replicas = reader.ReadU16(), virtualNodes = reader.ReadU16();
@@ -103,6 +114,19 @@ public static class StateSnapshot
             uint lease = reader.ReadU32();
             if (lease > int.MaxValue) throw reader.Invalid($"worker {id} has lease {lease} ms");
             if (!workers.TryAdd(id, new WorkerEntry(id, name, names, (int)lease))) throw reader.Invalid($"worker {id} appears twice");
+        }
+
+        if (version >= 2)
+        {
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            for (uint i = 0, n = reader.ReadU32(); i < n; i++)
+            {
+                string id = reader.ReadString16("node id");
+                ulong leftUpAt = reader.ReadU64();
+                if (!nodes.TryGetValue(id, out NodeInfo? node)) throw reader.Invalid($"left-up epoch of unknown node {id}");
+                if (!seen.Add(id)) throw reader.Invalid($"left-up epoch of node {id} appears twice");
+                nodes[id] = node with { LeftUpAt = leftUpAt };
+            }
         }
         reader.EnsureEnd();
 

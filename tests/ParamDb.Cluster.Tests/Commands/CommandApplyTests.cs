@@ -55,6 +55,25 @@ public sealed class CommandApplyTests
     }
 
     [Fact]
+    public void A_node_declared_down_while_up_remembers_the_epoch_and_keeps_it_until_it_leaves_up_again()
+    {
+        var state = Initialized();
+        state = Apply(state, new AddNode(Node("n2", 2, NodeState.Joining)), out _);
+        state = Apply(state, new SetNodeState("n2", NodeState.Up), out _);   // epoch 3
+        Assert.Equal(0UL, state.Nodes["n2"].LeftUpAt);
+        state = Apply(state, new SetNodeState("n2", NodeState.Down), out var down);   // epoch 4: it left up
+        Assert.Equal((4UL, 4UL), (down.RingEpoch, state.Nodes["n2"].LeftUpAt));
+        state = Apply(state, new SetNodeState("n2", NodeState.Joining), out _);   // back, not caught up
+        state = Apply(state, new SetNodeState("n2", NodeState.Down), out _);      // down again from joining: proves nothing new
+        Assert.Equal(4UL, state.Nodes["n2"].LeftUpAt);
+        state = Apply(state, new SetNodeState("n2", NodeState.Joining), out _);
+        state = Apply(state, new SetNodeState("n2", NodeState.Up), out _);
+        state = Apply(state, new SetNodeState("n2", NodeState.Down), out var again);
+        Assert.Equal(again.RingEpoch, state.Nodes["n2"].LeftUpAt);
+        Assert.Equal(9UL, again.RingEpoch);
+    }
+
+    [Fact]
     public void Node_conflicts_and_unknown_nodes_are_no_ops_with_a_reason()
     {
         var state = Initialized();

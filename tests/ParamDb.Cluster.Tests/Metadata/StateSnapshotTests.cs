@@ -19,7 +19,8 @@ public sealed class StateSnapshotTests
     private static readonly string SchemaJsonHex =
         Convert.ToHexString("{\"dim\":4,\"init\":{\"kind\":\"zeros\"},\"updater\":{\"kind\":\"sgd\",\"lr\":0.5}}"u8).ToLowerInvariant();
 
-    private static readonly string GoldenHex =
+    /// <summary>A version-1 snapshot: what nodes wrote before <see cref="NodeInfo.LeftUpAt"/>; still read.</summary>
+    private static readonly string GoldenV1Hex =
         "5044424d" + "0100" +                                   // "PDBM", version 1
         "5bad8f0fcbd99f46a16570867728950e" +                    // cluster id
         "0300" + "4000" + "0200000000000000" +                  // R 3, V 64, ring epoch 2
@@ -34,11 +35,32 @@ public sealed class StateSnapshotTests
         "01000000" +                                            // 1 worker
         "01000000" + "0100" + "77" + "0100" + "0300" + "656d62" + "10270000";
 
+    /// <summary>Version 2: the same, then the nodes that left up (none here).</summary>
+    private static readonly string GoldenHex = "5044424d" + "0200" + GoldenV1Hex[12..] + "00000000";
+
     [Fact]
     public void Encodes_to_golden_bytes() => Assert.Equal(GoldenHex, Hex(StateSnapshot.Encode(SampleState())));
 
     [Fact]
     public void Golden_bytes_decode_to_the_state() => Assert.Equal(SampleState(), StateSnapshot.Decode(Bytes(GoldenHex)));
+
+    [Fact]
+    public void A_version_1_snapshot_still_decodes_with_no_node_having_left_up() =>
+        Assert.Equal(SampleState(), StateSnapshot.Decode(Bytes(GoldenV1Hex)));
+
+    [Fact]
+    public void The_epoch_a_node_left_up_at_is_kept()
+    {
+        var state = new SetNodeState("n1", NodeState.Down).Apply(SampleState(), out _);   // n1 was up: epoch 3
+        Assert.Equal(3UL, state.Nodes["n1"].LeftUpAt);
+        string hex = Hex(StateSnapshot.Encode(state));
+        Assert.EndsWith("01000000" + "0200" + "6e31" + "0300000000000000", hex);   // one node: n1, epoch 3
+        Assert.Equal(state, StateSnapshot.Decode(Bytes(hex)));
+        Assert.NotEqual(state, state with { Nodes = state.Nodes.SetItem("n1", state.Nodes["n1"] with { LeftUpAt = 2 }) });
+        // A left-up epoch for a node the snapshot does not have is refused.
+        Assert.Contains("unknown node n9",
+            Assert.Throws<MetadataFormatException>(() => StateSnapshot.Decode(Bytes(hex[..^24] + "0200" + "6e39" + "0300000000000000"))).Message);
+    }
 
     [Fact]
     public void The_empty_state_round_trips()
@@ -64,8 +86,10 @@ public sealed class StateSnapshotTests
     {
         Assert.Contains("does not start with \"PDBM\"",
             Assert.Throws<MetadataFormatException>(() => StateSnapshot.Decode(Bytes("5044424e" + GoldenHex[8..]))).Message);
-        Assert.Equal("Metadata snapshot version 2; this build reads version 1.",
-            Assert.Throws<MetadataFormatException>(() => StateSnapshot.Decode(Bytes("5044424d0200" + GoldenHex[12..]))).Message);
+        Assert.Equal("Metadata snapshot version 3; this build reads versions 1 to 2.",
+            Assert.Throws<MetadataFormatException>(() => StateSnapshot.Decode(Bytes("5044424d0300" + GoldenHex[12..]))).Message);
+        Assert.Equal("Metadata snapshot version 0; this build reads versions 1 to 2.",
+            Assert.Throws<MetadataFormatException>(() => StateSnapshot.Decode(Bytes("5044424d0000" + GoldenHex[12..]))).Message);
         Assert.Contains("1 unexpected trailing bytes",
             Assert.Throws<MetadataFormatException>(() => StateSnapshot.Decode(Bytes(GoldenHex + "ff"))).Message);
     }

@@ -7,11 +7,12 @@ using Xunit.Abstractions;
 namespace ParamDb.Server.Tests.Cluster;
 
 /// <summary>
-/// Two nodes lost at once (docs/replication.md): five real nodes at R = 3, a clocked worker pushing throughout. One
+/// Two nodes lost (docs/replication.md). At R = 3, at once: five real nodes, a clocked worker pushing throughout. One
 /// node is killed with SIGKILL and, before the leader has declared it down, a second: the Raft leader itself (the
 /// new leader must carry the failover on), another node, or a node that the first's failover promotes, which dies as
 /// it is promoted (failpoint <c>promotion</c>). Every arc keeps a live copy, so pushes go on; every acknowledged push
-/// is still there, on every node, after the two come back and catch up.
+/// is still there, on every node, after the two come back and catch up. At R = 2, one after the other in one chain:
+/// see <see cref="AtR2TheNodeOfAChainThatLeftUpLastServesItAgainAndCatchesUpTheOther"/>.
 /// </summary>
 [Collection(ClusterCollection.Name)]
 public sealed class DoubleFailureTests(ITestOutputHelper output) : IDisposable
@@ -108,5 +109,75 @@ public sealed class DoubleFailureTests(ITestOutputHelper output) : IDisposable
         Assert.True(wrong.Count == 0, $"after both came back:\n{string.Join("\n", wrong)}\n{string.Join("\n", _cluster.LogTails(40))}");
         HistoryAssert.Linearizable(_history);
         output.WriteLine($"{pusher.Pushes} pushes acknowledged ({pusher.Retries} retries), {_history.Count} operations checked, 0 lost, 0 applied twice");
+    }
+
+    /// <summary>
+    /// Five nodes at R = 2 (so the Raft majority outlives two): a node dies, the node that took over its arcs dies
+    /// too, and the arcs they shared are unavailable. The one that died first comes back first: its copy of those
+    /// arcs is stale, so it stays joining. The one that died last comes back: it holds every push acknowledged there,
+    /// so it is up again without a catch-up on them, serves them, and catches the other up.
+    /// </summary>
+    [Fact]
+    public async Task AtR2TheNodeOfAChainThatLeftUpLastServesItAgainAndCatchesUpTheOther()
+    {
+        await _cluster.StartAsync(1, null, "--cluster-init", "--replicas", "2");
+        for (int i = 2; i <= Nodes; i++) await _cluster.StartAsync(i, null, _cluster.Join);
+        int[] everyone = [.. Enumerable.Range(1, Nodes)];
+        await _cluster.WaitForViewAsync(everyone, "five nodes up", v => v.Nodes.Count == Nodes && v.Nodes.All(n => n.State == NodeState.Up), TimeSpan.FromSeconds(60));
+        (ClockedPusher pusher, ClusterRing ring) = await ClockedPusher.StartAsync(_cluster, Nodes, 5, _history);
+        ClusterView view = (await _cluster.ViewAsync(1))!;
+        int leader = int.Parse(view.Leader!.AsSpan(1), System.Globalization.CultureInfo.InvariantCulture);
+
+        // The first to die, and the node that backs up some of its arcs: the two of a chain; neither leads.
+        int first = everyone.Last(i => i != leader);
+        int f = ring.NodeIndex($"n{first}");
+        int last = everyone.First(i => i != leader && i != first
+            && Enumerable.Range(0, ring.Tokens.Length).Any(t => ring.ReplicasAt(t)[0] == f && ring.ReplicasAt(t)[1] == ring.NodeIndex($"n{i}")));
+        int[] survivors = [.. everyone.Where(i => i != first && i != last)];
+
+        using var stop = new CancellationTokenSource();
+        Task pushing = pusher.RunAsync(stop.Token);
+        await pusher.WaitForPushesAsync(20);
+        pusher.Avoid(first);
+        await _cluster[first]!.KillAsync();
+        await _cluster.WaitForViewAsync(survivors, $"n{first} declared down", v => v.Nodes.Single(n => n.Id == $"n{first}").State == NodeState.Down, TimeSpan.FromSeconds(30));
+        // Pushes that only n{last} holds on the arcs it took over.
+        long before = pusher.Pushes;
+        await pusher.WaitForPushesAsync(before + 20);
+
+        using (await pusher.PauseAsync())
+        {
+            pusher.Avoid(last);
+            await _cluster[last]!.KillAsync();
+            await _cluster.WaitForViewAsync(survivors, $"n{last} declared down, their shared arcs unavailable",
+                v => v.Nodes.Single(n => n.Id == $"n{last}").State == NodeState.Down && v.Unavailable > 0, TimeSpan.FromSeconds(30));
+
+            // The stale one back first: joining, and still joining once it was heard for longer than a catch-up of
+            // its other arcs takes here, because only n{last} holds what was acknowledged on their shared arcs.
+            await _cluster.StartAsync(first, null);
+            await _cluster.WaitForViewAsync(survivors, $"n{first} joining", v => v.Nodes.Single(n => n.Id == $"n{first}").State == NodeState.Joining, TimeSpan.FromSeconds(60));
+            long deadline = Environment.TickCount64 + 3000;
+            while (Environment.TickCount64 < deadline)
+            {
+                ClusterView? now = await _cluster.ViewAsync(survivors[0]);
+                Assert.True(now is null || now.Nodes.Single(n => n.Id == $"n{first}").State != NodeState.Up, $"n{first}, stale, was counted up while n{last} was down");
+                await Task.Delay(100);
+            }
+
+            await _cluster.StartAsync(last, null);
+            await _cluster.WaitForViewAsync(survivors, "both up, every arc available and fully copied",
+                v => v.Nodes.All(n => n.State == NodeState.Up) && v.Unavailable == 0 && v.UnderReplicated == 0, TimeSpan.FromSeconds(90));
+            pusher.Revive(first);
+            pusher.Revive(last);
+        }
+        before = pusher.Pushes;
+        await pusher.WaitForPushesAsync(before + 20);
+        await stop.CancelAsync();
+        await pushing;
+
+        List<string> wrong = await pusher.CheckSumsAsync(everyone);
+        Assert.True(wrong.Count == 0, $"after both came back:\n{string.Join("\n", wrong)}\n{string.Join("\n", _cluster.LogTails(40))}");
+        HistoryAssert.Linearizable(_history);
+        output.WriteLine($"n{first} then n{last} lost; {pusher.Pushes} pushes acknowledged ({pusher.Retries} retries), {_history.Count} operations checked, 0 lost, 0 applied twice");
     }
 }
