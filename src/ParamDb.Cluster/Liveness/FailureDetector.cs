@@ -14,9 +14,9 @@ namespace ParamDb.Cluster.Liveness;
 /// it has not heard for <see cref="ClusterOptions.DownAfter"/>, and <see cref="NodeState.Up"/> again when a down node
 /// is heard. Heartbeats are not Raft writes: only the changes of state are. A new leader counts every node as
 /// heard when it was elected, so it never declares a node down before a lease (and a heartbeat interval) has passed
-/// since, which outlasts any lease the old leader granted. A silent node whose port refuses connections is declared down as soon as its
-/// lease has lapsed (about half of <see cref="ClusterOptions.DownAfter"/>); one that does not answer at all, after
-/// the whole of it.
+/// since, which outlasts any lease the old leader granted. A silent node whose port refuses connections is declared
+/// down as soon as its lease has lapsed (about half of <see cref="ClusterOptions.DownAfter"/>); one that does not
+/// answer at all, after the whole of it.
 /// </summary>
 public sealed class FailureDetector : IAsyncDisposable
 {

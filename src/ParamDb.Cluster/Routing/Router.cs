@@ -88,9 +88,8 @@ public sealed partial class Router(ClusterMember node, LocalDataPlane local, Pee
     /// <inheritdoc />
     public ValueTask<PushReply> TickAsync(TableHandle table, PushOptions options, CancellationToken cancellationToken)
     {
-        if (node.Ring is { } current && options.RingEpoch != 0 && IsStale(current, options.RingEpoch, out ProtocolError stale)) return new(PushReply.Refused(stale));
-        if (node.Ring is null) return local.TickAsync(table, options, cancellationToken);
         if (node.Ring is not { } ring) return local.TickAsync(table, options, cancellationToken);
+        if (options.RingEpoch != 0 && IsStale(ring, options.RingEpoch, out ProtocolError stale)) return new(PushReply.Refused(stale));
         if (options.RingEpoch != 0 || !options.Stamp.IsClocked) return TickLeasedAsync(table, options, ring, cancellationToken);
         return TickEverywhereAsync(ring, table, options, cancellationToken);
     }
