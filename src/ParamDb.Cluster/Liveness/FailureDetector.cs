@@ -221,7 +221,6 @@ public sealed class FailureDetector : IAsyncDisposable
         foreach (int other in set)
         {
             if (other == node) continue;
-            if (ring.StateOf(other) == NodeState.Up) return false;   // served by another: caught up from it instead
             if (state.Nodes.TryGetValue(ring.Nodes[other], out NodeInfo? info) && info.LeftUpAt >= mine) return false;
         }
         return true;

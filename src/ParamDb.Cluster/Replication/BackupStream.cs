@@ -72,15 +72,11 @@ internal sealed partial class BackupStream : IAsyncDisposable
         NodeState now = plan.Ring.StateOf(index);
         if (now == NodeState.Down || (now == NodeState.Joining && (_plan is null || _plan.Ring.NodeIndex(NodeId) is var was && (was < 0 || _plan.Ring.StateOf(was) != NodeState.Joining))))
         {
-            ForgetSynced();
-            if (now == NodeState.Down)
-            {
-                // Not waited for from this epoch on, and the pushes already waiting for it go on now, not when the
-                // loop next looks: it may be backing off after failed sends for up to a second (the kill loop: the
-                // first push on a dead leader's arcs was acknowledged 0.5 s after the node was declared down).
-                _pending.Clear();
-                CompleteAll();
-            }
+            // Down: the pushes already waiting for it go on now, not when the loop next looks: it may be backing off
+            // after failed sends for up to a second (the kill loop: the first push on a dead leader's arcs was
+            // acknowledged 0.5 s after the node was declared down).
+            if (now == NodeState.Down) ReleaseDown();
+            else ForgetSynced();
             // A joining backup serves nothing until every primary of its arcs reports it caught up, so pushes need not
             // wait for it while its arcs are on their way (CatchUpAsync): they go on at the rate they had.
             _catchingUp = now == NodeState.Joining;
@@ -104,6 +100,14 @@ internal sealed partial class BackupStream : IAsyncDisposable
         }
         if (dropped) FailAll();
         Wake();
+    }
+
+    /// <summary>Declared down: nothing is waited for or kept, and it gets every arc whole when it returns (caller holds the owner's lock).</summary>
+    private void ReleaseDown()
+    {
+        _pending.Clear();
+        CompleteAll();
+        ForgetSynced();
     }
 
     /// <summary>The backup may lack anything sent before (down, or back from down): every arc goes whole again.</summary>
@@ -230,10 +234,7 @@ internal sealed partial class BackupStream : IAsyncDisposable
             (plan, index) = (_plan, _index);
             if (plan.Down[index])
             {
-                // Declared down: nothing is waited for or kept; it gets every arc whole when it returns.
-                _pending.Clear();
-                CompleteAll();
-                ForgetSynced();
+                ReleaseDown();   // what a failed send put back since the epoch that declared it down
                 return false;
             }
         }
