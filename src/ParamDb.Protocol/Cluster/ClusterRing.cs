@@ -26,10 +26,17 @@ public sealed class ClusterRing
     // Per merged token: the node that serves the arc (the first of its replica set that is up), else its owner.
     private readonly int[] _primaries;
     private readonly NodeState[] _states;
-    // Per merged token i, replicaWidth node indices at [i * replicaWidth …]: the primary, then its backups.
-    // Precomputed so ReplicasOf is a search and a copy: N × V × min(R, N) ints, 77 KB for 100 nodes × 64 × R 3.
+    // Per merged token i, up to setStride node indices at [i * setStride …], _setCounts[i] of them: the primary, then
+    // the rest of its chain, then its stand-ins. Precomputed so ReplicasOf is a search and a copy: N × V × min(2R, N)
+    // ints, 154 KB for 100 nodes × 64 × R 3.
     private readonly int[] _replicaSets;
+    private readonly byte[] _setCounts;
+    // Per merged token i: how many of its set's first nodes hold a whole copy (the chain and the stand-ins the server
+    // manager counts caught up); the stand-ins after them are still being sent the arc.
+    private readonly byte[] _copyCounts;
+    private readonly bool[] _standInServes;
     private readonly int _replicaWidth;
+    private readonly int _setStride;
     private readonly string[] _ids;
     private readonly Ring[] _nodeRings;
     private readonly Dictionary<string, int> _indexById;
@@ -61,7 +68,15 @@ public sealed class ClusterRing
     /// Each node's state (absent: up). An arc is served by the first node of its replica set that is
     /// <see cref="NodeState.Up"/> (failover: a down primary's first backup); a joining or down node serves none.
     /// </param>
-    public ClusterRing(ulong epoch, int replicas, int virtualNodes, IEnumerable<KeyValuePair<string, Ring>> nodes, IReadOnlyDictionary<string, NodeState>? states = null)
+    /// <param name="standIns">
+    /// (token, node id) pairs: the server manager counts that node a caught-up <b>stand-in</b> of the arc ending at
+    /// that merged token (docs/replication.md, "Re-replication"). An arc whose chain (its owner and the next R − 1
+    /// distinct nodes) has fewer than R nodes up gets that many stand-ins: the next distinct nodes clockwise past the
+    /// chain that are up, those counted caught up first. An arc whose chain has no node up is served by its first
+    /// caught-up stand-in that is up.
+    /// </param>
+    public ClusterRing(ulong epoch, int replicas, int virtualNodes, IEnumerable<KeyValuePair<string, Ring>> nodes,
+        IReadOnlyDictionary<string, NodeState>? states = null, IEnumerable<KeyValuePair<ulong, string>>? standIns = null)
     {
         ArgumentNullException.ThrowIfNull(nodes);
         ArgumentOutOfRangeException.ThrowIfLessThan(replicas, 1);
@@ -109,30 +124,96 @@ public sealed class ClusterRing
             _states[n] = states is not null && states.TryGetValue(_ids[n], out NodeState state) ? state : NodeState.Up;
 
         _replicaWidth = Math.Min(replicas, _ids.Length);
-        _replicaSets = new int[total * _replicaWidth];
+        _setStride = Math.Min(2 * _replicaWidth, _ids.Length);
+        _replicaSets = new int[total * _setStride];
+        _setCounts = new byte[total];
+        _copyCounts = new byte[total];
+        _standInServes = new bool[total];
         _primaries = new int[total];
+        Dictionary<ulong, List<int>>? caughtUp = null;
+        if (standIns is not null)
+        {
+            caughtUp = [];
+            foreach (var (token, id) in standIns)
+            {
+                if (!_indexById.TryGetValue(id, out int n)) continue;   // a node since removed
+                if (!caughtUp.TryGetValue(token, out List<int>? list)) caughtUp[token] = list = [];
+                list.Add(n);
+            }
+        }
+        Span<int> chain = stackalloc int[_replicaWidth];
+        var beyond = new List<int>();
         for (int i = 0; i < total; i++)
         {
-            Span<int> set = _replicaSets.AsSpan(i * _replicaWidth, _replicaWidth);
             int found = 0;
+            int j = i;
             // Every node has at least one token, so one lap finds min(R, N) distinct nodes.
-            for (int j = i; found < _replicaWidth; j = j + 1 == total ? 0 : j + 1)
+            for (; found < _replicaWidth; j = j + 1 == total ? 0 : j + 1)
             {
                 int node = _owners[j];
-                if (!set[..found].Contains(node)) set[found++] = node;
+                if (!chain[..found].Contains(node)) chain[found++] = node;
             }
-            // Failover: the first node of the chain that is up serves the arc, and comes first in its set; the chain
-            // keeps its order otherwise. With none up the owner stays first: the arc is unavailable.
-            int serving = 0;
-            while (serving < set.Length && _states[set[serving]] != NodeState.Up) serving++;
-            if (serving < set.Length)
+            int up = 0;
+            foreach (int node in chain) if (_states[node] == NodeState.Up) up++;
+            beyond.Clear();
+            int caughtUpFirst = 0;
+            if (up < _replicaWidth && _ids.Length > _replicaWidth)
+                caughtUpFirst = StandIns(i, j, chain, _replicaWidth - up, caughtUp?.GetValueOrDefault(_tokens[i]), beyond);
+
+            // Failover: the first node of the chain that is up serves the arc; with none, the first caught-up stand-in
+            // (it holds every acknowledged push). It comes first in its set; the chain keeps its order otherwise, and
+            // the stand-ins follow. With none up the owner stays first: the arc is unavailable.
+            Span<int> set = _replicaSets.AsSpan(i * _setStride, _setStride);
+            int serving = -1;
+            foreach (int node in chain)
             {
-                int node = set[serving];
-                set[..serving].CopyTo(set[1..]);
-                set[0] = node;
+                if (_states[node] != NodeState.Up) continue;
+                serving = node;
+                break;
             }
+            if (serving < 0 && caughtUpFirst > 0)
+            {
+                serving = beyond[0];
+                _standInServes[i] = true;
+            }
+            int count = 0;
+            set[count++] = serving >= 0 ? serving : chain[0];
+            foreach (int node in chain) if (node != set[0]) set[count++] = node;
+            foreach (int node in beyond) if (node != set[0]) set[count++] = node;
+            _setCounts[i] = (byte)count;
+            _copyCounts[i] = (byte)(chain.Length + caughtUpFirst);
             _primaries[i] = set[0];
         }
+    }
+
+    /// <summary>
+    /// Fills <paramref name="into"/> with up to <paramref name="wanted"/> stand-ins of arc <paramref name="arc"/>: the
+    /// distinct nodes past its chain, clockwise from merged token <paramref name="from"/>, that are up, those in
+    /// <paramref name="caughtUp"/> first. Returns how many of them are caught up.
+    /// </summary>
+    private int StandIns(int arc, int from, ReadOnlySpan<int> chain, int wanted, List<int>? caughtUp, List<int> into)
+    {
+        Span<bool> seen = _ids.Length <= 256 ? stackalloc bool[_ids.Length] : new bool[_ids.Length];
+        foreach (int node in chain) seen[node] = true;
+        int caughtUpCount = 0;
+        // One lap at most; only arcs whose chain lost a node walk past it, so a ring with every node up pays nothing.
+        for (int j = from; j != arc && caughtUpCount < wanted; j = j + 1 == _tokens.Length ? 0 : j + 1)
+        {
+            int node = _owners[j];
+            if (seen[node]) continue;
+            seen[node] = true;
+            if (_states[node] != NodeState.Up) continue;
+            if (caughtUp is not null && caughtUp.Contains(node))
+            {
+                into.Insert(caughtUpCount++, node);
+                if (into.Count > wanted) into.RemoveAt(into.Count - 1);
+            }
+            else if (into.Count < wanted)
+            {
+                into.Add(node);
+            }
+        }
+        return caughtUpCount;
     }
 
     /// <summary>The state of the node at <paramref name="nodeIndex"/> in this ring's epoch.</summary>
@@ -157,10 +238,13 @@ public sealed class ClusterRing
     public int NodeCount => _ids.Length;
 
     /// <summary>
-    /// Nodes a position is kept on: min(R, N), since a key is never kept twice on one node. The length
-    /// <see cref="ReplicasOf(ulong, Span{int})"/> needs.
+    /// Copies of a position wanted: min(R, N), since a key is never kept twice on one node. An arc's set
+    /// (<see cref="ReplicasAt"/>) is its chain of that many nodes plus a stand-in for each of them not up.
     /// </summary>
     public int ReplicaCount => _replicaWidth;
+
+    /// <summary>The longest set <see cref="ReplicasAt"/> returns: min(2R, N). The length <see cref="ReplicasOf(ulong, Span{int})"/> needs.</summary>
+    public int MaxSetSize => _setStride;
 
     /// <summary>All tokens, ascending (N × V when no two collide); merged token i ends the arc (tokens[i-1], tokens[i]].</summary>
     public ReadOnlySpan<ulong> Tokens => _tokens;
@@ -207,22 +291,42 @@ public sealed class ClusterRing
     public int PrimaryOf(ulong tableHash, ulong key) => _primaries[RangeOf(Ring.Position(tableHash, key))];
 
     /// <summary>
-    /// Writes the nodes that keep <paramref name="position"/>: the primary, then the next distinct nodes clockwise,
-    /// <see cref="ReplicaCount"/> = min(R, N) in all. Returns that count.
+    /// Writes the nodes that keep <paramref name="position"/> (<see cref="ReplicasAt"/>). Returns their count.
     /// </summary>
     /// <param name="position">A ring position.</param>
-    /// <param name="destination">At least <see cref="ReplicaCount"/> long, else <see cref="ArgumentException"/>.</param>
+    /// <param name="destination">At least <see cref="MaxSetSize"/> long, else <see cref="ArgumentException"/>.</param>
     public int ReplicasOf(ulong position, Span<int> destination)
     {
-        _replicaSets.AsSpan(RangeOf(position) * _replicaWidth, _replicaWidth).CopyTo(destination);
-        return _replicaWidth;
+        ReadOnlySpan<int> set = ReplicasAt(RangeOf(position));
+        set.CopyTo(destination);
+        return set.Length;
     }
 
     /// <summary>
     /// The nodes that keep the arc ending at merged token <paramref name="rangeIndex"/> (an index of
-    /// <see cref="Tokens"/>, as <see cref="RangeOf"/> returns): the primary, then its backups.
+    /// <see cref="Tokens"/>, as <see cref="RangeOf"/> returns): the node that serves it, the rest of its chain (the
+    /// next R − 1 distinct nodes clockwise from its owner, whatever their state), then its stand-ins (those counted
+    /// caught up first: <see cref="CopiesAt"/>).
     /// </summary>
-    public ReadOnlySpan<int> ReplicasAt(int rangeIndex) => _replicaSets.AsSpan(rangeIndex * _replicaWidth, _replicaWidth);
+    public ReadOnlySpan<int> ReplicasAt(int rangeIndex) => _replicaSets.AsSpan(rangeIndex * _setStride, _setCounts[rangeIndex]);
+
+    /// <summary>
+    /// How many of <see cref="ReplicasAt"/>'s first nodes hold the arc whole (its chain, and the stand-ins counted
+    /// caught up); the stand-ins after them are still being sent it, and neither serve nor count as copies.
+    /// </summary>
+    public int CopiesAt(int rangeIndex) => _copyCounts[rangeIndex];
+
+    /// <summary>Whether the node at <paramref name="nodeIndex"/> is a stand-in of the arc (not of its chain), caught up or not.</summary>
+    public bool IsStandIn(int rangeIndex, int nodeIndex) =>
+        ReplicasAt(rangeIndex).IndexOf(nodeIndex) is var at && at >= 0 && !ChainAt(rangeIndex).Contains(nodeIndex);
+
+    /// <summary>The arc's chain: its set without the stand-ins, in set order (the serving node first when it is of the chain).</summary>
+    private ReadOnlySpan<int> ChainAt(int rangeIndex)
+    {
+        ReadOnlySpan<int> set = ReplicasAt(rangeIndex);
+        // The set is [serving, rest of chain, stand-ins], and the serving node is a stand-in only when no chain node is up.
+        return _standInServes[rangeIndex] ? set[1..(_replicaWidth + 1)] : set[.._replicaWidth];
+    }
 
     /// <summary>As <see cref="ReplicasOf(ulong, Span{int})"/> for <paramref name="key"/> of a table.</summary>
     public int ReplicasOf(ulong tableHash, ulong key, Span<int> destination) =>
@@ -232,8 +336,11 @@ public sealed class ClusterRing
     public bool Owns(int nodeIndex, ulong tableHash, ulong key) => PrimaryOf(tableHash, key) == nodeIndex;
 
     /// <summary>True when the node at <paramref name="nodeIndex"/> keeps <paramref name="key"/> of a table, as primary or backup.</summary>
-    public bool Holds(int nodeIndex, ulong tableHash, ulong key) =>
-        _replicaSets.AsSpan(RangeOf(Ring.Position(tableHash, key)) * _replicaWidth, _replicaWidth).Contains(nodeIndex);
+    public bool Holds(int nodeIndex, ulong tableHash, ulong key)
+    {
+        int arc = RangeOf(Ring.Position(tableHash, key));
+        return ReplicasAt(arc)[..CopiesAt(arc)].Contains(nodeIndex);
+    }
 
     /// <summary>
     /// The tokens of the node at <paramref name="nodeIndex"/> as <c>GET /v1/cluster</c> lists them: ascending
@@ -284,9 +391,22 @@ public sealed class ClusterRing
             members[n] = new(node.Id, ring);
             states[node.Id] = node.State;
         }
+        List<KeyValuePair<ulong, string>>? standIns = null;
+        if (view.StandIns is { } listed)
+        {
+            standIns = new(listed.Count);
+            for (int i = 0; i < listed.Count; i++)
+            {
+                if (listed[i] is not { Node.Length: > 0 } standIn) throw Malformed($"stand-in {i} is null or names no node.");
+                if (!ulong.TryParse(standIn.Token, NumberStyles.None, CultureInfo.InvariantCulture, out ulong token))
+                    throw Malformed($"stand-in {i} has token \"{standIn.Token}\", not a decimal u64.");
+                if (!states.ContainsKey(standIn.Node)) throw Malformed($"stand-in {i} names node '{standIn.Node}', which it does not list.");
+                standIns.Add(new(token, standIn.Node));
+            }
+        }
         try
         {
-            return new ClusterRing(view.Epoch, view.Replicas, view.VirtualNodes, members, states);
+            return new ClusterRing(view.Epoch, view.Replicas, view.VirtualNodes, members, states, standIns);
         }
         catch (ArgumentException e)
         {

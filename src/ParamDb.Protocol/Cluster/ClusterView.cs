@@ -36,6 +36,23 @@ public sealed record ClusterView
 
     /// <summary>Every node in the ring, whatever its state.</summary>
     public required IReadOnlyList<ClusterNode> Nodes { get; init; }
+
+    /// <summary>
+    /// The stand-ins the server manager counts caught up: a node that holds a whole copy of an arc whose chain lost a
+    /// node, and serves it if no node of its chain is up (docs/replication.md, "Re-replication"). Absent when there
+    /// are none; <see cref="ClusterRing.FromView"/> needs them to find who serves such an arc.
+    /// </summary>
+    public IReadOnlyList<ClusterStandIn>? StandIns { get; init; }
+}
+
+/// <summary>A caught-up stand-in of one arc (<see cref="ClusterView.StandIns"/>).</summary>
+public sealed record ClusterStandIn
+{
+    /// <summary>The ring token that ends the arc, as a decimal u64 string.</summary>
+    public required string Token { get; init; }
+
+    /// <summary>The id of the node that holds the arc whole.</summary>
+    public required string Node { get; init; }
 }
 
 /// <summary>One node of a <see cref="ClusterView"/>.</summary>
