@@ -23,6 +23,8 @@ public enum CommandId : ushort
     RegisterWorker = 7,
     /// <summary><see cref="Commands.RemoveWorker"/>.</summary>
     RemoveWorker = 8,
+    /// <summary><see cref="Commands.MarkStandIns"/>.</summary>
+    MarkStandIns = 9,
 }
 
 /// <summary>

@@ -34,7 +34,7 @@ public static class CommandCodec
         ushort raw = reader.ReadU16();
         var id = (CommandId)raw;
         if (!Enum.IsDefined(id))
-            throw new MetadataFormatException($"Unknown command id {raw} (0x{raw:x4}); this build knows 1…{(ushort)CommandId.RemoveWorker}.");
+            throw new MetadataFormatException($"Unknown command id {raw} (0x{raw:x4}); this build knows 1…{(ushort)CommandId.MarkStandIns}.");
         reader = reader.Rename($"Command {id}");
         byte version = reader.ReadU8();
         if (version != 1)
@@ -49,6 +49,7 @@ public static class CommandCodec
             CommandId.DeleteTable => DeleteTable.ReadBody(ref reader),
             CommandId.RegisterWorker => RegisterWorker.ReadBody(ref reader),
             CommandId.RemoveWorker => RemoveWorker.ReadBody(ref reader),
+            CommandId.MarkStandIns => MarkStandIns.ReadBody(ref reader),
             _ => throw new MetadataFormatException($"Unknown command id {raw}."),
         };
         reader.EnsureEnd();

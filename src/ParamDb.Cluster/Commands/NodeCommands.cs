@@ -65,6 +65,7 @@ public sealed record InitCluster(Guid ClusterId, int Replicas, int VirtualNodes,
             VirtualNodes = VirtualNodes,
             RingEpoch = state.RingEpoch + 1,
             Nodes = state.Nodes.Clear().Add(FirstNode.Id, FirstNode),
+            StandIns = state.StandIns.Clear(),
         };
     }
 }
@@ -101,7 +102,7 @@ public sealed record AddNode(NodeInfo Node) : ClusterCommand
             return state;
         }
         result = Outcome(CommandOutcome.Applied);
-        return state with { Nodes = state.Nodes.Add(Node.Id, Node), RingEpoch = state.RingEpoch + 1 };
+        return StandIns.Prune(state with { Nodes = state.Nodes.Add(Node.Id, Node), RingEpoch = state.RingEpoch + 1 });
     }
 }
 
@@ -145,7 +146,7 @@ public sealed record SetNodeState(string NodeId, NodeState State) : ClusterComma
         result = Outcome(CommandOutcome.Applied);
         ulong epoch = state.RingEpoch + 1;
         ulong leftUpAt = node.State == NodeState.Up && State == NodeState.Down ? epoch : node.LeftUpAt;
-        return state with { Nodes = state.Nodes.SetItem(NodeId, node with { State = State, LeftUpAt = leftUpAt }), RingEpoch = epoch };
+        return StandIns.Prune(state with { Nodes = state.Nodes.SetItem(NodeId, node with { State = State, LeftUpAt = leftUpAt }), RingEpoch = epoch });
     }
 }
 
@@ -174,7 +175,85 @@ public sealed record RemoveNode(string NodeId) : ClusterCommand
             return state;
         }
         result = Outcome(CommandOutcome.Applied);
-        return state with { Nodes = state.Nodes.Remove(NodeId), RingEpoch = state.RingEpoch + 1 };
+        return StandIns.Prune(state with { Nodes = state.Nodes.Remove(NodeId), RingEpoch = state.RingEpoch + 1 });
+    }
+}
+
+/// <summary>
+/// Counts <see cref="NodeId"/> a caught-up stand-in of the arcs ending at <see cref="Tokens"/> (docs/replication.md,
+/// "Re-replication"); bumps the ring epoch, since such a stand-in may now serve its arc should its chain fail. Only
+/// at the epoch the arcs' primaries reported it at, and only for arcs the node is a stand-in of then and not yet
+/// counted caught up for: any other token is skipped (<see cref="CommandOutcome.Unchanged"/> when none is left).
+/// <code>09 00 | 01 | str16 node id | u64 epoch | u32 count | u64 token*</code>
+/// </summary>
+/// <param name="NodeId">The stand-in.</param>
+/// <param name="Epoch">The ring epoch its arcs' primaries counted it caught up at.</param>
+/// <param name="Tokens">The merged tokens ending those arcs.</param>
+public sealed record MarkStandIns(string NodeId, ulong Epoch, ulong[] Tokens) : ClusterCommand
+{
+    /// <summary>Most tokens in one command: every arc of 1,024 nodes × 64 tokens.</summary>
+    public const int MaxTokens = 1 << 16;
+
+    /// <inheritdoc/>
+    public override CommandId Id => CommandId.MarkStandIns;
+
+    internal override string? Problem() =>
+        !NodeInfo.IsValidId(NodeId) ? NodeCommand.BadId(NodeId)
+        : Tokens is null || Tokens.Length is 0 or > MaxTokens ? $"A stand-in is marked for 1…{MaxTokens} arcs; got {Tokens?.Length ?? 0}." : null;
+
+    internal override void WriteBody(WireWriter writer)
+    {
+        writer.WriteString16(NodeId);
+        writer.WriteU64(Epoch);
+        writer.WriteU32((uint)Tokens.Length);
+        foreach (ulong token in Tokens) writer.WriteU64(token);
+    }
+
+    internal static MarkStandIns ReadBody(ref WireReader reader)
+    {
+        string node = reader.ReadString16("node id");
+        ulong epoch = reader.ReadU64();
+        uint count = reader.ReadU32();
+        if (count > MaxTokens) throw reader.Invalid($"{count} stand-in tokens; at most {MaxTokens}");
+        var tokens = new ulong[count];
+        for (int i = 0; i < tokens.Length; i++) tokens[i] = reader.ReadU64();
+        return new MarkStandIns(node, epoch, tokens);
+    }
+
+    /// <summary>Equal when the node, epoch and tokens (in order) are.</summary>
+    public bool Equals(MarkStandIns? other) =>
+        other is not null && NodeId == other.NodeId && Epoch == other.Epoch && Tokens.AsSpan().SequenceEqual(other.Tokens);
+
+    /// <inheritdoc />
+    public override int GetHashCode() => HashCode.Combine(NodeId, Epoch, Tokens.Length);
+
+    private protected override ClusterState ApplyCore(ClusterState state, out CommandResult result)
+    {
+        if (!state.Nodes.TryGetValue(NodeId, out NodeInfo? node))
+        {
+            result = Outcome(CommandOutcome.NotFound, detail: $"No node {NodeId}.");
+            return state;
+        }
+        if (Epoch != state.RingEpoch || node.State != NodeState.Up || state.BuildRing() is not { } ring)
+        {
+            result = Outcome(CommandOutcome.Unchanged, detail: $"The ring is at epoch {state.RingEpoch}, not {Epoch}, or {NodeId} is not up.");
+            return state;
+        }
+        int self = ring.NodeIndex(NodeId);
+        var standIns = state.StandIns.ToBuilder();
+        foreach (ulong token in Tokens)
+        {
+            int arc = ring.Tokens.BinarySearch(token);
+            if (arc < 0 || !ring.IsStandIn(arc, self) || ring.ReplicasAt(arc)[..ring.CopiesAt(arc)].Contains(self)) continue;
+            standIns.Add(new StandIn(token, NodeId));
+        }
+        if (standIns.Count == state.StandIns.Count)
+        {
+            result = Outcome(CommandOutcome.Unchanged, detail: $"{NodeId} is no stand-in still to count of those arcs.");
+            return state;
+        }
+        result = Outcome(CommandOutcome.Applied);
+        return state with { StandIns = standIns.ToImmutable(), RingEpoch = state.RingEpoch + 1 };
     }
 }
 

@@ -269,18 +269,7 @@ public sealed partial class ClusterMember : IAsyncDisposable
     }
 
     /// <summary>The ring of a state's nodes with their tokens; null before any node is known.</summary>
-    public static ClusterRing? RingOf(ClusterState state)
-    {
-        var nodes = new List<KeyValuePair<string, Protocol.Ring>>(state.Nodes.Count);
-        var states = new Dictionary<string, NodeState>(state.Nodes.Count, StringComparer.Ordinal);
-        foreach (NodeInfo node in state.Nodes.Values)
-        {
-            if (node.Tokens.Length == 0) continue;
-            nodes.Add(new(node.Id, new Protocol.Ring(node.Tokens)));
-            states[node.Id] = node.State;
-        }
-        return nodes.Count == 0 ? null : new ClusterRing(state.RingEpoch, state.Replicas, state.VirtualNodes, nodes, states);
-    }
+    public static ClusterRing? RingOf(ClusterState state) => state.BuildRing();
 
     /// <summary>Leaves the Raft group's traffic (the membership stays: a restart rejoins).</summary>
     public async ValueTask DisposeAsync()

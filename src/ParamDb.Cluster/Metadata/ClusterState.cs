@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using ParamDb.Protocol.Cluster;
 
 namespace ParamDb.Cluster.Metadata;
 
@@ -45,11 +46,34 @@ public sealed record ClusterState
     /// <summary>Workers by id.</summary>
     public ImmutableSortedDictionary<uint, WorkerEntry> Workers { get; init; } = ImmutableSortedDictionary<uint, WorkerEntry>.Empty;
 
+    /// <summary>The stand-ins counted caught up (<see cref="StandIn"/>); pruned at every change of nodes.</summary>
+    public ImmutableSortedSet<StandIn> StandIns { get; init; } = ImmutableSortedSet<StandIn>.Empty;
+
     /// <summary>The id the next created table gets; starts at 1.</summary>
     public uint NextTableId { get; init; } = 1;
 
     /// <summary>The id the next registered worker gets; starts at 1.</summary>
     public uint NextWorkerId { get; init; } = 1;
+
+    /// <summary>
+    /// The ring of this state's nodes with their tokens, states and caught-up stand-ins; null before any node with
+    /// tokens is known. Built anew on every call (about a millisecond for 100 nodes × 64 tokens).
+    /// </summary>
+    public ClusterRing? BuildRing()
+    {
+        var nodes = new List<KeyValuePair<string, Protocol.Ring>>(Nodes.Count);
+        var states = new Dictionary<string, NodeState>(Nodes.Count, StringComparer.Ordinal);
+        foreach (NodeInfo node in Nodes.Values)
+        {
+            if (node.Tokens.Length == 0) continue;
+            nodes.Add(new(node.Id, new Protocol.Ring(node.Tokens)));
+            states[node.Id] = node.State;
+        }
+        if (nodes.Count == 0) return null;
+        var standIns = new List<KeyValuePair<ulong, string>>(StandIns.Count);
+        foreach (StandIn standIn in StandIns) standIns.Add(new(standIn.Token, standIn.Node));
+        return new ClusterRing(RingEpoch, Replicas, VirtualNodes, nodes, states, standIns);
+    }
 
     /// <summary>The node whose <see cref="NodeInfo.Raft"/> address is <paramref name="raft"/>, or null.</summary>
     public NodeInfo? FindByRaftAddress(string raft)
@@ -64,7 +88,8 @@ public sealed record ClusterState
         other is not null
         && ClusterId == other.ClusterId && Replicas == other.Replicas && VirtualNodes == other.VirtualNodes
         && RingEpoch == other.RingEpoch && NextTableId == other.NextTableId && NextWorkerId == other.NextWorkerId
-        && SameEntries(Nodes, other.Nodes) && SameEntries(Tables, other.Tables) && SameEntries(Workers, other.Workers);
+        && SameEntries(Nodes, other.Nodes) && SameEntries(Tables, other.Tables) && SameEntries(Workers, other.Workers)
+        && StandIns.SetEquals(other.StandIns);
 
     /// <summary>A hash of the scalar fields and the map sizes, consistent with <see cref="Equals(ClusterState?)"/>.</summary>
     public override int GetHashCode() =>

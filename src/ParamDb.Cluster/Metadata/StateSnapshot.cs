@@ -8,20 +8,22 @@ namespace ParamDb.Cluster.Metadata;
 /// a leader to a member too far behind. All integers little-endian; maps in key order, so equal states give
 /// equal bytes.
 /// <code>
-/// "PDBM" | u16 version = 2
+/// "PDBM" | u16 version = 3
 /// clusterId: 16 bytes | R: u16 | V: u16 | ringEpoch: u64 | nextTableId: u32 | nextWorkerId: u32
 /// u32 count | node*        node   := str16 id | str16 http | str16 h2 | str16 raft | u8 state
 /// u32 count | table*       table  := str16 name | u32 id | u32 length | UTF-8 JSON schema
 /// u32 count | worker*      worker := u32 id | str16 name | u16 count | str16 table* | u32 leaseMs
 /// u32 count | leftUp*      leftUp := str16 node id | u64 epoch     (version 2: NodeInfo.LeftUpAt where not 0)
+/// u32 count | standIn*     standIn := u64 token | str16 node id    (version 3: ClusterState.StandIns, in order)
 /// </code>
 /// A later version appends sections after the last and bumps the version; this build reads versions 1 (no
-/// leftUp section: every LeftUpAt 0) and 2, and refuses later ones rather than drop what it cannot read.
+/// leftUp section: every LeftUpAt 0), 2 (no stand-ins) and 3, and refuses later ones rather than drop what it
+/// cannot read.
 /// </summary>
 public static class StateSnapshot
 {
     /// <summary>The version this build writes and the highest it reads.</summary>
-    public const ushort Version = 2;
+    public const ushort Version = 3;
 
     private static ReadOnlySpan<byte> Magic => "PDBM"u8;
 
@@ -67,6 +69,13 @@ public static class StateSnapshot
             if (node.LeftUpAt == 0) continue;
             writer.WriteString16(node.Id);
             writer.WriteU64(node.LeftUpAt);
+        }
+
+        writer.WriteU32((uint)state.StandIns.Count);
+        foreach (StandIn standIn in state.StandIns)
+        {
+            writer.WriteU64(standIn.Token);
+            writer.WriteString16(standIn.Node);
         }
         return writer.ToArray();
     }
@@ -128,6 +137,16 @@ public static class StateSnapshot
                 nodes[id] = node with { LeftUpAt = leftUpAt };
             }
         }
+        var standIns = ImmutableSortedSet.CreateBuilder<StandIn>();
+        if (version >= 3)
+        {
+            for (uint i = 0, n = reader.ReadU32(); i < n; i++)
+            {
+                var standIn = new StandIn(reader.ReadU64(), reader.ReadString16("stand-in node id"));
+                if (!nodes.ContainsKey(standIn.Node)) throw reader.Invalid($"stand-in of unknown node {standIn.Node}");
+                if (!standIns.Add(standIn)) throw reader.Invalid($"stand-in {standIn.Node} of token {standIn.Token} appears twice");
+            }
+        }
         reader.EnsureEnd();
 
         return new ClusterState
@@ -141,6 +160,7 @@ public static class StateSnapshot
             Nodes = nodes.ToImmutable(),
             Tables = tables.ToImmutable(),
             Workers = workers.ToImmutable(),
+            StandIns = standIns.ToImmutable(),
         };
     }
 }

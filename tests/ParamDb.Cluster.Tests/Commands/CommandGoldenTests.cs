@@ -31,6 +31,10 @@ public sealed class CommandGoldenTests
             "070001" + "0100" + "77" + "0200" + "0300" + "656d62" + "0400" + "62696173" + "10270000"
         },
         { "RemoveWorker", new RemoveWorker(7, WorkerRemovalReason.LeaseExpired), "080001" + "07000000" + "01" },
+        {
+            "MarkStandIns", new MarkStandIns("n2", 5, [1, 0x0102030405060708]),
+            "090001" + "0200" + "6e32" + "0500000000000000" + "02000000" + "0100000000000000" + "0807060504030201"
+        },
     };
 
     // node := str16 id | str16 http | str16 h2 | str16 raft | u8 state | u16 n | n × u64 token (the tokens follow these constants)
@@ -90,7 +94,7 @@ public sealed class CommandGoldenTests
 
     [Theory]
     [InlineData("0000")]
-    [InlineData("090001")]
+    [InlineData("0a0001")]
     [InlineData("ffff01")]
     public void Unknown_command_ids_are_rejected(string hex)
     {
@@ -132,6 +136,6 @@ public sealed class CommandGoldenTests
     public void Ids_are_stable()
     {
         ushort[] ids = [.. Enum.GetValues<CommandId>().Select(id => (ushort)id)];
-        Assert.Equal([1, 2, 3, 4, 5, 6, 7, 8], ids);
+        Assert.Equal([1, 2, 3, 4, 5, 6, 7, 8, 9], ids);
     }
 }

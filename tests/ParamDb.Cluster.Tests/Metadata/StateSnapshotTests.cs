@@ -36,7 +36,10 @@ public sealed class StateSnapshotTests
         "01000000" + "0100" + "77" + "0100" + "0300" + "656d62" + "10270000";
 
     /// <summary>Version 2: the same, then the nodes that left up (none here).</summary>
-    private static readonly string GoldenHex = "5044424d" + "0200" + GoldenV1Hex[12..] + "00000000";
+    private static readonly string GoldenV2Hex = "5044424d" + "0200" + GoldenV1Hex[12..] + "00000000";
+
+    /// <summary>Version 3: the same, then the caught-up stand-ins (none here).</summary>
+    private static readonly string GoldenHex = "5044424d" + "0300" + GoldenV2Hex[12..] + "00000000";
 
     [Fact]
     public void Encodes_to_golden_bytes() => Assert.Equal(GoldenHex, Hex(StateSnapshot.Encode(SampleState())));
@@ -49,17 +52,37 @@ public sealed class StateSnapshotTests
         Assert.Equal(SampleState(), StateSnapshot.Decode(Bytes(GoldenV1Hex)));
 
     [Fact]
+    public void A_version_2_snapshot_still_decodes_with_no_stand_ins() =>
+        Assert.Equal(SampleState(), StateSnapshot.Decode(Bytes(GoldenV2Hex)));
+
+    [Fact]
+    public void Stand_ins_are_kept_in_order_and_one_of_an_unknown_node_or_twice_is_refused()
+    {
+        var state = SampleState() with { StandIns = [new StandIn(9, "n2"), new StandIn(0x0102030405060708, "n1"), new StandIn(9, "n1")] };
+        string hex = Hex(StateSnapshot.Encode(state));
+        Assert.EndsWith("03000000" + "0900000000000000" + "0200" + "6e31" + "0900000000000000" + "0200" + "6e32"
+            + "0807060504030201" + "0200" + "6e31", hex);   // by token, then node id
+        Assert.Equal(state, StateSnapshot.Decode(Bytes(hex)));
+        Assert.NotEqual(state, state with { StandIns = state.StandIns.Remove(new StandIn(9, "n1")) });
+        string before = GoldenHex[..^8];   // everything up to the stand-ins' count
+        Assert.Contains("stand-in of unknown node n9",
+            Assert.Throws<MetadataFormatException>(() => StateSnapshot.Decode(Bytes(before + "01000000" + "0900000000000000" + "0200" + "6e39"))).Message);
+        Assert.Contains("appears twice",
+            Assert.Throws<MetadataFormatException>(() => StateSnapshot.Decode(Bytes(before + "02000000" + "0900000000000000" + "0200" + "6e31" + "0900000000000000" + "0200" + "6e31"))).Message);
+    }
+
+    [Fact]
     public void The_epoch_a_node_left_up_at_is_kept()
     {
         var state = new SetNodeState("n1", NodeState.Down).Apply(SampleState(), out _);   // n1 was up: epoch 3
         Assert.Equal(3UL, state.Nodes["n1"].LeftUpAt);
         string hex = Hex(StateSnapshot.Encode(state));
-        Assert.EndsWith("01000000" + "0200" + "6e31" + "0300000000000000", hex);   // one node: n1, epoch 3
+        Assert.EndsWith("01000000" + "0200" + "6e31" + "0300000000000000" + "00000000", hex);   // one node: n1, epoch 3; no stand-ins
         Assert.Equal(state, StateSnapshot.Decode(Bytes(hex)));
         Assert.NotEqual(state, state with { Nodes = state.Nodes.SetItem("n1", state.Nodes["n1"] with { LeftUpAt = 2 }) });
         // A left-up epoch for a node the snapshot does not have is refused.
         Assert.Contains("unknown node n9",
-            Assert.Throws<MetadataFormatException>(() => StateSnapshot.Decode(Bytes(hex[..^24] + "0200" + "6e39" + "0300000000000000"))).Message);
+            Assert.Throws<MetadataFormatException>(() => StateSnapshot.Decode(Bytes(hex[..^32] + "0200" + "6e39" + "0300000000000000" + "00000000"))).Message);
     }
 
     [Fact]
@@ -86,9 +109,9 @@ public sealed class StateSnapshotTests
     {
         Assert.Contains("does not start with \"PDBM\"",
             Assert.Throws<MetadataFormatException>(() => StateSnapshot.Decode(Bytes("5044424e" + GoldenHex[8..]))).Message);
-        Assert.Equal("Metadata snapshot version 3; this build reads versions 1 to 2.",
-            Assert.Throws<MetadataFormatException>(() => StateSnapshot.Decode(Bytes("5044424d0300" + GoldenHex[12..]))).Message);
-        Assert.Equal("Metadata snapshot version 0; this build reads versions 1 to 2.",
+        Assert.Equal("Metadata snapshot version 4; this build reads versions 1 to 3.",
+            Assert.Throws<MetadataFormatException>(() => StateSnapshot.Decode(Bytes("5044424d0400" + GoldenHex[12..]))).Message);
+        Assert.Equal("Metadata snapshot version 0; this build reads versions 1 to 3.",
             Assert.Throws<MetadataFormatException>(() => StateSnapshot.Decode(Bytes("5044424d0000" + GoldenHex[12..]))).Message);
         Assert.Contains("1 unexpected trailing bytes",
             Assert.Throws<MetadataFormatException>(() => StateSnapshot.Decode(Bytes(GoldenHex + "ff"))).Message);
