@@ -83,4 +83,7 @@ internal static partial class LogMessages
 
     [LoggerMessage(26, LogLevel.Information, "Node {NodeId}: lease held again after {LapsedMs:F0} ms without one")]
     public static partial void LeaseRegained(this ILogger logger, string nodeId, double lapsedMs);
+
+    [LoggerMessage(27, LogLevel.Information, "Counted node {NodeId} a caught-up stand-in of {Arcs} arcs (epoch {Epoch}): they have R copies again")]
+    public static partial void StandInsCaughtUp(this ILogger logger, string nodeId, int arcs, ulong epoch);
 }

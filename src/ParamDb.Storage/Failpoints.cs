@@ -29,6 +29,9 @@ public static class Failpoints
     /// <summary>A primary about to resend arcs whole to a backup that is new to them or back from down (catch-up).</summary>
     public const string CatchUp = "replication.catch-up";
 
+    /// <summary>A primary about to send a stand-in one request of an arc whose chain lost a node (re-replication).</summary>
+    public const string StandIn = "replication.stand-in";
+
     /// <summary>A node about to serve arcs it held as a backup (a failover promoted it), before its store switches.</summary>
     public const string Promotion = "promotion";
 

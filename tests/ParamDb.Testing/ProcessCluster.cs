@@ -58,9 +58,9 @@ public sealed class ProcessCluster(int size) : IDisposable
     /// <summary>
     /// Polls the views of <paramref name="observers"/> until one satisfies <paramref name="done"/>; after
     /// <paramref name="within"/>, throws <see cref="TimeoutException"/> naming <paramref name="what"/>, the last view
-    /// and the nodes' log tails.
+    /// and the nodes' log tails. Returns the view that satisfied it.
     /// </summary>
-    public async Task WaitForViewAsync(IReadOnlyList<int> observers, string what, Func<ClusterView, bool> done, TimeSpan within)
+    public async Task<ClusterView> WaitForViewAsync(IReadOnlyList<int> observers, string what, Func<ClusterView, bool> done, TimeSpan within)
     {
         long deadline = Environment.TickCount64 + (long)within.TotalMilliseconds;
         ClusterView? last = null;
@@ -70,7 +70,7 @@ public sealed class ProcessCluster(int size) : IDisposable
             {
                 if (await ViewAsync(i) is not { } view) continue;
                 last = view;
-                if (done(view)) return;
+                if (done(view)) return view;
             }
             await Task.Delay(50);
         }

@@ -88,6 +88,14 @@ public sealed class FailureDetector : IAsyncDisposable
                     _logger.TookOver(_member.Identity.NodeId, Stopwatch.GetElapsedTime(ledSince, now).TotalMilliseconds);
                 }
                 await CheckAsync(now, options).ConfigureAwait(false);
+                try
+                {
+                    await MarkStandInsAsync().ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is NoLeaderException or NotLeaderException or CommitUnknownException)
+                {
+                    // leadership moved: the next leader counts them
+                }
             }
         }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested)
@@ -199,7 +207,7 @@ public sealed class FailureDetector : IAsyncDisposable
                 primaries.Add(set[0]);
                 continue;
             }
-            if (!LeftUpLast(ring, state, set, b)) return false;
+            if (!LeftUpLast(ring, state, i, b)) return false;
         }
         if (!holdsAny) return false;
         foreach (int p in primaries)
@@ -210,20 +218,56 @@ public sealed class FailureDetector : IAsyncDisposable
     }
 
     /// <summary>
-    /// Whether <paramref name="node"/> left up last of the chain <paramref name="set"/>, none of which is up: of the
-    /// chain's nodes, it has the latest <see cref="NodeInfo.LeftUpAt"/>, and that is not 0 (a node never declared
-    /// down from up, a joining one that never caught up, proves nothing).
+    /// Whether <paramref name="node"/> left up last of the nodes that held arc <paramref name="arc"/> whole, none of
+    /// which is up: of its set's nodes and its caught-up stand-ins, it has the latest <see cref="NodeInfo.LeftUpAt"/>,
+    /// and that is not 0 (a node never declared down from up, a joining one that never caught up, proves nothing).
     /// </summary>
-    private static bool LeftUpLast(ClusterRing ring, ClusterState state, ReadOnlySpan<int> set, int node)
+    private static bool LeftUpLast(ClusterRing ring, ClusterState state, int arc, int node)
     {
         ulong mine = state.Nodes.TryGetValue(ring.Nodes[node], out NodeInfo? self) ? self.LeftUpAt : 0;
         if (mine == 0) return false;
-        foreach (int other in set)
+        foreach (int other in ring.ReplicasAt(arc))
         {
-            if (other == node) continue;
-            if (state.Nodes.TryGetValue(ring.Nodes[other], out NodeInfo? info) && info.LeftUpAt >= mine) return false;
+            if (other != node && LeftLater(ring.Nodes[other])) return false;
+        }
+        foreach (StandIn standIn in state.StandIns)
+        {
+            if (standIn.Token == ring.Tokens[arc] && standIn.Node != ring.Nodes[node] && LeftLater(standIn.Node)) return false;
         }
         return true;
+
+        bool LeftLater(string id) => state.Nodes.TryGetValue(id, out NodeInfo? info) && info.LeftUpAt >= mine;
+    }
+
+    /// <summary>
+    /// Counts caught up the stand-ins whose arcs' primaries report them so at the current epoch
+    /// (<see cref="MarkStandIns"/>): from then on they hold every acknowledged push there, and may serve an arc whose
+    /// chain fails.
+    /// </summary>
+    private async Task MarkStandInsAsync()
+    {
+        if (_member.Ring is not { } ring || ring.Epoch != _member.Manager.State.RingEpoch) return;
+        Dictionary<int, List<ulong>>? ready = null;
+        for (int i = 0; i < ring.Tokens.Length; i++)
+        {
+            ReadOnlySpan<int> set = ring.ReplicasAt(i);
+            if (ring.CopiesAt(i) >= set.Length || ring.StateOf(set[0]) != NodeState.Up) continue;
+            if (!_caughtUp.TryGetValue(ring.Nodes[set[0]], out var report) || report.Epoch != ring.Epoch) continue;
+            for (int b = ring.CopiesAt(i); b < set.Length; b++)
+            {
+                if (!report.CaughtUp.Contains(ring.Nodes[set[b]])) continue;
+                ready ??= [];
+                if (!ready.TryGetValue(set[b], out List<ulong>? tokens)) ready[set[b]] = tokens = [];
+                tokens.Add(ring.Tokens[i]);
+            }
+        }
+        if (ready is null) return;
+        foreach (var (node, tokens) in ready)
+        {
+            CommandResult result = await _member.Manager.ProposeAsync(new MarkStandIns(ring.Nodes[node], ring.Epoch, [.. tokens]), _stop.Token).ConfigureAwait(false);
+            if (result.Outcome == CommandOutcome.Applied) _logger.StandInsCaughtUp(ring.Nodes[node], tokens.Count, result.RingEpoch);
+            else return;   // the ring moved on: the next reports are of the new epoch
+        }
     }
 
     /// <summary>Stops watching.</summary>

@@ -74,7 +74,7 @@ internal sealed partial class BackupStream
     /// pushes than its rows hold; the batches after it carry the clocks of then, and the backup is counted caught up
     /// only once those are written.
     /// </summary>
-    private async Task<bool> CatchUpAsync(List<ulong> tokens)
+    private async Task<bool> CatchUpAsync(List<ulong> tokens, CopyProgress progress)
     {
         long rate = _owner.Member.Options.ResyncBytesPerSecond, sent = 0;
         // Requests of an eighth of a second's bytes (64 KiB to 8 MiB), so the pacing is even: at 1 MiB/s one 8 MiB
@@ -88,8 +88,8 @@ internal sealed partial class BackupStream
         Task<bool>? inFlight = null;
         lock (_synced)
         {
-            if (!_copying.SequenceEqual(tokens)) _copied.Clear();
-            _copying = tokens;
+            if (!progress.Copying.SequenceEqual(tokens)) progress.Copied.Clear();
+            progress.Copying = tokens;
         }
         try
         {
@@ -97,7 +97,7 @@ internal sealed partial class BackupStream
             {
                 lock (_synced)
                 {
-                    if (_copied.Contains(table)) continue;
+                    if (progress.Copied.Contains(table)) continue;
                 }
                 try
                 {
@@ -113,7 +113,7 @@ internal sealed partial class BackupStream
                             // Paced before each request: the copy may take no more of the machine than the rate allows.
                             if (rate > 0 && TimeSpan.FromSeconds((double)sent / rate) - clock.Elapsed is { Ticks: > 0 } ahead)
                                 await Task.Delay(ahead, _stop.Token).ConfigureAwait(false);
-                            Failpoints.Hit(Failpoints.CatchUp);
+                            await Failpoints.HitAsync(progress.Failpoint).AsTask().WaitAsync(_stop.Token).ConfigureAwait(false);
                             (filling, posting) = (posting, filling);
                             inFlight = PostAsync(table, posting.WrittenMemory);
                         }
@@ -121,7 +121,7 @@ internal sealed partial class BackupStream
                         filling.Write(batch.Span);
                     }
                     if (!await SettleAsync().ConfigureAwait(false)) return false;
-                    lock (_synced) _copied.Add(table);
+                    lock (_synced) progress.Copied.Add(table);
                 }
                 catch (ObjectDisposedException)
                 {
@@ -156,5 +156,20 @@ internal sealed partial class BackupStream
             posting.Clear();
             return true;
         }
+    }
+
+    /// <summary>
+    /// Tables a catch-up under way has sent whole, for the arcs in <see cref="Copying"/> (under <c>_synced</c>'s
+    /// lock): a copy that failed part-way (a table created meanwhile, a refused request) starts again from the first
+    /// table it had not finished.
+    /// </summary>
+    /// <param name="failpoint">Hit before each request of the copy.</param>
+    private sealed class CopyProgress(string failpoint)
+    {
+        public string Failpoint { get; } = failpoint;
+
+        public HashSet<TableHandle> Copied { get; } = new(ReferenceEqualityComparer.Instance);
+
+        public List<ulong> Copying { get; set; } = [];
     }
 }

@@ -34,10 +34,7 @@ internal sealed partial class BackupStream : IAsyncDisposable
     private readonly Dictionary<TableHandle, Pending> _pending = new(ReferenceEqualityComparer.Instance);
     private readonly List<TaskCompletionSource> _sending = [];
     private readonly HashSet<ulong> _synced = [];   // arcs sent whole since the backup was last seen down; locked itself
-    // Tables a catch-up under way has sent whole, for the arcs in _copying (under _synced's lock): a copy that failed
-    // part-way (a table created meanwhile, a refused request) starts again from the first table it had not finished.
-    private readonly HashSet<TableHandle> _copied = new(ReferenceEqualityComparer.Instance);
-    private List<ulong> _copying = [];
+    private readonly CopyProgress _joinCopy = new(Failpoints.CatchUp);   // a joining backup's catch-up
     private readonly SemaphoreSlim _wake = new(0);
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
@@ -88,6 +85,10 @@ internal sealed partial class BackupStream : IAsyncDisposable
         _plan = plan;
         _index = index;
         var held = new HashSet<ulong>(plan.HeldBy[index]);
+        // An arc it no longer holds gets no more batches: should it hold it again (a stand-in whose arc's chain was
+        // whole again for a while), it is sent whole again.
+        lock (_synced) _synced.IntersectWith(held);
+        ReplanStandIn(plan, index, held);
         bool dropped = false;
         foreach (Pending pending in _pending.Values)
         {
@@ -106,6 +107,7 @@ internal sealed partial class BackupStream : IAsyncDisposable
     private void ReleaseDown()
     {
         _pending.Clear();
+        _deferred.Clear();
         CompleteAll();
         ForgetSynced();
     }
@@ -116,7 +118,8 @@ internal sealed partial class BackupStream : IAsyncDisposable
         lock (_synced)
         {
             _synced.Clear();
-            _copied.Clear();
+            _joinCopy.Copied.Clear();
+            _standInCopy.Copied.Clear();
         }
     }
 
@@ -163,7 +166,7 @@ internal sealed partial class BackupStream : IAsyncDisposable
     /// <summary>Notes a key for the next batch (caller holds the owner's lock).</summary>
     public void Mark(TableHandle table, ulong token, ulong key)
     {
-        Pending pending = PendingOf(table);
+        Pending pending = _fresh.Contains(token) ? DeferredOf(table) : PendingOf(table);
         if (!pending.Keys.TryGetValue(token, out HashSet<ulong>? keys)) pending.Keys[token] = keys = [];
         keys.Add(key);
         Wake();
@@ -189,6 +192,12 @@ internal sealed partial class BackupStream : IAsyncDisposable
         if (_pending.Count > 0) return (_open ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
         // Nothing pending: every key noted so far went in the batches on the wire (the last holds the newest).
         return _sending.Count > 0 ? _sending[^1].Task : _open?.Task ?? Task.CompletedTask;
+    }
+
+    private Pending DeferredOf(TableHandle table)
+    {
+        if (!_deferred.TryGetValue(table, out Pending? pending)) _deferred[table] = pending = new Pending();
+        return pending;
     }
 
     private Pending PendingOf(TableHandle table)
@@ -239,11 +248,13 @@ internal sealed partial class BackupStream : IAsyncDisposable
             }
         }
         List<ulong> missing;
-        lock (_synced) missing = plan.HeldBy[index].FindAll(t => !_synced.Contains(t));
+        // Arcs it stands in for and is not counted caught up on go whole beside this loop (StandInCopyAsync).
+        lock (_synced) missing = plan.HeldBy[index].FindAll(t => !_synced.Contains(t) && !plan.Fresh[index].Contains(t));
+        StartStandInCopy(plan, index);
         if (missing.Count > 0)
         {
             bool joining = plan.Ring.StateOf(index) == NodeState.Joining;
-            if (!await (joining ? CatchUpAsync(missing) : ResyncAsync(missing)).ConfigureAwait(false)) return Failed();
+            if (!await (joining ? CatchUpAsync(missing, _joinCopy) : ResyncAsync(missing)).ConfigureAwait(false)) return Failed();
             lock (_owner.Sync)
             {
                 lock (_synced)
@@ -449,6 +460,9 @@ internal sealed partial class BackupStream : IAsyncDisposable
         {
         }
         lock (_owner.Sync) CompleteAll();
+        Task? standIn;
+        lock (_owner.Sync) standIn = _standInTask;
+        if (standIn is not null) await standIn.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         _stop.Dispose();
         _wake.Dispose();
     }

@@ -194,8 +194,9 @@ public sealed class Replicator : IPushTap, IAsyncDisposable
     }
 
     /// <summary>
-    /// The joining nodes this node has caught up on every arc it serves for them, in the current epoch: what its
-    /// heartbeat reports, so the leader counts such a node up once all its primaries have.
+    /// The joining nodes this node has caught up on every arc it serves for them, in the current epoch, and the nodes
+    /// that are up and that it has sent whole every arc they stand in for: what its heartbeat reports, so the leader
+    /// counts a joining node up once all its primaries have, and a stand-in caught up on this node's arcs.
     /// </summary>
     public (ulong Epoch, List<string> CaughtUp) CaughtUpBackups()
     {
@@ -206,7 +207,13 @@ public sealed class Replicator : IPushTap, IAsyncDisposable
             foreach (BackupStream stream in _streams.Values)
             {
                 int index = plan.Ring.NodeIndex(stream.NodeId);
-                if (index < 0 || plan.Ring.StateOf(index) != NodeState.Joining) continue;
+                if (index < 0) continue;
+                if (plan.Ring.StateOf(index) == NodeState.Up)
+                {
+                    if (stream.CaughtUpAsStandIn(plan)) caughtUp.Add(stream.NodeId);
+                    continue;
+                }
+                if (plan.Ring.StateOf(index) != NodeState.Joining) continue;
                 if (stream.CaughtUp(plan)) caughtUp.Add(stream.NodeId);
                 else if (stream.DueForProgressLog()) _logger.BackupStillJoining(stream.NodeId, stream.Progress(plan));
             }

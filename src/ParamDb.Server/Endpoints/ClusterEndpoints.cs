@@ -67,8 +67,9 @@ public static class ClusterEndpoints
         var nodes = new List<Protocol.Cluster.ClusterNode>(state.Nodes.Count);
         foreach (NodeInfo info in state.Nodes.Values)
             nodes.Add(new Protocol.Cluster.ClusterNode { Id = info.Id, Http = info.Http, H2 = info.H2, Raft = info.Raft, State = info.State, Tokens = Decimal(info.Tokens) });
-        // Over the arcs of the ring: unavailable when no node of an arc's set is up to serve it, under-replicated
-        // when one of its R copies is down or still catching up (joining).
+        // Over the arcs of the ring: unavailable when no node that holds an arc whole is up to serve it,
+        // under-replicated when fewer than R of them are up (a node down, or still catching up: joining, or a
+        // stand-in still being sent the arc).
         int underReplicated = 0, unavailable = 0;
         if (ClusterMember.RingOf(state) is { } ring)
         {
@@ -79,11 +80,14 @@ public static class ClusterEndpoints
                 else
                 {
                     int up = 0;
-                    foreach (int n in set) if (ring.StateOf(n) == NodeState.Up) up++;
-                    if (up < Math.Min(state.Replicas, ring.NodeCount)) underReplicated++;
+                    foreach (int n in set[..ring.CopiesAt(i)]) if (ring.StateOf(n) == NodeState.Up) up++;
+                    if (up < ring.ReplicaCount) underReplicated++;
                 }
             }
         }
+        List<ClusterStandIn>? standIns = null;
+        foreach (StandIn standIn in state.StandIns)
+            (standIns ??= []).Add(new ClusterStandIn { Token = standIn.Token.ToString(System.Globalization.CultureInfo.InvariantCulture), Node = standIn.Node });
         return new ClusterView
         {
             Epoch = state.RingEpoch,
@@ -93,6 +97,7 @@ public static class ClusterEndpoints
             UnderReplicated = underReplicated,
             Unavailable = unavailable,
             Nodes = nodes,
+            StandIns = standIns,
         };
     }
 

@@ -117,15 +117,17 @@ public sealed class DoubleFailureTests(ITestOutputHelper output) : IDisposable
 
     /// <summary>
     /// Five nodes at R = 2 (so the Raft majority outlives two): a node dies, the node that took over its arcs dies
-    /// too, and the arcs they shared are unavailable. The one that died first comes back first: its copy of those
-    /// arcs is stale, so it stays joining. The one that died last comes back: it holds every push acknowledged there,
-    /// so it is up again without a catch-up on them, serves them, and catches the other up.
+    /// too before any other node was sent a copy of them (the stand-ins' copies are held back a minute), and the
+    /// arcs they shared are unavailable. The one that died first comes back first: its copy of those arcs is stale,
+    /// so it stays joining. The one that died last comes back: it holds every push acknowledged there, so it is up
+    /// again without a catch-up on them, serves them, and catches the other up.
     /// </summary>
     [Fact]
     public async Task AtR2TheNodeOfAChainThatLeftUpLastServesItAgainAndCatchesUpTheOther()
     {
-        await _cluster.StartAsync(1, null, "--cluster-init", "--replicas", "2");
-        for (int i = 2; i <= Nodes; i++) await _cluster.StartAsync(i, null, _cluster.Join);
+        var holdStandIns = new Dictionary<string, string> { [ParamDb.Storage.Failpoints.Variable] = $"{ParamDb.Storage.Failpoints.StandIn}=delay:60000" };
+        await _cluster.StartAsync(1, holdStandIns, "--cluster-init", "--replicas", "2");
+        for (int i = 2; i <= Nodes; i++) await _cluster.StartAsync(i, holdStandIns, _cluster.Join);
         int[] everyone = [.. Enumerable.Range(1, Nodes)];
         await _cluster.WaitForViewAsync(everyone, "five nodes up", v => v.Nodes.Count == Nodes && v.Nodes.All(n => n.State == NodeState.Up), TimeSpan.FromSeconds(60));
         (ClockedPusher pusher, ClusterRing ring) = await ClockedPusher.StartAsync(_cluster, Nodes, 5, _history);
@@ -175,5 +177,63 @@ public sealed class DoubleFailureTests(ITestOutputHelper output) : IDisposable
             pusher.Revive(last);
         }
         await FinishAsync(pusher, stop, pushing, $"n{first} then n{last} lost");
+    }
+
+    /// <summary>
+    /// Re-replication (docs/replication.md): five nodes at R = 2. A node dies; every arc it held gets a stand-in, the
+    /// next node up past its chain, which is sent the arc whole while pushes go on, and the cluster reports every arc
+    /// with two copies again. Then the node that took over some of its arcs dies too: their caught-up stand-ins serve
+    /// them, no arc is unavailable, no acknowledged push is lost, and pushes go on through the three survivors.
+    /// </summary>
+    [Fact]
+    public async Task AtR2ACaughtUpStandInServesTheArcsOfAChainThatLostBothNodes()
+    {
+        await _cluster.StartAsync(1, null, "--cluster-init", "--replicas", "2");
+        for (int i = 2; i <= Nodes; i++) await _cluster.StartAsync(i, null, _cluster.Join);
+        int[] everyone = [.. Enumerable.Range(1, Nodes)];
+        await _cluster.WaitForViewAsync(everyone, "five nodes up", v => v.Nodes.Count == Nodes && v.Nodes.All(n => n.State == NodeState.Up), TimeSpan.FromSeconds(60));
+        (ClockedPusher pusher, ClusterRing ring) = await ClockedPusher.StartAsync(_cluster, Nodes, 5, _history);
+        ClusterView view = (await _cluster.ViewAsync(1))!;
+        int leader = int.Parse(view.Leader!.AsSpan(1), System.Globalization.CultureInfo.InvariantCulture);
+        int first = everyone.Last(i => i != leader);
+        int f = ring.NodeIndex($"n{first}");
+        int last = everyone.First(i => i != leader && i != first
+            && Enumerable.Range(0, ring.Tokens.Length).Any(t => ring.ReplicasAt(t)[0] == f && ring.ReplicasAt(t)[1] == ring.NodeIndex($"n{i}")));
+        int[] survivors = [.. everyone.Where(i => i != first && i != last)];
+
+        using var stop = new CancellationTokenSource();
+        Task pushing = pusher.RunAsync(stop.Token);
+        await pusher.WaitForPushesAsync(20);
+        pusher.Avoid(first);
+        await _cluster[first]!.KillAsync();
+        long killed = Environment.TickCount64;
+        ClusterView restored = await _cluster.WaitForViewAsync(survivors, $"n{first} down and every arc with two copies again",
+            v => v.Nodes.Single(n => n.Id == $"n{first}").State == NodeState.Down && v.UnderReplicated == 0, TimeSpan.FromSeconds(60));
+        Assert.NotEmpty(restored.StandIns!);
+        Assert.DoesNotContain(restored.StandIns!, s => s.Node == $"n{first}");
+        output.WriteLine($"n{first} killed; {restored.StandIns!.Count} arcs re-replicated {Environment.TickCount64 - killed} ms later");
+        await pusher.WaitForPushesAsync(pusher.Pushes + 20);
+
+        pusher.Avoid(last);
+        await _cluster[last]!.KillAsync();
+        await _cluster.WaitForViewAsync(survivors, $"n{last} down too, and every arc still served",
+            v => v.Nodes.Single(n => n.Id == $"n{last}").State == NodeState.Down && v.Unavailable == 0, TimeSpan.FromSeconds(30));
+        ClusterRing now = ClusterRing.FromView((await _cluster.ViewAsync(survivors[0]))!);
+        int servedByStandIns = Enumerable.Range(0, now.Tokens.Length).Count(t => now.IsStandIn(t, now.Primaries[t]));
+        Assert.True(servedByStandIns > 0, "no arc of the chain both nodes shared is served by its stand-in");
+        await pusher.WaitForPushesAsync(pusher.Pushes + 20);
+        using (await pusher.PauseAsync())
+        {
+            List<string> off = await pusher.CheckSumsAsync(survivors);
+            Assert.True(off.Count == 0, $"with n{first} and n{last} down:\n{string.Join("\n", off)}\n{pusher.TakeTraces()}\n{string.Join("\n", _cluster.LogTails(40))}");
+        }
+        output.WriteLine($"n{last} killed too: {servedByStandIns} arcs served by their stand-ins");
+
+        await _cluster.StartAsync(first, null);
+        await _cluster.StartAsync(last, null);
+        await _cluster.WaitForViewAsync(survivors, "both back, caught up and up", v => v.Nodes.All(n => n.State == NodeState.Up) && v.UnderReplicated == 0, TimeSpan.FromSeconds(90));
+        pusher.Revive(first);
+        pusher.Revive(last);
+        await FinishAsync(pusher, stop, pushing, $"n{first} then n{last} lost, a stand-in between");
     }
 }

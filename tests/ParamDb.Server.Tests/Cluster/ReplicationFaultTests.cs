@@ -118,8 +118,11 @@ public sealed class ReplicationFaultTests(ITestOutputHelper output) : IDisposabl
     [Fact]
     public async Task ANodeThatDiesWhileItCatchesAReturningNodeUpLeavesThatNodeJoiningSoItsStaleRowsAreNeverServed()
     {
-        await _cluster.StartAsync(1, null, "--cluster-init");
-        await _cluster.StartAsync(2, Armed(Failpoints.CatchUp, "crash"), _cluster.Join);
+        // n1 and n2 do not send each other copies of n3's arcs while it is down (their stand-in copies wait a minute):
+        // then nothing else holds what n2 acknowledges there (DoubleFailureTests has a caught-up stand-in serve).
+        string holdStandIns = $"{Failpoints.StandIn}=delay:60000";
+        await _cluster.StartAsync(1, new Dictionary<string, string> { [Failpoints.Variable] = holdStandIns }, "--cluster-init");
+        await _cluster.StartAsync(2, new Dictionary<string, string> { [Failpoints.Variable] = $"{Failpoints.CatchUp}=crash,{holdStandIns}" }, _cluster.Join);
         await _cluster.StartAsync(3, null, _cluster.Join);
         (ClockedPusher pusher, _) = await ClockedPusher.StartAsync(_cluster, 3, 6, _history, waitUp: false);
         using var stop = new CancellationTokenSource();
