@@ -228,7 +228,8 @@ public sealed class FailureDetector : IAsyncDisposable
         if (mine == 0) return false;
         foreach (int other in ring.ReplicasAt(arc))
         {
-            if (other != node && LeftLater(ring.Nodes[other])) return false;
+            // A stand-in in the set is up and not counted caught up (else it would serve): it never held the arc whole.
+            if (other != node && !ring.IsStandIn(arc, other) && LeftLater(ring.Nodes[other])) return false;
         }
         foreach (StandIn standIn in state.StandIns)
         {

@@ -18,6 +18,7 @@ internal sealed partial class BackupStream
     private readonly Dictionary<TableHandle, Pending> _deferred = new(ReferenceEqualityComparer.Instance);
     private readonly CopyProgress _standInCopy = new(Failpoints.StandIn);
     private Task? _standInTask;       // owner's lock
+    private HashSet<ulong> _standInCopying = [];   // the arcs _standInTask sends, until it ends (owner's lock)
     private int _standInGeneration;   // bumped when the backup may have lost what it was sent (owner's lock)
 
     /// <summary>A new epoch's fresh arcs for the backup (caller holds the owner's lock; <paramref name="held"/> is what it holds now).</summary>
@@ -62,9 +63,26 @@ internal sealed partial class BackupStream
             List<ulong> tokens = [.. _fresh];
             tokens.Sort();
             int generation = _standInGeneration;
-            _standInTask = Task.Run(() => StandInCopyAsync(tokens, generation));
+            _standInCopying = [.. tokens];
+            _standInTask = Task.Run(async () =>
+            {
+                try
+                {
+                    await StandInCopyAsync(tokens, generation).ConfigureAwait(false);
+                }
+                finally
+                {
+                    lock (_owner.Sync) _standInCopying = [];
+                }
+            });
         }
     }
+
+    /// <summary>
+    /// Whether a stand-in copy under way sends <paramref name="token"/> (caller holds the owner's lock): such an arc
+    /// is not sent whole by the loop meanwhile (were it no longer fresh), so the copy's older rows never land after it.
+    /// </summary>
+    private bool StandInCopying(ulong token) => _standInCopying.Contains(token);
 
     private async Task StandInCopyAsync(List<ulong> tokens, int generation)
     {

@@ -249,7 +249,10 @@ internal sealed partial class BackupStream : IAsyncDisposable
         }
         List<ulong> missing;
         // Arcs it stands in for and is not counted caught up on go whole beside this loop (StandInCopyAsync).
-        lock (_synced) missing = plan.HeldBy[index].FindAll(t => !_synced.Contains(t) && !plan.Fresh[index].Contains(t));
+        lock (_owner.Sync)
+        {
+            lock (_synced) missing = plan.HeldBy[index].FindAll(t => !_synced.Contains(t) && !plan.Fresh[index].Contains(t) && !StandInCopying(t));
+        }
         StartStandInCopy(plan, index);
         if (missing.Count > 0)
         {
