@@ -3,7 +3,10 @@
 # a table of GIB GiB of rows (dim 64, add), and W-dense pushes through the smart client. It measures the push rate
 # with every node up, then kills n3, restarts it, and measures the push rate again while n1 and n2 send n3 every arc
 # it holds (about two thirds of the rows) at --resync-rate, and how long until n3 is counted up again.
-# usage: [GIB=1.5] [RATE=128] [DURATION=8] [PUSH_DURING=0] [KEEP_LOGS=DIR] [NODE_ARGS=…] bench/catch-up.sh [ROUNDS]
+# With STAND_IN=1 (re-replication, docs/benchmarks.md "Re-replication"), n3 stays down: n1 and n2 send each other
+# the arcs n3 held (n1 stands in for the arcs n2 serves, and n2 for n1's), and it measures from n3 declared down
+# until every arc has two copies again.
+# usage: [GIB=1.5] [RATE=128] [DURATION=8] [PUSH_DURING=0] [STAND_IN=1] [KEEP_LOGS=DIR] [NODE_ARGS=…] bench/catch-up.sh [ROUNDS]
 #   PUSH_DURING=0: no pushes while n3 catches up (the copy alone); KEEP_LOGS: copy the nodes' logs there
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,7 +68,8 @@ PY
   kill -9 "${pids[2]}"; wait "${pids[2]}" 2> /dev/null || true
   until [ "$(state_of_n3 | cut -d' ' -f1)" = "down" ]; do sleep 0.1; done
   base=$(resynced)
-  start 3
+  stand_in=${STAND_IN:-0}
+  if [ "$stand_in" = 1 ]; then done_when="down 0"; what="every arc of n3 re-replicated"; else done_when="up 0"; what="n3 caught up"; start 3; fi
   t0=$(date +%s.%N)
   read -r c1 c2 <<< "$(ps -o cputimes= -p "${pids[0]}","${pids[1]}" | tr '\n' ' ')"
   bench=""
@@ -76,15 +80,15 @@ PY
     done) &
     bench=$!
   fi
-  until [ "$(state_of_n3)" = "up 0" ]; do sleep 0.05; done
+  until [ "$(state_of_n3)" = "$done_when" ]; do sleep 0.05; done
   t1=$(date +%s.%N)
   read -r d1 d2 <<< "$(ps -o cputimes= -p "${pids[0]}","${pids[1]}" | tr '\n' ' ')"
-  c3=$(ps -o cputimes= -p "${pids[2]}")
+  c3=$( [ "$stand_in" = 1 ] && echo - || ps -o cputimes= -p "${pids[2]}")
   [ -n "$bench" ] && wait "$bench"
   sent=$(( $(resynced) - base ))
-  [ -n "$bench" ] && echo "pushes, while n3 caught up:   $(push_rate "$tmp/during.json")"
-  /usr/bin/python3 -c "print(f'n3 caught up: {$sent / 2**30:.2f} GiB resent in {$t1 - $t0:.1f} s (restart answered → counted up)')"
-  echo "CPU seconds while n3 caught up (its pushes included): n1 $((d1 - c1)), n2 $((d2 - c2)), n3 $c3 (since its start)"
+  [ -n "$bench" ] && echo "pushes, meanwhile:            $(push_rate "$tmp/during.json")"
+  /usr/bin/python3 -c "print(f'$what: {$sent / 2**30:.2f} GiB sent in {$t1 - $t0:.1f} s')"
+  echo "CPU seconds meanwhile (the pushes included): n1 $((d1 - c1)), n2 $((d2 - c2)), n3 $c3"
   grep -h "caught up:" "$tmp"/n1.log "$tmp"/n2.log | tail -2 | sed 's/^/  /'
   [ -n "${KEEP_LOGS:-}" ] && cp "$tmp"/n*.log "$KEEP_LOGS"/
   kill "${pids[@]}" 2> /dev/null || true; wait 2> /dev/null || true
