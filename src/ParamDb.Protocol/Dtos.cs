@@ -139,4 +139,5 @@ public sealed record ProblemReply
 [JsonSerializable(typeof(JoinReply))]
 [JsonSerializable(typeof(RecordsApplied))]
 [JsonSerializable(typeof(RangeDropped))]
+[JsonSerializable(typeof(RangeDropRequest))]
 public sealed partial class ProtocolJson : JsonSerializerContext;

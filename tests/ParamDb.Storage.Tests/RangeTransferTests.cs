@@ -197,6 +197,47 @@ public sealed class RangeTransferTests : IDisposable
     }
 
     [Fact]
+    public async Task DroppingSeveralRangesAtOnceIsOneLogRecordThatARestartReplays()
+    {
+        ulong[] tokens;
+        ulong[] inside, outside;
+        float[] outsideValues, insideValues;
+        using (ParamStore a = _a.Open())
+        {
+            var (t, w) = Fill(a);
+            // Every other range that holds one of the keys.
+            int[] ranges = [.. Keys.Select(k => a.Ranges.RangeOf(t.RingHash, k)).Distinct().Order().Where((_, i) => i % 2 == 0)];
+            Assert.True(ranges.Length >= 2, $"{ranges.Length} ranges");
+            tokens = [.. ranges.Select(r => a.Ranges.Tokens[r])];
+            inside = Array.FindAll(Keys, k => ranges.Contains(a.Ranges.RangeOf(t.RingHash, k)));
+            outside = Array.FindAll(Keys, k => !ranges.Contains(a.Ranges.RangeOf(t.RingHash, k)));
+            outsideValues = TestStore.Pull(a, t, outside);
+
+            var (rows, durable) = a.DropRanges(t, tokens);
+            await durable;
+            Assert.Equal(inside.Length, rows);
+            Assert.Equal(outside.Length, a.GetStats(t).Rows);
+            Assert.Equal(new float[inside.Length * 4], TestStore.Pull(a, t, inside));
+            Assert.Equal(outsideValues, TestStore.Pull(a, t, outside));
+            // Clock 3 applies again to the dropped ranges, and only to them.
+            Assert.Equal(inside.Length, a.Push(t, Keys, Gradient(Keys.Length, 1f), new WorkerStamp(w, 3)).Applied);
+            insideValues = TestStore.Pull(a, t, inside);
+            Assert.NotEqual(new float[inside.Length * 4], insideValues);
+            // A token that is not a range, or none: refused, nothing dropped.
+            Assert.Throws<ArgumentException>(() => a.DropRanges(t, [tokens[0], a.Ranges.Tokens[0] + 1]));
+            Assert.Throws<ArgumentException>(() => a.DropRanges(t, []));
+            Assert.Equal(Keys.Length, a.GetStats(t).Rows);
+        }
+        using (ParamStore reopened = _a.Open())   // from the log: the drop replays before the push after it
+        {
+            Assert.True(reopened.TryGetTable("t", out TableHandle? t));
+            Assert.Equal(outsideValues, TestStore.Pull(reopened, t!, outside));
+            Assert.Equal(insideValues, TestStore.Pull(reopened, t!, inside));
+            Assert.Equal(Keys.Length, reopened.GetStats(t!).Rows);
+        }
+    }
+
+    [Fact]
     public async Task ShippingTheRowsEachPushTouchedKeepsACopyEqualToThePrimaryAndItsClock()
     {
         // Replication after aggregation: after each push the primary reads the rows it touched in one range as

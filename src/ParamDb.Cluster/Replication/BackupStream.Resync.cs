@@ -101,6 +101,9 @@ internal sealed partial class BackupStream
                 }
                 try
                 {
+                    // A returning node first drops what it holds of these arcs: the copy then leaves it exactly what
+                    // this node holds, not also a row a push wrote there before it died that no one acknowledged.
+                    if (ReferenceEquals(progress, _joinCopy) && !await DropAsync(table, tokens).ConfigureAwait(false)) return false;
                     // A batch holds at least one record with every clock, however wide the rows.
                     int batchBytes = (int)Math.Max(Math.Min(step, ParamStore.TransferBatchBytes), _owner.Store.RecordsSize(table, 1));
                     using RangeCopy copy = _owner.Store.CopyRanges(table, tokens, batchBytes);
@@ -155,6 +158,31 @@ internal sealed partial class BackupStream
             sent += posting.WrittenCount;
             posting.Clear();
             return true;
+        }
+    }
+
+    /// <summary>Drops the table's arcs in <paramref name="tokens"/> on the backup (<c>POST …/ranges/drop</c>); true once it is durable there.</summary>
+    private async Task<bool> DropAsync(TableHandle table, List<ulong> tokens)
+    {
+        string? http = _owner.Member.Manager.State.Nodes.TryGetValue(NodeId, out var info) ? info.Http : null;
+        if (http is null) return false;
+        var json = new System.Text.StringBuilder("{\"tokens\":[", 24 * tokens.Count + 16);
+        for (int i = 0; i < tokens.Count; i++)
+            json.Append(i == 0 ? "\"" : ",\"").Append(tokens[i].ToString(System.Globalization.CultureInfo.InvariantCulture)).Append('"');
+        json.Append("]}");
+        using var content = new StringContent(json.ToString(), System.Text.Encoding.UTF8, MediaTypes.Json);
+        try
+        {
+            using HttpResponseMessage reply = await _owner.Member.Peers.SendAsync(HttpMethod.Post, http,
+                $"/v1/tables/{Uri.EscapeDataString(table.Name)}/ranges/drop", content, _stop.Token).ConfigureAwait(false);
+            if (reply.IsSuccessStatusCode) return true;
+            _owner.Logger.ReplicationRefused(NodeId, table.Name, (int)reply.StatusCode, await reply.Content.ReadAsStringAsync(_stop.Token).ConfigureAwait(false));
+            return false;
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !_stop.IsCancellationRequested)
+        {
+            _owner.Logger.ReplicationFailed(NodeId, table.Name, e.Message);
+            return false;
         }
     }
 

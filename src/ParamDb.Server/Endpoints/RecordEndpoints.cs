@@ -44,8 +44,21 @@ public static class RecordEndpoints
             .WithSummary("Cluster peers only: delete one range's rows and reset its vector clock; refused (409 range_served) for a range this node serves.")
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status409Conflict);
+        group.MapPost("/ranges/drop", DropManyAsync)
+            .WithName("DropRanges")
+            .WithSummary("Cluster peers only: delete several ranges' rows and reset their vector clocks, in one pass over the log and one log record.")
+            .WithDescription("Body: {\"tokens\":[\"123\",…]}, the ring tokens that end the ranges (decimal strings), at most "
+                + "MaxDropTokens. Refused whole (409 range_served) if this node serves any of them; {\"rows\":n} once the drop is durable. "
+                + "A primary sends it to a returning node before it sends it those ranges whole, so the node keeps no row the primary lacks.")
+            .Accepts<RangeDropRequest>(MediaTypes.Json)
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict);
         return group;
     }
+
+    /// <summary>Most ranges one <c>POST …/ranges/drop</c> names: every range of 1,024 nodes of 64 tokens.</summary>
+    public const int MaxDropTokens = 1 << 16;
 
     /// <summary>The node's transfer seam and the table, or the problem that stops a peer's transfer request.</summary>
     private static bool TryOpen(HttpRequest request, StoreHost host, string table, out IRangeTransfer transfer, out TableHandle handle, out ProblemHttpResult? problem)
@@ -156,6 +169,44 @@ public static class RecordEndpoints
         catch (ArgumentException)
         {
             return RangeNotFound(at);
+        }
+    }
+
+    private static async Task<Results<Ok<RangeDropped>, ProblemHttpResult>> DropManyAsync(string table, HttpRequest request, StoreHost host)
+    {
+        if (!TryOpen(request, host, table, out var transfer, out var handle, out var problem)) return problem!;
+        var (body, readError) = await RequestBody.ReadAsync(request, MaxDropTokens * 24L + 64, request.HttpContext.RequestAborted);
+        if (body is null) return Problems.From(readError);
+        RangeDropRequest? drop;
+        using (body)
+        {
+            try
+            {
+                drop = System.Text.Json.JsonSerializer.Deserialize(body.Span, ProtocolJson.Default.RangeDropRequest);
+            }
+            catch (System.Text.Json.JsonException e)
+            {
+                return Problems.Of(400, ProblemCodes.BadRequest, $"The drop does not parse: {e.Message} Nothing was dropped.");
+            }
+        }
+        if (drop?.Tokens is not { Count: > 0 and <= MaxDropTokens } listed)
+            return Problems.Of(400, ProblemCodes.BadRequest, $"Send {{\"tokens\":[\"123\",…]}} with 1 to {MaxDropTokens} ring tokens. Nothing was dropped.");
+        var tokens = new ulong[listed.Count];
+        for (int i = 0; i < tokens.Length; i++)
+        {
+            if (!TryToken(listed[i] ?? "", out tokens[i], out problem)) return problem!;
+            if (transfer.Serves(tokens[i]))
+                return Problems.Of(409, ProblemCodes.RangeServed, $"This node serves range {tokens[i]} (it is the range's primary); dropping it would lose acknowledged rows. Nothing was dropped.");
+        }
+        try
+        {
+            var (rows, durable) = transfer.DropRanges(handle, tokens);
+            await durable;
+            return TypedResults.Ok(new RangeDropped(rows));
+        }
+        catch (ArgumentException e)
+        {
+            return Problems.Of(404, ProblemCodes.RangeNotFound, $"{e.Message} Nothing was dropped.");
         }
     }
 }

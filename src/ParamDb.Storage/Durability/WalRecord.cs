@@ -19,7 +19,7 @@ internal enum WalRecordKind : byte
     SetRows = 4,
     /// <summary>Transferred records (<see cref="Transfer.RecordBatch"/>es of one table, back to back), after the system header, verbatim.</summary>
     Records = 5,
-    /// <summary>A dropped range: u32 table id, u64 the range's ring token, after the system header.</summary>
+    /// <summary>Dropped ranges: u32 table id, then u64 each range's ring token (one or more), after the system header.</summary>
     DropRange = 6,
     /// <summary>The store's ranges changed (<see cref="ParamStore.SetRanges"/>): after the system header, the ranges record (<see cref="Versions.RangesRecord"/>: tokens and which are served).</summary>
     Ranges = 7,

@@ -24,4 +24,7 @@ public interface IRangeTransfer
 
     /// <summary>Deletes one range's rows and resets its clock (see <see cref="ParamStore.DropRange"/>).</summary>
     (long Rows, Task Durable) DropRange(TableHandle table, ulong token);
+
+    /// <summary>Deletes several ranges' rows and resets their clocks in one pass (see <see cref="ParamStore.DropRanges"/>).</summary>
+    (long Rows, Task Durable) DropRanges(TableHandle table, IReadOnlyList<ulong> tokens);
 }

@@ -97,6 +97,50 @@ public sealed class CatchUpTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(BigRows, bigRows);
     }
 
+    /// <summary>
+    /// A push its primary applied and logged but never sent a backup, and so never acknowledged (the primary died
+    /// first), is on no other node. When that node returns, its primary drops its copy of the arcs before sending
+    /// them whole: the row that push wrote is gone, and the key reads its initial value through every node, as it did
+    /// while the node was down. A copy over the old one left the row there, to be read once the node served again.
+    /// </summary>
+    [Fact]
+    public async Task AReturningNodeKeepsNoRowOfAPushThatWasNeverAcknowledged()
+    {
+        await _cluster.StartAsync(1, null, "--cluster-init");
+        await _cluster.StartAsync(2, null, _cluster.Join);
+        // n3 holds every batch it is about to send a backup for 30 s: its pushes are applied and logged, not replicated.
+        await _cluster.StartAsync(3, new Dictionary<string, string> { [ParamDb.Storage.Failpoints.Variable] = $"{ParamDb.Storage.Failpoints.ReplicationSend}=delay:30000" }, _cluster.Join);
+        using HttpClient n1 = _cluster.Client(1), n3 = _cluster.Client(3);
+        await Wire.CreateTableAsync(n1, "t", """{"dim":1}""");
+        await _cluster.WaitForViewAsync([1], "every node up", v => v.Nodes.All(n => n.State == NodeState.Up), TimeSpan.FromSeconds(30));
+        ClusterRing ring = ClusterRing.FromView((await _cluster.ViewAsync(1))!);
+        int self = ring.NodeIndex("n3");
+        ulong key = Enumerable.Range(0, 100_000).Select(i => (ulong)i << Ring.BlockBits)
+            .First(k => ring.PrimaryOf(Ring.NameHash("t"), k) == self);
+
+        Task<HttpResponseMessage> stray = n3.PostAsync("/v1/tables/t/push", Wire.Kv(Wire.PushBlock([key], [5f], 1)));
+        long deadline = Environment.TickCount64 + 20_000;
+        while ((await n3.GetFromJsonAsync("v1/health", ProtocolJson.Default.HealthReply))!.Replication!.PushedBytes == 0)
+        {
+            Assert.True(Environment.TickCount64 < deadline, "n3 did not apply the push");
+            await Task.Delay(20);
+        }
+        // A checkpoint makes the applied row durable on n3 (its log would too, a moment later).
+        using (var checkpoint = await n3.PostAsync("v1/checkpoint", null)) Assert.True(checkpoint.IsSuccessStatusCode, await checkpoint.Content.ReadAsStringAsync());
+        Assert.False(stray.IsCompleted, "the push was answered before its backup had it");
+        await _cluster[3]!.KillAsync();
+        await Assert.ThrowsAnyAsync<Exception>(async () => (await stray).EnsureSuccessStatusCode());
+        await _cluster.WaitForViewAsync([1, 2], "n3 declared down", v => v.Nodes.Single(n => n.Id == "n3").State == NodeState.Down, TimeSpan.FromSeconds(30));
+        Assert.Equal(0f, Assert.Single(await Wire.PullAsync(n1, "t", [key])));   // never acknowledged, and on no other node
+
+        await _cluster.StartAsync(3, null);
+        await _cluster.WaitForViewAsync([1, 2], "n3 back, caught up and serving", v => v.Nodes.All(n => n.State == NodeState.Up) && v.UnderReplicated == 0, TimeSpan.FromSeconds(60));
+        using HttpClient back = _cluster.Client(3);
+        Assert.Equal(0f, Assert.Single(await Wire.PullAsync(back, "t", [key])));
+        Assert.Equal(0f, Assert.Single(await Wire.PullAsync(n1, "t", [key])));
+        output.WriteLine($"key {key} of n3's arcs: 5 applied on n3 alone before it died, read as 0 through n1 and n3 once n3 serves it again");
+    }
+
     private static string Describe(List<(NodeState State, long Resynced, long Pushes)> samples) =>
         string.Join(", ", samples.Select(s => $"{s.State}/{s.Resynced}/{s.Pushes}"));
 

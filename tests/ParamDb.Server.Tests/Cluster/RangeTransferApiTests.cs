@@ -131,4 +131,55 @@ public sealed class RangeTransferApiTests : IAsyncLifetime
         using var back = await n1.SendAsync(Peer(HttpMethod.Get, $"v1/tables/t/ranges/{token}/records"));
         Assert.Equal(count, RecordsIn(await back.Content.ReadAsByteArrayAsync()));
     }
+
+    /// <summary>
+    /// Several ranges dropped in one request (what a primary sends a returning node before its copy): a held copy of
+    /// two of n3's ranges on n1 goes in one drop; every bad drop is refused whole and drops nothing.
+    /// </summary>
+    [Fact]
+    public async Task SeveralRangesDropInOneRequestAndABadDropDropsNothing()
+    {
+        using HttpClient n1 = _cluster.Client(1), n3 = _cluster.Client(3);
+        await Wire.CreateTableAsync(n1, "t", """{"dim":1}""");
+        ulong[] keys = [.. Enumerable.Range(0, 3000).Select(i => (ulong)i << 12)];
+        await Wire.PushAsync(n1, "t", keys, Wire.Fill(keys.Length, 1f), 1);
+        ClusterView view = await _cluster.ViewAsync(1);
+        string[] n3Tokens = view.Nodes.Single(n => n.Id == "n3").Tokens;
+        string[] n1Tokens = view.Nodes.Single(n => n.Id == "n1").Tokens;
+        long held = 0;
+        foreach (string token in n3Tokens[..2])
+        {
+            using var copy = await n3.SendAsync(Peer(HttpMethod.Get, $"v1/tables/t/ranges/{token}/records"));
+            byte[] batches = await copy.Content.ReadAsByteArrayAsync();
+            held += RecordsIn(batches);
+            using var applied = await n1.SendAsync(Peer(HttpMethod.Post, "v1/tables/t/records", Records(batches)));
+            Assert.Equal(HttpStatusCode.OK, applied.StatusCode);
+        }
+        Assert.True(held > 0);
+        StringContent Drop(string json) => new(json, System.Text.Encoding.UTF8, MediaTypes.Json);
+        string both = $$"""{"tokens":["{{n3Tokens[0]}}","{{n3Tokens[1]}}"]}""";
+
+        // Refused whole: not a peer, no JSON, no tokens, a token that is not a number, one of a range n1 serves, one
+        // that ends none of its ranges.
+        using (var notPeer = await n1.PostAsync("v1/tables/t/ranges/drop", Drop(both))) await Wire.AssertProblemAsync(notPeer, 400, ProblemCodes.BadRequest);
+        foreach (string bad in new[] { "{", "{}", """{"tokens":[]}""", $$"""{"tokens":["{{n3Tokens[0]}}","x"]}""" })
+        {
+            using var refused = await n1.SendAsync(Peer(HttpMethod.Post, "v1/tables/t/ranges/drop", Drop(bad)));
+            await Wire.AssertProblemAsync(refused, 400, ProblemCodes.BadRequest);
+        }
+        using (var served = await n1.SendAsync(Peer(HttpMethod.Post, "v1/tables/t/ranges/drop", Drop($$"""{"tokens":["{{n3Tokens[0]}}","{{n1Tokens[0]}}"]}"""))))
+            Assert.Contains("Nothing was dropped", await Wire.AssertProblemAsync(served, 409, ProblemCodes.RangeServed));
+        using (var unknown = await n1.SendAsync(Peer(HttpMethod.Post, "v1/tables/t/ranges/drop", Drop($$"""{"tokens":["{{n3Tokens[0]}}","12345"]}"""))))
+            await Wire.AssertProblemAsync(unknown, 404, ProblemCodes.RangeNotFound);
+        using (var still = await n1.SendAsync(Peer(HttpMethod.Get, $"v1/tables/t/ranges/{n3Tokens[0]}/records")))
+            Assert.True(RecordsIn(await still.Content.ReadAsByteArrayAsync()) > 0, "a refused drop dropped rows");
+
+        using var dropped = await n1.SendAsync(Peer(HttpMethod.Post, "v1/tables/t/ranges/drop", Drop(both)));
+        Assert.Equal(new RangeDropped(held), await dropped.Content.ReadFromJsonAsync(ProtocolJson.Default.RangeDropped));
+        foreach (string token in n3Tokens[..2])
+        {
+            using var gone = await n1.SendAsync(Peer(HttpMethod.Get, $"v1/tables/t/ranges/{token}/records"));
+            Assert.Equal(0, RecordsIn(await gone.Content.ReadAsByteArrayAsync()));
+        }
+    }
 }
