@@ -47,10 +47,14 @@ public sealed class PeerLinks : IAsyncDisposable
         List<Task<ParamDbStream>> dropped = [];
         lock (_sync)
         {
+            // Nodes declared down, and nodes no longer in the ring (removed): their calls give up, their links close.
+            List<string> gone = [];
+            foreach (string id in _untilDown.Keys) if (ring.NodeIndex(id) < 0) gone.Add(id);
+            foreach (string id in _links.Keys) if (ring.NodeIndex(id) < 0) gone.Add(id);
             for (int n = 0; n < ring.NodeCount; n++)
+                if (ring.StateOf(n) == NodeState.Down) gone.Add(ring.Nodes[n]);
+            foreach (string id in gone)
             {
-                if (ring.StateOf(n) != NodeState.Down) continue;
-                string id = ring.Nodes[n];
                 if (_untilDown.Remove(id, out CancellationTokenSource? source)) down.Add(source);
                 if (_links.Remove(id, out Task<ParamDbStream>? link)) dropped.Add(link);
             }
