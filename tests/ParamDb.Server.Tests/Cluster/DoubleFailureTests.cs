@@ -103,6 +103,26 @@ public sealed class DoubleFailureTests(ITestOutputHelper output) : IDisposable
         await FinishAsync(pusher, stop, pushing, $"n{first} and n{second} lost");
     }
 
+    /// <summary>
+    /// Five nodes at R = 2 (so the Raft majority outlives two) with a clocked worker ready, and two of them that are
+    /// a chain, neither the leader: <c>first</c> the owner of an arc whose next node is <c>last</c>.
+    /// </summary>
+    private async Task<(ClockedPusher Pusher, int First, int Last, int[] Survivors)> StartChainAtR2Async(Dictionary<string, string>? environment)
+    {
+        await _cluster.StartAsync(1, environment, "--cluster-init", "--replicas", "2");
+        for (int i = 2; i <= Nodes; i++) await _cluster.StartAsync(i, environment, _cluster.Join);
+        int[] everyone = [.. Enumerable.Range(1, Nodes)];
+        await _cluster.WaitForViewAsync(everyone, "five nodes up", v => v.Nodes.Count == Nodes && v.Nodes.All(n => n.State == NodeState.Up), TimeSpan.FromSeconds(60));
+        (ClockedPusher pusher, ClusterRing ring) = await ClockedPusher.StartAsync(_cluster, Nodes, 5, _history);
+        ClusterView view = (await _cluster.ViewAsync(1))!;
+        int leader = int.Parse(view.Leader!.AsSpan(1), System.Globalization.CultureInfo.InvariantCulture);
+        int first = everyone.Last(i => i != leader);
+        int f = ring.NodeIndex($"n{first}");
+        int last = everyone.First(i => i != leader && i != first
+            && Enumerable.Range(0, ring.Tokens.Length).Any(t => ring.ReplicasAt(t)[0] == f && ring.ReplicasAt(t)[1] == ring.NodeIndex($"n{i}")));
+        return (pusher, first, last, [.. everyone.Where(i => i != first && i != last)]);
+    }
+
     /// <summary>Twenty more pushes with every node back, then every key's sum read through every node and the whole history checked.</summary>
     private async Task FinishAsync(ClockedPusher pusher, CancellationTokenSource stop, Task pushing, string what)
     {
@@ -125,21 +145,8 @@ public sealed class DoubleFailureTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task AtR2TheNodeOfAChainThatLeftUpLastServesItAgainAndCatchesUpTheOther()
     {
-        var holdStandIns = new Dictionary<string, string> { [ParamDb.Storage.Failpoints.Variable] = $"{ParamDb.Storage.Failpoints.StandIn}=delay:60000" };
-        await _cluster.StartAsync(1, holdStandIns, "--cluster-init", "--replicas", "2");
-        for (int i = 2; i <= Nodes; i++) await _cluster.StartAsync(i, holdStandIns, _cluster.Join);
-        int[] everyone = [.. Enumerable.Range(1, Nodes)];
-        await _cluster.WaitForViewAsync(everyone, "five nodes up", v => v.Nodes.Count == Nodes && v.Nodes.All(n => n.State == NodeState.Up), TimeSpan.FromSeconds(60));
-        (ClockedPusher pusher, ClusterRing ring) = await ClockedPusher.StartAsync(_cluster, Nodes, 5, _history);
-        ClusterView view = (await _cluster.ViewAsync(1))!;
-        int leader = int.Parse(view.Leader!.AsSpan(1), System.Globalization.CultureInfo.InvariantCulture);
-
-        // The first to die, and the node that backs up some of its arcs: the two of a chain; neither leads.
-        int first = everyone.Last(i => i != leader);
-        int f = ring.NodeIndex($"n{first}");
-        int last = everyone.First(i => i != leader && i != first
-            && Enumerable.Range(0, ring.Tokens.Length).Any(t => ring.ReplicasAt(t)[0] == f && ring.ReplicasAt(t)[1] == ring.NodeIndex($"n{i}")));
-        int[] survivors = [.. everyone.Where(i => i != first && i != last)];
+        var (pusher, first, last, survivors) = await StartChainAtR2Async(
+            new Dictionary<string, string> { [ParamDb.Storage.Failpoints.Variable] = $"{ParamDb.Storage.Failpoints.StandIn}=delay:60000" });
 
         using var stop = new CancellationTokenSource();
         Task pushing = pusher.RunAsync(stop.Token);
@@ -188,18 +195,7 @@ public sealed class DoubleFailureTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task AtR2ACaughtUpStandInServesTheArcsOfAChainThatLostBothNodes()
     {
-        await _cluster.StartAsync(1, null, "--cluster-init", "--replicas", "2");
-        for (int i = 2; i <= Nodes; i++) await _cluster.StartAsync(i, null, _cluster.Join);
-        int[] everyone = [.. Enumerable.Range(1, Nodes)];
-        await _cluster.WaitForViewAsync(everyone, "five nodes up", v => v.Nodes.Count == Nodes && v.Nodes.All(n => n.State == NodeState.Up), TimeSpan.FromSeconds(60));
-        (ClockedPusher pusher, ClusterRing ring) = await ClockedPusher.StartAsync(_cluster, Nodes, 5, _history);
-        ClusterView view = (await _cluster.ViewAsync(1))!;
-        int leader = int.Parse(view.Leader!.AsSpan(1), System.Globalization.CultureInfo.InvariantCulture);
-        int first = everyone.Last(i => i != leader);
-        int f = ring.NodeIndex($"n{first}");
-        int last = everyone.First(i => i != leader && i != first
-            && Enumerable.Range(0, ring.Tokens.Length).Any(t => ring.ReplicasAt(t)[0] == f && ring.ReplicasAt(t)[1] == ring.NodeIndex($"n{i}")));
-        int[] survivors = [.. everyone.Where(i => i != first && i != last)];
+        var (pusher, first, last, survivors) = await StartChainAtR2Async(null);
 
         using var stop = new CancellationTokenSource();
         Task pushing = pusher.RunAsync(stop.Token);

@@ -83,14 +83,20 @@ public sealed class RangeTransferApiTests : IAsyncLifetime
         Assert.Equal(export, await n1.GetByteArrayAsync("v1/tables/t/export"));
     }
 
+    /// <summary>Table t of dim 1 with a row in every range (a key per ring block), and the ring it was pushed by.</summary>
+    private async Task<ClusterView> FillAsync(HttpClient n1)
+    {
+        await Wire.CreateTableAsync(n1, "t", """{"dim":1}""");
+        ulong[] keys = [.. Enumerable.Range(0, 3000).Select(i => (ulong)i << 12)];
+        await Wire.PushAsync(n1, "t", keys, Wire.Fill(keys.Length, 1f), 1);
+        return await _cluster.ViewAsync(1);
+    }
+
     [Fact]
     public async Task TransfersFromNonPeersOrOfUnknownRangesOrBadBatchesAreRefusedAndChangeNothing()
     {
         using HttpClient n1 = _cluster.Client(1), n3 = _cluster.Client(3);
-        await Wire.CreateTableAsync(n1, "t", """{"dim":1}""");
-        ulong[] keys = [.. Enumerable.Range(0, 3000).Select(i => (ulong)i << 12)];
-        await Wire.PushAsync(n1, "t", keys, Wire.Fill(keys.Length, 1f), 1);
-        ClusterView view = await _cluster.ViewAsync(1);
+        ClusterView view = await FillAsync(n1);
         string token = view.Nodes.Single(n => n.Id == "n3").Tokens[0];
 
         using var notPeer = await n3.GetAsync($"v1/tables/t/ranges/{token}/records");
@@ -140,10 +146,7 @@ public sealed class RangeTransferApiTests : IAsyncLifetime
     public async Task SeveralRangesDropInOneRequestAndABadDropDropsNothing()
     {
         using HttpClient n1 = _cluster.Client(1), n3 = _cluster.Client(3);
-        await Wire.CreateTableAsync(n1, "t", """{"dim":1}""");
-        ulong[] keys = [.. Enumerable.Range(0, 3000).Select(i => (ulong)i << 12)];
-        await Wire.PushAsync(n1, "t", keys, Wire.Fill(keys.Length, 1f), 1);
-        ClusterView view = await _cluster.ViewAsync(1);
+        ClusterView view = await FillAsync(n1);
         string[] n3Tokens = view.Nodes.Single(n => n.Id == "n3").Tokens;
         string[] n1Tokens = view.Nodes.Single(n => n.Id == "n1").Tokens;
         long held = 0;
