@@ -10,6 +10,12 @@ internal sealed record PhaseResult(
     /// <summary>CPU seconds the watched node processes spent during the measured part (<c>--node-pids</c>); null when none are watched.</summary>
     public double? NodeCpuSeconds { get; init; }
 
+    /// <summary>CPU seconds this load generator spent during the measured part: it shares the cores with the node.</summary>
+    public double BenchCpuSeconds { get; init; }
+
+    /// <summary>The load generator's CPU seconds per GB (10^9 bytes) of values moved.</summary>
+    public double? BenchCpuSecondsPerGB => PayloadBytes > 0 ? BenchCpuSeconds / (PayloadBytes / 1e9) : null;
+
     /// <summary>Node CPU seconds per GB (10^9 bytes) of values moved.</summary>
     public double? NodeCpuSecondsPerGB => NodeCpuSeconds is { } cpu && PayloadBytes > 0 ? cpu / (PayloadBytes / 1e9) : null;
 
@@ -41,6 +47,7 @@ internal static class Measurement
         long deadline = duration is { } d ? Stopwatch.GetTimestamp() + (long)(d.TotalSeconds * Stopwatch.Frequency) : long.MaxValue;
 
         double cpuBefore = nodeCpu?.Seconds() ?? 0;
+        TimeSpan benchCpuBefore = Environment.CpuUsage.TotalTime;
         var wall = Stopwatch.StartNew();
         var tasks = new Task[loops.Length];
         for (int i = 0; i < loops.Length; i++)
@@ -60,6 +67,7 @@ internal static class Measurement
         await Task.WhenAll(tasks);
         double seconds = wall.Elapsed.TotalSeconds;
         double? cpu = nodeCpu is null ? null : nodeCpu.Seconds() - cpuBefore;
+        double benchCpu = (Environment.CpuUsage.TotalTime - benchCpuBefore).TotalSeconds;
 
         long requests = 0;
         foreach (var times in latencies) requests += times.Count;
@@ -74,7 +82,7 @@ internal static class Measurement
         return new PhaseResult(
             workload, op, loops.Length, requests, seconds,
             payloadBytesPerRequest * requests, (long)keysPerRequest * requests,
-            Milliseconds(Percentile(all, 0.50)), Milliseconds(Percentile(all, 0.99)), Milliseconds(all.Length == 0 ? 0 : all[^1])) { NodeCpuSeconds = cpu };
+            Milliseconds(Percentile(all, 0.50)), Milliseconds(Percentile(all, 0.99)), Milliseconds(all.Length == 0 ? 0 : all[^1])) { NodeCpuSeconds = cpu, BenchCpuSeconds = benchCpu };
     }
 
     /// <summary>Nearest-rank percentile of sorted ticks.</summary>
@@ -98,6 +106,7 @@ internal static class Measurement
             MaxMs = MedianOf(repeats, r => r.MaxMs),
             // CPU per GB is the steadier figure (docs/benchmarks.md): the median of the repeats', expressed as seconds.
             NodeCpuSeconds = first.NodeCpuSeconds is null ? null : MedianOf(repeats, r => r.NodeCpuSecondsPerGB ?? 0) * first.PayloadBytes / 1e9,
+            BenchCpuSeconds = MedianOf(repeats, r => r.BenchCpuSecondsPerGB ?? 0) * first.PayloadBytes / 1e9,
         };
     }
 

@@ -82,7 +82,7 @@ int exitCode = 0;
 try
 {
     NodeCpu? nodeCpu = options.NodePids.Count > 0 ? new NodeCpu(options.NodePids) : null;
-    Console.WriteLine($"{"workload",-15} {"op",-5} {"requests",9} {"MB/s",9} {"keys/s",12} {"req/s",9} {"p50 ms",8} {"p99 ms",8}{(nodeCpu is null ? "" : $" {"node s/GB",10}")}");
+    Console.WriteLine($"{"workload",-15} {"op",-5} {"requests",9} {"MB/s",9} {"keys/s",12} {"req/s",9} {"p50 ms",8} {"p99 ms",8} {"bench s/GB",10}{(nodeCpu is null ? "" : $" {"node s/GB",10}")}");
     foreach (var (name, setup) in workloads.Selected())
     {
         Phase[] phases = await setup();
@@ -103,7 +103,7 @@ try
             var median = Measurement.Median(repeats[p]);
             results.Add((median, repeats[p]));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{median.Workload,-15} {median.Op,-5} {median.Requests,9} {median.MBPerSecond,9:F1} {median.KeysPerSecond,12:N0} {median.RequestsPerSecond,9:F0} {median.P50Ms,8:F3} {median.P99Ms,8:F3}{(median.NodeCpuSecondsPerGB is { } cpu ? $" {cpu,10:F2}" : "")}"));
+                $"{median.Workload,-15} {median.Op,-5} {median.Requests,9} {median.MBPerSecond,9:F1} {median.KeysPerSecond,12:N0} {median.RequestsPerSecond,9:F0} {median.P50Ms,8:F3} {median.P99Ms,8:F3} {median.BenchCpuSecondsPerGB ?? 0,10:F2}{(median.NodeCpuSecondsPerGB is { } cpu ? $" {cpu,10:F2}" : "")}"));
         }
     }
 }
@@ -150,11 +150,12 @@ if (options.JsonPath is { } path)
             p50Ms = r.Median.P50Ms,
             p99Ms = r.Median.P99Ms,
             nodeCpuSecondsPerGB = r.Median.NodeCpuSecondsPerGB,
+            benchCpuSecondsPerGB = r.Median.BenchCpuSecondsPerGB,
             requests = r.Median.Requests,
             repeats = r.Repeats.ConvertAll(x => new
             {
                 requests = x.Requests, seconds = x.Seconds, mbPerSecond = x.MBPerSecond, keysPerSecond = x.KeysPerSecond,
-                p50Ms = x.P50Ms, p99Ms = x.P99Ms, maxMs = x.MaxMs, nodeCpuSeconds = x.NodeCpuSeconds,
+                p50Ms = x.P50Ms, p99Ms = x.P99Ms, maxMs = x.MaxMs, nodeCpuSeconds = x.NodeCpuSeconds, benchCpuSeconds = x.BenchCpuSeconds,
             }),
         }),
     };
