@@ -119,6 +119,28 @@ public sealed class WriteAheadLogTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// In wal mode a lone appender writes its record itself, straight from its parts (no copy into the batch): the
+    /// record is in the file, whole and in order, before Append returns, and a following batched one still follows it.
+    /// </summary>
+    [Fact]
+    public void ALoneAppendersRecordOfThreePartsIsWrittenWholeBeforeAppendReturns()
+    {
+        byte[] a = Payload(1, 1), b = Payload(2, 5), c = new byte[3 << 20];   // c: larger than the 1 MiB batch buffer
+        Random.Shared.NextBytes(c);
+        using var wal = WriteAheadLog.Open(_directory, segmentBytes: 1 << 20, flushToDisk: false);
+        var (first, durable) = wal.Append(a, b, c);
+        Assert.True(durable.IsCompletedSuccessfully);
+        Assert.Equal(first, wal.DurableLsn);
+        var (second, _) = wal.Append(b, [], a);
+        Assert.Equal(second, wal.DurableLsn);
+
+        var records = ReadAll();
+        Assert.Equal([first, second], records.ConvertAll(r => r.Lsn));
+        Assert.Equal([.. a, .. b, .. c], records[0].Payload);
+        Assert.Equal([.. b, .. a], records[1].Payload);
+    }
+
     [Fact]
     public async Task ReplayStartsAtTheGivenLsn()
     {

@@ -48,21 +48,34 @@ internal sealed class WalSegment : IDisposable
 
     /// <summary>Appends <paramref name="bytes"/> at the end of the segment, then recycles the pages far behind it.</summary>
     /// <exception cref="IOException">The write failed; what reached the file is unknown.</exception>
-    public void Append(ReadOnlySpan<byte> bytes)
+    public void Append(ReadOnlySpan<byte> bytes) => Append(bytes, default, default, default);
+
+    /// <summary>Appends the parts in order at the end of the segment (one write each), then recycles the pages far behind it.</summary>
+    /// <exception cref="IOException">A write failed; what reached the file is unknown.</exception>
+    public void Append(ReadOnlySpan<byte> part0, ReadOnlySpan<byte> part1, ReadOnlySpan<byte> part2, ReadOnlySpan<byte> part3)
     {
-        RandomAccess.Write(_handle, bytes, Length);
         long start = Length;
-        Length += bytes.Length;
+        Write(part0);
+        Write(part1);
+        Write(part2);
+        Write(part3);
         if (!OperatingSystem.IsLinux()) return;
         int fd = (int)_handle.DangerousGetHandle();
         // Hints only: a failure (an old kernel, a file system without them) costs speed, never a record.
-        Posix.SyncFileRange(fd, start, bytes.Length, Posix.SyncFileRangeWrite);
+        Posix.SyncFileRange(fd, start, Length - start, Posix.SyncFileRangeWrite);
         long dropTo = Length - RecycleLag;
         if (dropTo <= _droppedTo) return;
         // Reach back another lag: pages still under writeback at the last call were skipped then.
         long from = Math.Max(0, _droppedTo - RecycleLag);
         Posix.Fadvise(fd, from, dropTo - from, Posix.FadviseDontNeed);
         _droppedTo = dropTo;
+    }
+
+    private void Write(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.IsEmpty) return;
+        RandomAccess.Write(_handle, bytes, Length);
+        Length += bytes.Length;
     }
 
     /// <summary>fsyncs the segment: its records and its length.</summary>

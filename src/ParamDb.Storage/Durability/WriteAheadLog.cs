@@ -148,48 +148,67 @@ internal sealed class WriteAheadLog : IDisposable
         long lsn;
         Task durable;
         Batch lead;
+        Span<byte> header = stackalloc byte[WalFormat.HeaderSize];
         lock (_lock)
         {
             // Backpressure: while the writer is behind by a full batch, appenders wait instead of growing it.
             while (_openLength > 0 && _openLength + size > MaxOpenBytes && !_closing && _failure is null) Monitor.Wait(_lock);
             ObjectDisposedException.ThrowIf(_closing, this);
             if (_failure is not null) throw new IOException("The write-ahead log failed earlier and takes no more records.", _failure);
-            if (_openLength + size > _open.Length)
-            {
-                byte[] larger = ArrayPool<byte>.Shared.Rent(Math.Max(_open.Length * 2, _openLength + size));
-                _open.AsSpan(0, _openLength).CopyTo(larger);
-                ArrayPool<byte>.Shared.Return(_open);
-                _open = larger;
-            }
             lsn = ++_lastLsn;
-            if (_openLength == 0) _openFirstLsn = lsn;
-            Span<byte> record = _open.AsSpan(_openLength, size);
-            WalFormat.WriteHeader(record, lsn, (uint)payloadLength, payloadRegister);
-            part1.CopyTo(record[WalFormat.HeaderSize..]);
-            part2.CopyTo(record[(WalFormat.HeaderSize + part1.Length)..]);
-            part3.CopyTo(record[(WalFormat.HeaderSize + part1.Length + part2.Length)..]);
-            _openLength += size;
             _appendedBytes += size;
-            durable = _openDone.Task;
-            if (_writing) return (lsn, durable);   // a write is in progress: this record rides in the next batch
-            _writing = true;
-            if (FlushToDisk)
+            if (!_writing && !FlushToDisk)
             {
-                _handoff = true;
-                Monitor.PulseAll(_lock);   // the writer thread
+                // A leader's record is alone: with no write in progress nothing is open (a write that ends with
+                // records left hands them to the writer thread). So it goes to the file from the caller's own
+                // buffers, not copied into the batch first: the copy was 16 % of the log's CPU under W-dense
+                // pushes (~5 % of the node's), for bytes written once.
+                _writing = true;
+                _writingLast = lsn;
+                _writingDone = NewBatchTask();
+                lead = new Batch([], size, lsn, lsn, _writingDone);
+            }
+            else
+            {
+                Append(lsn, payloadLength, payloadRegister, part1, part2, part3);
+                durable = _openDone.Task;
+                if (_writing) return (lsn, durable);   // a write is in progress: this record rides in the next batch
+                _writing = true;
+                _handoff = true;   // fsync mode: every batch goes to the writer thread
+                Monitor.PulseAll(_lock);
                 return (lsn, durable);
             }
-            lead = TakeBatch();
         }
         // The leader writes outside the lock, so others keep appending meanwhile.
-        WriteBatch(lead);
+        WalFormat.WriteHeader(header, lsn, (uint)payloadLength, payloadRegister);
+        WriteBatch(lead, header, part1, part2, part3);
         lock (_lock)
         {
             if (_openLength > 0) _handoff = true;   // records came meanwhile: the writer thread writes them
             else _writing = false;
             Monitor.PulseAll(_lock);
         }
-        return (lsn, durable);
+        return (lsn, lead.Done.Task);
+    }
+
+    /// <summary>Copies a record into the open batch (caller holds <see cref="_lock"/>).</summary>
+    private void Append(long lsn, long payloadLength, uint payloadRegister, ReadOnlySpan<byte> part1, ReadOnlySpan<byte> part2, ReadOnlySpan<byte> part3)
+    {
+        int size = WalFormat.HeaderSize + (int)payloadLength;
+        if (_openLength + size > _open.Length)
+        {
+            byte[] larger = ArrayPool<byte>.Shared.Rent(Math.Max(_open.Length * 2, _openLength + size));
+            _open.AsSpan(0, _openLength).CopyTo(larger);
+            ArrayPool<byte>.Shared.Return(_open);
+            _open = larger;
+        }
+        if (_openLength == 0) _openFirstLsn = lsn;
+        Span<byte> record = _open.AsSpan(_openLength, size);
+        WalFormat.WriteHeader(record, lsn, (uint)payloadLength, payloadRegister);
+        part1.CopyTo(record[WalFormat.HeaderSize..]);
+        part2.CopyTo(record[(WalFormat.HeaderSize + part1.Length)..]);
+        part3.CopyTo(record[(WalFormat.HeaderSize + part1.Length + part2.Length)..]);
+        _openLength += size;
     }
 
     /// <summary>
@@ -251,6 +270,13 @@ internal sealed class WriteAheadLog : IDisposable
     /// </summary>
     private void WriteBatch(Batch batch)
     {
+        WriteBatch(batch, batch.Bytes.AsSpan(0, batch.Length), default, default, default);
+        _spare = batch.Bytes;
+    }
+
+    /// <summary>Writes one batch's bytes, given as parts in order (a leader's lone record: header, then its payload parts).</summary>
+    private void WriteBatch(Batch batch, ReadOnlySpan<byte> part0, ReadOnlySpan<byte> part1, ReadOnlySpan<byte> part2, ReadOnlySpan<byte> part3)
+    {
         try
         {
             // After a failed batch nothing more is written: later records would follow a gap in the LSNs.
@@ -258,7 +284,7 @@ internal sealed class WriteAheadLog : IDisposable
             lock (_lock) failed = _failure;
             if (failed is not null) throw new IOException("An earlier batch failed.", failed);
             WalSegment segment = SegmentFor(batch.First, batch.Length);
-            segment.Append(batch.Bytes.AsSpan(0, batch.Length));
+            segment.Append(part0, part1, part2, part3);
             if (FlushToDisk) segment.Flush();
             Interlocked.Increment(ref _batches);
             Interlocked.Exchange(ref _durableLsn, batch.Last);
@@ -273,7 +299,6 @@ internal sealed class WriteAheadLog : IDisposable
             }
             batch.Done.SetException(new IOException($"The write-ahead log could not write records {batch.First}…{batch.Last} in {_directory}: {e.Message}", e));
         }
-        _spare = batch.Bytes;
     }
 
     /// <summary>
