@@ -27,7 +27,7 @@ its first seconds), then measured for DURATION seconds a phase; its CPU is read 
 usage: PSLITE=/path/to/ps-lite bench/side-by-side.py [--rounds 3] [--durability wal] [--duration 3] [--warm 8]
        [--bench-args '--lz4 …']   (extra paramdb-bench arguments: --connections 2, --stream, …)
 """
-import argparse, json, os, resource, shlex, statistics, subprocess, sys, tempfile, time, urllib.request
+import argparse, json, os, shlex, statistics, subprocess, sys, tempfile, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DLL = os.path.join(ROOT, "src/ParamDb.Server/bin/Release/net10.0/paramdb.dll")
