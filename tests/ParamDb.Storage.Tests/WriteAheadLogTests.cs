@@ -121,7 +121,7 @@ public sealed class WriteAheadLogTests : IDisposable
 
     /// <summary>
     /// In wal mode a lone appender writes its record itself, straight from its parts (no copy into the batch): the
-    /// record is in the file, whole and in order, before Append returns, and a following batched one still follows it.
+    /// record is in the file, whole and in order, before Append returns, and the next record follows it.
     /// </summary>
     [Fact]
     public void ALoneAppendersRecordOfThreePartsIsWrittenWholeBeforeAppendReturns()

@@ -3,19 +3,19 @@ using System.Buffers;
 namespace ParamDb.Storage.Durability;
 
 /// <summary>
-/// An append-only log of push records with group commit (docs/durability.md). Appenders copy their record into the
-/// open batch and get back a task for it; whole batches are written to the newest segment, one at a time, and,
-/// when <see cref="FlushToDisk"/> is set, fsynced before the batch's task completes. So a thousand concurrent
-/// pushes cost one write (and one fsync), not a thousand.
+/// An append-only log of push records with group commit (docs/durability.md). Appenders that find a write in
+/// progress copy their record into the open batch and get back a task for it; whole batches are written to the
+/// newest segment, one at a time, and, when <see cref="FlushToDisk"/> is set, fsynced before the batch's task
+/// completes. So a thousand concurrent pushes cost one write (and one fsync), not a thousand.
 /// </summary>
 /// <remarks>
 /// What "durable" means follows the mode: without <see cref="FlushToDisk"/> a completed record has been handed to
 /// the OS (<c>write</c> returned), which survives the process being killed but not the machine losing power;
 /// with it, the record is on the device.
 /// <para><b>Who writes (leader-based group commit).</b> One thread at a time holds the write token. Without
-/// <see cref="FlushToDisk"/>, an appender that finds no write in progress takes the token and writes the batch
-/// itself, its own record included, before <see cref="Append(ReadOnlySpan{byte})"/> returns: its task is then
-/// already complete, so the push is acknowledged with no thread hop at all. Appenders that come while a write is
+/// <see cref="FlushToDisk"/>, an appender that finds no write in progress takes the token and writes its record
+/// itself, straight from its own buffers (nothing else is open then), before
+/// <see cref="Append(ReadOnlySpan{byte})"/> returns: its task is then already complete, so the push is acknowledged with no thread hop at all. Appenders that come while a write is
 /// in progress only copy their record: it rides in the next batch. A leader that finds records left behind when
 /// its write ends hands the token to the writer thread, which writes until none are left, so no leader is held
 /// for more than its own batch. Why: on 2 cores the writer thread waited for a core while both push handlers and
@@ -146,7 +146,6 @@ internal sealed class WriteAheadLog : IDisposable
         // 4 MiB push), and the lock is held only for the copy.
         uint payloadRegister = WalFormat.PayloadRegister(part1, part2, part3);
         long lsn;
-        Task durable;
         Batch lead;
         Span<byte> header = stackalloc byte[WalFormat.HeaderSize];
         lock (_lock)
@@ -171,7 +170,7 @@ internal sealed class WriteAheadLog : IDisposable
             else
             {
                 Append(lsn, payloadLength, payloadRegister, part1, part2, part3);
-                durable = _openDone.Task;
+                Task durable = _openDone.Task;
                 if (_writing) return (lsn, durable);   // a write is in progress: this record rides in the next batch
                 _writing = true;
                 _handoff = true;   // fsync mode: every batch goes to the writer thread
