@@ -15,8 +15,9 @@ namespace ParamDb.Storage.Durability;
 /// <para><b>Who writes (leader-based group commit).</b> One thread at a time holds the write token. Without
 /// <see cref="FlushToDisk"/>, an appender that finds no write in progress takes the token and writes its record
 /// itself, straight from its own buffers (nothing else is open then), before
-/// <see cref="Append(ReadOnlySpan{byte})"/> returns: its task is then already complete, so the push is acknowledged with no thread hop at all. Appenders that come while a write is
-/// in progress only copy their record: it rides in the next batch. A leader that finds records left behind when
+/// <see cref="Append(ReadOnlySpan{byte})"/> returns: its task is then already complete, so the push is
+/// acknowledged with no thread hop at all. Appenders that come while a write is in progress only copy their
+/// record: it rides in the next batch. A leader that finds records left behind when
 /// its write ends hands the token to the writer thread, which writes until none are left, so no leader is held
 /// for more than its own batch. Why: on 2 cores the writer thread waited for a core while both push handlers and
 /// the load generator ran, and every acknowledgement waited on it (W-sparse in <c>wal</c> mode ran at 0.49–0.55 of
