@@ -3,7 +3,9 @@
 # Release node of BASE, then one of the working tree, and running the same paramdb-bench command against each,
 # with the node's CPU time read from /proc (node s/GB), so the two builds share the machine's mood of each round
 # (the order alternates from round to round).
-# usage: bench/ab.sh BASE [ROUNDS] [-- paramdb-bench args]   (default args: --workload all --duration 3)
+# Each node first runs the same command unmeasured for WARM seconds a phase (default 8): a fresh node compiles its
+# code for its first seconds, and measured at once W-dense cost it ~2x the CPU per GB of a warmed node.
+# usage: [WARM=8] bench/ab.sh BASE [ROUNDS] [-- paramdb-bench args]   (default args: --workload all --duration 3)
 #   e.g. bench/ab.sh 3d700bc 3 -- --workload dense,sparse --duration 3
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +30,8 @@ for r in $(seq 1 "$rounds"); do
     dotnet "$dll" --data "$data" --memory 2g --listen 127.0.0.1:7520 --listen-h2 127.0.0.1:7521 > "$data.log" 2>&1 &
     node=$!
     for _ in $(seq 1 150); do curl -sf http://127.0.0.1:7520/v1/health > /dev/null && break; sleep 0.2; done
-    echo "== round $r $side ($( [ "$side" = base ] && echo "$base" || git rev-parse --short HEAD)+working tree)"
+    echo "== round $r $side ($( [ "$side" = base ] && echo "$base" || echo "$(git rev-parse --short HEAD)+working tree"))"
+    [ "${WARM:-8}" -gt 0 ] && "$B" --url http://127.0.0.1:7520 "${bench_args[@]}" --duration "${WARM:-8}" > /dev/null
     "$B" --url http://127.0.0.1:7520 --node-pids "$node" "${bench_args[@]}" | sed -n '/^workload/,/^$/p'
     kill "$node"; wait "$node" 2> /dev/null || true
     rm -rf "$data" "$data.log"
