@@ -14,10 +14,12 @@ internal sealed record PhaseResult(
     public double BenchCpuSeconds { get; init; }
 
     /// <summary>The load generator's CPU seconds per GB (10^9 bytes) of values moved.</summary>
-    public double? BenchCpuSecondsPerGB => PayloadBytes > 0 ? BenchCpuSeconds / (PayloadBytes / 1e9) : null;
+    public double? BenchCpuSecondsPerGB => PerGB(BenchCpuSeconds);
 
     /// <summary>Node CPU seconds per GB (10^9 bytes) of values moved.</summary>
-    public double? NodeCpuSecondsPerGB => NodeCpuSeconds is { } cpu && PayloadBytes > 0 ? cpu / (PayloadBytes / 1e9) : null;
+    public double? NodeCpuSecondsPerGB => PerGB(NodeCpuSeconds);
+
+    private double? PerGB(double? seconds) => seconds is { } s && PayloadBytes > 0 ? s / (PayloadBytes / 1e9) : null;
 
     /// <summary>Values payload, in MB (10^6 bytes) per second.</summary>
     public double MBPerSecond => PayloadBytes / 1e6 / Seconds;
